@@ -1,0 +1,116 @@
+//! Face detection with YuNet (2023mar): letterbox into the model's fixed 640x640 input, decode
+//! the anchor-free heads at strides 8, 16 and 32, then non-maximum suppression.
+//!
+//! Choices, measured with `cargo xtask eval` on shared/data (see ARCHITECTURE.md):
+//! - the image is scaled so its longer side is 640, but never enlarged more than 2x: a face that
+//!   fills the whole input is outside what YuNet saw in training and scores low (at 0.9, every
+//!   150x150 face crop enlarged to 640 was missed);
+//! - score threshold 0.8 (YuNet's score is sqrt(cls * obj));
+//! - NMS at IoU 0.3, as OpenCV's FaceDetectorYN.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use image::imageops::{self, FilterType};
+
+use crate::error::{Error, Result};
+use crate::geometry::{Point, RectF};
+use crate::model::Model;
+
+pub(crate) const INPUT: usize = 640;
+const STRIDES: [usize; 3] = [8, 16, 32];
+/// Default minimum score for a detection.
+pub const DEFAULT_MIN_SCORE: f32 = 0.8;
+pub(crate) const MAX_UPSCALE: f32 = 2.0;
+pub(crate) const NMS_IOU: f32 = 0.3;
+
+/// One face found by the detector, in image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub rect: RectF,
+    pub score: f32,
+    /// Eye (image left), eye (image right), nose tip, mouth corner (image left), mouth corner (image right).
+    pub landmarks5: [Point; 5],
+}
+
+pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: usize) -> Result<Vec<Detection>> {
+    if !(0.0..=1.0).contains(&min_score) {
+        return Err(Error::InvalidArgument { reason: format!("min_score {min_score} is outside 0..1") });
+    }
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let scale = (INPUT as f32 / w.max(h)).min(MAX_UPSCALE);
+    let nw = ((w * scale).round() as u32).clamp(1, INPUT as u32);
+    let nh = ((h * scale).round() as u32).clamp(1, INPUT as u32);
+    let resized = if (nw, nh) == (img.width(), img.height()) {
+        img.clone()
+    } else {
+        imageops::resize(img, nw, nh, FilterType::Triangle)
+    };
+    // BGR, 0..255, planar, image in the top-left corner and black elsewhere (as OpenCV pads).
+    let plane = INPUT * INPUT;
+    let mut input = vec![0.0f32; 3 * plane];
+    for (x, y, p) in resized.enumerate_pixels() {
+        let i = y as usize * INPUT + x as usize;
+        input[i] = p[2] as f32;
+        input[plane + i] = p[1] as f32;
+        input[2 * plane + i] = p[0] as f32;
+    }
+    let outputs = model.run(&[1, 3, INPUT, INPUT], input)?;
+    if outputs.len() != 12 {
+        return Err(Error::Model { model: model.name(), reason: format!("expected 12 outputs, got {}", outputs.len()) });
+    }
+    let mut found = Vec::new();
+    for (level, &stride) in STRIDES.iter().enumerate() {
+        // Output order in the file: cls_8,16,32, obj_8,16,32, bbox_8,16,32, kps_8,16,32.
+        let (cls, obj, bbox, kps) =
+            (&outputs[level], &outputs[3 + level], &outputs[6 + level], &outputs[9 + level]);
+        let cols = INPUT / stride;
+        let s = stride as f32;
+        for idx in 0..cls.len() {
+            let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
+            if score < min_score || !score.is_finite() {
+                continue;
+            }
+            let (row, col) = ((idx / cols) as f32, (idx % cols) as f32);
+            let b = &bbox[idx * 4..idx * 4 + 4];
+            let (cx, cy) = ((col + b[0]) * s, (row + b[1]) * s);
+            let (bw, bh) = (b[2].exp() * s, b[3].exp() * s);
+            let k = &kps[idx * 10..idx * 10 + 10];
+            let landmarks5 = std::array::from_fn(|n| {
+                Point::new((k[2 * n] + col) * s / scale, (k[2 * n + 1] + row) * s / scale)
+            });
+            let rect = RectF {
+                left: (cx - bw / 2.0) / scale,
+                top: (cy - bh / 2.0) / scale,
+                width: bw / scale,
+                height: bh / scale,
+            };
+            if rect.width.is_finite() && rect.height.is_finite() && rect.width > 0.0 && rect.height > 0.0 {
+                found.push(Detection { rect, score, landmarks5 });
+            }
+        }
+    }
+    let mut kept = nms(found, NMS_IOU);
+    kept.retain(|d| clip_visible(d, w, h));
+    // The Face API ranks faces by rectangle size, largest first.
+    kept.sort_by(|a, b| b.rect.area().total_cmp(&a.rect.area()));
+    kept.truncate(max_faces);
+    Ok(kept)
+}
+
+/// Greedy non-maximum suppression, best score first.
+pub(crate) fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in dets {
+        if kept.iter().all(|k| k.rect.iou(&d.rect) < iou) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+/// Keeps a detection whose centre lies in the image (the padding can yield ghosts outside it).
+fn clip_visible(d: &Detection, w: f32, h: f32) -> bool {
+    let c = d.rect.center();
+    c.x >= 0.0 && c.y >= 0.0 && c.x < w && c.y < h
+}

@@ -1,0 +1,181 @@
+//! The engine: loaded models and the detect-and-embed pipeline.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{DecodeLimits, decode};
+use crate::detect::{self, DEFAULT_MIN_SCORE, Detection};
+use crate::embed::{self, Embedding, RecognitionModel};
+use crate::error::{Error, Result};
+use crate::geometry::{Point, RectF};
+use crate::landmarks::{self, FaceLandmarks};
+use crate::model::Model;
+
+/// The ONNX files the engine runs, as bytes (the engine never reads files itself).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelBytes<'a> {
+    /// YuNet 2023mar, folded to fp32.
+    pub detector: &'a [u8],
+    /// face-api.js FaceLandmark68Net.
+    pub landmarks68: &'a [u8],
+    /// SFace 2021dec, folded to fp32.
+    pub sface: &'a [u8],
+    /// face-api.js FaceRecognitionNet.
+    pub faceapi_recognizer: &'a [u8],
+}
+
+/// The most faces one image yields, as in the Face API.
+pub const MAX_FACES: usize = 100;
+
+/// What `Engine::detect` computes beyond the boxes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DetectOptions {
+    pub min_score: f32,
+    pub max_faces: usize,
+    /// Compute the 68 points and the 27 Face API landmarks.
+    pub landmarks: bool,
+    /// Compute an embedding with this model.
+    pub recognition: Option<RecognitionModel>,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions { min_score: DEFAULT_MIN_SCORE, max_faces: MAX_FACES, landmarks: true, recognition: None }
+    }
+}
+
+/// A face rectangle in whole pixels, inside the image, as the Face API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rectangle {
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rectangle {
+    /// Rounds `r` to pixels and clips it to a `w x h` image.
+    pub fn clipped(r: &RectF, w: u32, h: u32) -> Rectangle {
+        let x1 = r.left.round().clamp(0.0, w as f32) as u32;
+        let y1 = r.top.round().clamp(0.0, h as f32) as u32;
+        let x2 = (r.left + r.width).round().clamp(0.0, w as f32) as u32;
+        let y2 = (r.top + r.height).round().clamp(0.0, h as f32) as u32;
+        Rectangle { left: x1, top: y1, width: x2.saturating_sub(x1), height: y2.saturating_sub(y1) }
+    }
+}
+
+/// One face and everything computed for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Face {
+    pub rectangle: Rectangle,
+    pub detection: Detection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landmarks68: Option<Vec<Point>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landmarks: Option<FaceLandmarks>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Embedding>,
+}
+
+/// The loaded models. Cheap to share: runs take `&self`.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    detector: Model,
+    landmarks68: Model,
+    sface: Model,
+    faceapi: Model,
+    limits: DecodeLimits,
+}
+
+impl Engine {
+    /// Loads every model. Fails with `Error::Model` naming the model that would not load.
+    pub fn new(models: &ModelBytes<'_>) -> Result<Engine> {
+        Ok(Engine {
+            detector: Model::load("yunet_2023mar", models.detector)?,
+            landmarks68: Model::load("faceapi_landmark68", models.landmarks68)?,
+            sface: Model::load("sface_2021dec", models.sface)?,
+            faceapi: Model::load("faceapi_recognition", models.faceapi_recognizer)?,
+            limits: DecodeLimits::default(),
+        })
+    }
+
+    /// Replaces the decode limits (defaults: the Face API's).
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Engine {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    /// Decodes `bytes` with this engine's limits.
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
+        decode(bytes, &self.limits)
+    }
+
+    /// Decodes an image and runs the whole pipeline on it.
+    pub fn detect(&self, bytes: &[u8], options: &DetectOptions) -> Result<Vec<Face>> {
+        let img = self.decode(bytes)?;
+        self.detect_image(&img, options)
+    }
+
+    /// Runs the pipeline on a decoded image. Faces are ranked by rectangle size, largest first.
+    pub fn detect_image(&self, img: &RgbImage, options: &DetectOptions) -> Result<Vec<Face>> {
+        if options.max_faces == 0 || options.max_faces > MAX_FACES {
+            return Err(Error::InvalidArgument {
+                reason: format!("max_faces {} is outside 1..={MAX_FACES}", options.max_faces),
+            });
+        }
+        let detections = self.detect_faces(img, options.min_score, options.max_faces)?;
+        detections.into_iter().map(|d| self.describe(img, d, options)).collect()
+    }
+
+    /// The detector alone.
+    pub fn detect_faces(&self, img: &RgbImage, min_score: f32, max_faces: usize) -> Result<Vec<Detection>> {
+        detect::detect(&self.detector, img, min_score, max_faces)
+    }
+
+    /// The 68 landmarks of a detected face, in image pixels.
+    pub fn landmarks68(&self, img: &RgbImage, det: &Detection) -> Result<Vec<Point>> {
+        landmarks::landmarks68(&self.landmarks68, img, det)
+    }
+
+    /// Embeds a detected face. `landmarks68` is needed by the face-api.js recognizer and computed
+    /// when not given.
+    pub fn embed(
+        &self,
+        img: &RgbImage,
+        det: &Detection,
+        landmarks68: Option<&[Point]>,
+        model: RecognitionModel,
+    ) -> Result<Embedding> {
+        match model {
+            RecognitionModel::SFace => embed::sface(&self.sface, img, det),
+            RecognitionModel::FaceApi => match landmarks68 {
+                Some(points) => embed::faceapi(&self.faceapi, img, points),
+                None => embed::faceapi(&self.faceapi, img, &self.landmarks68(img, det)?),
+            },
+        }
+    }
+
+    /// Everything asked for about one detection.
+    pub fn describe(&self, img: &RgbImage, detection: Detection, options: &DetectOptions) -> Result<Face> {
+        let needs_68 = options.landmarks || options.recognition == Some(RecognitionModel::FaceApi);
+        let landmarks68 = if needs_68 { Some(self.landmarks68(img, &detection)?) } else { None };
+        let embedding = options
+            .recognition
+            .map(|model| self.embed(img, &detection, landmarks68.as_deref(), model))
+            .transpose()?;
+        let landmarks = if options.landmarks { landmarks68.as_deref().and_then(FaceLandmarks::from_68) } else { None };
+        Ok(Face {
+            rectangle: Rectangle::clipped(&detection.rect, img.width(), img.height()),
+            detection,
+            landmarks68: if options.landmarks { landmarks68 } else { None },
+            landmarks,
+            embedding,
+        })
+    }
+}

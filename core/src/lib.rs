@@ -1,0 +1,54 @@
+//! face-core: the face engine. Bytes in, values out.
+//!
+//! Decode (JPEG, PNG, GIF, BMP with EXIF orientation) -> detect (YuNet) -> landmarks (5 from the
+//! detector, 68 from face-api.js's net, the Face API's 27 from those) -> align and embed (SFace,
+//! face-api.js's recognizer) -> compare (verify, find-similar, group).
+//!
+//! The crate does no I/O, reads no clock, starts no thread and prints nothing: models arrive as
+//! bytes and results leave as values, so it runs the same natively and in WebAssembly.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), face_core::Error> {
+//! # let (detector, landmarks68, sface, faceapi_recognizer, photo) = (vec![], vec![], vec![], vec![], vec![]);
+//! let engine = face_core::Engine::new(&face_core::ModelBytes {
+//!     detector: &detector,
+//!     landmarks68: &landmarks68,
+//!     sface: &sface,
+//!     faceapi_recognizer: &faceapi_recognizer,
+//! })?;
+//! let options = face_core::DetectOptions {
+//!     recognition: Some(face_core::RecognitionModel::SFace),
+//!     ..Default::default()
+//! };
+//! let faces = engine.detect(&photo, &options)?;
+//! if let [a, b, ..] = faces.as_slice() {
+//!     let v = face_core::verify(a.embedding.as_ref().unwrap(), b.embedding.as_ref().unwrap())?;
+//!     assert!((0.0..=1.0).contains(&v.confidence));
+//! }
+//! # Ok(()) }
+//! ```
+
+mod compare;
+mod decode;
+mod detect;
+mod embed;
+mod engine;
+mod error;
+mod geometry;
+mod landmarks;
+mod model;
+mod tensor;
+
+pub use crate::{
+    compare::{
+        CONFIDENCE_SLOPE, FindSimilarMode, Grouping, IDENTICAL_CONFIDENCE, MAX_GROUP_FACES, Similar, Verification,
+        confidence_from_cosine, cosine, find_similar, group, verify,
+    },
+    decode::{DecodeLimits, decode},
+    detect::{DEFAULT_MIN_SCORE, Detection},
+    embed::{Embedding, RecognitionModel},
+    engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, Rectangle},
+    error::{Error, Result},
+    geometry::{Point, RectF, Similarity},
+    landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},
+};

