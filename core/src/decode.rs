@@ -52,6 +52,16 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
+    // The header's promise of pixels, checked before a byte of them is decoded.
+    let needed = decoder.total_bytes();
+    if needed > limits.max_alloc_bytes {
+        return Err(Error::DecompressionBomb {
+            reason: format!(
+                "{width}x{height} pixels need {needed} bytes decoded, over the {} byte limit",
+                limits.max_alloc_bytes
+            ),
+        });
+    }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
     image.apply_orientation(orientation);

@@ -44,12 +44,17 @@ impl RecognitionModel {
     }
 
     /// Cosine similarity of L2-normalised embeddings at the model's published decision threshold.
-    /// SFace: OpenCV's cosine threshold 0.363. face-api.js: euclidean distance 0.6 between
-    /// descriptors; for unit vectors d^2 = 2 - 2 cos, so cos = 1 - 0.6^2 / 2 = 0.82.
+    /// SFace: OpenCV's cosine threshold 0.363. face-api.js: euclidean distance 0.6 between raw
+    /// descriptors, whose norm is 1.45 (median over face-api.js's own sample crops, range
+    /// 1.34-1.59); on unit vectors that is a distance of 0.6 / 1.45, and d^2 = 2 - 2 cos gives
+    /// cos = 1 - (0.6 / 1.45)^2 / 2 = 0.914.
     pub fn threshold(self) -> f32 {
         match self {
             RecognitionModel::SFace => 0.363,
-            RecognitionModel::FaceApi => 1.0 - 0.6 * 0.6 / 2.0,
+            RecognitionModel::FaceApi => {
+                let d = 0.6 / FACEAPI_DESCRIPTOR_NORM;
+                1.0 - d * d / 2.0
+            }
         }
     }
 }
@@ -69,6 +74,8 @@ const ARCFACE_TEMPLATE: [Point; 5] = [
     Point::new(41.5493, 92.3655),
     Point::new(70.7299, 92.2041),
 ];
+/// Typical norm of a raw face-api.js descriptor (see `RecognitionModel::threshold`).
+const FACEAPI_DESCRIPTOR_NORM: f32 = 1.45;
 pub(crate) const SFACE_INPUT: usize = 112;
 pub(crate) const FACEAPI_INPUT: usize = 150;
 

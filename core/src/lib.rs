@@ -39,6 +39,9 @@ mod landmarks;
 mod model;
 mod tensor;
 
+/// Decoded pixels, as the engine takes them.
+pub use image::RgbImage;
+
 pub use crate::{
     compare::{
         CONFIDENCE_SLOPE, FindSimilarMode, Grouping, IDENTICAL_CONFIDENCE, MAX_GROUP_FACES, Similar, Verification,

@@ -1,1 +1,270 @@
-use anyhow::Result; pub fn eval(_a: &[String]) -> Result<()> { anyhow::bail!("not yet") }
+//! `cargo xtask eval`: the engine's accuracy and stage timings on ../shared/data.
+//!
+//! One row per figure, next to the reference the issues give (onnxruntime, same models, same data).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use face_core::{
+    Detection, Embedding, Engine, Point, RecognitionModel, RectF, cosine, verify,
+};
+use face_core::RgbImage;
+
+use crate::util::shared_data;
+
+/// Everything eval computes for one photo.
+struct Analysed {
+    faces: Vec<Detection>,
+    /// Embeddings of the largest face, per model.
+    embeddings: HashMap<RecognitionModel, Embedding>,
+}
+
+#[derive(Default)]
+struct Timings {
+    stages: HashMap<&'static str, Vec<f64>>,
+}
+
+impl Timings {
+    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.stages.entry(stage).or_default().push(start.elapsed().as_secs_f64() * 1e3);
+        out
+    }
+
+    fn median(&self, stage: &str) -> f64 {
+        self.stages.get(stage).map(|v| median(v.clone())).unwrap_or(f64::NAN)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn csv_rows(path: &Path) -> Result<Vec<Vec<String>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(str::to_owned).collect()).collect())
+}
+
+fn row(figure: &str, ours: String, reference: &str) {
+    println!("| {figure} | {ours} | {reference} |");
+}
+
+pub fn eval(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask eval (no arguments)");
+    }
+    let data = shared_data();
+    if !data.exists() {
+        bail!("{} not found: eval reads the labelled photos in ../shared/data beside the repository", data.display());
+    }
+    let engine = crate::engine::load()?;
+    let mut timings = Timings::default();
+    println!("| figure | ours | reference |");
+    println!("|---|---|---|");
+    detection_rows(&engine, &data, &mut timings)?;
+    landmark_rows(&engine, &data)?;
+    verification_rows(&engine, &data, &mut timings)?;
+    for stage in ["decode", "detect", "landmarks68", "embed sface", "embed faceapi"] {
+        row(&format!("median ms: {stage}"), format!("{:.1}", timings.median(stage)), "");
+    }
+    Ok(())
+}
+
+fn load(engine: &Engine, path: &Path, timings: &mut Timings) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    timings.time("decode", || engine.decode(&bytes)).with_context(|| format!("decoding {}", path.display()))
+}
+
+fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result<()> {
+    let dir = data.join("detection");
+    let mut truth: Vec<(String, Vec<RectF>)> = Vec::new();
+    for r in csv_rows(&dir.join("LABELS.csv"))? {
+        let rect = RectF {
+            left: r[3].parse()?,
+            top: r[4].parse()?,
+            width: r[5].parse()?,
+            height: r[6].parse()?,
+        };
+        match truth.iter_mut().find(|(p, _)| *p == r[0]) {
+            Some((_, boxes)) => boxes.push(rect),
+            None => truth.push((r[0].clone(), vec![rect])),
+        }
+    }
+    let total: usize = truth.iter().map(|(_, b)| b.len()).sum();
+    let images: Vec<(RgbImage, &Vec<RectF>)> =
+        truth.iter().map(|(p, b)| Ok((load(engine, &dir.join(p), timings)?, b))).collect::<Result<_>>()?;
+    for (min_score, reference) in [
+        (face_core::DEFAULT_MIN_SCORE, "(ours: chosen threshold)"),
+        (0.6, "43/43 / 0.915"),
+        (0.9, "0.953 / 1.000"),
+    ] {
+        let (mut tp, mut fp) = (0, 0);
+        for (img, boxes) in &images {
+            let found = timings.time("detect", || engine.detect_faces(img, min_score, face_core::MAX_FACES))?;
+            let mut used = vec![false; boxes.len()];
+            for d in &found {
+                match (0..boxes.len()).find(|&i| !used[i] && boxes[i].iou(&d.rect) >= 0.5) {
+                    Some(i) => {
+                        used[i] = true;
+                        tp += 1;
+                    }
+                    None => fp += 1,
+                }
+            }
+        }
+        row(
+            &format!("YuNet, score {min_score}: recall / precision on the {total} boxes (IoU >= 0.5)"),
+            format!("{tp}/{total} ({:.3}) / {:.3}", tp as f64 / total as f64, tp as f64 / (tp + fp).max(1) as f64),
+            reference,
+        );
+    }
+    Ok(())
+}
+
+fn landmark_rows(engine: &Engine, data: &Path) -> Result<()> {
+    let dir = data.join("detection");
+    // path -> box index -> 68 points from dlib.
+    let mut dlib: Vec<((String, String), Vec<Point>)> = Vec::new();
+    for r in csv_rows(&dir.join("landmarks68.csv"))? {
+        let key = (r[0].clone(), r[1].clone());
+        let p = Point::new(r[3].parse()?, r[4].parse()?);
+        match dlib.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, pts)) => pts.push(p),
+            None => dlib.push((key, vec![p])),
+        }
+    }
+    let mut errors = Vec::new();
+    let mut unmatched = 0;
+    let mut timings = Timings::default();
+    let mut cache: HashMap<String, (RgbImage, Vec<Detection>)> = HashMap::new();
+    for ((path, _), truth) in &dlib {
+        if truth.len() != 68 {
+            continue;
+        }
+        if !cache.contains_key(path) {
+            let img = load(engine, &dir.join(path), &mut timings)?;
+            let dets = engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, face_core::MAX_FACES)?;
+            cache.insert(path.clone(), (img, dets));
+        }
+        let (img, dets) = &cache[path];
+        let centre = Point::mean(truth);
+        let eye_corners = truth[36].distance(truth[45]);
+        let Some(det) = dets
+            .iter()
+            .filter(|d| d.rect.center().distance(centre) < eye_corners)
+            .min_by(|a, b| a.rect.center().distance(centre).total_cmp(&b.rect.center().distance(centre)))
+        else {
+            unmatched += 1;
+            continue;
+        };
+        let ours = engine.landmarks68(img, det)?;
+        let per_point: Vec<f64> = ours.iter().zip(truth).map(|(a, b)| (a.distance(*b) / eye_corners) as f64).collect();
+        errors.push(median(per_point));
+    }
+    row(
+        &format!("68-point landmarks vs dlib's points, median error / eye-corner distance ({} faces, {unmatched} not detected)", errors.len()),
+        format!("{:.3}", median(errors)),
+        "0.057",
+    );
+    Ok(())
+}
+
+fn analyse(engine: &Engine, path: &Path, timings: &mut Timings) -> Result<Analysed> {
+    let img = load(engine, path, timings)?;
+    let faces = timings.time("detect", || engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, face_core::MAX_FACES))?;
+    let mut embeddings = HashMap::new();
+    if let Some(det) = faces.first() {
+        let points = timings.time("landmarks68", || engine.landmarks68(&img, det))?;
+        let e = timings.time("embed sface", || engine.embed(&img, det, None, RecognitionModel::SFace))?;
+        embeddings.insert(RecognitionModel::SFace, e);
+        let e = timings.time("embed faceapi", || engine.embed(&img, det, Some(&points), RecognitionModel::FaceApi))?;
+        embeddings.insert(RecognitionModel::FaceApi, e);
+    }
+    Ok(Analysed { faces, embeddings })
+}
+
+fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result<()> {
+    let dir = data.join("verification");
+    let labels = csv_rows(&dir.join("LABELS.csv"))?;
+    let mut analysed: HashMap<String, Analysed> = HashMap::new();
+    for r in &labels {
+        analysed.insert(r[0].clone(), analyse(engine, &dir.join(&r[0]), timings)?);
+    }
+    let missed = analysed.values().filter(|a| a.faces.is_empty()).count();
+    row(
+        &format!("faces not found among the {} verification images (score {})", labels.len(), face_core::DEFAULT_MIN_SCORE),
+        missed.to_string(),
+        "2 (score 0.6)",
+    );
+
+    let pairs = csv_rows(&dir.join("pairs.csv"))?;
+    for (model, reference) in [
+        (RecognitionModel::SFace, "0.9929; 0.9986"),
+        (RecognitionModel::FaceApi, "0.9823; 0.9983"),
+    ] {
+        let mut scored: Vec<(f32, bool, bool)> = Vec::new(); // (cosine, same, predicted same)
+        for p in &pairs {
+            let (Some(a), Some(b)) = (
+                analysed.get(&p[0]).and_then(|x| x.embeddings.get(&model)),
+                analysed.get(&p[1]).and_then(|x| x.embeddings.get(&model)),
+            ) else {
+                continue;
+            };
+            let v = verify(a, b)?;
+            scored.push((cosine(&a.vector, &b.vector), p[2] == "1", v.is_identical));
+        }
+        let correct = scored.iter().filter(|(_, same, pred)| same == pred).count();
+        row(
+            &format!("{}, at its published threshold: accuracy on {} usable pairs; AUC", model.id(), scored.len()),
+            format!("{:.4}; {:.4}", correct as f64 / scored.len().max(1) as f64, auc(&scored)),
+            reference,
+        );
+    }
+
+    let split = csv_rows(&dir.join("identify_split.csv"))?;
+    for model in [RecognitionModel::SFace, RecognitionModel::FaceApi] {
+        let gallery: Vec<(&str, &Embedding)> = split
+            .iter()
+            .filter(|r| r[2] == "gallery")
+            .filter_map(|r| analysed.get(&r[0]).and_then(|a| a.embeddings.get(&model)).map(|e| (r[1].as_str(), e)))
+            .collect();
+        let (mut usable, mut right) = (0, 0);
+        for probe in split.iter().filter(|r| r[2] == "probe") {
+            let Some(e) = analysed.get(&probe[0]).and_then(|a| a.embeddings.get(&model)) else { continue };
+            usable += 1;
+            let best = gallery
+                .iter()
+                .max_by(|a, b| cosine(&e.vector, &a.1.vector).total_cmp(&cosine(&e.vector, &b.1.vector)));
+            if best.is_some_and(|(id, _)| *id == probe[1]) {
+                right += 1;
+            }
+        }
+        row(
+            &format!("identification top-1, {usable} usable probes, {}", model.id()),
+            format!("{:.3}", right as f64 / usable.max(1) as f64),
+            if model == RecognitionModel::SFace { "1.000 (38 probes)" } else { "" },
+        );
+    }
+    Ok(())
+}
+
+/// ROC AUC by the Mann-Whitney statistic (ties count half).
+fn auc(scored: &[(f32, bool, bool)]) -> f64 {
+    let pos: Vec<f32> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
+    let neg: Vec<f32> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    let mut wins = 0.0;
+    for p in &pos {
+        for n in &neg {
+            wins += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+        }
+    }
+    wins / (pos.len() * neg.len()).max(1) as f64
+}
+

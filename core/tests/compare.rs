@@ -1,0 +1,60 @@
+use face_core::{DetectOptions, Embedding, FindSimilarMode, RecognitionModel, find_similar, group, verify};
+
+use crate::common::{engine, photo};
+
+fn embeddings(model: RecognitionModel) -> Vec<Embedding> {
+    ["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg"]
+        .iter()
+        .map(|name| {
+            let options = DetectOptions { recognition: Some(model), landmarks: false, ..Default::default() };
+            engine().detect(&photo(name), &options).unwrap().remove(0).embedding.unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn grouping_puts_one_person_together_and_the_odd_face_in_the_messy_group() {
+    for model in RecognitionModel::ALL {
+        let g = group(&embeddings(model)).unwrap();
+        assert_eq!(g.groups, vec![vec![0, 2, 3]], "{model:?}");
+        assert_eq!(g.messy_group, vec![1], "{model:?}");
+    }
+}
+
+#[test]
+fn find_similar_ranks_and_filters_by_mode() {
+    let all = embeddings(RecognitionModel::SFace);
+    let (query, candidates) = (&all[0], &all[1..]);
+    let person = find_similar(query, candidates, FindSimilarMode::MatchPerson, 20).unwrap();
+    let mut indices: Vec<usize> = person.iter().map(|s| s.index).collect();
+    indices.sort();
+    assert_eq!(indices, vec![1, 2]);
+    assert!(person.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+    let face = find_similar(query, candidates, FindSimilarMode::MatchFace, 20).unwrap();
+    assert_eq!(face.len(), 3);
+    assert_eq!(face.last().unwrap().index, 0, "biden ranks last");
+    assert_eq!(find_similar(query, candidates, FindSimilarMode::MatchFace, 1).unwrap().len(), 1);
+}
+
+#[test]
+fn embeddings_of_different_models_do_not_compare() {
+    let a = embeddings(RecognitionModel::SFace).remove(0);
+    let b = embeddings(RecognitionModel::FaceApi).remove(0);
+    assert!(verify(&a, &b).is_err());
+    assert!(group(&vec![a.clone(); 1001]).is_err());
+}
+
+#[test]
+fn confidence_is_one_half_exactly_at_the_published_threshold_and_monotonic() {
+    for model in RecognitionModel::ALL {
+        let t = model.threshold();
+        assert!(face_core::confidence_from_cosine(model, t) >= 0.5);
+        assert!(face_core::confidence_from_cosine(model, t - 1e-4) < 0.5);
+        let mut last = -1.0;
+        for i in -100..=100 {
+            let c = face_core::confidence_from_cosine(model, i as f32 / 100.0);
+            assert!((0.0..=1.0).contains(&c) && c >= last);
+            last = c;
+        }
+    }
+}
