@@ -54,4 +54,5 @@ pub use crate::{
     error::{Error, Result},
     geometry::{Point, RectF, Similarity},
     landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},
+    model::Model,
 };

@@ -1,4 +1,5 @@
-//! Loading ONNX bytes into runnable tract plans.
+//! Loading ONNX bytes into runnable tract plans. Public so that benchmarks time exactly the
+//! calls the engine makes.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -9,14 +10,14 @@ use crate::error::{Error, Result, model_err};
 
 /// One loaded model, ready to run.
 #[derive(Debug, Clone)]
-pub(crate) struct Model {
+pub struct Model {
     name: &'static str,
     plan: Arc<TypedRunnableModel>,
 }
 
 impl Model {
     /// Parses and optimises ONNX `bytes`. The input shape must be fixed in the file.
-    pub(crate) fn load(name: &'static str, bytes: &[u8]) -> Result<Model> {
+    pub fn load(name: &'static str, bytes: &[u8]) -> Result<Model> {
         if bytes.is_empty() {
             return Err(Error::Model { model: name, reason: "no model bytes were given".into() });
         }
@@ -29,7 +30,7 @@ impl Model {
     }
 
     /// Runs the model on one NCHW f32 tensor and returns every output, flattened.
-    pub(crate) fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+    pub fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>> {
         let input = Tensor::from_shape(shape, &data).map_err(model_err(self.name))?;
         let outputs = self.plan.run(tvec![input.into()]).map_err(model_err(self.name))?;
         outputs
@@ -40,7 +41,7 @@ impl Model {
             .collect()
     }
 
-    pub(crate) fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         self.name
     }
 }

@@ -71,6 +71,7 @@ pub fn eval(args: &[String]) -> Result<()> {
     detection_rows(&engine, &data, &mut timings)?;
     landmark_rows(&engine, &data)?;
     verification_rows(&engine, &data, &mut timings)?;
+    badinput_rows(&data)?;
     for stage in ["decode", "detect", "landmarks68", "embed sface", "embed faceapi"] {
         row(&format!("median ms: {stage}"), format!("{:.1}", timings.median(stage)), "");
     }
@@ -253,6 +254,82 @@ fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Res
         );
     }
     Ok(())
+}
+
+/// Every file in badinput/, through the engine natively and on wasm32-wasip1 in wasmtime: faces
+/// or a typed error, never a panic, and the same outcome on both targets.
+fn badinput_rows(data: &Path) -> Result<()> {
+    let dir = data.join("badinput");
+    let mut files = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !matches!(path.extension().and_then(|e| e.to_str()), Some("csv" | "md")) {
+                files.push(path.canonicalize()?.display().to_string());
+            }
+        }
+    }
+    files.sort();
+    let native = outcomes(&files, None)?;
+    let wasm = outcomes(&files, Some(&dir))?;
+    for (label, out) in [("native", &native), ("wasm32-wasip1 in wasmtime", &wasm)] {
+        let faces = out.iter().filter(|o| o.starts_with("faces")).count();
+        let errors = out.iter().filter(|o| o.starts_with("error")).count();
+        row(
+            &format!("badinput, {label}: {} files", files.len()),
+            format!("{faces} with a result, {errors} typed errors, {} panics", files.len() - faces - errors),
+            "every file: faces or a typed error",
+        );
+    }
+    let differing: Vec<String> = files
+        .iter()
+        .zip(native.iter().zip(&wasm))
+        .filter(|(_, (n, w))| !same_outcome(n, w))
+        .map(|(f, (n, w))| format!("{f}: native {n} / wasm {w}"))
+        .collect();
+    row(
+        "badinput: same outcome natively and in wasm32 (rectangles exact, embeddings within 1e-3)",
+        if differing.is_empty() { "all".into() } else { format!("{} differ: {}", differing.len(), differing.join("; ")) },
+        "all",
+    );
+    Ok(())
+}
+
+/// One outcome line per file from face-core's `detect_files` example.
+fn outcomes(files: &[String], wasm_dir: Option<&Path>) -> Result<Vec<String>> {
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args(["run", "--quiet", "--package", "face-core", "--example", "detect_files"]);
+    if let Some(dir) = wasm_dir {
+        cmd.args(["--target", "wasm32-wasip1"]);
+        crate::wasm::wasip1_runner(&mut cmd, &[dir])?;
+    }
+    let out = cmd.arg("--").args(files).output().context("running detect_files")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut by_file: HashMap<&str, String> = HashMap::new();
+    for line in text.lines() {
+        if let Some((file, outcome)) = line.split_once('\t') {
+            by_file.insert(file, outcome.to_owned());
+        }
+    }
+    // A file with no line means the run died on it (a panic or trap): report it as such.
+    Ok(files.iter().map(|f| by_file.get(f.as_str()).cloned().unwrap_or_else(|| "PANIC (no outcome)".into())).collect())
+}
+
+fn same_outcome(a: &str, b: &str) -> bool {
+    let (ta, tb): (Vec<&str>, Vec<&str>) = (a.split(' ').collect(), b.split(' ').collect());
+    ta.len() == tb.len()
+        && ta.iter().zip(&tb).all(|(x, y)| {
+            if let (Some(x), Some(y)) = (x.strip_prefix('['), y.strip_prefix('[')) {
+                let parse = |s: &str| -> Vec<f32> { s.trim_end_matches(']').split(',').filter_map(|v| v.parse().ok()).collect() };
+                let (vx, vy) = (parse(x), parse(y));
+                vx.len() == vy.len() && vx.iter().zip(&vy).all(|(p, q)| (p - q).abs() <= 1e-3)
+            } else {
+                x == y
+            }
+        })
 }
 
 /// ROC AUC by the Mann-Whitney statistic (ties count half).

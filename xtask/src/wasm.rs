@@ -1,1 +1,38 @@
-use anyhow::Result; pub fn wasm_test(_a: &[String]) -> Result<()> { anyhow::bail!("not yet") }
+//! Running face-core on wasm32-wasip1 (with simd128) inside wasmtime, reading the same models
+//! and photos as the native run.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::util::{cache_dir, python, repo_root, run};
+
+/// Makes `cmd` (a cargo command with `--target wasm32-wasip1`) run its output in wasmtime through
+/// `xtask/wasi_runner.py`, with the repo, the cache and `extra` folders visible at their host paths.
+pub fn wasip1_runner(cmd: &mut Command, extra: &[&Path]) -> Result<()> {
+    let python = python()?;
+    let runner = format!("{} {}", python.display(), repo_root().join("xtask/wasi_runner.py").display());
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)?;
+    let mut dirs = vec![repo_root().canonicalize()?, cache.canonicalize()?];
+    for dir in extra {
+        dirs.push(dir.canonicalize()?);
+    }
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    cmd.env("CARGO_TARGET_WASM32_WASIP1_RUNNER", runner)
+        .env("FACE_WASI_DIRS", dirs.join(":"))
+        .env("FACE_CACHE", cache.canonicalize()?);
+    Ok(())
+}
+
+/// `cargo xtask wasm-test`: face-core's tests on wasm32-wasip1 in wasmtime.
+pub fn wasm_test(args: &[String]) -> Result<()> {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["test", "--package", "face-core", "--target", "wasm32-wasip1", "--test", "tests"]).args(args);
+    wasip1_runner(&mut cmd, &[])?;
+    if let Err(e) = run(&mut cmd) {
+        bail!("face-core's tests failed on wasm32-wasip1: {e}");
+    }
+    Ok(())
+}

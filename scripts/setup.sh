@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, only what is missing: Rust targets, the Python
+# environment (created by xtask), the models and the test photos. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required but not installed ($2)" >&2; exit 1; }; }
+need cargo "install Rust with rustup"
+need python3 "install Python 3.11 or newer"
+need npm "install Node.js 20 or newer"
+
+installed=$(rustup target list --installed)
+for target in wasm32-wasip1 wasm32-unknown-unknown; do
+  grep -qx "$target" <<<"$installed" || rustup target add "$target"
+done
+
+echo "setup: models" >&2
+cargo xtask models
+echo "setup: test photos" >&2
+cargo xtask testdata
