@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required but not installed ($2)" >&2; exit 1; }; }
 need cargo "install Rust with rustup"
+need rustup "install Rust with rustup"
 need python3 "install Python 3.11 or newer"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11 or newer is required (tomllib), found $(python3 --version)" >&2; exit 1; }
 need npm "install Node.js 20 or newer"
 
 installed=$(rustup target list --installed)

@@ -8,7 +8,7 @@ Exits with the program's exit code; a trap prints its message and exits 101, as 
 import os
 import sys
 
-from wasmtime import Config, Engine, ExitTrap, Linker, Module, Store, WasiConfig, WasmtimeError
+from wasmtime import Config, Engine, ExitTrap, Linker, Module, Store, Trap, WasiConfig, WasmtimeError
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
         instance.exports(store)["_start"](store)
     except ExitTrap as e:
         sys.exit(e.code)
-    except WasmtimeError as e:
+    except (Trap, WasmtimeError) as e:
         print(f"wasm trap: {e}", file=sys.stderr)
         sys.exit(101)
 

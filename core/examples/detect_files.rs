@@ -39,11 +39,7 @@ fn main() {
                     .collect();
                 format!("faces {} {}", faces.len(), rects.join(" "))
             }
-            Err(e) => {
-                let debug = format!("{e:?}");
-                let variant = debug.split([' ', '{', '(']).next().unwrap_or("").to_owned();
-                format!("error {variant}: {e}")
-            }
+            Err(e) => format!("error {}: {e}", e.kind()),
         };
         let line = format!("{path}\t{outcome}\n");
         std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes()).expect("stdout");

@@ -11,19 +11,25 @@ use crate::embed::{Embedding, RecognitionModel};
 use crate::error::{Error, Result};
 
 /// Slope of the logistic on the rescaled cosine. At 6, SFace pairs at cosine 0.6 score 0.90,
-/// pairs at 0.2 score 0.32.
+/// pairs at 0.2 score 0.33.
 pub const CONFIDENCE_SLOPE: f32 = 6.0;
 /// The confidence at and above which two faces are the same person.
 pub const IDENTICAL_CONFIDENCE: f32 = 0.5;
 /// The most faces `group` accepts.
 pub const MAX_GROUP_FACES: usize = 1000;
 
+/// Cosine similarity; 0 when either vector is zero.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>().clamp(-1.0, 1.0)
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norms = a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norms > 0.0 && norms.is_finite() { (dot / norms).clamp(-1.0, 1.0) } else { 0.0 }
 }
 
 /// Maps a cosine similarity to a confidence for `model`.
 pub fn confidence_from_cosine(model: RecognitionModel, cos: f32) -> f32 {
+    if cos.is_nan() {
+        return 0.0;
+    }
     let t = model.threshold();
     let z = if cos >= t { (cos - t) / (1.0 - t) } else { (cos - t) / (1.0 + t) };
     let c = 1.0 / (1.0 + (-CONFIDENCE_SLOPE * z).exp());
@@ -56,8 +62,17 @@ fn same_model(a: &Embedding, b: &Embedding) -> Result<()> {
             ),
         });
     }
-    if a.vector.len() != b.vector.len() {
-        return Err(Error::InvalidArgument { reason: "embeddings differ in length".into() });
+    for e in [a, b] {
+        if e.vector.len() != e.model.dimensions() || e.vector.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "an embedding of {} must have {} finite values; this one has {}",
+                    e.model.id(),
+                    e.model.dimensions(),
+                    e.vector.len()
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -82,7 +82,8 @@ fn classify(error: image::ImageError) -> Error {
     use image::ImageError as E;
     match error {
         E::Limits(limit) => Error::DecompressionBomb { reason: limit.to_string() },
-        E::Unsupported(u) => Error::UnsupportedFormat { detected: Some(u.to_string()) },
+        // The format passed the check above: this is a feature of it the decoder lacks.
+        E::Unsupported(u) => Error::CorruptImage { reason: u.to_string() },
         other => Error::CorruptImage { reason: other.to_string() },
     }
 }

@@ -40,15 +40,19 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     let scale = (INPUT as f32 / w.max(h)).min(MAX_UPSCALE);
     let nw = ((w * scale).round() as u32).clamp(1, INPUT as u32);
     let nh = ((h * scale).round() as u32).clamp(1, INPUT as u32);
-    let resized = if (nw, nh) == (img.width(), img.height()) {
-        img.clone()
+    // The scale actually applied on each axis, after rounding to whole pixels.
+    let (sx, sy) = (nw as f32 / w, nh as f32 / h);
+    let resized;
+    let input_image = if (nw, nh) == (img.width(), img.height()) {
+        img
     } else {
-        imageops::resize(img, nw, nh, FilterType::Triangle)
+        resized = imageops::resize(img, nw, nh, FilterType::Triangle);
+        &resized
     };
     // BGR, 0..255, planar, image in the top-left corner and black elsewhere (as OpenCV pads).
     let plane = INPUT * INPUT;
     let mut input = vec![0.0f32; 3 * plane];
-    for (x, y, p) in resized.enumerate_pixels() {
+    for (x, y, p) in input_image.enumerate_pixels() {
         let i = y as usize * INPUT + x as usize;
         input[i] = p[2] as f32;
         input[plane + i] = p[1] as f32;
@@ -64,8 +68,15 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
         let (cls, obj, bbox, kps) =
             (&outputs[level], &outputs[3 + level], &outputs[6 + level], &outputs[9 + level]);
         let cols = INPUT / stride;
+        let n = cols * cols;
+        if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
+            return Err(Error::Model {
+                model: model.name(),
+                reason: format!("outputs at stride {stride} do not have the shapes of YuNet at 640x640"),
+            });
+        }
         let s = stride as f32;
-        for idx in 0..cls.len() {
+        for idx in 0..n {
             let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
             if score < min_score || !score.is_finite() {
                 continue;
@@ -76,21 +87,18 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
             let (bw, bh) = (b[2].exp() * s, b[3].exp() * s);
             let k = &kps[idx * 10..idx * 10 + 10];
             let landmarks5 = std::array::from_fn(|n| {
-                Point::new((k[2 * n] + col) * s / scale, (k[2 * n + 1] + row) * s / scale)
+                Point::new((k[2 * n] + col) * s / sx, (k[2 * n + 1] + row) * s / sy)
             });
-            let rect = RectF {
-                left: (cx - bw / 2.0) / scale,
-                top: (cy - bh / 2.0) / scale,
-                width: bw / scale,
-                height: bh / scale,
-            };
-            if rect.width.is_finite() && rect.height.is_finite() && rect.width > 0.0 && rect.height > 0.0 {
-                found.push(Detection { rect, score, landmarks5 });
+            let rect = RectF { left: (cx - bw / 2.0) / sx, top: (cy - bh / 2.0) / sy, width: bw / sx, height: bh / sy };
+            let finite = [rect.left, rect.top, rect.width, rect.height].iter().all(|v| v.is_finite())
+                && landmarks5.iter().all(|p| p.x.is_finite() && p.y.is_finite());
+            let detection = Detection { rect, score, landmarks5 };
+            if finite && rect.width > 0.0 && rect.height > 0.0 && centre_inside(&detection, w, h) {
+                found.push(detection);
             }
         }
     }
     let mut kept = nms(found, NMS_IOU);
-    kept.retain(|d| clip_visible(d, w, h));
     // The Face API ranks faces by rectangle size, largest first.
     kept.sort_by(|a, b| b.rect.area().total_cmp(&a.rect.area()));
     kept.truncate(max_faces);
@@ -109,8 +117,9 @@ pub(crate) fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
     kept
 }
 
-/// Keeps a detection whose centre lies in the image (the padding can yield ghosts outside it).
-fn clip_visible(d: &Detection, w: f32, h: f32) -> bool {
+/// Whether a detection's centre lies in the image (the black padding can yield ghosts outside
+/// it; they are dropped before NMS so they cannot suppress a real face at the edge).
+fn centre_inside(d: &Detection, w: f32, h: f32) -> bool {
     let c = d.rect.center();
     c.x >= 0.0 && c.y >= 0.0 && c.x < w && c.y < h
 }

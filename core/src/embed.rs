@@ -81,8 +81,9 @@ pub(crate) const FACEAPI_INPUT: usize = 150;
 
 /// The 112x112 RGB crop SFace expects, aligned on the detector's five points.
 pub(crate) fn sface_input(img: &RgbImage, det: &Detection) -> Result<Vec<f32>> {
-    let to_crop = Similarity::estimate(&det.landmarks5, &ARCFACE_TEMPLATE).ok_or_else(|| {
-        Error::InvalidArgument { reason: "the five landmarks are degenerate; cannot align the face".into() }
+    let to_crop = Similarity::estimate(&det.landmarks5, &ARCFACE_TEMPLATE).ok_or_else(|| Error::Model {
+        model: "sface_2021dec",
+        reason: "the detector's five landmarks coincide; the face cannot be aligned".into(),
     })?;
     Ok(warp_similarity(img, &to_crop, SFACE_INPUT))
 }
@@ -103,6 +104,9 @@ fn finish(model: &Model, which: RecognitionModel, shape: &[usize], input: Vec<f3
         model: model.name(),
         reason: format!("expected an output of {} values", which.dimensions()),
     })?;
+    if raw.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Model { model: model.name(), reason: "the embedding has non-finite values".into() });
+    }
     Ok(Embedding { model: which, vector: l2_normalise(raw) })
 }
 

@@ -155,6 +155,9 @@ impl Engine {
         match model {
             RecognitionModel::SFace => embed::sface(&self.sface, img, det),
             RecognitionModel::FaceApi => match landmarks68 {
+                Some(points) if points.len() != 68 => Err(Error::InvalidArgument {
+                    reason: format!("68 landmarks are needed, {} were given", points.len()),
+                }),
                 Some(points) => embed::faceapi(&self.faceapi, img, points),
                 None => embed::faceapi(&self.faceapi, img, &self.landmarks68(img, det)?),
             },

@@ -27,6 +27,23 @@ pub enum Error {
     InvalidArgument { reason: String },
 }
 
+impl Error {
+    /// The variant's name, stable for logs and for mapping to API error codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::FileTooSmall { .. } => "FileTooSmall",
+            Error::FileTooLarge { .. } => "FileTooLarge",
+            Error::UnsupportedFormat { .. } => "UnsupportedFormat",
+            Error::CorruptImage { .. } => "CorruptImage",
+            Error::ImageTooSmall { .. } => "ImageTooSmall",
+            Error::ImageTooLarge { .. } => "ImageTooLarge",
+            Error::DecompressionBomb { .. } => "DecompressionBomb",
+            Error::Model { .. } => "Model",
+            Error::InvalidArgument { .. } => "InvalidArgument",
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -8,6 +8,10 @@ use crate::geometry::{RectF, Similarity};
 #[inline]
 fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (img.width() as i64, img.height() as i64);
+    // Also rejects NaN and infinities before any cast.
+    if !(x > -1.0 && y > -1.0 && x < w as f32 && y < h as f32) {
+        return [0.0; 3];
+    }
     let x0 = x.floor();
     let y0 = y.floor();
     let (fx, fy) = (x - x0, y - y0);
@@ -56,6 +60,11 @@ pub fn warp_planar(
 /// face-api.js's input: crop `rect` from the image, pad it to a square with black, centred, then
 /// resize to `size`. Returns the tensor and the square (in image coordinates) it covers.
 pub fn crop_pad_square(img: &RgbImage, rect: RectF, size: usize) -> (Vec<f32>, RectF) {
+    // face-api.js clips the box to the image before padding it to a square.
+    let (iw, ih) = (img.width() as f32, img.height() as f32);
+    let (x1, y1) = (rect.left.max(0.0), rect.top.max(0.0));
+    let (x2, y2) = ((rect.left + rect.width).min(iw), (rect.top + rect.height).min(ih));
+    let rect = if x2 > x1 && y2 > y1 { RectF { left: x1, top: y1, width: x2 - x1, height: y2 - y1 } } else { rect };
     let square = rect.square(1.0);
     let scale = square.width / size as f32;
     let (x1, y1) = (rect.left, rect.top);

@@ -44,6 +44,7 @@ def extract(archive, members, dest):
 
 
 def build_models(manifest, downloads, out):
+    os.makedirs(out, exist_ok=True)
     sources = {s["name"]: s for s in manifest["source"]}
     faceapi_done = False
     with tempfile.TemporaryDirectory() as work:

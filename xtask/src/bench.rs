@@ -56,7 +56,7 @@ fn photo_640x480() -> Result<RgbImage> {
 pub fn bench(args: &[String]) -> Result<()> {
     let runs: usize = match args {
         [] => 20,
-        [flag, n] if flag == "--runs" => n.parse().context("--runs takes a number")?,
+        [flag, n] if flag == "--runs" => n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?,
         _ => bail!("usage: cargo xtask bench [--runs N]"),
     };
     if cfg!(debug_assertions) {
@@ -102,13 +102,13 @@ pub fn bench(args: &[String]) -> Result<()> {
     println!("| model call | native tract ms | onnxruntime 1 thread ms | native / onnxruntime |");
     println!("|---|---|---|---|");
     for (file, _) in MODELS {
-        let (n, o) = (native[file], ort[file]);
+        let (n, o) = (native[file], *ort.get(file).with_context(|| format!("bench_ort.py did not time {file}"))?);
         println!("| {file} | {n:.2} | {o:.2} | {:.2} |", n / o);
     }
     // onnxruntime's pipeline is the sum of the same three model calls (no pre/post-processing).
     let ort_pipeline: f64 = ["face_detection_yunet_2023mar.onnx", "faceapi_landmark68.onnx", "face_recognition_sface_2021dec.onnx"]
         .iter()
-        .map(|f| ort[*f])
+        .map(|f| ort.get(*f).copied().unwrap_or(f64::NAN))
         .sum();
     println!(
         "| pipeline, 640x480 photo, 1 face: decode-free detect + 68 landmarks + SFace embed | {pipeline:.2} | {ort_pipeline:.2} (model calls only) | {:.2} |",

@@ -307,6 +307,10 @@ fn outcomes(files: &[String], wasm_dir: Option<&Path>) -> Result<Vec<String>> {
         crate::wasm::wasip1_runner(&mut cmd, &[dir])?;
     }
     let out = cmd.arg("--").args(files).output().context("running detect_files")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.stdout.is_empty() && !out.status.success() {
+        bail!("detect_files produced nothing ({}): {stderr}", out.status);
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut by_file: HashMap<&str, String> = HashMap::new();
     for line in text.lines() {

