@@ -1,0 +1,79 @@
+//! face-wasm: thin adapters over face-core for WebAssembly hosts, with no logic of their own.
+//!
+//! Both homes of the engine in WebAssembly (the guest that face-server runs in wasmtime, behind
+//! `wasm/wit/face.wit`, and the wasm-bindgen package for browsers and Node) cross their boundary
+//! with the same two shapes defined here: a detect request as JSON in, faces as JSON out, and an
+//! error as `{kind, message}` whose `kind` is the face-core error variant (the WIT variant case,
+//! the JS `Error.name`). The bindings themselves arrive with the WebAssembly issue.
+
+use face_core::{DetectOptions, Engine, Face};
+use serde::{Deserialize, Serialize};
+
+/// An engine error as it crosses a WebAssembly boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The face-core variant: `FileTooSmall`, `UnsupportedFormat`, `CorruptImage`, ...
+    pub kind: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+impl From<face_core::Error> for ErrorInfo {
+    fn from(e: face_core::Error) -> Self {
+        ErrorInfo { kind: e.kind().to_owned(), message: e.to_string() }
+    }
+}
+
+/// Detects faces in `image` with options given as JSON (`{}` for the defaults; fields as in
+/// `DetectOptions`, camelCase) and returns the faces as JSON.
+pub fn detect_json(engine: &Engine, image: &[u8], options_json: &str) -> Result<String, ErrorInfo> {
+    let options: DetectOptions = serde_json::from_str(options_json).map_err(|e| ErrorInfo {
+        kind: "InvalidArgument".into(),
+        message: format!("detect options are not valid JSON for DetectOptions: {e}"),
+    })?;
+    let faces: Vec<Face> = engine.detect(image, &options)?;
+    Ok(serde_json::to_string(&faces).expect("faces serialise"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use face_core::{Engine, ModelBytes};
+
+    use super::*;
+
+    fn engine() -> Engine {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let read = |name: &str| std::fs::read(dir.join(name)).expect("run `cargo xtask models` first");
+        let (d, l, s, f) = (
+            read("face_detection_yunet_2023mar.onnx"),
+            read("faceapi_landmark68.onnx"),
+            read("face_recognition_sface_2021dec.onnx"),
+            read("faceapi_recognition.onnx"),
+        );
+        Engine::new(&ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f }).unwrap()
+    }
+
+    #[test]
+    fn requests_and_errors_cross_the_boundary_as_json() {
+        let engine = engine();
+        let cache = std::env::var_os("FACE_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/face"));
+        let photo = std::fs::read(cache.join("testdata/obama.jpg")).expect("run `cargo xtask testdata` first");
+
+        let json = detect_json(&engine, &photo, r#"{"recognition":"sface_2021dec"}"#).unwrap();
+        let faces: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(faces.as_array().unwrap().len(), 1);
+        assert_eq!(faces[0]["embedding"]["vector"].as_array().unwrap().len(), 128);
+        assert!(faces[0]["landmarks"]["pupilLeft"]["x"].is_number());
+
+        let err = detect_json(&engine, &[], "{}").unwrap_err();
+        assert_eq!(err.kind, "FileTooSmall");
+        let err = detect_json(&engine, &photo, r#"{"maxFaces":"many"}"#).unwrap_err();
+        assert_eq!(err.kind, "InvalidArgument");
+        let err = detect_json(&engine, &photo, r#"{"maxFaces":0}"#).unwrap_err();
+        assert_eq!(err.kind, "InvalidArgument");
+    }
+}
