@@ -13,9 +13,20 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: 
 need npm "install Node.js 20 or newer"
 
 installed=$(rustup target list --installed)
-for target in wasm32-wasip1 wasm32-unknown-unknown; do
+for target in wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
+
+# Debian's Chromium, for the npm package's browser test.
+if [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: Chromium is missing: install Debian's chromium (apt-get install chromium) or set FACE_CHROMIUM to its path" >&2
+    exit 1
+  fi
+fi
 
 echo "setup: models" >&2
 cargo xtask models

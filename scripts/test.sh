@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Every test: set-up, face-core's build for browsers (wasm32-unknown-unknown), the workspace's
-# tests natively, and face-core's tests on wasm32-wasip1 inside wasmtime.
+# Every test: set-up; the guest component and the npm package built; the workspace's tests
+# natively (the host's engine-pool tests run the guest in wasmtime); face-core's tests on
+# wasm32-wasip1 inside wasmtime; the packed npm package in Node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
 scripts/setup.sh
 
-echo "test: face-core builds for browsers (wasm32-unknown-unknown)" >&2
-cargo build --package face-core --target wasm32-unknown-unknown
+echo "test: build the wasmtime guest (wasm32-wasip2 component)" >&2
+cargo xtask guest
 
-echo "test: native" >&2
+echo "test: native (host tests run the guest in wasmtime)" >&2
 cargo test --workspace
 
 echo "test: face-core on wasm32-wasip1 in wasmtime" >&2
 cargo xtask wasm-test
+
+echo "test: the npm package (wasm32-unknown-unknown + wasm-bindgen) in Node" >&2
+cargo xtask npm-test

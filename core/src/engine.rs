@@ -26,6 +26,8 @@ pub struct ModelBytes<'a> {
 
 /// The most faces one image yields, as in the Face API.
 pub const MAX_FACES: usize = 100;
+/// Detector threshold inside a caller-given face rectangle.
+const TARGET_MIN_SCORE: f32 = 0.5;
 
 /// What `Engine::detect` computes beyond the boxes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +164,44 @@ impl Engine {
                 None => embed::faceapi(&self.faceapi, img, &self.landmarks68(img, det)?),
             },
         }
+    }
+
+    /// The face inside a caller-given rectangle (the Face API's `targetFace`): the detector runs
+    /// on the area around `target` at a lower threshold, since the caller vouches for a face, and
+    /// the detection overlapping `target` most (IoU at least 0.3) is described with `options`.
+    pub fn face_in_rect(&self, img: &RgbImage, target: RectF, options: &DetectOptions) -> Result<Face> {
+        let valid = [target.left, target.top, target.width, target.height].iter().all(|v| v.is_finite());
+        if !valid || target.width < 1.0 || target.height < 1.0 {
+            return Err(Error::InvalidArgument { reason: format!("target rectangle {target:?} is empty or not finite") });
+        }
+        let (iw, ih) = (img.width() as f32, img.height() as f32);
+        let area = target.square(2.0);
+        let x1 = area.left.clamp(0.0, iw).floor();
+        let y1 = area.top.clamp(0.0, ih).floor();
+        let x2 = (area.left + area.width).clamp(0.0, iw).ceil();
+        let y2 = (area.top + area.height).clamp(0.0, ih).ceil();
+        if x2 - x1 < 1.0 || y2 - y1 < 1.0 {
+            return Err(Error::InvalidArgument { reason: format!("target rectangle {target:?} lies outside the image") });
+        }
+        let crop = image::imageops::crop_imm(img, x1 as u32, y1 as u32, (x2 - x1) as u32, (y2 - y1) as u32).to_image();
+        let found = self.detect_faces(&crop, TARGET_MIN_SCORE, MAX_FACES)?;
+        let best = found
+            .into_iter()
+            .map(|mut d| {
+                d.rect.left += x1;
+                d.rect.top += y1;
+                for p in &mut d.landmarks5 {
+                    p.x += x1;
+                    p.y += y1;
+                }
+                d
+            })
+            .map(|d| (d.rect.iou(&target), d))
+            .filter(|(iou, _)| *iou >= 0.3)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, d)| d)
+            .ok_or_else(|| Error::NoFace { reason: "no face was detected in the target rectangle".into() })?;
+        self.describe(img, best, options)
     }
 
     /// Everything asked for about one detection.

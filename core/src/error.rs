@@ -21,6 +21,8 @@ pub enum Error {
     ImageTooLarge { width: u32, height: u32, max: u32 },
     /// Decoding would need more memory than allowed for an image of the accepted size.
     DecompressionBomb { reason: String },
+    /// No face where one was required (in the image, or in a given rectangle).
+    NoFace { reason: String },
     /// A model could not be loaded or run.
     Model { model: &'static str, reason: String },
     /// A caller-supplied argument is out of range.
@@ -38,6 +40,7 @@ impl Error {
             Error::ImageTooSmall { .. } => "ImageTooSmall",
             Error::ImageTooLarge { .. } => "ImageTooLarge",
             Error::DecompressionBomb { .. } => "DecompressionBomb",
+            Error::NoFace { .. } => "NoFace",
             Error::Model { .. } => "Model",
             Error::InvalidArgument { .. } => "InvalidArgument",
         }
@@ -75,6 +78,7 @@ impl fmt::Display for Error {
             Error::DecompressionBomb { reason } => {
                 write!(f, "image refused before decoding, it would expand too far: {reason}")
             }
+            Error::NoFace { reason } => write!(f, "no face found: {reason}"),
             Error::Model { model, reason } => write!(f, "model {model} failed: {reason}"),
             Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
         }

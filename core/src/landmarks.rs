@@ -65,6 +65,29 @@ pub struct FaceLandmarks {
 }
 
 impl FaceLandmarks {
+    /// The landmark names in the Face API's order, as `to_array` lists the points.
+    pub const NAMES: [&'static str; 27] = [
+        "pupilLeft", "pupilRight", "noseTip", "mouthLeft", "mouthRight", "eyebrowLeftOuter",
+        "eyebrowLeftInner", "eyeLeftOuter", "eyeLeftTop", "eyeLeftBottom", "eyeLeftInner",
+        "eyebrowRightInner", "eyebrowRightOuter", "eyeRightInner", "eyeRightTop", "eyeRightBottom",
+        "eyeRightOuter", "noseRootLeft", "noseRootRight", "noseLeftAlarTop", "noseRightAlarTop",
+        "noseLeftAlarOutTip", "noseRightAlarOutTip", "upperLipTop", "upperLipBottom", "underLipTop",
+        "underLipBottom",
+    ];
+
+    /// The points in the order of `NAMES`.
+    pub fn to_array(&self) -> [Point; 27] {
+        [
+            self.pupil_left, self.pupil_right, self.nose_tip, self.mouth_left, self.mouth_right,
+            self.eyebrow_left_outer, self.eyebrow_left_inner, self.eye_left_outer, self.eye_left_top,
+            self.eye_left_bottom, self.eye_left_inner, self.eyebrow_right_inner, self.eyebrow_right_outer,
+            self.eye_right_inner, self.eye_right_top, self.eye_right_bottom, self.eye_right_outer,
+            self.nose_root_left, self.nose_root_right, self.nose_left_alar_top, self.nose_right_alar_top,
+            self.nose_left_alar_out_tip, self.nose_right_alar_out_tip, self.upper_lip_top,
+            self.upper_lip_bottom, self.under_lip_top, self.under_lip_bottom,
+        ]
+    }
+
     /// Maps the 68 iBUG points to the Face API's 27. Pupils are the centres of the eye contours;
     /// points the 68 do not carry (nose root, alar tops) are interpolated between neighbours.
     pub fn from_68(p: &[Point]) -> Option<FaceLandmarks> {

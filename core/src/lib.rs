@@ -47,7 +47,7 @@ pub use crate::{
         CONFIDENCE_SLOPE, FindSimilarMode, Grouping, IDENTICAL_CONFIDENCE, MAX_GROUP_FACES, Similar, Verification,
         confidence_from_cosine, cosine, find_similar, group, verify,
     },
-    decode::{DecodeLimits, decode},
+    decode::{DecodeLimits, decode, from_rgba},
     detect::{DEFAULT_MIN_SCORE, Detection},
     embed::{Embedding, RecognitionModel},
     engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, Rectangle},

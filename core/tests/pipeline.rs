@@ -103,3 +103,28 @@ fn partial_faces_do_not_break_the_pipeline() {
         }
     }
 }
+
+#[test]
+fn a_target_rectangle_selects_that_face_or_says_there_is_none() {
+    let big = decoded("obama.jpg");
+    let small = decoded("biden.jpg");
+    let mut canvas = RgbImage::from_pixel(big.width() + small.width() + 200, big.height().max(small.height()), image::Rgb([128, 128, 128]));
+    imageops::replace(&mut canvas, &big, 0, 0);
+    imageops::replace(&mut canvas, &small, big.width() as i64, 0);
+    let options = DetectOptions { recognition: Some(RecognitionModel::SFace), landmarks: false, ..Default::default() };
+    let all = engine().detect_image(&canvas, &options).unwrap();
+    assert_eq!(all.len(), 2);
+    for face in &all {
+        let r = face.detection.rect;
+        // A loose, shifted rectangle a user might draw still picks the same face.
+        let target = face_core::RectF { left: r.left - r.width * 0.1, top: r.top + r.height * 0.05, width: r.width * 1.15, height: r.height * 1.1 };
+        let picked = engine().face_in_rect(&canvas, target, &options).unwrap();
+        assert!(picked.detection.rect.iou(&r) > 0.8, "{:?} vs {r:?}", picked.detection.rect);
+        let same = verify(picked.embedding.as_ref().unwrap(), face.embedding.as_ref().unwrap()).unwrap();
+        assert!(same.confidence > 0.9, "{same:?}");
+    }
+    let empty = face_core::RectF { left: (big.width() + small.width() + 50) as f32, top: 10.0, width: 120.0, height: 120.0 };
+    assert!(matches!(engine().face_in_rect(&canvas, empty, &options), Err(face_core::Error::NoFace { .. })));
+    let outside = face_core::RectF { left: 1e6, top: 0.0, width: 50.0, height: 50.0 };
+    assert!(matches!(engine().face_in_rect(&canvas, outside, &options), Err(face_core::Error::InvalidArgument { .. })));
+}

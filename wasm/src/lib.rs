@@ -6,6 +6,19 @@
 //! error as `{kind, message}` whose `kind` is the face-core error variant (the WIT variant case,
 //! the JS `Error.name`). The bindings themselves arrive with the WebAssembly issue.
 
+#[cfg(all(feature = "component", feature = "js"))]
+compile_error!("features \"component\" and \"js\" build for different targets; enable one");
+
+// wit-bindgen's generated export glue is `unsafe` by nature; nothing else in here is.
+#[cfg(feature = "component")]
+#[allow(unsafe_code)]
+mod component;
+
+// Likewise wasm-bindgen's glue.
+#[cfg(feature = "js")]
+#[allow(unsafe_code)]
+mod js;
+
 use face_core::{DetectOptions, Engine, Face};
 use serde::{Deserialize, Serialize};
 

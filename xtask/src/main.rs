@@ -6,18 +6,21 @@
 //! - `eval`     accuracy and stage timings on ../shared/data
 //! - `bench`    per-model and pipeline timings next to onnxruntime, with ratios
 //! - `wasm-test` run face-core's tests on wasm32-wasip1 inside wasmtime
+//! - `guest`    build the wasmtime guest (face-wasm for wasm32-wasip2)
+//! - `npm`      build the npm package in wasm/pkg; `npm-test` build and test it with Node
 
 mod bench;
 mod detect;
 mod engine;
 mod eval;
 mod models;
+mod npm;
 mod util;
 mod wasm;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +33,9 @@ fn main() -> Result<()> {
         "eval" => eval::eval(rest),
         "bench" => bench::bench(rest),
         "wasm-test" => wasm::wasm_test(rest),
+        "guest" => wasm::guest(rest),
+        "npm" => npm::npm(rest),
+        "npm-test" => npm::npm_test(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

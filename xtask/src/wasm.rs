@@ -36,3 +36,13 @@ pub fn wasm_test(args: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cargo xtask guest`: face-wasm as a wasm32-wasip2 component, the guest face-server runs.
+pub fn guest(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask guest");
+    }
+    run(Command::new(env!("CARGO")).args([
+        "build", "--package", "face-wasm", "--features", "component", "--target", "wasm32-wasip2",
+    ]))
+}

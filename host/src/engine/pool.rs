@@ -1,0 +1,341 @@
+//! The pool of warm guest instances.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::{EngineConfig, FaceEngine as Face, FaceEnginePre as FacePre, guest};
+
+/// The epoch ticks every this long; deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(5);
+/// Loading and optimising the models in a fresh instance may take this long.
+const INIT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Why a call did not give the guest's answer.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The guest answered with an error (bad image, no face, ...).
+    Guest(guest::Error),
+    /// The call ran past the deadline; the instance was discarded.
+    Timeout { deadline: Duration },
+    /// The call needed more memory than an instance may have; the instance was discarded.
+    MemoryLimit { limit: usize },
+    /// The guest trapped; the instance was discarded.
+    Trap(String),
+    /// No instance could be made (the guest or the models failed to load).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Guest(e) => write!(f, "{e:?}"),
+            CallError::Timeout { deadline } => write!(f, "the engine did not finish within {deadline:?}"),
+            CallError::MemoryLimit { limit } => write!(f, "the engine needed more than its {limit} bytes of memory"),
+            CallError::Trap(m) => write!(f, "the engine failed: {m}"),
+            CallError::Unavailable(m) => write!(f, "the engine is unavailable: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Counters for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    pub size: usize,
+    pub idle: usize,
+    /// Instances discarded after a trap, timeout or memory-limit hit.
+    pub discarded: u64,
+    /// Largest linear memory an instance has reached, bytes.
+    pub peak_memory: usize,
+}
+
+/// Per-store state: WASI (no files, no network, no clocks beyond WASI's) and the memory limiter.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+struct Limiter {
+    max: usize,
+    peak: usize,
+    denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.denied = true;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// One warm instance.
+struct Instance {
+    store: Store<State>,
+    face: Face,
+}
+
+struct Inner {
+    engine: Engine,
+    pre: FacePre<State>,
+    models: guest::Models,
+    idle: Mutex<Vec<Instance>>,
+    permits: Semaphore,
+    config: EngineConfig,
+    discarded: AtomicU64,
+    peak: std::sync::atomic::AtomicUsize,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A bounded pool of warm guest instances. Cheap to clone.
+#[derive(Clone)]
+pub struct EnginePool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EnginePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnginePool").field("stats", &self.stats()).finish()
+    }
+}
+
+fn engine(config: &EngineConfig) -> Result<Engine> {
+    let mut c = Config::new();
+    c.wasm_component_model(true).epoch_interruption(true).wasm_simd(true);
+    let mut pooling = PoolingAllocationConfig::new();
+    let slots = (config.pool_size as u32 + 2).max(2);
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(slots * 4)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .max_memory_size(config.memory_limit);
+    let mut pooled = c.clone();
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // The pooling allocator reserves address space for every slot up front; where that is not
+    // available (small virtual memory limits), instances are allocated on demand instead.
+    Engine::new(&pooled).or_else(|_| Engine::new(&c)).map_err(|e| anyhow!("configuring wasmtime: {e}"))
+}
+
+/// The compiled guest, from the cache when it matches this engine and these guest bytes.
+fn component(engine: &Engine, guest_path: &Path, cache_dir: &Path) -> Result<Component> {
+    let bytes = std::fs::read(guest_path).with_context(|| format!("reading the guest {}", guest_path.display()))?;
+    let mut compat = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut compat);
+    let digest: String = Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let cached: PathBuf = cache_dir.join(format!("face-guest-{digest}-{:016x}.cwasm", compat.finish()));
+    if cached.exists() {
+        // SAFETY: the file was written by `precompile_component` below, for an engine with the
+        // same compatibility hash (it is in the name), into the service's own cache directory.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(c) => return Ok(c),
+            Err(_) => {
+                let _ = std::fs::remove_file(&cached);
+            }
+        }
+    }
+    let compiled = engine.precompile_component(&bytes).map_err(|e| anyhow!("compiling the guest: {e}"))?;
+    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+    // A name of its own per writer: several pools may compile at once, in one process or many.
+    static WRITERS: AtomicU64 = AtomicU64::new(0);
+    let tmp = cached.with_extension(format!("tmp{}-{}", std::process::id(), WRITERS.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&tmp, &compiled).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &cached).with_context(|| format!("writing {}", cached.display()))?;
+    #[allow(unsafe_code)]
+    // SAFETY: as above; these bytes were just produced by this engine.
+    unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow!("loading the compiled guest: {e}"))
+}
+
+fn read_models(config: &EngineConfig) -> Result<guest::Models> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading model {}: run `cargo xtask models`", p.display()));
+    let m = &config.models;
+    Ok(guest::Models {
+        detector: read(&m.detector)?,
+        landmarks68: read(&m.landmarks68)?,
+        sface: read(&m.sface)?,
+        faceapi_recognizer: read(&m.faceapi_recognizer)?,
+    })
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
+}
+
+impl EnginePool {
+    /// Compiles (or loads from the cache) the guest and warms `pool_size` instances.
+    pub async fn new(config: EngineConfig) -> Result<EnginePool> {
+        tokio::task::spawn_blocking(move || Self::new_blocking(config)).await.context("engine start-up panicked")?
+    }
+
+    fn new_blocking(config: EngineConfig) -> Result<EnginePool> {
+        if config.pool_size == 0 {
+            return Err(anyhow!("the engine pool size must be at least 1"));
+        }
+        let engine = engine(&config)?;
+        let component = component(&engine, &config.guest, &config.cache_dir)?;
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+        let pre = FacePre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("linking the guest: {e}"))?)
+            .map_err(|e| anyhow!("the guest does not match wasm/wit/face.wit: {e}"))?;
+        let models = read_models(&config)?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let (engine, stop) = (engine.clone(), stop_ticker.clone());
+            std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        }
+        let pool = EnginePool {
+            inner: Arc::new(Inner {
+                engine,
+                pre,
+                models,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(config.pool_size),
+                discarded: AtomicU64::new(0),
+                peak: Default::default(),
+                stop_ticker,
+                config,
+            }),
+        };
+        for _ in 0..pool.inner.config.pool_size {
+            let instance = pool.instantiate().map_err(|e| anyhow!("{e}"))?;
+            pool.inner.idle.lock().expect("pool lock").push(instance);
+        }
+        Ok(pool)
+    }
+
+    /// A fresh instance with the models loaded.
+    fn instantiate(&self) -> Result<Instance, CallError> {
+        let inner = &self.inner;
+        let state = State {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limiter: Limiter { max: inner.config.memory_limit, peak: 0, denied: false },
+        };
+        let mut store = Store::new(&inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks(INIT_DEADLINE));
+        let face = inner.pre.instantiate(&mut store).map_err(|e| CallError::Unavailable(format!("instantiating the guest: {e}")))?;
+        match face.call_init(&mut store, &inner.models) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(CallError::Unavailable(format!("loading the models: {e:?}"))),
+            Err(e) => return Err(CallError::Unavailable(format!("loading the models: {e}"))),
+        }
+        inner.peak.fetch_max(store.data().limiter.peak, Ordering::Relaxed);
+        Ok(Instance { store, face })
+    }
+
+    /// Runs `call` on an instance under the memory cap and `deadline`, off the async runtime.
+    async fn run<T: Send + 'static>(
+        &self,
+        deadline: Duration,
+        call: impl FnOnce(&Face, &mut Store<State>) -> wasmtime::Result<Result<T, guest::Error>> + Send + 'static,
+    ) -> Result<T, CallError> {
+        let _permit = self.inner.permits.acquire().await.map_err(|_| CallError::Unavailable("the pool is closed".into()))?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let popped = pool.inner.idle.lock().expect("pool lock").pop();
+            let mut instance = match popped {
+                Some(i) => i,
+                None => pool.instantiate()?,
+            };
+            instance.store.set_epoch_deadline(ticks(deadline));
+            let outcome = call(&instance.face, &mut instance.store);
+            let limiter = &mut instance.store.data_mut().limiter;
+            pool.inner.peak.fetch_max(limiter.peak, Ordering::Relaxed);
+            match outcome {
+                Ok(answer) => {
+                    pool.inner.idle.lock().expect("pool lock").push(instance);
+                    answer.map_err(CallError::Guest)
+                }
+                Err(e) => {
+                    // The instance is in an unknown state: drop it; the next call makes a fresh one.
+                    let denied = limiter.denied;
+                    pool.inner.discarded.fetch_add(1, Ordering::Relaxed);
+                    drop(instance);
+                    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                        Err(CallError::Timeout { deadline })
+                    } else if denied {
+                        Err(CallError::MemoryLimit { limit: pool.inner.config.memory_limit })
+                    } else {
+                        Err(CallError::Trap(e.to_string()))
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|e| CallError::Trap(format!("the engine call panicked: {e}")))?
+    }
+
+    /// Detects faces: decode, detect, landmarks and embeddings in one guest call.
+    pub async fn detect(&self, image: Vec<u8>, options: guest::DetectOptions) -> Result<Vec<guest::Face>, CallError> {
+        self.detect_within(image, options, self.inner.config.deadline).await
+    }
+
+    /// `detect` with a deadline other than the configured one.
+    pub async fn detect_within(
+        &self,
+        image: Vec<u8>,
+        options: guest::DetectOptions,
+        deadline: Duration,
+    ) -> Result<Vec<guest::Face>, CallError> {
+        self.run(deadline, move |face, store| face.call_detect(store, &image, options)).await
+    }
+
+    /// The face inside `target`, embedded with `model`.
+    pub async fn embed(
+        &self,
+        image: Vec<u8>,
+        target: guest::Rect,
+        model: guest::RecognitionModel,
+    ) -> Result<guest::Face, CallError> {
+        let deadline = self.inner.config.deadline;
+        self.run(deadline, move |face, store| face.call_embed(store, &image, target, model)).await
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.inner.config.pool_size,
+            idle: self.inner.idle.lock().map(|i| i.len()).unwrap_or(0),
+            discarded: self.inner.discarded.load(Ordering::Relaxed),
+            peak_memory: self.inner.peak.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The engine pool with the real guest in real wasmtime: results equal to the native core,
+//! memory cap and deadline obeyed and violated, a trap that does not disturb the next call.
+//!
+//! Needs the guest (`cargo build -p face-wasm --target wasm32-wasip2 --features component`, which
+//! `scripts/test.sh` runs), the models (`cargo xtask models`) and the test photos
+//! (`cargo xtask testdata`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use face_host::engine::{CallError, EngineConfig, EnginePool, ModelFiles, guest};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("FACE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/face"))
+}
+
+fn guest_wasm() -> PathBuf {
+    if let Some(p) = std::env::var_os("FACE_GUEST_WASM") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let path = target.join("wasm32-wasip2/debug/face_wasm.wasm");
+    assert!(path.exists(), "{} missing: build the guest with `cargo build -p face-wasm --target wasm32-wasip2 --features component`", path.display());
+    path
+}
+
+fn config() -> EngineConfig {
+    let mut c = EngineConfig::new(guest_wasm(), ModelFiles::in_dir(repo().join("models")), cache().join("guest-cache"));
+    c.pool_size = 1;
+    c
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(cache().join("testdata").join(name)).expect("run `cargo xtask testdata` first")
+}
+
+fn options(recognition: Option<guest::RecognitionModel>) -> guest::DetectOptions {
+    guest::DetectOptions { min_score: face_core::DEFAULT_MIN_SCORE, max_faces: 100, landmarks: true, recognition }
+}
+
+fn native() -> face_core::Engine {
+    let dir = repo().join("models");
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let (d, l, s, f) = (
+        read("face_detection_yunet_2023mar.onnx"),
+        read("faceapi_landmark68.onnx"),
+        read("face_recognition_sface_2021dec.onnx"),
+        read("faceapi_recognition.onnx"),
+    );
+    face_core::Engine::new(&face_core::ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f }).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_gives_the_native_core_results() {
+    let pool = EnginePool::new(config()).await.expect("pool starts");
+    let native = native();
+    for (name, model, rec) in [
+        ("obama.jpg", guest::RecognitionModel::Sface, face_core::RecognitionModel::SFace),
+        ("biden.jpg", guest::RecognitionModel::Faceapi, face_core::RecognitionModel::FaceApi),
+    ] {
+        let bytes = photo(name);
+        let ours = pool.detect(bytes.clone(), options(Some(model))).await.expect("guest detect");
+        let theirs = native
+            .detect(&bytes, &face_core::DetectOptions { recognition: Some(rec), ..Default::default() })
+            .unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        for (g, n) in ours.iter().zip(&theirs) {
+            assert_eq!((g.rectangle.left, g.rectangle.top, g.rectangle.width, g.rectangle.height), (n.rectangle.left, n.rectangle.top, n.rectangle.width, n.rectangle.height));
+            assert!((g.score - n.detection.score).abs() < 1e-4);
+            let e = n.embedding.as_ref().unwrap();
+            let worst = g.embedding.as_ref().unwrap().vector.iter().zip(&e.vector).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{name}: embeddings differ by {worst}");
+            let points = n.landmarks.unwrap().to_array();
+            assert_eq!(g.landmarks27.len(), 27);
+            for (a, b) in g.landmarks27.iter().zip(points.iter()) {
+                assert!((a.x - b.x).abs() < 1e-2 && (a.y - b.y).abs() < 1e-2, "{name}: landmark {a:?} vs {b:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_errors_arrive_as_their_variants() {
+    let pool = EnginePool::new(config()).await.unwrap();
+    let err = pool.detect(Vec::new(), options(None)).await.unwrap_err();
+    assert!(matches!(err, CallError::Guest(guest::Error::FileTooSmall(_))), "{err:?}");
+    let err = pool.detect(b"not an image at all; ".repeat(100), options(None)).await.unwrap_err();
+    assert!(matches!(err, CallError::Guest(guest::Error::UnsupportedFormat(_))), "{err:?}");
+    let nowhere = guest::Rect { left: 0.0, top: 0.0, width: 40.0, height: 40.0 };
+    let err = pool.embed(photo("obama.jpg"), nowhere, guest::RecognitionModel::Sface).await.unwrap_err();
+    assert!(matches!(err, CallError::Guest(guest::Error::NoFace(_))), "{err:?}");
+    // Errors are answers, not failures: the instance stays.
+    assert_eq!(pool.stats().discarded, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_is_obeyed_and_violated() {
+    let pool = EnginePool::new(config()).await.unwrap();
+    let err = pool.detect_within(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface)), Duration::from_millis(1)).await.unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+    assert_eq!(pool.stats().discarded, 1);
+    // The next call gets a fresh instance and finishes within the normal deadline.
+    let faces = pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("after a timeout");
+    assert_eq!(faces.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_cap_is_obeyed_and_violated_and_a_trap_does_not_disturb_the_next_call() {
+    // Measure what an instance needs for the models and one ordinary photo...
+    let roomy = EnginePool::new(config()).await.unwrap();
+    roomy.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.unwrap();
+    let needed = roomy.stats().peak_memory;
+    assert!(needed > 16 << 20, "models alone take tens of MB, measured {needed}");
+    drop(roomy);
+
+    // ...then cap an instance 64 MB above it (instances differ by a few MB, hash seeds vary):
+    // ordinary photos pass; a 4096x4096 RGBA 16-bit PNG (134 MB decoded, then 50 MB as RGB) does
+    // not, whatever the allocator kept free from init.
+    let mut tight = config();
+    tight.memory_limit = needed + (64 << 20);
+    let pool = EnginePool::new(tight).await.unwrap();
+    let faces = pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("within the cap");
+    assert_eq!(faces.len(), 1);
+
+    let big = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(4096, 4096, image::Rgba([51200, 46080, 40960, 65535]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    big.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let err = pool.detect(png.into_inner(), options(None)).await.unwrap_err();
+    assert!(matches!(err, CallError::MemoryLimit { .. }), "{err:?} (cap {} bytes)", needed + (64 << 20));
+    assert_eq!(pool.stats().discarded, 1);
+
+    let faces = pool.detect(photo("biden.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("after the trap");
+    assert_eq!(faces.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_share_a_bounded_pool() {
+    let mut c = config();
+    c.pool_size = 2;
+    let pool = EnginePool::new(c).await.unwrap();
+    let calls: Vec<_> = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"]
+        .into_iter()
+        .map(|name| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.detect(photo(name), options(None)).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().len(), 1);
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.size, stats.idle, stats.discarded), (2, 2, 0));
+}

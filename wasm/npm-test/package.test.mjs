@@ -1,0 +1,77 @@
+// The npm package as a user gets it: packed, installed into an empty folder, used by a short
+// script; and its API (verify, findSimilar, group, errors) on real photos. Run by
+// `cargo xtask npm-test`, which builds the package and sets FACE_NPM_PKG, FACE_MODELS_DIR and
+// FACE_TESTDATA.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const pkg = process.env.FACE_NPM_PKG;
+const models = process.env.FACE_MODELS_DIR;
+const photos = process.env.FACE_TESTDATA;
+assert.ok(pkg && models && photos, "run through `cargo xtask npm-test`");
+const photo = (name) => path.join(photos, name);
+
+const SCRIPT = `import { readFile } from "node:fs/promises";
+import { FaceEngine, verify } from "face-engine-wasm";
+const m = process.env.FACE_MODELS_DIR + "/";
+const engine = await FaceEngine.create({ detector: m + "face_detection_yunet_2023mar.onnx", landmarks68: m + "faceapi_landmark68.onnx",
+  sface: m + "face_recognition_sface_2021dec.onnx", faceapiRecognizer: m + "faceapi_recognition.onnx" });
+const options = { recognition: "sface_2021dec" };
+const [a] = engine.detect(await readFile(process.argv[2]), options);
+const [b] = engine.detect(await readFile(process.argv[3]), options);
+const [c] = engine.detect(await readFile(process.argv[4]), options);
+console.log(JSON.stringify({ rectangle: a.rectangle, pupilLeft: a.landmarks.pupilLeft, same: verify(a.embedding, b.embedding), other: verify(a.embedding, c.embedding) }));
+`;
+
+test("the packed package installs into an empty folder and a ten-line script uses it", () => {
+  const work = mkdtempSync(path.join(tmpdir(), "face-npm-"));
+  const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", work, pkg], { encoding: "utf8" }).trim().split("\n").pop();
+  const app = path.join(work, "app");
+  mkdirSync(app);
+  writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+  execFileSync("npm", ["install", "--silent", "--no-audit", "--no-fund", "--offline", path.join(work, tarball)], { cwd: app });
+  writeFileSync(path.join(app, "detect.mjs"), SCRIPT);
+  assert.ok(SCRIPT.trim().split("\n").length <= 10);
+  const out = execFileSync("node", ["detect.mjs", photo("obama.jpg"), photo("obama2.jpg"), photo("biden.jpg")], {
+    cwd: app,
+    encoding: "utf8",
+    env: { ...process.env, FACE_MODELS_DIR: models },
+  });
+  const result = JSON.parse(out);
+  assert.ok(result.rectangle.width > 50 && result.rectangle.height > 50);
+  assert.ok(result.pupilLeft.x > result.rectangle.left && result.pupilLeft.x < result.rectangle.left + result.rectangle.width);
+  assert.equal(result.same.isIdentical, true);
+  assert.equal(result.other.isIdentical, false);
+  assert.ok(result.same.confidence > result.other.confidence);
+});
+
+test("the API: pixels, findSimilar, group, version, and named errors", async () => {
+  const { FaceEngine, findSimilar, group, version } = await import(path.join(pkg, "node.js"));
+  const m = (name) => path.join(models, name);
+  const engine = await FaceEngine.create({
+    detector: m("face_detection_yunet_2023mar.onnx"),
+    landmarks68: readFileSync(m("faceapi_landmark68.onnx")),
+    sface: m("face_recognition_sface_2021dec.onnx"),
+    faceapiRecognizer: m("faceapi_recognition.onnx"),
+  });
+  assert.match(version(), /^\d+\.\d+\.\d+$/);
+  const embed = (name) => engine.detect(readFileSync(photo(name)), { recognition: "faceapi_resnet" })[0].embedding;
+  const [obama, obama2, obama3, biden] = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"].map(embed);
+  const ranked = findSimilar(obama, [biden, obama2, obama3], "matchPerson", 10).map((s) => s.index).sort();
+  assert.deepEqual(ranked, [1, 2]);
+  assert.deepEqual(group([obama, biden, obama2, obama3]), { groups: [[0, 2, 3]], messyGroup: [1] });
+
+  // ImageData-like pixels: a grey picture has no face.
+  const width = 64, height = 48;
+  const faces = engine.detect({ data: new Uint8ClampedArray(width * height * 4).fill(128), width, height });
+  assert.deepEqual(faces, []);
+
+  assert.throws(() => engine.detect(new Uint8Array(10)), { name: "FileTooSmall" });
+  assert.throws(() => engine.detect(new TextEncoder().encode("not an image ".repeat(200))), { name: "UnsupportedFormat" });
+  assert.throws(() => engine.detect(readFileSync(photo("obama.jpg")), { maxFaces: "many" }), { name: "InvalidArgument" });
+  await assert.rejects(FaceEngine.create({ detector: m("face_detection_yunet_2023mar.onnx") }), { name: "InvalidArgument" });
+});

@@ -1,0 +1,57 @@
+// Shared by the browser and Node entry points: model loading and the FaceEngine wrapper over the
+// wasm-bindgen API. `host` supplies how to load the wasm and how to read a model source.
+import init, { FaceEngine as RawEngine, verify, findSimilar, group, version } from "./dist/face_engine.js";
+
+const MODEL_KEYS = ["detector", "landmarks68", "sface", "faceapiRecognizer"];
+
+function namedError(name, message) {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+export function makeApi(host) {
+  let ready;
+  const load = (wasm) => (ready ??= host.loadWasm(wasm).then((module_or_path) => init({ module_or_path })));
+
+  class FaceEngine {
+    /**
+     * Loads the engine. `models` maps detector, landmarks68, sface and faceapiRecognizer to
+     * bytes (Uint8Array / ArrayBuffer) or to where to read them (a URL, or a path in Node).
+     */
+    static async create(models, options = {}) {
+      await load(options.wasm);
+      if (!models || typeof models !== "object") {
+        throw namedError("InvalidArgument", `models must be an object with ${MODEL_KEYS.join(", ")}`);
+      }
+      const bytes = {};
+      for (const key of MODEL_KEYS) {
+        const source = models[key];
+        if (source === undefined || source === null) {
+          throw namedError("InvalidArgument", `models.${key} is missing: give its bytes or where to read it`);
+        }
+        bytes[key] = source instanceof Uint8Array ? source
+          : source instanceof ArrayBuffer ? new Uint8Array(source)
+          : await host.readSource(source);
+      }
+      return new FaceEngine(RawEngine.fromModels(bytes));
+    }
+
+    constructor(raw) {
+      this.raw = raw;
+    }
+
+    /** Faces in an encoded image (bytes) or in pixels (an ImageData-like {data, width, height}). */
+    detect(image, options) {
+      if (image && typeof image.width === "number" && typeof image.height === "number" && image.data) {
+        const data = image.data instanceof Uint8Array ? image.data : new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+        return this.raw.detectPixels(data, image.width, image.height, options);
+      }
+      const bytes = image instanceof Uint8Array ? image : image instanceof ArrayBuffer ? new Uint8Array(image) : null;
+      if (!bytes) throw namedError("InvalidArgument", "detect takes image bytes (Uint8Array, ArrayBuffer) or ImageData");
+      return this.raw.detect(bytes, options);
+    }
+  }
+
+  return { FaceEngine, verify, findSimilar, group, version, load };
+}

@@ -1,0 +1,20 @@
+// Node entry point: the wasm is read from the package; models from paths, file: or http(s) URLs, or bytes.
+import { readFile } from "node:fs/promises";
+import { makeApi } from "./engine.js";
+
+async function readSource(source) {
+  const text = String(source);
+  if (/^https?:/.test(text)) {
+    const response = await fetch(text);
+    if (!response.ok) throw new Error(`fetching ${text}: HTTP ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+  return new Uint8Array(await readFile(text.startsWith("file:") ? new URL(text) : text));
+}
+
+const api = makeApi({
+  loadWasm: async (wasm) => wasm ?? (await readFile(new URL("./dist/face_engine_bg.wasm", import.meta.url))),
+  readSource,
+});
+
+export const { FaceEngine, verify, findSimilar, group, version } = api;

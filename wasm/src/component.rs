@@ -1,0 +1,111 @@
+//! The guest face-server runs in wasmtime: `wit/face.wit` exported over face-core.
+
+use std::cell::RefCell;
+
+use face_core::{Engine, ModelBytes, RectF};
+
+wit_bindgen::generate!({ path: "wit", world: "face-engine" });
+
+use face::engine::types as wit;
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+struct Component;
+
+export!(Component);
+
+impl Guest for Component {
+    fn init(models: wit::Models) -> Result<(), wit::Error> {
+        let engine = Engine::new(&ModelBytes {
+            detector: &models.detector,
+            landmarks68: &models.landmarks68,
+            sface: &models.sface,
+            faceapi_recognizer: &models.faceapi_recognizer,
+        })
+        .map_err(error)?;
+        ENGINE.with(|e| *e.borrow_mut() = Some(engine));
+        Ok(())
+    }
+
+    fn detect(image: Vec<u8>, options: wit::DetectOptions) -> Result<Vec<wit::Face>, wit::Error> {
+        with_engine(|engine| {
+            let faces = engine.detect(&image, &detect_options(&options)).map_err(error)?;
+            Ok(faces.into_iter().map(face).collect())
+        })
+    }
+
+    fn embed(image: Vec<u8>, target: wit::Rect, model: wit::RecognitionModel) -> Result<wit::Face, wit::Error> {
+        with_engine(|engine| {
+            let img = engine.decode(&image).map_err(error)?;
+            let options = face_core::DetectOptions { landmarks: false, recognition: Some(recognition(model)), ..Default::default() };
+            let target = RectF { left: target.left, top: target.top, width: target.width, height: target.height };
+            engine.face_in_rect(&img, target, &options).map(face).map_err(error)
+        })
+    }
+}
+
+fn with_engine<T>(f: impl FnOnce(&Engine) -> Result<T, wit::Error>) -> Result<T, wit::Error> {
+    ENGINE.with(|e| match e.borrow().as_ref() {
+        Some(engine) => f(engine),
+        None => Err(wit::Error::NotInitialised("call init with the model bytes first".into())),
+    })
+}
+
+fn recognition(model: wit::RecognitionModel) -> face_core::RecognitionModel {
+    match model {
+        wit::RecognitionModel::Sface => face_core::RecognitionModel::SFace,
+        wit::RecognitionModel::Faceapi => face_core::RecognitionModel::FaceApi,
+    }
+}
+
+fn detect_options(o: &wit::DetectOptions) -> face_core::DetectOptions {
+    face_core::DetectOptions {
+        min_score: o.min_score,
+        max_faces: o.max_faces as usize,
+        landmarks: o.landmarks,
+        recognition: o.recognition.map(recognition),
+    }
+}
+
+fn point(p: &face_core::Point) -> wit::Point {
+    wit::Point { x: p.x, y: p.y }
+}
+
+fn face(f: face_core::Face) -> wit::Face {
+    let r = f.rectangle;
+    let b = f.detection.rect;
+    wit::Face {
+        rectangle: wit::Rectangle { left: r.left, top: r.top, width: r.width, height: r.height },
+        box_: wit::Rect { left: b.left, top: b.top, width: b.width, height: b.height },
+        score: f.detection.score,
+        landmarks5: f.detection.landmarks5.iter().map(point).collect(),
+        landmarks68: f.landmarks68.as_deref().unwrap_or_default().iter().map(point).collect(),
+        landmarks27: f.landmarks.map(|l| l.to_array().iter().map(point).collect()).unwrap_or_default(),
+        embedding: f.embedding.map(|e| wit::Embedding {
+            model: match e.model {
+                face_core::RecognitionModel::FaceApi => wit::RecognitionModel::Faceapi,
+                _ => wit::RecognitionModel::Sface,
+            },
+            vector: e.vector,
+        }),
+    }
+}
+
+fn error(e: face_core::Error) -> wit::Error {
+    use face_core::Error as E;
+    let message = e.to_string();
+    match e {
+        E::FileTooSmall { .. } => wit::Error::FileTooSmall(message),
+        E::FileTooLarge { .. } => wit::Error::FileTooLarge(message),
+        E::UnsupportedFormat { .. } => wit::Error::UnsupportedFormat(message),
+        E::CorruptImage { .. } => wit::Error::CorruptImage(message),
+        E::ImageTooSmall { .. } => wit::Error::ImageTooSmall(message),
+        E::ImageTooLarge { .. } => wit::Error::ImageTooLarge(message),
+        E::DecompressionBomb { .. } => wit::Error::DecompressionBomb(message),
+        E::NoFace { .. } => wit::Error::NoFace(message),
+        E::InvalidArgument { .. } => wit::Error::InvalidArgument(message),
+        _ => wit::Error::Model(message),
+    }
+}
