@@ -70,6 +70,7 @@ mod serde_bytes_vec {
 
 /// The face engine, with its models loaded.
 #[wasm_bindgen]
+#[derive(Debug)]
 pub struct FaceEngine {
     engine: Engine,
 }
