@@ -1,47 +1,29 @@
-//! `cargo xtask bench`: median milliseconds per model call and for the whole detect-and-embed
-//! pipeline, native tract (through face-core, exactly as the engine calls it) next to
-//! onnxruntime with one thread on the same ONNX files, measured in the same run.
+//! `cargo xtask bench`: in one run, on the same 640x480 photo and the same ONNX files, the median
+//! milliseconds of each model call and of the whole detect-and-embed pipeline for: the native
+//! core, the core on wasm32-wasip1 in wasmtime, the guest component in face-server's own wasmtime
+//! set-up, the npm package in Node and in headless Chromium, and onnxruntime with one thread; with
+//! ratios, wasm sizes and start-up times.
 
-use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use face_core::{DetectOptions, Model, RecognitionModel, RgbImage};
+use face_core::RgbImage;
 use image::imageops;
+use serde_json::Value;
 
-use crate::util::{models_dir, python, repo_root, testdata_dir};
+use crate::util::{cache_dir, models_dir, python, repo_root, run, testdata_dir};
 
-/// (file, input shape) of every model, as the engine feeds it.
-const MODELS: [(&str, [usize; 4]); 6] = [
-    ("face_detection_yunet_2023mar.onnx", [1, 3, 640, 640]),
-    ("face_recognition_sface_2021dec.onnx", [1, 3, 112, 112]),
-    ("faceapi_recognition.onnx", [1, 3, 150, 150]),
-    ("faceapi_landmark68.onnx", [1, 3, 112, 112]),
-    ("faceapi_age_gender.onnx", [1, 3, 112, 112]),
-    ("faceapi_expression.onnx", [1, 3, 112, 112]),
-];
-
-fn median_ms(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    for _ in 0..3 {
-        f()?;
-    }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let start = Instant::now();
-        f()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
-fn ramp(shape: &[usize]) -> Vec<f32> {
-    (0..shape.iter().product::<usize>()).map(|i| (i % 256) as f32).collect()
-}
-
-/// The 640x480 photo the pipeline is timed on: obama.jpg fitted onto a grey canvas.
-fn photo_640x480() -> Result<RgbImage> {
+/// obama.jpg fitted onto a grey 640x480 canvas, written once to the cache.
+fn photo_640x480() -> Result<PathBuf> {
+    let out = cache_dir().join("bench/photo_640x480.png");
+    if out.exists() {
+        return Ok(out);
+    }
     let path = testdata_dir().join("obama.jpg");
     let bytes = std::fs::read(&path).with_context(|| format!("{}: run `cargo xtask testdata`", path.display()))?;
     let img = face_core::decode(&bytes, &Default::default())?;
@@ -50,7 +32,33 @@ fn photo_640x480() -> Result<RgbImage> {
     let fitted = imageops::resize(&img, w, h, imageops::FilterType::Triangle);
     let mut canvas = RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
     imageops::replace(&mut canvas, &fitted, ((640 - w) / 2) as i64, ((480 - h) / 2) as i64);
-    Ok(canvas)
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    canvas.save(&out)?;
+    Ok(out)
+}
+
+/// Runs a command and parses the last line of its standard output as JSON.
+fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
+    eprintln!("bench: {what}");
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("{what} printed {line:?}"))
+}
+
+fn ms(v: &Value, path: &[&str]) -> f64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_f64().unwrap_or(f64::NAN)
+}
+
+fn gzip_size(path: &Path) -> Result<u64> {
+    let out = Command::new(python()?)
+        .args(["-c", "import gzip,sys; print(len(gzip.compress(open(sys.argv[1],'rb').read(), 9)))"])
+        .arg(path)
+        .output()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().context("gzip size")
 }
 
 pub fn bench(args: &[String]) -> Result<()> {
@@ -59,60 +67,88 @@ pub fn bench(args: &[String]) -> Result<()> {
         [flag, n] if flag == "--runs" => n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?,
         _ => bail!("usage: cargo xtask bench [--runs N]"),
     };
-    if cfg!(debug_assertions) {
-        eprintln!("note: xtask itself is a debug build; face-core runs at opt-level 2 and its dependencies fully optimised");
-    }
-    let dir = models_dir();
-    eprintln!("bench: native tract, {runs} runs per figure");
-    let mut native = HashMap::new();
-    for (file, shape) in MODELS {
-        let bytes = std::fs::read(dir.join(file)).with_context(|| format!("{file}: run `cargo xtask models`"))?;
-        let model = Model::load("bench", &bytes)?;
-        let input = ramp(&shape);
-        let ms = median_ms(runs, || {
-            model.run(&shape, input.clone())?;
-            Ok(())
-        })?;
-        native.insert(file, ms);
-    }
-    let engine = crate::engine::load()?;
     let photo = photo_640x480()?;
-    let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
-    let faces = engine.detect_image(&photo, &options)?;
-    if faces.len() != 1 {
-        bail!("the bench photo should have one face, the engine found {}", faces.len());
-    }
-    let pipeline = median_ms(runs, || {
-        engine.detect_image(&photo, &options)?;
-        Ok(())
-    })?;
+    let models = models_dir();
+    let runs_s = runs.to_string();
+    let cargo = env!("CARGO");
 
-    eprintln!("bench: onnxruntime, one thread");
-    let out = Command::new(python()?)
-        .arg(repo_root().join("xtask/bench_ort.py"))
-        .arg(&dir)
-        .arg(runs.to_string())
-        .output()
-        .context("running bench_ort.py")?;
-    if !out.status.success() {
-        bail!("bench_ort.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let ort: HashMap<String, f64> = serde_json::from_slice(&out.stdout).context("reading bench_ort.py's output")?;
+    let example = |target: Option<&str>| -> Result<Command> {
+        let mut cmd = Command::new(cargo);
+        cmd.args(["run", "--quiet", "--package", "face-core", "--example", "bench_models"]);
+        if let Some(t) = target {
+            cmd.args(["--target", t]);
+            crate::wasm::wasip1_runner(&mut cmd, &[photo.parent().expect("parent")])?;
+        }
+        cmd.arg("--").arg(&models).arg(&photo).arg(&runs_s);
+        Ok(cmd)
+    };
+    let native = json_of(&mut example(None)?, "native core")?;
+    let wasip1 = json_of(&mut example(Some("wasm32-wasip1"))?, "core on wasm32-wasip1 in wasmtime")?;
 
-    println!("| model call | native tract ms | onnxruntime 1 thread ms | native / onnxruntime |");
-    println!("|---|---|---|---|");
-    for (file, _) in MODELS {
-        let (n, o) = (native[file], *ort.get(file).with_context(|| format!("bench_ort.py did not time {file}"))?);
-        println!("| {file} | {n:.2} | {o:.2} | {:.2} |", n / o);
+    crate::wasm::guest(&[])?;
+    let guest_wasm = target_dir().join("wasm32-wasip2/debug/face_wasm.wasm");
+    let guest_cache = cache_dir().join("bench/guest-cache");
+    let _ = std::fs::remove_dir_all(&guest_cache);
+    let guest = json_of(
+        Command::new(cargo)
+            .args(["run", "--quiet", "--package", "face-host", "--example", "bench_guest", "--"])
+            .arg(&guest_wasm)
+            .arg(&models)
+            .arg(&guest_cache)
+            .arg(&photo)
+            .arg(&runs_s),
+        "guest component in face-server's wasmtime",
+    )?;
+
+    crate::npm::npm(&[])?;
+    let tests = repo_root().join("wasm/npm-test");
+    if !tests.join("node_modules/playwright-core").exists() {
+        run(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&tests))?;
     }
-    // onnxruntime's pipeline is the sum of the same three model calls (no pre/post-processing).
-    let ort_pipeline: f64 = ["face_detection_yunet_2023mar.onnx", "faceapi_landmark68.onnx", "face_recognition_sface_2021dec.onnx"]
-        .iter()
-        .map(|f| ort.get(*f).copied().unwrap_or(f64::NAN))
-        .sum();
-    println!(
-        "| pipeline, 640x480 photo, 1 face: decode-free detect + 68 landmarks + SFace embed | {pipeline:.2} | {ort_pipeline:.2} (model calls only) | {:.2} |",
-        pipeline / ort_pipeline
-    );
+    let js = json_of(
+        Command::new("node").arg(tests.join("bench.mjs")).arg(crate::npm::pkg_dir()).arg(&models).arg(&photo).arg(&runs_s),
+        "npm package in Node and headless Chromium",
+    )?;
+
+    let ort = json_of(
+        Command::new(python()?).arg(repo_root().join("xtask/bench_ort.py")).arg(&models).arg(&runs_s),
+        "onnxruntime, one thread",
+    )?;
+
+    println!("\nModel calls, median ms of {runs} ({}):\n", "same input shapes as the engine feeds");
+    println!("| model | native tract | wasm32 in wasmtime | wasm / native | onnxruntime 1 thread | native / onnxruntime |");
+    println!("|---|---|---|---|---|---|");
+    let names: Vec<String> = native["models"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    for m in names.iter().map(String::as_str) {
+        let (n, w, o) = (ms(&native, &["models", m]), ms(&wasip1, &["models", m]), ms(&ort, &[m]));
+        println!("| {m} | {n:.2} | {w:.2} | {:.2} | {o:.2} | {:.2} |", w / n, n / o);
+    }
+    let n = ms(&native, &["pipeline"]);
+    let ort_pipeline: f64 =
+        ["face_detection_yunet_2023mar.onnx", "faceapi_landmark68.onnx", "face_recognition_sface_2021dec.onnx"].iter().map(|m| ms(&ort, &[m])).sum();
+    println!("\nWhole pipeline on a 640x480 photo with one face (decode, detect, 68 landmarks, SFace embedding), median ms:\n");
+    println!("| engine | ms | ratio to native |");
+    println!("|---|---|---|");
+    for (name, v) in [
+        ("native core (tract, x86-64)", n),
+        ("guest component in face-server's wasmtime (wasip2, simd128)", ms(&guest, &["pipeline"])),
+        ("core module on wasm32-wasip1 in wasmtime (simd128)", ms(&wasip1, &["pipeline"])),
+        ("npm package in Node", ms(&js, &["node"])),
+        ("npm package in headless Chromium", ms(&js, &["chromium"])),
+        ("onnxruntime 1 thread, the three model calls only", ort_pipeline),
+    ] {
+        println!("| {name} | {v:.2} | {:.2} |", v / n);
+    }
+    let npm_wasm = crate::npm::pkg_dir().join("dist/face_engine_bg.wasm");
+    println!("\nSizes and start-up:\n");
+    println!("| what | figure |");
+    println!("|---|---|");
+    for (name, path) in [("guest component (wasip2)", &guest_wasm), ("npm package wasm", &npm_wasm)] {
+        let raw = std::fs::metadata(path)?.len();
+        println!("| {name}: raw / gzip -9 | {:.1} MB / {:.1} MB |", raw as f64 / 1e6, gzip_size(path)? as f64 / 1e6);
+    }
+    println!("| guest: first start, compiling the component with Cranelift + one instance | {:.0} ms |", ms(&guest, &["compile_ms"]));
+    println!("| guest: start from the precompiled cache + one instance with models loaded | {:.0} ms |", ms(&guest, &["startup_ms"]));
+    println!("| npm package in Node: FaceEngine.create (wasm + 4 models) | {:.0} ms |", ms(&js, &["startup_node"]));
     Ok(())
 }

@@ -139,8 +139,10 @@ fn engine(config: &EngineConfig) -> Result<Engine> {
         .total_component_instances(slots)
         .total_core_instances(slots * 4)
         .total_memories(slots * 2)
-        .total_tables(slots * 4)
-        .max_memory_size(config.memory_limit);
+        .total_tables(slots * 4);
+    // No `max_memory_size` below 4 GiB here: each memory keeps its full 4 GiB reservation so
+    // Cranelift can elide bounds checks (a smaller reservation cost the pipeline ~35%); the cap
+    // is the ResourceLimiter's.
     let mut pooled = c.clone();
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     // The pooling allocator reserves address space for every slot up front; where that is not

@@ -1,0 +1,66 @@
+//! Times each model call and the whole pipeline, natively or on wasm32-wasip1 in wasmtime, for
+//! `cargo xtask bench`. Prints one JSON object: {"models": {file: median_ms}, "pipeline": median_ms}.
+//!
+//!     cargo run --example bench_models -- MODELS_DIR PHOTO RUNS
+
+use std::time::Instant;
+
+use face_core::{DetectOptions, Engine, Model, ModelBytes, RecognitionModel};
+
+/// (file, input shape) of every model, as the engine feeds it.
+const MODELS: [(&str, [usize; 4]); 6] = [
+    ("face_detection_yunet_2023mar.onnx", [1, 3, 640, 640]),
+    ("face_recognition_sface_2021dec.onnx", [1, 3, 112, 112]),
+    ("faceapi_recognition.onnx", [1, 3, 150, 150]),
+    ("faceapi_landmark68.onnx", [1, 3, 112, 112]),
+    ("faceapi_age_gender.onnx", [1, 3, 112, 112]),
+    ("faceapi_expression.onnx", [1, 3, 112, 112]),
+];
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..3 {
+        f();
+    }
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, photo, runs] = args.as_slice() else {
+        panic!("usage: bench_models MODELS_DIR PHOTO RUNS");
+    };
+    let runs: usize = runs.parse().expect("RUNS is a number");
+    let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut models = Vec::new();
+    for (file, shape) in MODELS {
+        let model = Model::load("bench", &read(file)).expect("model loads");
+        let input: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| (i % 256) as f32).collect();
+        let ms = median_ms(runs, || {
+            model.run(&shape, input.clone()).expect("model runs");
+        });
+        models.push(format!("\"{file}\": {ms:.3}"));
+    }
+    let (d, l, s, f) = (
+        read("face_detection_yunet_2023mar.onnx"),
+        read("faceapi_landmark68.onnx"),
+        read("face_recognition_sface_2021dec.onnx"),
+        read("faceapi_recognition.onnx"),
+    );
+    let engine = Engine::new(&ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f }).unwrap();
+    let bytes = std::fs::read(photo).expect("photo");
+    let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
+    assert_eq!(engine.detect(&bytes, &options).unwrap().len(), 1, "the bench photo has one face");
+    let pipeline = median_ms(runs, || {
+        engine.detect(&bytes, &options).expect("detect");
+    });
+    let out = format!("{{\"models\": {{{}}}, \"pipeline\": {pipeline:.3}}}\n", models.join(", "));
+    std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes()).expect("stdout");
+}
