@@ -60,12 +60,18 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// wasm/npm-test with its npm tools (playwright-core, binaryen) installed; returns the folder.
+pub fn test_tools() -> Result<PathBuf> {
+    let tests = repo_root().join("wasm/npm-test");
+    if !["playwright-core", "binaryen"].iter().all(|p| tests.join("node_modules").join(p).exists()) {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tests))?;
+    }
+    Ok(tests)
+}
+
 pub fn npm_test(args: &[String]) -> Result<()> {
     npm(&[])?;
-    let tests = repo_root().join("wasm/npm-test");
-    if !tests.join("node_modules/playwright-core").exists() {
-        run(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&tests))?;
-    }
+    let tests = test_tools()?;
     let mut cmd = Command::new("node");
     cmd.arg("--test")
         .args(args)
