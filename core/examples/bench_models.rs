@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use face_core::{DetectOptions, Engine, Model, ModelBytes, RecognitionModel};
+use face_core::{DetectOptions, Engine, Model, ModelSet, RecognitionModel};
 
 /// (file, input shape) of every model, as the engine feeds it.
 const MODELS: [(&str, [usize; 4]); 6] = [
@@ -48,13 +48,8 @@ fn main() {
         });
         models.push(format!("\"{file}\": {ms:.3}"));
     }
-    let (d, l, s, f) = (
-        read("face_detection_yunet_2023mar.onnx"),
-        read("faceapi_landmark68.onnx"),
-        read("face_recognition_sface_2021dec.onnx"),
-        read("faceapi_recognition.onnx"),
-    );
-    let engine = Engine::new(&ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f }).unwrap();
+    let set = ModelSet::read_with(|name| Ok::<_, ()>(read(name))).unwrap();
+    let engine = Engine::new(&set.bytes()).unwrap();
     let bytes = std::fs::read(photo).expect("photo");
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
     assert_eq!(engine.detect(&bytes, &options).unwrap().len(), 1, "the bench photo has one face");

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use face_core::{DetectOptions, Engine, ModelBytes, RecognitionModel};
+use face_core::{DetectOptions, Engine, ModelSet, RecognitionModel};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,15 +15,9 @@ fn main() {
         models = PathBuf::from(args.remove(1));
         args.remove(0);
     }
-    let read = |name: &str| std::fs::read(models.join(name)).unwrap_or_else(|e| panic!("{name}: {e}; run `cargo xtask models`"));
-    let (d, l, s, f) = (
-        read("face_detection_yunet_2023mar.onnx"),
-        read("faceapi_landmark68.onnx"),
-        read("face_recognition_sface_2021dec.onnx"),
-        read("faceapi_recognition.onnx"),
-    );
-    let engine = Engine::new(&ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f })
-        .expect("models load");
+    let set = ModelSet::read_with(|name| std::fs::read(models.join(name)))
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask models`", models.display()));
+    let engine = Engine::new(&set.bytes()).expect("models load");
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
     for path in args {
         let bytes = std::fs::read(&path).unwrap_or_default();

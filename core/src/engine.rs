@@ -24,6 +24,45 @@ pub struct ModelBytes<'a> {
     pub faceapi_recognizer: &'a [u8],
 }
 
+/// The engine's model files, owned; `bytes()` lends them as `ModelBytes`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSet {
+    pub detector: Vec<u8>,
+    pub landmarks68: Vec<u8>,
+    pub sface: Vec<u8>,
+    pub faceapi_recognizer: Vec<u8>,
+}
+
+impl ModelSet {
+    /// The file names `cargo xtask models` writes (models/manifest.toml), in field order.
+    pub const FILES: [&'static str; 4] = [
+        "face_detection_yunet_2023mar.onnx",
+        "faceapi_landmark68.onnx",
+        "face_recognition_sface_2021dec.onnx",
+        "faceapi_recognition.onnx",
+    ];
+
+    /// Reads each file through `read` (the caller's I/O: a file system, a fetch, a bundle).
+    pub fn read_with<E>(mut read: impl FnMut(&'static str) -> Result<Vec<u8>, E>) -> Result<ModelSet, E> {
+        let [detector, landmarks68, sface, faceapi_recognizer] = Self::FILES;
+        Ok(ModelSet {
+            detector: read(detector)?,
+            landmarks68: read(landmarks68)?,
+            sface: read(sface)?,
+            faceapi_recognizer: read(faceapi_recognizer)?,
+        })
+    }
+
+    pub fn bytes(&self) -> ModelBytes<'_> {
+        ModelBytes {
+            detector: &self.detector,
+            landmarks68: &self.landmarks68,
+            sface: &self.sface,
+            faceapi_recognizer: &self.faceapi_recognizer,
+        }
+    }
+}
+
 /// The most faces one image yields, as in the Face API.
 pub const MAX_FACES: usize = 100;
 /// Detector threshold inside a caller-given face rectangle.

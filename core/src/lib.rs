@@ -50,7 +50,7 @@ pub use crate::{
     decode::{DecodeLimits, decode, from_rgba},
     detect::{DEFAULT_MIN_SCORE, Detection},
     embed::{Embedding, RecognitionModel},
-    engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, Rectangle},
+    engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle},
     error::{Error, Result},
     geometry::{Point, RectF, Similarity},
     landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},

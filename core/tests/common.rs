@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use face_core::{Engine, ModelBytes, RgbImage};
+use face_core::{Engine, ModelSet, RgbImage};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models")
@@ -36,14 +36,8 @@ pub fn decoded(name: &str) -> RgbImage {
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let (detector, landmarks68, sface, faceapi) = (
-            model("face_detection_yunet_2023mar.onnx"),
-            model("faceapi_landmark68.onnx"),
-            model("face_recognition_sface_2021dec.onnx"),
-            model("faceapi_recognition.onnx"),
-        );
-        Engine::new(&ModelBytes { detector: &detector, landmarks68: &landmarks68, sface: &sface, faceapi_recognizer: &faceapi })
-            .expect("models load")
+        let models = ModelSet::read_with(|name| Ok::<_, ()>(model(name))).unwrap();
+        Engine::new(&models.bytes()).expect("models load")
     })
 }
 

@@ -46,14 +46,8 @@ fn options(recognition: Option<guest::RecognitionModel>) -> guest::DetectOptions
 
 fn native() -> face_core::Engine {
     let dir = repo().join("models");
-    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
-    let (d, l, s, f) = (
-        read("face_detection_yunet_2023mar.onnx"),
-        read("faceapi_landmark68.onnx"),
-        read("face_recognition_sface_2021dec.onnx"),
-        read("faceapi_recognition.onnx"),
-    );
-    face_core::Engine::new(&face_core::ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f }).unwrap()
+    let models = face_core::ModelSet::read_with(|name| std::fs::read(dir.join(name))).unwrap();
+    face_core::Engine::new(&models.bytes()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,6 +77,11 @@ async fn the_guest_gives_the_native_core_results() {
             }
         }
     }
+}
+
+#[test]
+fn host_and_engine_agree_on_the_model_files() {
+    assert_eq!(ModelFiles::NAMES, face_core::ModelSet::FILES);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

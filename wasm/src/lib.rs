@@ -52,20 +52,14 @@ pub fn detect_json(engine: &Engine, image: &[u8], options_json: &str) -> Result<
 mod tests {
     use std::path::PathBuf;
 
-    use face_core::{Engine, ModelBytes};
+    use face_core::{Engine, ModelSet};
 
     use super::*;
 
     fn engine() -> Engine {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
-        let read = |name: &str| std::fs::read(dir.join(name)).expect("run `cargo xtask models` first");
-        let (d, l, s, f) = (
-            read("face_detection_yunet_2023mar.onnx"),
-            read("faceapi_landmark68.onnx"),
-            read("face_recognition_sface_2021dec.onnx"),
-            read("faceapi_recognition.onnx"),
-        );
-        Engine::new(&ModelBytes { detector: &d, landmarks68: &l, sface: &s, faceapi_recognizer: &f }).unwrap()
+        let models = ModelSet::read_with(|name| std::fs::read(dir.join(name))).expect("run `cargo xtask models` first");
+        Engine::new(&models.bytes()).unwrap()
     }
 
     #[test]

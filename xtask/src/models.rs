@@ -84,6 +84,19 @@ fn fetch(source: &Source) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Runs models/convert/build.py: extraction and conversion from the verified downloads.
+fn build_py(what: &str, out: &Path) -> Result<()> {
+    run(Command::new(python()?)
+        .arg(repo_root().join("models/convert/build.py"))
+        .arg(what)
+        .arg("--manifest")
+        .arg(repo_root().join("models/manifest.toml"))
+        .arg("--downloads")
+        .arg(downloads())
+        .arg("--out")
+        .arg(out))
+}
+
 fn check_outputs(manifest: &Manifest, dir: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for model in &manifest.model {
@@ -110,15 +123,7 @@ pub fn models() -> Result<()> {
     for source in &manifest.source {
         fetch(source)?;
     }
-    run(Command::new(python()?)
-        .arg(repo_root().join("models/convert/build.py"))
-        .arg("models")
-        .arg("--manifest")
-        .arg(repo_root().join("models/manifest.toml"))
-        .arg("--downloads")
-        .arg(downloads())
-        .arg("--out")
-        .arg(&out))?;
+    build_py("models", &out)?;
     let problems = check_outputs(&manifest, &out)?;
     if !problems.is_empty() {
         bail!(
@@ -149,15 +154,7 @@ pub fn testdata() -> Result<()> {
     for source in &manifest.testdata {
         fetch(source)?;
     }
-    run(Command::new(python()?)
-        .arg(repo_root().join("models/convert/build.py"))
-        .arg("testdata")
-        .arg("--manifest")
-        .arg(repo_root().join("models/manifest.toml"))
-        .arg("--downloads")
-        .arg(downloads())
-        .arg("--out")
-        .arg(&out))?;
+    build_py("testdata", &out)?;
     std::fs::write(&stamp, wanted)?;
     Ok(())
 }

@@ -46,15 +46,20 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
+    /// The file names `cargo xtask models` writes, in field order. face-core's `ModelSet::FILES`
+    /// is the same list (a test checks it); the host keeps its own so it does not link the engine.
+    pub const NAMES: [&'static str; 4] = [
+        "face_detection_yunet_2023mar.onnx",
+        "faceapi_landmark68.onnx",
+        "face_recognition_sface_2021dec.onnx",
+        "faceapi_recognition.onnx",
+    ];
+
     /// The files `cargo xtask models` writes into `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> ModelFiles {
         let dir = dir.into();
-        ModelFiles {
-            detector: dir.join("face_detection_yunet_2023mar.onnx"),
-            landmarks68: dir.join("faceapi_landmark68.onnx"),
-            sface: dir.join("face_recognition_sface_2021dec.onnx"),
-            faceapi_recognizer: dir.join("faceapi_recognition.onnx"),
-        }
+        let [detector, landmarks68, sface, faceapi_recognizer] = Self::NAMES.map(|f| dir.join(f));
+        ModelFiles { detector, landmarks68, sface, faceapi_recognizer }
     }
 }
 
