@@ -3,6 +3,7 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use crate::attributes::{self, AttributeModels, Attributes};
 use crate::decode::{DecodeLimits, decode};
 use crate::detect::{self, DEFAULT_MIN_SCORE, Detection};
 use crate::embed::{self, Embedding, RecognitionModel};
@@ -34,6 +35,9 @@ pub struct ModelSet {
 }
 
 impl ModelSet {
+    /// The attribute nets, for `Engine::with_attribute_models`: age/gender, then expression.
+    pub const ATTRIBUTE_FILES: [&'static str; 2] = ["faceapi_age_gender.onnx", "faceapi_expression.onnx"];
+
     /// The file names `cargo xtask models` writes (models/manifest.toml), in field order.
     pub const FILES: [&'static str; 4] = [
         "face_detection_yunet_2023mar.onnx",
@@ -78,11 +82,13 @@ pub struct DetectOptions {
     pub landmarks: bool,
     /// Compute an embedding with this model.
     pub recognition: Option<RecognitionModel>,
+    /// Compute age, gender, emotion, smile, blur, exposure and noise (needs the attribute models).
+    pub attributes: bool,
 }
 
 impl Default for DetectOptions {
     fn default() -> Self {
-        DetectOptions { min_score: DEFAULT_MIN_SCORE, max_faces: MAX_FACES, landmarks: true, recognition: None }
+        DetectOptions { min_score: DEFAULT_MIN_SCORE, max_faces: MAX_FACES, landmarks: true, recognition: None, attributes: false }
     }
 }
 
@@ -118,6 +124,8 @@ pub struct Face {
     pub landmarks: Option<FaceLandmarks>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Embedding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Attributes>,
 }
 
 /// The loaded models. Cheap to share: runs take `&self`.
@@ -127,6 +135,7 @@ pub struct Engine {
     landmarks68: Model,
     sface: Model,
     faceapi: Model,
+    attributes: Option<AttributeModels>,
     limits: DecodeLimits,
 }
 
@@ -138,8 +147,29 @@ impl Engine {
             landmarks68: Model::load("faceapi_landmark68", models.landmarks68)?,
             sface: Model::load("sface_2021dec", models.sface)?,
             faceapi: Model::load("faceapi_recognition", models.faceapi_recognizer)?,
+            attributes: None,
             limits: DecodeLimits::default(),
         })
+    }
+
+    /// Adds the attribute nets (`ModelSet::ATTRIBUTE_FILES`), enabling `DetectOptions::attributes`.
+    pub fn with_attribute_models(mut self, age_gender: &[u8], expression: &[u8]) -> Result<Engine> {
+        self.attributes = Some(AttributeModels {
+            age_gender: Model::load("faceapi_age_gender", age_gender)?,
+            expression: Model::load("faceapi_expression", expression)?,
+        });
+        Ok(self)
+    }
+
+    /// Age, gender, emotion, smile, blur, exposure and noise of a detected face.
+    pub fn attributes(&self, img: &RgbImage, det: &Detection, landmarks68: &[Point]) -> Result<Attributes> {
+        let models = self.attributes.as_ref().ok_or_else(|| Error::InvalidArgument {
+            reason: "face attributes were asked for, but the engine was created without the attribute models".into(),
+        })?;
+        if landmarks68.len() != 68 {
+            return Err(Error::InvalidArgument { reason: format!("68 landmarks are needed, {} were given", landmarks68.len()) });
+        }
+        attributes::attributes(models, img, &det.rect, landmarks68)
     }
 
     /// Replaces the decode limits (defaults: the Face API's).
@@ -245,12 +275,16 @@ impl Engine {
 
     /// Everything asked for about one detection.
     pub fn describe(&self, img: &RgbImage, detection: Detection, options: &DetectOptions) -> Result<Face> {
-        let needs_68 = options.landmarks || options.recognition == Some(RecognitionModel::FaceApi);
+        let needs_68 = options.landmarks || options.attributes || options.recognition == Some(RecognitionModel::FaceApi);
         let landmarks68 = if needs_68 { Some(self.landmarks68(img, &detection)?) } else { None };
         let embedding = options
             .recognition
             .map(|model| self.embed(img, &detection, landmarks68.as_deref(), model))
             .transpose()?;
+        let attributes = match (&landmarks68, options.attributes) {
+            (Some(points), true) => Some(self.attributes(img, &detection, points)?),
+            _ => None,
+        };
         let landmarks = if options.landmarks { landmarks68.as_deref().and_then(FaceLandmarks::from_68) } else { None };
         Ok(Face {
             rectangle: Rectangle::clipped(&detection.rect, img.width(), img.height()),
@@ -258,6 +292,7 @@ impl Engine {
             landmarks68: if options.landmarks { landmarks68 } else { None },
             landmarks,
             embedding,
+            attributes,
         })
     }
 }

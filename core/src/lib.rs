@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attributes;
 mod compare;
 mod decode;
 mod detect;
@@ -43,6 +44,7 @@ mod tensor;
 pub use image::RgbImage;
 
 pub use crate::{
+    attributes::{Attributes, EXPRESSIONS, Gender, Level, Measure},
     compare::{
         CONFIDENCE_SLOPE, FindSimilarMode, Grouping, IDENTICAL_CONFIDENCE, MAX_GROUP_FACES, Similar, Verification,
         confidence_from_cosine, cosine, find_similar, group, verify,

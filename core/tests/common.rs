@@ -37,7 +37,8 @@ pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let models = ModelSet::read_with(|name| Ok::<_, ()>(model(name))).unwrap();
-        Engine::new(&models.bytes()).expect("models load")
+        let [age_gender, expression] = ModelSet::ATTRIBUTE_FILES.map(model);
+        Engine::new(&models.bytes()).and_then(|e| e.with_attribute_models(&age_gender, &expression)).expect("models load")
     })
 }
 

@@ -4,6 +4,7 @@
 //! (the test images in the face_recognition 1.3.0 sdist, in $FACE_CACHE/testdata). Anything
 //! else a test needs it makes itself: composed, re-encoded, rotated, truncated, corrupted.
 
+mod attributes;
 mod common;
 mod compare;
 mod decode;

@@ -66,6 +66,8 @@ fn detect_options(o: &wit::DetectOptions) -> face_core::DetectOptions {
         max_faces: o.max_faces as usize,
         landmarks: o.landmarks,
         recognition: o.recognition.map(recognition),
+        // The WIT contract does not carry attributes yet.
+        attributes: false,
     }
 }
 

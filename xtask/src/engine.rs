@@ -10,5 +10,8 @@ pub fn load() -> Result<Engine> {
     let models = ModelSet::read_with(|name| {
         std::fs::read(dir.join(name)).with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
     })?;
-    Ok(Engine::new(&models.bytes())?)
+    let [age_gender, expression] = ModelSet::ATTRIBUTE_FILES.map(|name| {
+        std::fs::read(dir.join(name)).with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
+    });
+    Ok(Engine::new(&models.bytes())?.with_attribute_models(&age_gender?, &expression?)?)
 }
