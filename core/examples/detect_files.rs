@@ -27,7 +27,10 @@ fn main() {
                     .iter()
                     .map(|f| {
                         let r = f.rectangle;
-                        let e = f.embedding.as_ref().map(|e| e.vector[..4].iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(","));
+                        let e = f
+                            .embedding
+                            .as_ref()
+                            .map(|e| e.vector[..4].iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(","));
                         format!("{}x{}+{}+{} [{}]", r.width, r.height, r.left, r.top, e.unwrap_or_default())
                     })
                     .collect();

@@ -74,22 +74,32 @@ pub(crate) struct AttributeModels {
     pub expression: Model,
 }
 
-pub(crate) fn attributes(models: &AttributeModels, img: &RgbImage, rect: &RectF, landmarks68: &[Point]) -> Result<Attributes> {
+pub(crate) fn attributes(
+    models: &AttributeModels,
+    img: &RgbImage,
+    rect: &RectF,
+    landmarks68: &[Point],
+) -> Result<Attributes> {
     let (input, _) = crop_pad_square(img, recognizer_box(landmarks68), INPUT);
     let out = models.age_gender.run(&[1, 3, INPUT, INPUT], input.clone())?;
     let (age, gender) = match out.as_slice() {
         [age, gender] if age.len() == 1 && gender.len() == 2 => (age[0], [gender[0], gender[1]]),
-        _ => return Err(Error::Model { model: models.age_gender.name(), reason: "expected outputs age [1] and gender [2]".into() }),
+        _ => {
+            return Err(Error::Model {
+                model: models.age_gender.name(),
+                reason: "expected outputs age [1] and gender [2]".into(),
+            });
+        }
     };
     let out = models.expression.run(&[1, 3, INPUT, INPUT], input)?;
-    let expressions: [f32; 7] = out
-        .first()
-        .and_then(|e| <[f32; 7]>::try_from(e.as_slice()).ok())
-        .ok_or_else(|| Error::Model { model: models.expression.name(), reason: "expected 7 expression probabilities".into() })?;
+    let expressions: [f32; 7] = out.first().and_then(|e| <[f32; 7]>::try_from(e.as_slice()).ok()).ok_or_else(|| {
+        Error::Model { model: models.expression.name(), reason: "expected 7 expression probabilities".into() }
+    })?;
     if !age.is_finite() || gender.iter().chain(&expressions).any(|v| !v.is_finite()) {
         return Err(Error::Model { model: models.age_gender.name(), reason: "non-finite attribute output".into() });
     }
-    let (gender, gender_confidence) = if gender[0] >= gender[1] { (Gender::Male, gender[0]) } else { (Gender::Female, gender[1]) };
+    let (gender, gender_confidence) =
+        if gender[0] >= gender[1] { (Gender::Male, gender[0]) } else { (Gender::Female, gender[1]) };
     let face = grey_face(img, rect);
     Ok(Attributes {
         age: age.max(0.0),
@@ -105,7 +115,13 @@ pub(crate) fn attributes(models: &AttributeModels, img: &RgbImage, rect: &RectF,
 
 fn level(value: f32, low_below: f32, medium_below: f32) -> Measure {
     let value = value.clamp(0.0, 1.0);
-    let level = if value < low_below { Level::Low } else if value < medium_below { Level::Medium } else { Level::High };
+    let level = if value < low_below {
+        Level::Low
+    } else if value < medium_below {
+        Level::Medium
+    } else {
+        Level::High
+    };
     Measure { value, level }
 }
 

@@ -39,8 +39,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
     if bytes.len() > limits.max_file_bytes {
         return Err(Error::FileTooLarge { bytes: bytes.len(), max: limits.max_file_bytes });
     }
-    let format = image::guess_format(bytes)
-        .map_err(|_| Error::UnsupportedFormat { detected: None })?;
+    let format = image::guess_format(bytes).map_err(|_| Error::UnsupportedFormat { detected: None })?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Gif | ImageFormat::Bmp) {
         return Err(Error::UnsupportedFormat { detected: Some(format!("{format:?}")) });
     }

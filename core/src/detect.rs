@@ -9,8 +9,8 @@
 //! - NMS at IoU 0.3, as OpenCV's FaceDetectorYN.
 
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 use image::imageops::{self, FilterType};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::geometry::{Point, RectF};
@@ -60,13 +60,15 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     }
     let outputs = model.run(&[1, 3, INPUT, INPUT], input)?;
     if outputs.len() != 12 {
-        return Err(Error::Model { model: model.name(), reason: format!("expected 12 outputs, got {}", outputs.len()) });
+        return Err(Error::Model {
+            model: model.name(),
+            reason: format!("expected 12 outputs, got {}", outputs.len()),
+        });
     }
     let mut found = Vec::new();
     for (level, &stride) in STRIDES.iter().enumerate() {
         // Output order in the file: cls_8,16,32, obj_8,16,32, bbox_8,16,32, kps_8,16,32.
-        let (cls, obj, bbox, kps) =
-            (&outputs[level], &outputs[3 + level], &outputs[6 + level], &outputs[9 + level]);
+        let (cls, obj, bbox, kps) = (&outputs[level], &outputs[3 + level], &outputs[6 + level], &outputs[9 + level]);
         let cols = INPUT / stride;
         let n = cols * cols;
         if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
@@ -86,9 +88,8 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
             let (cx, cy) = ((col + b[0]) * s, (row + b[1]) * s);
             let (bw, bh) = (b[2].exp() * s, b[3].exp() * s);
             let k = &kps[idx * 10..idx * 10 + 10];
-            let landmarks5 = std::array::from_fn(|n| {
-                Point::new((k[2 * n] + col) * s / sx, (k[2 * n + 1] + row) * s / sy)
-            });
+            let landmarks5 =
+                std::array::from_fn(|n| Point::new((k[2 * n] + col) * s / sx, (k[2 * n + 1] + row) * s / sy));
             let rect = RectF { left: (cx - bw / 2.0) / sx, top: (cy - bh / 2.0) / sy, width: bw / sx, height: bh / sy };
             let finite = [rect.left, rect.top, rect.width, rect.height].iter().all(|v| v.is_finite())
                 && landmarks5.iter().all(|p| p.x.is_finite() && p.y.is_finite());

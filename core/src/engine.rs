@@ -88,7 +88,13 @@ pub struct DetectOptions {
 
 impl Default for DetectOptions {
     fn default() -> Self {
-        DetectOptions { min_score: DEFAULT_MIN_SCORE, max_faces: MAX_FACES, landmarks: true, recognition: None, attributes: false }
+        DetectOptions {
+            min_score: DEFAULT_MIN_SCORE,
+            max_faces: MAX_FACES,
+            landmarks: true,
+            recognition: None,
+            attributes: false,
+        }
     }
 }
 
@@ -167,7 +173,9 @@ impl Engine {
             reason: "face attributes were asked for, but the engine was created without the attribute models".into(),
         })?;
         if landmarks68.len() != 68 {
-            return Err(Error::InvalidArgument { reason: format!("68 landmarks are needed, {} were given", landmarks68.len()) });
+            return Err(Error::InvalidArgument {
+                reason: format!("68 landmarks are needed, {} were given", landmarks68.len()),
+            });
         }
         attributes::attributes(models, img, &det.rect, landmarks68)
     }
@@ -241,7 +249,9 @@ impl Engine {
     pub fn face_in_rect(&self, img: &RgbImage, target: RectF, options: &DetectOptions) -> Result<Face> {
         let valid = [target.left, target.top, target.width, target.height].iter().all(|v| v.is_finite());
         if !valid || target.width < 1.0 || target.height < 1.0 {
-            return Err(Error::InvalidArgument { reason: format!("target rectangle {target:?} is empty or not finite") });
+            return Err(Error::InvalidArgument {
+                reason: format!("target rectangle {target:?} is empty or not finite"),
+            });
         }
         let (iw, ih) = (img.width() as f32, img.height() as f32);
         let area = target.square(2.0);
@@ -250,7 +260,9 @@ impl Engine {
         let x2 = (area.left + area.width).clamp(0.0, iw).ceil();
         let y2 = (area.top + area.height).clamp(0.0, ih).ceil();
         if x2 - x1 < 1.0 || y2 - y1 < 1.0 {
-            return Err(Error::InvalidArgument { reason: format!("target rectangle {target:?} lies outside the image") });
+            return Err(Error::InvalidArgument {
+                reason: format!("target rectangle {target:?} lies outside the image"),
+            });
         }
         let crop = image::imageops::crop_imm(img, x1 as u32, y1 as u32, (x2 - x1) as u32, (y2 - y1) as u32).to_image();
         let found = self.detect_faces(&crop, TARGET_MIN_SCORE, MAX_FACES)?;
@@ -275,12 +287,11 @@ impl Engine {
 
     /// Everything asked for about one detection.
     pub fn describe(&self, img: &RgbImage, detection: Detection, options: &DetectOptions) -> Result<Face> {
-        let needs_68 = options.landmarks || options.attributes || options.recognition == Some(RecognitionModel::FaceApi);
+        let needs_68 =
+            options.landmarks || options.attributes || options.recognition == Some(RecognitionModel::FaceApi);
         let landmarks68 = if needs_68 { Some(self.landmarks68(img, &detection)?) } else { None };
-        let embedding = options
-            .recognition
-            .map(|model| self.embed(img, &detection, landmarks68.as_deref(), model))
-            .transpose()?;
+        let embedding =
+            options.recognition.map(|model| self.embed(img, &detection, landmarks68.as_deref(), model)).transpose()?;
         let attributes = match (&landmarks68, options.attributes) {
             (Some(points), true) => Some(self.attributes(img, &detection, points)?),
             _ => None,

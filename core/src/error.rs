@@ -58,19 +58,16 @@ impl fmt::Display for Error {
                 f,
                 "image file is {bytes} bytes; the limit is {max} bytes: send a smaller or more compressed image"
             ),
-            Error::UnsupportedFormat { detected: Some(fmt_name) } => write!(
-                f,
-                "image format {fmt_name} is not supported: send JPEG, PNG, GIF or BMP"
-            ),
-            Error::UnsupportedFormat { detected: None } => write!(
-                f,
-                "the bytes are not a recognised image: send JPEG, PNG, GIF or BMP"
-            ),
+            Error::UnsupportedFormat { detected: Some(fmt_name) } => {
+                write!(f, "image format {fmt_name} is not supported: send JPEG, PNG, GIF or BMP")
+            }
+            Error::UnsupportedFormat { detected: None } => {
+                write!(f, "the bytes are not a recognised image: send JPEG, PNG, GIF or BMP")
+            }
             Error::CorruptImage { reason } => write!(f, "the image could not be decoded: {reason}"),
-            Error::ImageTooSmall { width, height, min } => write!(
-                f,
-                "image is {width}x{height} pixels; both sides must be at least {min} pixels"
-            ),
+            Error::ImageTooSmall { width, height, min } => {
+                write!(f, "image is {width}x{height} pixels; both sides must be at least {min} pixels")
+            }
             Error::ImageTooLarge { width, height, max } => write!(
                 f,
                 "image is {width}x{height} pixels; both sides must be at most {max} pixels: downscale it first"

@@ -21,10 +21,10 @@ pub(crate) fn landmarks68(model: &Model, img: &RgbImage, det: &Detection) -> Res
     let crop = det.rect.square(LANDMARK_CROP_SCALE);
     let (input, square) = crop_pad_square(img, crop, INPUT);
     let out = model.run(&[1, 3, INPUT, INPUT], input)?;
-    let raw = out.first().filter(|o| o.len() == 136).ok_or_else(|| Error::Model {
-        model: model.name(),
-        reason: "expected one output of 136 values".into(),
-    })?;
+    let raw = out
+        .first()
+        .filter(|o| o.len() == 136)
+        .ok_or_else(|| Error::Model { model: model.name(), reason: "expected one output of 136 values".into() })?;
     Ok(raw
         .chunks_exact(2)
         .map(|xy| Point::new(square.left + xy[0] * square.width, square.top + xy[1] * square.height))
@@ -67,24 +67,65 @@ pub struct FaceLandmarks {
 impl FaceLandmarks {
     /// The landmark names in the Face API's order, as `to_array` lists the points.
     pub const NAMES: [&'static str; 27] = [
-        "pupilLeft", "pupilRight", "noseTip", "mouthLeft", "mouthRight", "eyebrowLeftOuter",
-        "eyebrowLeftInner", "eyeLeftOuter", "eyeLeftTop", "eyeLeftBottom", "eyeLeftInner",
-        "eyebrowRightInner", "eyebrowRightOuter", "eyeRightInner", "eyeRightTop", "eyeRightBottom",
-        "eyeRightOuter", "noseRootLeft", "noseRootRight", "noseLeftAlarTop", "noseRightAlarTop",
-        "noseLeftAlarOutTip", "noseRightAlarOutTip", "upperLipTop", "upperLipBottom", "underLipTop",
+        "pupilLeft",
+        "pupilRight",
+        "noseTip",
+        "mouthLeft",
+        "mouthRight",
+        "eyebrowLeftOuter",
+        "eyebrowLeftInner",
+        "eyeLeftOuter",
+        "eyeLeftTop",
+        "eyeLeftBottom",
+        "eyeLeftInner",
+        "eyebrowRightInner",
+        "eyebrowRightOuter",
+        "eyeRightInner",
+        "eyeRightTop",
+        "eyeRightBottom",
+        "eyeRightOuter",
+        "noseRootLeft",
+        "noseRootRight",
+        "noseLeftAlarTop",
+        "noseRightAlarTop",
+        "noseLeftAlarOutTip",
+        "noseRightAlarOutTip",
+        "upperLipTop",
+        "upperLipBottom",
+        "underLipTop",
         "underLipBottom",
     ];
 
     /// The points in the order of `NAMES`.
     pub fn to_array(&self) -> [Point; 27] {
         [
-            self.pupil_left, self.pupil_right, self.nose_tip, self.mouth_left, self.mouth_right,
-            self.eyebrow_left_outer, self.eyebrow_left_inner, self.eye_left_outer, self.eye_left_top,
-            self.eye_left_bottom, self.eye_left_inner, self.eyebrow_right_inner, self.eyebrow_right_outer,
-            self.eye_right_inner, self.eye_right_top, self.eye_right_bottom, self.eye_right_outer,
-            self.nose_root_left, self.nose_root_right, self.nose_left_alar_top, self.nose_right_alar_top,
-            self.nose_left_alar_out_tip, self.nose_right_alar_out_tip, self.upper_lip_top,
-            self.upper_lip_bottom, self.under_lip_top, self.under_lip_bottom,
+            self.pupil_left,
+            self.pupil_right,
+            self.nose_tip,
+            self.mouth_left,
+            self.mouth_right,
+            self.eyebrow_left_outer,
+            self.eyebrow_left_inner,
+            self.eye_left_outer,
+            self.eye_left_top,
+            self.eye_left_bottom,
+            self.eye_left_inner,
+            self.eyebrow_right_inner,
+            self.eyebrow_right_outer,
+            self.eye_right_inner,
+            self.eye_right_top,
+            self.eye_right_bottom,
+            self.eye_right_outer,
+            self.nose_root_left,
+            self.nose_root_right,
+            self.nose_left_alar_top,
+            self.nose_right_alar_top,
+            self.nose_left_alar_out_tip,
+            self.nose_right_alar_out_tip,
+            self.upper_lip_top,
+            self.upper_lip_bottom,
+            self.under_lip_top,
+            self.under_lip_bottom,
         ]
     }
 

@@ -35,9 +35,7 @@ impl Model {
         let outputs = self.plan.run(tvec![input.into()]).map_err(model_err(self.name))?;
         outputs
             .iter()
-            .map(|t| {
-                t.to_plain_array_view::<f32>().map(|v| v.iter().copied().collect()).map_err(model_err(self.name))
-            })
+            .map(|t| t.to_plain_array_view::<f32>().map(|v| v.iter().copied().collect()).map_err(model_err(self.name)))
             .collect()
     }
 

@@ -73,11 +73,7 @@ pub fn crop_pad_square(img: &RgbImage, rect: RectF, size: usize) -> (Vec<f32>, R
         let sx = square.left + (u + 0.5) * scale - 0.5;
         let sy = square.top + (v + 0.5) * scale - 0.5;
         // The padding that face-api.js adds around a non-square crop is black.
-        if sx < x1 - 0.5 || sx > x2 - 0.5 || sy < y1 - 0.5 || sy > y2 - 0.5 {
-            None
-        } else {
-            Some((sx, sy))
-        }
+        if sx < x1 - 0.5 || sx > x2 - 0.5 || sy < y1 - 0.5 || sy > y2 - 0.5 { None } else { Some((sx, sy)) }
     });
     (tensor, square)
 }

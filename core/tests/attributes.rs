@@ -29,13 +29,17 @@ fn blur_exposure_and_noise_rise_along_their_ladders() {
     let photo = decoded("obama.jpg");
     let blur: Vec<f32> = [0.0f32, 1.5, 3.0, 6.0]
         .iter()
-        .map(|&sigma| attributes_of(&if sigma == 0.0 { photo.clone() } else { imageops::blur(&photo, sigma) }).blur.value)
+        .map(|&sigma| {
+            attributes_of(&if sigma == 0.0 { photo.clone() } else { imageops::blur(&photo, sigma) }).blur.value
+        })
         .collect();
     assert!(blur.windows(2).all(|w| w[0] < w[1]), "blur {blur:?}");
 
-    let gain = |g: f32| RgbImage::from_fn(photo.width(), photo.height(), |x, y| {
-        image::Rgb(photo.get_pixel(x, y).0.map(|c| (c as f32 * g).min(255.0) as u8))
-    });
+    let gain = |g: f32| {
+        RgbImage::from_fn(photo.width(), photo.height(), |x, y| {
+            image::Rgb(photo.get_pixel(x, y).0.map(|c| (c as f32 * g).min(255.0) as u8))
+        })
+    };
     let exposure: Vec<f32> = [0.4f32, 0.7, 1.0, 1.4].iter().map(|&g| attributes_of(&gain(g)).exposure.value).collect();
     assert!(exposure.windows(2).all(|w| w[0] < w[1]), "exposure {exposure:?}");
 

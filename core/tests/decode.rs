@@ -50,7 +50,10 @@ fn exif_orientation_is_applied_before_detection() {
     let faces = engine().detect(&tagged, &Default::default()).expect("detect");
     assert_eq!(faces.len(), 1);
     let untagged = engine().detect(&plain, &Default::default()).expect("detect");
-    let (a, b) = (faces[0].rectangle, engine().detect(&encode(&upright, ImageFormat::Jpeg), &Default::default()).unwrap()[0].rectangle);
+    let (a, b) = (
+        faces[0].rectangle,
+        engine().detect(&encode(&upright, ImageFormat::Jpeg), &Default::default()).unwrap()[0].rectangle,
+    );
     assert!((a.left as i64 - b.left as i64).abs() < 8 && (a.top as i64 - b.top as i64).abs() < 8, "{a:?} vs {b:?}");
     // Without the tag the face lies on its side: a different rectangle, if any.
     assert!(untagged.iter().all(|f| f.rectangle != a));
@@ -64,7 +67,11 @@ fn size_limits_have_their_own_errors() {
     assert!(matches!(decode(&huge, &limits), Err(Error::FileTooLarge { .. })));
 
     let small = encode(&RgbImage::from_pixel(30, 200, Rgb([90, 90, 90])), ImageFormat::Bmp);
-    assert!(matches!(decode(&small, &limits), Err(Error::ImageTooSmall { width: 30, height: 200, .. })), "{:?}", decode(&small, &limits));
+    assert!(
+        matches!(decode(&small, &limits), Err(Error::ImageTooSmall { width: 30, height: 200, .. })),
+        "{:?}",
+        decode(&small, &limits)
+    );
     let wide = encode(&RgbImage::from_pixel(4100, 40, Rgb([90, 90, 90])), ImageFormat::Png);
     assert!(matches!(decode(&wide, &limits), Err(Error::ImageTooLarge { width: 4100, height: 40, .. })));
     let ok = encode(&RgbImage::from_pixel(4096, 36, Rgb([90, 90, 90])), ImageFormat::Png);

@@ -24,7 +24,9 @@ fn one_face_with_box_landmarks_and_unit_embedding() {
     // Geometry a face has: eyes above the nose tip above the mouth; left is left.
     assert!(l.pupil_left.x < l.pupil_right.x);
     assert!(l.eye_left_outer.x < l.eye_left_inner.x && l.eye_right_inner.x < l.eye_right_outer.x);
-    assert!(l.pupil_left.y < l.nose_tip.y && l.nose_tip.y < l.upper_lip_top.y && l.upper_lip_top.y < l.under_lip_bottom.y);
+    assert!(
+        l.pupil_left.y < l.nose_tip.y && l.nose_tip.y < l.upper_lip_top.y && l.upper_lip_top.y < l.under_lip_bottom.y
+    );
     assert!(l.mouth_left.x < l.mouth_right.x);
     // Every landmark lies in (or very near) the face rectangle.
     let json = serde_json::to_value(l).unwrap();
@@ -34,7 +36,10 @@ fn one_face_with_box_landmarks_and_unit_embedding() {
         let (x, y) = (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap());
         let slack = r.width as f64 * 0.25;
         assert!(
-            x > r.left as f64 - slack && x < (r.left + r.width) as f64 + slack && y > r.top as f64 - slack && y < (r.top + r.height) as f64 + slack,
+            x > r.left as f64 - slack
+                && x < (r.left + r.width) as f64 + slack
+                && y > r.top as f64 - slack
+                && y < (r.top + r.height) as f64 + slack,
             "{name} at {x},{y} outside {r:?}"
         );
     }
@@ -68,14 +73,20 @@ fn faces_in_a_composed_photo_are_all_found_largest_first() {
     let big = decoded("obama.jpg");
     let small = decoded("biden.jpg");
     let small = imageops::resize(&small, small.width() / 2, small.height() / 2, imageops::FilterType::Triangle);
-    let mut canvas = RgbImage::from_pixel(big.width() + small.width() + 40, big.height().max(small.height()) + 40, image::Rgb([128, 128, 128]));
+    let mut canvas = RgbImage::from_pixel(
+        big.width() + small.width() + 40,
+        big.height().max(small.height()) + 40,
+        image::Rgb([128, 128, 128]),
+    );
     imageops::replace(&mut canvas, &big, 20, 20);
     imageops::replace(&mut canvas, &small, (big.width() + 20) as i64, 20);
     let bytes = encode(&canvas, ImageFormat::Png);
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
     let faces = engine().detect(&bytes, &options).expect("detect");
     assert_eq!(faces.len(), 2);
-    assert!(faces[0].rectangle.width * faces[0].rectangle.height > faces[1].rectangle.width * faces[1].rectangle.height);
+    assert!(
+        faces[0].rectangle.width * faces[0].rectangle.height > faces[1].rectangle.width * faces[1].rectangle.height
+    );
     assert!(faces[0].rectangle.left < big.width() && faces[1].rectangle.left >= big.width());
     // The faces keep their identities when composed.
     let obama = embed("obama.jpg", RecognitionModel::SFace);
@@ -108,7 +119,11 @@ fn partial_faces_do_not_break_the_pipeline() {
 fn a_target_rectangle_selects_that_face_or_says_there_is_none() {
     let big = decoded("obama.jpg");
     let small = decoded("biden.jpg");
-    let mut canvas = RgbImage::from_pixel(big.width() + small.width() + 200, big.height().max(small.height()), image::Rgb([128, 128, 128]));
+    let mut canvas = RgbImage::from_pixel(
+        big.width() + small.width() + 200,
+        big.height().max(small.height()),
+        image::Rgb([128, 128, 128]),
+    );
     imageops::replace(&mut canvas, &big, 0, 0);
     imageops::replace(&mut canvas, &small, big.width() as i64, 0);
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), landmarks: false, ..Default::default() };
@@ -117,13 +132,19 @@ fn a_target_rectangle_selects_that_face_or_says_there_is_none() {
     for face in &all {
         let r = face.detection.rect;
         // A loose, shifted rectangle a user might draw still picks the same face.
-        let target = face_core::RectF { left: r.left - r.width * 0.1, top: r.top + r.height * 0.05, width: r.width * 1.15, height: r.height * 1.1 };
+        let target = face_core::RectF {
+            left: r.left - r.width * 0.1,
+            top: r.top + r.height * 0.05,
+            width: r.width * 1.15,
+            height: r.height * 1.1,
+        };
         let picked = engine().face_in_rect(&canvas, target, &options).unwrap();
         assert!(picked.detection.rect.iou(&r) > 0.8, "{:?} vs {r:?}", picked.detection.rect);
         let same = verify(picked.embedding.as_ref().unwrap(), face.embedding.as_ref().unwrap()).unwrap();
         assert!(same.confidence > 0.9, "{same:?}");
     }
-    let empty = face_core::RectF { left: (big.width() + small.width() + 50) as f32, top: 10.0, width: 120.0, height: 120.0 };
+    let empty =
+        face_core::RectF { left: (big.width() + small.width() + 50) as f32, top: 10.0, width: 120.0, height: 120.0 };
     assert!(matches!(engine().face_in_rect(&canvas, empty, &options), Err(face_core::Error::NoFace { .. })));
     let outside = face_core::RectF { left: 1e6, top: 0.0, width: 50.0, height: 50.0 };
     assert!(matches!(engine().face_in_rect(&canvas, outside, &options), Err(face_core::Error::InvalidArgument { .. })));

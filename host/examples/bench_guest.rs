@@ -42,5 +42,8 @@ async fn main() {
         }
     }
     times.sort_by(f64::total_cmp);
-    println!("{{\"compile_ms\": {compile_ms:.1}, \"startup_ms\": {startup_ms:.1}, \"pipeline\": {:.3}}}", times[times.len() / 2]);
+    println!(
+        "{{\"compile_ms\": {compile_ms:.1}, \"startup_ms\": {startup_ms:.1}, \"pipeline\": {:.3}}}",
+        times[times.len() / 2]
+    );
 }

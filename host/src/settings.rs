@@ -79,11 +79,17 @@ impl Settings {
         }
         let eula = values.remove("eula").ok_or(SettingsError::Missing { setting: "Eula" })?;
         if !eula.eq_ignore_ascii_case("accept") {
-            return Err(SettingsError::Invalid { setting: "Eula", reason: format!("it is {eula:?}, it must be \"accept\"") });
+            return Err(SettingsError::Invalid {
+                setting: "Eula",
+                reason: format!("it is {eula:?}, it must be \"accept\""),
+            });
         }
         let billing = values.remove("billing").ok_or(SettingsError::Missing { setting: "Billing" })?;
         if !(billing.starts_with("http://") || billing.starts_with("https://")) || billing.len() <= "https://".len() {
-            return Err(SettingsError::Invalid { setting: "Billing", reason: format!("{billing:?} is not an http(s) URL") });
+            return Err(SettingsError::Invalid {
+                setting: "Billing",
+                reason: format!("{billing:?} is not an http(s) URL"),
+            });
         }
         let api_key = values.remove("apikey").ok_or(SettingsError::Missing { setting: "ApiKey" })?;
         if api_key.trim().is_empty() {
@@ -103,8 +109,15 @@ mod tests {
 
     #[test]
     fn arguments_are_case_insensitive_and_win_over_environment() {
-        let env = vec![("BILLING".to_owned(), "http://env".to_owned()), ("Logging__Console__LogLevel".to_owned(), "Debug".to_owned())];
-        let s = Settings::parse(args(&["eula=Accept", "Billing=http://meter:5001/", "APIKEY=k1", "Storage:Scenario=Memory"]), env).unwrap();
+        let env = vec![
+            ("BILLING".to_owned(), "http://env".to_owned()),
+            ("Logging__Console__LogLevel".to_owned(), "Debug".to_owned()),
+        ];
+        let s = Settings::parse(
+            args(&["eula=Accept", "Billing=http://meter:5001/", "APIKEY=k1", "Storage:Scenario=Memory"]),
+            env,
+        )
+        .unwrap();
         assert_eq!(s.billing, "http://meter:5001/");
         assert_eq!(s.api_key, "k1");
         assert_eq!(s.other.get("storage:scenario").map(String::as_str), Some("Memory"));

@@ -26,7 +26,11 @@ fn guest_wasm() -> PathBuf {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
     let path = target.join("wasm32-wasip2/debug/face_wasm.wasm");
-    assert!(path.exists(), "{} missing: build the guest with `cargo build -p face-wasm --target wasm32-wasip2 --features component`", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: build the guest with `cargo build -p face-wasm --target wasm32-wasip2 --features component`",
+        path.display()
+    );
     path
 }
 
@@ -60,15 +64,25 @@ async fn the_guest_gives_the_native_core_results() {
     ] {
         let bytes = photo(name);
         let ours = pool.detect(bytes.clone(), options(Some(model))).await.expect("guest detect");
-        let theirs = native
-            .detect(&bytes, &face_core::DetectOptions { recognition: Some(rec), ..Default::default() })
-            .unwrap();
+        let theirs =
+            native.detect(&bytes, &face_core::DetectOptions { recognition: Some(rec), ..Default::default() }).unwrap();
         assert_eq!(ours.len(), theirs.len());
         for (g, n) in ours.iter().zip(&theirs) {
-            assert_eq!((g.rectangle.left, g.rectangle.top, g.rectangle.width, g.rectangle.height), (n.rectangle.left, n.rectangle.top, n.rectangle.width, n.rectangle.height));
+            assert_eq!(
+                (g.rectangle.left, g.rectangle.top, g.rectangle.width, g.rectangle.height),
+                (n.rectangle.left, n.rectangle.top, n.rectangle.width, n.rectangle.height)
+            );
             assert!((g.score - n.detection.score).abs() < 1e-4);
             let e = n.embedding.as_ref().unwrap();
-            let worst = g.embedding.as_ref().unwrap().vector.iter().zip(&e.vector).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let worst = g
+                .embedding
+                .as_ref()
+                .unwrap()
+                .vector
+                .iter()
+                .zip(&e.vector)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
             assert!(worst < 1e-4, "{name}: embeddings differ by {worst}");
             let points = n.landmarks.unwrap().to_array();
             assert_eq!(g.landmarks27.len(), 27);
@@ -101,11 +115,15 @@ async fn guest_errors_arrive_as_their_variants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_is_obeyed_and_violated() {
     let pool = EnginePool::new(config()).await.unwrap();
-    let err = pool.detect_within(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface)), Duration::from_millis(1)).await.unwrap_err();
+    let err = pool
+        .detect_within(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface)), Duration::from_millis(1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
     assert_eq!(pool.stats().discarded, 1);
     // The next call gets a fresh instance and finishes within the normal deadline.
-    let faces = pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("after a timeout");
+    let faces =
+        pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("after a timeout");
     assert_eq!(faces.len(), 1);
 }
 
@@ -124,17 +142,20 @@ async fn the_memory_cap_is_obeyed_and_violated_and_a_trap_does_not_disturb_the_n
     let mut tight = config();
     tight.memory_limit = needed + (64 << 20);
     let pool = EnginePool::new(tight).await.unwrap();
-    let faces = pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("within the cap");
+    let faces =
+        pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("within the cap");
     assert_eq!(faces.len(), 1);
 
-    let big = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(4096, 4096, image::Rgba([51200, 46080, 40960, 65535]));
+    let big =
+        image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(4096, 4096, image::Rgba([51200, 46080, 40960, 65535]));
     let mut png = std::io::Cursor::new(Vec::new());
     big.write_to(&mut png, image::ImageFormat::Png).unwrap();
     let err = pool.detect(png.into_inner(), options(None)).await.unwrap_err();
     assert!(matches!(err, CallError::MemoryLimit { .. }), "{err:?} (cap {} bytes)", needed + (64 << 20));
     assert_eq!(pool.stats().discarded, 1);
 
-    let faces = pool.detect(photo("biden.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("after the trap");
+    let faces =
+        pool.detect(photo("biden.jpg"), options(Some(guest::RecognitionModel::Sface))).await.expect("after the trap");
     assert_eq!(faces.len(), 1);
 }
 

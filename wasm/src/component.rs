@@ -39,7 +39,11 @@ impl Guest for Component {
     fn embed(image: Vec<u8>, target: wit::Rect, model: wit::RecognitionModel) -> Result<wit::Face, wit::Error> {
         with_engine(|engine| {
             let img = engine.decode(&image).map_err(error)?;
-            let options = face_core::DetectOptions { landmarks: false, recognition: Some(recognition(model)), ..Default::default() };
+            let options = face_core::DetectOptions {
+                landmarks: false,
+                recognition: Some(recognition(model)),
+                ..Default::default()
+            };
             let target = RectF { left: target.left, top: target.top, width: target.width, height: target.height };
             engine.face_in_rect(&img, target, &options).map(face).map_err(error)
         })

@@ -79,7 +79,9 @@ pub struct FaceEngine {
 impl FaceEngine {
     /// Loads the models (bytes of each ONNX file).
     #[wasm_bindgen(js_name = fromModels)]
-    pub fn from_models(#[wasm_bindgen(unchecked_param_type = "Models")] models: JsValue) -> Result<FaceEngine, JsValue> {
+    pub fn from_models(
+        #[wasm_bindgen(unchecked_param_type = "Models")] models: JsValue,
+    ) -> Result<FaceEngine, JsValue> {
         let m: Models = from_js(models, "models")?;
         let engine = Engine::new(&ModelBytes {
             detector: &m.detector,

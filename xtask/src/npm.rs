@@ -21,7 +21,11 @@ pub fn pkg_dir() -> PathBuf {
 }
 
 fn ensure_wasm_bindgen() -> Result<()> {
-    let current = Command::new("wasm-bindgen").arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let current = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     if current.as_deref() == Some(&format!("wasm-bindgen {WASM_BINDGEN}")) {
         return Ok(());
     }
@@ -35,7 +39,13 @@ pub fn npm(args: &[String]) -> Result<()> {
     }
     ensure_wasm_bindgen()?;
     run(Command::new(env!("CARGO")).args([
-        "build", "--package", "face-wasm", "--features", "js", "--target", "wasm32-unknown-unknown",
+        "build",
+        "--package",
+        "face-wasm",
+        "--features",
+        "js",
+        "--target",
+        "wasm32-unknown-unknown",
     ]))?;
     let wasm = target_dir().join("wasm32-unknown-unknown/debug/face_wasm.wasm");
     let pkg = pkg_dir();

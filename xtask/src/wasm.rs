@@ -43,6 +43,12 @@ pub fn guest(args: &[String]) -> Result<()> {
         bail!("usage: cargo xtask guest");
     }
     run(Command::new(env!("CARGO")).args([
-        "build", "--package", "face-wasm", "--features", "component", "--target", "wasm32-wasip2",
+        "build",
+        "--package",
+        "face-wasm",
+        "--features",
+        "component",
+        "--target",
+        "wasm32-wasip2",
     ]))
 }

@@ -181,7 +181,8 @@ fn component(engine: &Engine, guest_path: &Path, cache_dir: &Path) -> Result<Com
 }
 
 fn read_models(config: &EngineConfig) -> Result<guest::Models> {
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading model {}: run `cargo xtask models`", p.display()));
+    let read =
+        |p: &Path| std::fs::read(p).with_context(|| format!("reading model {}: run `cargo xtask models`", p.display()));
     let m = &config.models;
     Ok(guest::Models {
         detector: read(&m.detector)?,
@@ -254,7 +255,10 @@ impl EnginePool {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(ticks(INIT_DEADLINE));
-        let face = inner.pre.instantiate(&mut store).map_err(|e| CallError::Unavailable(format!("instantiating the guest: {e}")))?;
+        let face = inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CallError::Unavailable(format!("instantiating the guest: {e}")))?;
         match face.call_init(&mut store, &inner.models) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(CallError::Unavailable(format!("loading the models: {e:?}"))),
@@ -270,7 +274,8 @@ impl EnginePool {
         deadline: Duration,
         call: impl FnOnce(&Face, &mut Store<State>) -> wasmtime::Result<Result<T, guest::Error>> + Send + 'static,
     ) -> Result<T, CallError> {
-        let _permit = self.inner.permits.acquire().await.map_err(|_| CallError::Unavailable("the pool is closed".into()))?;
+        let _permit =
+            self.inner.permits.acquire().await.map_err(|_| CallError::Unavailable("the pool is closed".into()))?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let popped = pool.inner.idle.lock().expect("pool lock").pop();
