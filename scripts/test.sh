@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
+echo "test: formatting (cargo fmt --check)" >&2
+cargo fmt --all --check
+
 echo "test: build the wasmtime guest (wasm32-wasip2 component)" >&2
 cargo xtask guest
 
