@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the project needs, only what is missing: Rust targets, the Python
+# Installs everything the project needs, only what is missing (with --test, also what the tests
+# need beyond that): Rust targets, the Python
 # environment (created by xtask), the models and the test photos. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,8 @@ for target in wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 
-# Debian's Chromium, for the npm package's browser test.
-if [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIUM:-}" ]; then
+# Debian's Chromium, for the npm package's browser test (only with --test).
+if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIUM:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian's chromium" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
-scripts/setup.sh
+scripts/setup.sh --test
 
 echo "test: formatting (cargo fmt --check)" >&2
 cargo fmt --all --check

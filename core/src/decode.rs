@@ -69,13 +69,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
 
 /// An image from raw RGBA pixels (a browser's `ImageData`), with the same side limits as `decode`.
 pub fn from_rgba(rgba: &[u8], width: u32, height: u32, limits: &DecodeLimits) -> Result<RgbImage> {
+    check_dimensions(width, height, limits)?;
+    // Both sides are at most `max_side` now, so this cannot overflow even on 32-bit targets.
     let expected = width as usize * height as usize * 4;
     if rgba.len() != expected {
         return Err(Error::InvalidArgument {
             reason: format!("{width}x{height} RGBA pixels take {expected} bytes, {} were given", rgba.len()),
         });
     }
-    check_dimensions(width, height, limits)?;
     let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
     RgbImage::from_raw(width, height, rgb)
         .ok_or_else(|| Error::InvalidArgument { reason: "pixel buffer does not match the size".into() })

@@ -19,7 +19,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("billing", &self.billing)
             .field("api_key", &"<redacted>")
-            .field("other", &self.other)
+            .field("other", &self.other.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -85,7 +85,8 @@ impl Settings {
             });
         }
         let billing = values.remove("billing").ok_or(SettingsError::Missing { setting: "Billing" })?;
-        if !(billing.starts_with("http://") || billing.starts_with("https://")) || billing.len() <= "https://".len() {
+        let host = billing.strip_prefix("http://").or_else(|| billing.strip_prefix("https://"));
+        if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
             return Err(SettingsError::Invalid {
                 setting: "Billing",
                 reason: format!("{billing:?} is not an http(s) URL"),
@@ -134,12 +135,21 @@ mod tests {
             (vec!["Eula=accept", "Billing=http://m"], "ApiKey"),
             (vec!["Eula=decline", "Billing=http://m", "ApiKey=k"], "Eula"),
             (vec!["Eula=accept", "Billing=ftp://m", "ApiKey=k"], "Billing"),
+            (vec!["Eula=accept", "Billing=https://", "ApiKey=k"], "Billing"),
             (vec!["Eula=accept", "Billing=http://m", "ApiKey= "], "ApiKey"),
         ];
-        for (list, setting) in cases {
+        for (list, expected) in cases {
             let err = Settings::parse(args(&list), env()).unwrap_err();
+            let named = match &err {
+                SettingsError::Missing { setting } | SettingsError::Invalid { setting, .. } => *setting,
+                other => panic!("{list:?}: {other:?}"),
+            };
+            assert_eq!(named, expected, "{list:?}");
             let text = err.to_string();
-            assert!(text.contains(setting) && text.contains("Eula=accept Billing="), "{list:?}: {text}");
+            assert!(
+                text.starts_with(&format!("the {expected} setting")) && text.contains("Eula=accept Billing="),
+                "{text}"
+            );
         }
         let err = Settings::parse(args(&["Eula"]), env()).unwrap_err();
         assert!(matches!(err, SettingsError::Malformed { .. }));

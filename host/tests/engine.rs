@@ -68,10 +68,11 @@ async fn the_guest_gives_the_native_core_results() {
             native.detect(&bytes, &face_core::DetectOptions { recognition: Some(rec), ..Default::default() }).unwrap();
         assert_eq!(ours.len(), theirs.len());
         for (g, n) in ours.iter().zip(&theirs) {
-            assert_eq!(
-                (g.rectangle.left, g.rectangle.top, g.rectangle.width, g.rectangle.height),
-                (n.rectangle.left, n.rectangle.top, n.rectangle.width, n.rectangle.height)
-            );
+            // Native kernels differ by CPU (AVX2, AVX-512): a box on a .5 boundary may round apart.
+            let (a, b) = (g.rectangle, n.rectangle);
+            for (x, y) in [(a.left, b.left), (a.top, b.top), (a.width, b.width), (a.height, b.height)] {
+                assert!(x.abs_diff(y) <= 1, "{name}: {a:?} vs {b:?}");
+            }
             assert!((g.score - n.detection.score).abs() < 1e-4);
             let e = n.embedding.as_ref().unwrap();
             let worst = g

@@ -12,7 +12,20 @@ function namedError(name, message) {
 
 export function makeApi(host) {
   let ready;
-  const load = (wasm) => (ready ??= host.loadWasm(wasm).then((module_or_path) => init({ module_or_path })));
+  // A failed load is not remembered: the next create() tries again.
+  const load = (wasm) =>
+    (ready ??= host
+      .loadWasm(wasm)
+      .then((module_or_path) => init({ module_or_path }))
+      .catch((error) => {
+        ready = undefined;
+        throw error;
+      }));
+  const asBytes = (v) =>
+    v instanceof Uint8Array ? v
+    : v instanceof ArrayBuffer ? new Uint8Array(v)
+    : ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    : null;
 
   class FaceEngine {
     /**
@@ -30,9 +43,7 @@ export function makeApi(host) {
         if (source === undefined || source === null) {
           throw namedError("InvalidArgument", `models.${key} is missing: give its bytes or where to read it`);
         }
-        bytes[key] = source instanceof Uint8Array ? source
-          : source instanceof ArrayBuffer ? new Uint8Array(source)
-          : await host.readSource(source);
+        bytes[key] = asBytes(source) ?? (await host.readSource(source));
       }
       return new FaceEngine(RawEngine.fromModels(bytes));
     }
@@ -47,8 +58,8 @@ export function makeApi(host) {
         const data = image.data instanceof Uint8Array ? image.data : new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength);
         return this.raw.detectPixels(data, image.width, image.height, options);
       }
-      const bytes = image instanceof Uint8Array ? image : image instanceof ArrayBuffer ? new Uint8Array(image) : null;
-      if (!bytes) throw namedError("InvalidArgument", "detect takes image bytes (Uint8Array, ArrayBuffer) or ImageData");
+      const bytes = asBytes(image);
+      if (!bytes) throw namedError("InvalidArgument", "detect takes image bytes (Uint8Array, ArrayBuffer, a typed-array view) or ImageData");
       return this.raw.detect(bytes, options);
     }
   }

@@ -13,7 +13,11 @@ async function readSource(source) {
 }
 
 const api = makeApi({
-  loadWasm: async (wasm) => wasm ?? (await readFile(new URL("./dist/face_engine_bg.wasm", import.meta.url))),
+  // Node's fetch cannot read files: a path or file: URL for the wasm is read here.
+  loadWasm: async (wasm) =>
+    wasm === undefined ? await readFile(new URL("./dist/face_engine_bg.wasm", import.meta.url))
+    : typeof wasm === "string" || wasm instanceof URL ? await readSource(wasm)
+    : wasm,
   readSource,
 });
 

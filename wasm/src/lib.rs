@@ -1,10 +1,11 @@
 //! face-wasm: thin adapters over face-core for WebAssembly hosts, with no logic of their own.
 //!
-//! Both homes of the engine in WebAssembly (the guest that face-server runs in wasmtime, behind
-//! `wasm/wit/face.wit`, and the wasm-bindgen package for browsers and Node) cross their boundary
-//! with the same two shapes defined here: a detect request as JSON in, faces as JSON out, and an
-//! error as `{kind, message}` whose `kind` is the face-core error variant (the WIT variant case,
-//! the JS `Error.name`). The bindings themselves arrive with the WebAssembly issue.
+//! - feature `component` (wasm32-wasip2): the guest face-server runs, exporting
+//!   `wasm/wit/face.wit` with typed WIT records and an error variant.
+//! - feature `js` (wasm32-unknown-unknown): the wasm-bindgen API of the npm package; values cross
+//!   as JS objects, errors as JS `Error`s named after the face-core variant.
+//! - without features: `detect_json` and `ErrorInfo`, the same call as JSON in and out, for hosts
+//!   that bind by hand.
 
 #[cfg(all(feature = "component", feature = "js"))]
 compile_error!("features \"component\" and \"js\" build for different targets; enable one");

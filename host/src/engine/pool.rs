@@ -105,7 +105,7 @@ struct Inner {
     pre: FacePre<State>,
     models: guest::Models,
     idle: Mutex<Vec<Instance>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     config: EngineConfig,
     discarded: AtomicU64,
     peak: std::sync::atomic::AtomicUsize,
@@ -169,15 +169,32 @@ fn component(engine: &Engine, guest_path: &Path, cache_dir: &Path) -> Result<Com
         }
     }
     let compiled = engine.precompile_component(&bytes).map_err(|e| anyhow!("compiling the guest: {e}"))?;
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    // A name of its own per writer: several pools may compile at once, in one process or many.
-    static WRITERS: AtomicU64 = AtomicU64::new(0);
-    let tmp = cached.with_extension(format!("tmp{}-{}", std::process::id(), WRITERS.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&tmp, &compiled).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &cached).with_context(|| format!("writing {}", cached.display()))?;
+    // Caching is best effort: a read-only or full disk costs the next start a compile, nothing more.
+    let _ = store_in_cache(cache_dir, &cached, &compiled);
     #[allow(unsafe_code)]
     // SAFETY: as above; these bytes were just produced by this engine.
     unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow!("loading the compiled guest: {e}"))
+}
+
+/// Writes the compiled guest under a temporary name, renames it into place, and removes older
+/// compiled guests for this engine (same compatibility hash, other guest bytes).
+fn store_in_cache(cache_dir: &Path, cached: &Path, compiled: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(cache_dir)?;
+    // A name of its own per writer: several pools may compile at once, in one process or many.
+    static WRITERS: AtomicU64 = AtomicU64::new(0);
+    let tmp = cached.with_extension(format!("tmp{}-{}", std::process::id(), WRITERS.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&tmp, compiled)?;
+    std::fs::rename(&tmp, cached)?;
+    let name = cached.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let compat = name.rsplit('-').next().unwrap_or_default();
+    for entry in std::fs::read_dir(cache_dir)?.flatten() {
+        let other = entry.file_name();
+        let other = other.to_string_lossy();
+        if other.starts_with("face-guest-") && other.ends_with(compat) && other != name {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 fn read_models(config: &EngineConfig) -> Result<guest::Models> {
@@ -192,8 +209,9 @@ fn read_models(config: &EngineConfig) -> Result<guest::Models> {
     })
 }
 
+/// Whole ticks for `d`, at least one, saturating (a huge deadline must not wrap into a tiny one).
 fn ticks(d: Duration) -> u64 {
-    (d.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
+    u64::try_from(d.as_nanos() / TICK.as_nanos()).unwrap_or(u64::MAX / 4).clamp(1, u64::MAX / 4) + 1
 }
 
 impl EnginePool {
@@ -229,7 +247,7 @@ impl EnginePool {
                 pre,
                 models,
                 idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(config.pool_size),
+                permits: Arc::new(Semaphore::new(config.pool_size)),
                 discarded: AtomicU64::new(0),
                 peak: Default::default(),
                 stop_ticker,
@@ -274,22 +292,35 @@ impl EnginePool {
         deadline: Duration,
         call: impl FnOnce(&Face, &mut Store<State>) -> wasmtime::Result<Result<T, guest::Error>> + Send + 'static,
     ) -> Result<T, CallError> {
-        let _permit =
-            self.inner.permits.acquire().await.map_err(|_| CallError::Unavailable("the pool is closed".into()))?;
+        // The permit travels with the blocking work: if the caller stops waiting (a client hangs
+        // up), the instance stays counted until the guest call has really finished.
+        let permit = self
+            .inner
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CallError::Unavailable("the pool is closed".into()))?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let popped = pool.inner.idle.lock().expect("pool lock").pop();
             let mut instance = match popped {
                 Some(i) => i,
                 None => pool.instantiate()?,
             };
             instance.store.set_epoch_deadline(ticks(deadline));
+            instance.store.data_mut().limiter.denied = false;
             let outcome = call(&instance.face, &mut instance.store);
             let limiter = &mut instance.store.data_mut().limiter;
             pool.inner.peak.fetch_max(limiter.peak, Ordering::Relaxed);
             match outcome {
                 Ok(answer) => {
-                    pool.inner.idle.lock().expect("pool lock").push(instance);
+                    let mut idle = pool.inner.idle.lock().expect("pool lock");
+                    if idle.len() < pool.inner.config.pool_size {
+                        idle.push(instance);
+                    }
+                    drop(idle);
                     answer.map_err(CallError::Guest)
                 }
                 Err(e) => {
