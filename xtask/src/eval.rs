@@ -75,6 +75,7 @@ pub fn eval(args: &[String]) -> Result<()> {
     landmark_rows(&engine, &data)?;
     verification_rows(&engine, &data, &mut timings)?;
     badinput_rows(&data)?;
+    guest_rows(&data)?;
     attribute_rows(&engine, &data, &mut timings)?;
     for stage in ["decode", "detect", "landmarks68", "embed sface", "embed faceapi", "attributes"] {
         row(&format!("median ms: {stage}"), format!("{:.1}", timings.median(stage)), "");
@@ -301,6 +302,44 @@ fn badinput_rows(data: &Path) -> Result<()> {
             format!("{} differ: {}", differing.len(), differing.join("; "))
         },
         "all",
+    );
+    Ok(())
+}
+
+/// The guest component in face-server's wasmtime against the native core on the 243 verification
+/// photos (host's `guest_vs_native` example).
+fn guest_rows(data: &Path) -> Result<()> {
+    crate::wasm::guest(&[])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::util::repo_root().join("target"));
+    let dir = data.join("verification");
+    let files: Vec<String> =
+        csv_rows(&dir.join("LABELS.csv"))?.iter().map(|r| dir.join(&r[0]).display().to_string()).collect();
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--package", "face-host", "--example", "guest_vs_native", "--"])
+        .arg(target.join("wasm32-wasip2/debug/face_wasm.wasm"))
+        .arg(crate::util::models_dir())
+        .arg(crate::util::cache_dir().join("guest-cache"))
+        .args(&files)
+        .output()
+        .context("running guest_vs_native")?;
+    if !out.status.success() {
+        bail!("guest_vs_native failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("guest_vs_native's output")?;
+    row(
+        &format!(
+            "guest component in wasmtime vs native on {} verification photos ({} faces): face-count mismatches; max embedding difference; max landmark difference (px)",
+            v["files"], v["faces"]
+        ),
+        format!(
+            "{}; {:.1e}; {:.1e}",
+            v["count_mismatch"],
+            v["max_embedding_diff"].as_f64().unwrap_or(f64::NAN),
+            v["max_landmark_diff_px"].as_f64().unwrap_or(f64::NAN)
+        ),
+        "0; within 1e-4",
     );
     Ok(())
 }

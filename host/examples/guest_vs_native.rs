@@ -1,0 +1,54 @@
+//! For `cargo xtask eval`: the guest component in face-server's wasmtime against the native core,
+//! photo by photo. Prints JSON: files, faces compared, photos whose face count differs, the largest
+//! difference between embedding values and between 27-landmark coordinates (px).
+//!
+//!     cargo run --example guest_vs_native -- GUEST_WASM MODELS_DIR CACHE_DIR FILE...
+
+use face_host::engine::{CallError, EngineConfig, EnginePool, ModelFiles, guest};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [wasm, models, cache, files @ ..] = args.as_slice() else {
+        panic!("usage: guest_vs_native GUEST_WASM MODELS_DIR CACHE_DIR FILE...");
+    };
+    let mut config = EngineConfig::new(wasm, ModelFiles::in_dir(models), cache);
+    config.pool_size = 1;
+    let pool = EnginePool::new(config).await.expect("pool");
+    let set = face_core::ModelSet::read_with(|name| std::fs::read(std::path::Path::new(models).join(name))).unwrap();
+    let native = face_core::Engine::new(&set.bytes()).unwrap();
+    let options = guest::DetectOptions {
+        min_score: face_core::DEFAULT_MIN_SCORE,
+        max_faces: 100,
+        landmarks: true,
+        recognition: Some(guest::RecognitionModel::Sface),
+    };
+    let native_options =
+        face_core::DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };
+    let (mut faces, mut count_mismatch, mut max_embedding, mut max_landmark) = (0usize, 0usize, 0f32, 0f32);
+    for file in files {
+        let bytes = std::fs::read(file).expect("file");
+        let ours = pool.detect(bytes.clone(), options).await;
+        let theirs = native.detect(&bytes, &native_options);
+        match (ours, theirs) {
+            (Ok(g), Ok(n)) if g.len() == n.len() => {
+                for (g, n) in g.iter().zip(&n) {
+                    faces += 1;
+                    let e = &n.embedding.as_ref().expect("embedding").vector;
+                    let ge = &g.embedding.as_ref().expect("embedding").vector;
+                    max_embedding = ge.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(max_embedding, f32::max);
+                    let points = n.landmarks.expect("landmarks").to_array();
+                    for (a, b) in g.landmarks27.iter().zip(points.iter()) {
+                        max_landmark = max_landmark.max((a.x - b.x).abs()).max((a.y - b.y).abs());
+                    }
+                }
+            }
+            (Err(CallError::Guest(_)), Err(_)) => {}
+            _ => count_mismatch += 1,
+        }
+    }
+    println!(
+        "{{\"files\": {}, \"faces\": {faces}, \"count_mismatch\": {count_mismatch}, \"max_embedding_diff\": {max_embedding:e}, \"max_landmark_diff_px\": {max_landmark:e}}}",
+        files.len()
+    );
+}
