@@ -57,7 +57,15 @@ test("the API: pixels, findSimilar, group, version, and named errors", async () 
     landmarks68: readFileSync(m("faceapi_landmark68.onnx")),
     sface: m("face_recognition_sface_2021dec.onnx"),
     faceapiRecognizer: m("faceapi_recognition.onnx"),
+    ageGender: m("faceapi_age_gender.onnx"),
+    expression: m("faceapi_expression.onnx"),
   });
+  const [withAttributes] = engine.detect(readFileSync(photo("obama.jpg")), { attributes: true });
+  const a = withAttributes.attributes;
+  assert.equal(a.gender, "male");
+  assert.ok(a.age > 25 && a.age < 90, `age ${a.age}`);
+  assert.equal(a.expressions.length, 7);
+  assert.ok(["low", "medium", "high"].includes(a.exposure.level));
   assert.match(version(), /^\d+\.\d+\.\d+$/);
   const embed = (name) => engine.detect(readFileSync(photo(name)), { recognition: "faceapi_resnet" })[0].embedding;
   const [obama, obama2, obama3, biden] = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"].map(embed);
@@ -74,4 +82,9 @@ test("the API: pixels, findSimilar, group, version, and named errors", async () 
   assert.throws(() => engine.detect(new TextEncoder().encode("not an image ".repeat(200))), { name: "UnsupportedFormat" });
   assert.throws(() => engine.detect(readFileSync(photo("obama.jpg")), { maxFaces: "many" }), { name: "InvalidArgument" });
   await assert.rejects(FaceEngine.create({ detector: m("face_detection_yunet_2023mar.onnx") }), { name: "InvalidArgument" });
+  const required = { detector: m("face_detection_yunet_2023mar.onnx"), landmarks68: m("faceapi_landmark68.onnx"),
+    sface: m("face_recognition_sface_2021dec.onnx"), faceapiRecognizer: m("faceapi_recognition.onnx") };
+  await assert.rejects(FaceEngine.create({ ...required, ageGender: m("faceapi_age_gender.onnx") }), { name: "InvalidArgument" });
+  const plain = await FaceEngine.create(required);
+  assert.throws(() => plain.detect(readFileSync(photo("obama.jpg")), { attributes: true }), { name: "InvalidArgument" });
 });

@@ -3,6 +3,7 @@
 import init, { FaceEngine as RawEngine, verify, findSimilar, group, version } from "./dist/face_engine.js";
 
 const MODEL_KEYS = ["detector", "landmarks68", "sface", "faceapiRecognizer"];
+const ATTRIBUTE_KEYS = ["ageGender", "expression"];
 
 function namedError(name, message) {
   const error = new Error(message);
@@ -44,6 +45,11 @@ export function makeApi(host) {
           throw namedError("InvalidArgument", `models.${key} is missing: give its bytes or where to read it`);
         }
         bytes[key] = asBytes(source) ?? (await host.readSource(source));
+      }
+      // The attribute nets are optional, and come together.
+      for (const key of ATTRIBUTE_KEYS) {
+        const source = models[key];
+        if (source !== undefined && source !== null) bytes[key] = asBytes(source) ?? (await host.readSource(source));
       }
       return new FaceEngine(RawEngine.fromModels(bytes));
     }

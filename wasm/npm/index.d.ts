@@ -1,6 +1,7 @@
 import type { DetectOptions, Embedding, Face, Grouping, Models, Similar, Verification } from "./dist/face_engine.js";
 export type {
-  DetectOptions, Embedding, Face, FaceLandmarks, Grouping, Models, Point, RecognitionModel, Rect, Similar, Verification,
+  Attributes, DetectOptions, Embedding, Face, FaceLandmarks, Grouping, Measure, Models, Point, RecognitionModel, Rect,
+  Similar, Verification,
 } from "./dist/face_engine.js";
 
 /** Bytes, or where to read them: a URL (browser, Node) or a file path (Node). */
@@ -12,7 +13,7 @@ export interface Pixels { data: Uint8Array | Uint8ClampedArray; width: number; h
 export declare class FaceEngine {
   private constructor();
   /** Loads the engine with its four models. Errors are `Error`s whose `name` says what went wrong. */
-  static create(models: { [K in keyof Models]: Source }, options?: { wasm?: Source }): Promise<FaceEngine>;
+  static create(models: { [K in keyof Models]: Models[K] extends Uint8Array ? Source : Source | undefined }, options?: { wasm?: Source }): Promise<FaceEngine>;
   /** Faces in an encoded image (JPEG, PNG, GIF, BMP) or in pixels, largest first. */
   detect(image: Uint8Array | ArrayBuffer | ArrayBufferView | Pixels, options?: DetectOptions): Face[];
 }

@@ -8,14 +8,16 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
-export interface Models { detector: Uint8Array; landmarks68: Uint8Array; sface: Uint8Array; faceapiRecognizer: Uint8Array; }
+export interface Models { detector: Uint8Array; landmarks68: Uint8Array; sface: Uint8Array; faceapiRecognizer: Uint8Array; ageGender?: Uint8Array; expression?: Uint8Array; }
 export type RecognitionModel = "sface_2021dec" | "faceapi_resnet";
-export interface DetectOptions { minScore?: number; maxFaces?: number; landmarks?: boolean; recognition?: RecognitionModel | null; }
+export interface DetectOptions { minScore?: number; maxFaces?: number; landmarks?: boolean; recognition?: RecognitionModel | null; attributes?: boolean; }
+export interface Measure { value: number; level: "low" | "medium" | "high"; }
+export interface Attributes { age: number; gender: "male" | "female"; genderConfidence: number; expressions: number[]; smile: number; blur: Measure; exposure: Measure; noise: Measure; }
 export interface Point { x: number; y: number; }
 export interface Rect { left: number; top: number; width: number; height: number; }
 export interface Embedding { model: RecognitionModel; vector: number[]; }
 export interface FaceLandmarks { pupilLeft: Point; pupilRight: Point; noseTip: Point; mouthLeft: Point; mouthRight: Point; eyebrowLeftOuter: Point; eyebrowLeftInner: Point; eyeLeftOuter: Point; eyeLeftTop: Point; eyeLeftBottom: Point; eyeLeftInner: Point; eyebrowRightInner: Point; eyebrowRightOuter: Point; eyeRightInner: Point; eyeRightTop: Point; eyeRightBottom: Point; eyeRightOuter: Point; noseRootLeft: Point; noseRootRight: Point; noseLeftAlarTop: Point; noseRightAlarTop: Point; noseLeftAlarOutTip: Point; noseRightAlarOutTip: Point; upperLipTop: Point; upperLipBottom: Point; underLipTop: Point; underLipBottom: Point; }
-export interface Face { rectangle: Rect; detection: { rect: Rect; score: number; landmarks5: Point[] }; landmarks68?: Point[]; landmarks?: FaceLandmarks; embedding?: Embedding; }
+export interface Face { rectangle: Rect; detection: { rect: Rect; score: number; landmarks5: Point[] }; landmarks68?: Point[]; landmarks?: FaceLandmarks; embedding?: Embedding; attributes?: Attributes; }
 export interface Verification { isIdentical: boolean; confidence: number; }
 export interface Similar { index: number; confidence: number; }
 export interface Grouping { groups: number[][]; messyGroup: number[]; }
@@ -57,6 +59,19 @@ struct Models {
     sface: Vec<u8>,
     #[serde(with = "serde_bytes_vec")]
     faceapi_recognizer: Vec<u8>,
+    /// The attribute nets: both or neither.
+    #[serde(default, with = "serde_bytes_opt")]
+    age_gender: Option<Vec<u8>>,
+    #[serde(default, with = "serde_bytes_opt")]
+    expression: Option<Vec<u8>>,
+}
+
+mod serde_bytes_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<serde_bytes::ByteBuf>::deserialize(d).map(|b| b.map(|b| b.into_vec()))
+    }
 }
 
 /// Uint8Array arrives as bytes through serde-wasm-bindgen's byte-buffer support.
@@ -90,6 +105,13 @@ impl FaceEngine {
             faceapi_recognizer: &m.faceapi_recognizer,
         })
         .map_err(js_error)?;
+        let engine = match (m.age_gender, m.expression) {
+            (Some(age_gender), Some(expression)) => {
+                engine.with_attribute_models(&age_gender, &expression).map_err(js_error)?
+            }
+            (None, None) => engine,
+            _ => return Err(argument_error("models", "ageGender and expression come together: give both or neither")),
+        };
         Ok(FaceEngine { engine })
     }
 
