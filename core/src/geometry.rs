@@ -134,9 +134,4 @@ impl Similarity {
         let ty = -(ib * self.tx + ia * self.ty);
         Some(Similarity { a: ia, b: ib, tx, ty })
     }
-
-    /// Rotation in degrees.
-    pub fn angle_degrees(&self) -> f32 {
-        self.b.atan2(self.a).to_degrees()
-    }
 }
