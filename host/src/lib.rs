@@ -4,6 +4,16 @@
 //!   decision 5): `Eula=accept`, `Billing=<url>` and `ApiKey=<key>`, as arguments or environment.
 //! - `engine`: face-core compiled to a wasm32-wasip2 component, run in a pool of sandboxed
 //!   wasmtime instances with a memory cap and a deadline per call.
+//! - `api`: the Face v1.0 REST routes (axum), their errors and the OpenAPI document.
+//! - `store`: the face database (SQLite, on disk or in memory).
+//! - `faces`: faceIds with their time to live, recognition model names, the trained index.
+//! - `fetch`: image URLs fetched with SSRF guards.
+//! - `server`: configuration from the settings, and the run loop with graceful shutdown.
 
+pub mod api;
 pub mod engine;
+pub mod faces;
+pub mod fetch;
+pub mod server;
 pub mod settings;
+pub mod store;

@@ -1,0 +1,424 @@
+//! Face operations: detect, verify, identify, find similar, group.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use face_core::{Embedding, FaceLandmarks, IDENTICAL_CONFIDENCE, confidence_from_cosine, cosine};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::collections::{collection_for_reference, trained_index};
+use super::error::{ApiError, ApiResult};
+use super::input::{self, Query};
+use super::{Shared, ok_json};
+use crate::engine::guest;
+use crate::faces::{CachedFace, FACE_ID_TTL, concrete_model, guest_model, recognition_name, ttl};
+use crate::store::Kind;
+
+/// The attribute names `returnFaceAttributes` may list.
+pub const ATTRIBUTES: [&str; 14] = [
+    "age",
+    "gender",
+    "headPose",
+    "smile",
+    "facialHair",
+    "glasses",
+    "emotion",
+    "hair",
+    "makeup",
+    "occlusion",
+    "accessories",
+    "blur",
+    "exposure",
+    "noise",
+];
+
+/// Attributes the engine computes and the guest contract carries (none yet: the attribute
+/// models run in face-core and the npm package, and reach the server with issue 6).
+pub const SUPPORTED_ATTRIBUTES: [&str; 0] = [];
+
+/// Detector score threshold per `detectionModel`. detection_02 is Azure's model for small,
+/// side and blurry faces without landmarks or attributes; here it is the same detector at a
+/// lower threshold until a second detector lands.
+fn min_score(detection_model: &str) -> f32 {
+    if detection_model == "detection_02" { 0.6 } else { face_core::DEFAULT_MIN_SCORE }
+}
+
+/// `detectionModel`, checked; default detection_01.
+pub fn detection_model(q: &Query) -> ApiResult<&'static str> {
+    match q.get("detectionModel").map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok("detection_01"),
+        Some(s) if s.is_empty() || s == "detection_01" => Ok("detection_01"),
+        Some(s) if s == "detection_02" => Ok("detection_02"),
+        Some(_) => Err(ApiError::bad_argument("'detectionModel' is invalid; use detection_01 or detection_02.")),
+    }
+}
+
+/// `recognitionModel` as a query parameter or body field; default recognition_01.
+pub fn recognition_model(raw: Option<&str>) -> ApiResult<&'static str> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok("recognition_01"),
+        Some(s) => recognition_name(s).ok_or_else(|| {
+            ApiError::bad_argument(
+                "'recognitionModel' is invalid; use recognition_01, recognition_02 or recognition_03.",
+            )
+        }),
+    }
+}
+
+fn parse_attributes(q: &Query) -> ApiResult<Vec<&'static str>> {
+    let Some(raw) = q.get("returnFaceAttributes").filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
+    let mut wanted = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let name = ATTRIBUTES
+            .into_iter()
+            .find(|a| a.eq_ignore_ascii_case(part))
+            .ok_or_else(|| ApiError::bad_argument(format!("Invalid argument returnFaceAttributes: {part:?}.")))?;
+        if !wanted.contains(&name) {
+            wanted.push(name);
+        }
+    }
+    Ok(wanted)
+}
+
+fn point(p: &guest::Point) -> Value {
+    json!({ "x": round1(p.x), "y": round1(p.y) })
+}
+
+fn round1(v: f32) -> f64 {
+    (f64::from(v) * 10.0).round() / 10.0
+}
+
+fn rectangle(r: &guest::Rectangle) -> Value {
+    json!({ "top": r.top, "left": r.left, "width": r.width, "height": r.height })
+}
+
+/// POST /detect: faces, largest first, with faceIds kept for faceIdTimeToLive seconds.
+pub async fn detect(
+    State(state): State<Shared>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let q = Query::parse(raw.as_deref());
+    let return_face_id = q.bool("returnFaceId", true)?;
+    let return_landmarks = q.bool("returnFaceLandmarks", false)?;
+    let return_model = q.bool("returnRecognitionModel", false)?;
+    let attributes = parse_attributes(&q)?;
+    let recognition = recognition_model(q.get("recognitionModel"))?;
+    let detection = detection_model(&q)?;
+    let (default_ttl, min_ttl, max_ttl) = FACE_ID_TTL;
+    let ttl_seconds = q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)? as u64;
+    if detection == "detection_02" {
+        if !attributes.is_empty() {
+            return Err(ApiError::bad_argument("'returnFaceAttributes' is not supported by detection_02."));
+        }
+        if return_landmarks {
+            return Err(ApiError::bad_argument("'returnLandmarks' is not supported by detection_02."));
+        }
+    }
+    let unsupported: Vec<&str> = attributes.iter().copied().filter(|a| !SUPPORTED_ATTRIBUTES.contains(a)).collect();
+    if !unsupported.is_empty() {
+        return Err(ApiError::bad_argument(format!(
+            "Invalid argument returnFaceAttributes: this service does not compute {} yet; ask without them.",
+            unsupported.join(", ")
+        )));
+    }
+    let image = input::image(&state, &headers, body).await?;
+    let model = concrete_model(recognition).unwrap_or(face_core::RecognitionModel::SFace);
+    let options = guest::DetectOptions {
+        min_score: min_score(detection),
+        max_faces: face_core::MAX_FACES as u32,
+        landmarks: return_landmarks,
+        recognition: return_face_id.then(|| guest_model(model)),
+    };
+    let faces = state.engine.detect(image, options).await?;
+    let expires = ttl(ttl_seconds);
+    let mut out = Vec::with_capacity(faces.len());
+    for f in faces {
+        let mut o = Map::new();
+        if return_face_id {
+            let Some(e) = f.embedding else {
+                return Err(ApiError::internal("the engine returned a face without its embedding"));
+            };
+            let id = state.face_ids.insert(CachedFace { recognition, model, embedding: e.vector.into(), expires });
+            o.insert("faceId".into(), json!(id.to_string()));
+        }
+        if return_model {
+            o.insert("recognitionModel".into(), json!(recognition));
+        }
+        o.insert("faceRectangle".into(), rectangle(&f.rectangle));
+        if return_landmarks {
+            let mut lm = Map::new();
+            for (name, p) in FaceLandmarks::NAMES.iter().zip(&f.landmarks27) {
+                lm.insert((*name).into(), point(p));
+            }
+            o.insert("faceLandmarks".into(), Value::Object(lm));
+        }
+        if !attributes.is_empty() {
+            o.insert("faceAttributes".into(), json!({}));
+        }
+        out.push(Value::Object(o));
+    }
+    ok_json(Value::Array(out))
+}
+
+fn cached(state: &Shared, id: &str, status: StatusCode) -> ApiResult<CachedFace> {
+    state.face_ids.get(id).ok_or_else(|| ApiError::face_not_found(status, id))
+}
+
+fn incompatible(a: &str, b: &str) -> ApiError {
+    ApiError::bad_argument(format!(
+        "'recognitionModel' is incompatible: {a} and {b} faces cannot be compared; detect both with the same model."
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyRequest {
+    face_id1: Option<String>,
+    face_id2: Option<String>,
+    face_id: Option<String>,
+    person_id: Option<String>,
+    person_group_id: Option<String>,
+    large_person_group_id: Option<String>,
+}
+
+/// POST /verify: face to face, or face to person.
+pub async fn verify(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: VerifyRequest = input::json(&headers, body).await?;
+    let confidence = match (&req.face_id1, &req.face_id2, &req.face_id, &req.person_id) {
+        (Some(a), Some(b), _, _) => {
+            let (fa, fb) = (cached(&state, a, StatusCode::NOT_FOUND)?, cached(&state, b, StatusCode::NOT_FOUND)?);
+            if fa.recognition != fb.recognition {
+                return Err(incompatible(fa.recognition, fb.recognition));
+            }
+            confidence_from_cosine(fa.model, cosine(&fa.embedding, &fb.embedding))
+        }
+        (_, _, Some(face), Some(person)) => {
+            let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
+            let f = cached(&state, face, StatusCode::NOT_FOUND)?;
+            let person = input::uuid(person, "Person ID")?;
+            let collection = collection_for_reference(&state, kind, &cid).await?;
+            if collection.recognition_model != f.recognition {
+                return Err(incompatible(f.recognition, &collection.recognition_model));
+            }
+            let pid = person.clone();
+            let faces = state
+                .db(move |s| {
+                    let p = s.person(kind, &cid, &pid)?;
+                    Ok(match p {
+                        None => None,
+                        Some(_) => Some(
+                            s.all_faces(kind, &cid)?
+                                .into_iter()
+                                .filter(|x| x.person_id.as_deref() == Some(pid.as_str()))
+                                .collect::<Vec<_>>(),
+                        ),
+                    })
+                })
+                .await?
+                .ok_or_else(|| ApiError::person_not_found(StatusCode::NOT_FOUND, &person))?;
+            faces
+                .iter()
+                .filter(|x| x.model == f.model.id())
+                .map(|x| confidence_from_cosine(f.model, cosine(&f.embedding, &x.embedding)))
+                .fold(0.0f32, f32::max)
+        }
+        _ => {
+            return Err(ApiError::bad_argument(
+                "Request body is invalid: give faceId1 and faceId2, or faceId, personId and personGroupId \
+                 (or largePersonGroupId).",
+            ));
+        }
+    };
+    ok_json(json!({ "isIdentical": confidence >= IDENTICAL_CONFIDENCE, "confidence": round5(confidence) }))
+}
+
+fn round5(v: f32) -> f64 {
+    (f64::from(v) * 1e5).round() / 1e5
+}
+
+/// Exactly one of personGroupId and largePersonGroupId.
+fn group_reference(pg: Option<&str>, lpg: Option<&str>) -> ApiResult<(Kind, String)> {
+    match (pg.filter(|s| !s.is_empty()), lpg.filter(|s| !s.is_empty())) {
+        (Some(_), Some(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PersonGroupIdAndLargePersonGroupIdBothNotNull",
+            "Give personGroupId or largePersonGroupId, not both.",
+        )),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PersonGroupIdAndLargePersonGroupIdBothNull",
+            "Give personGroupId or largePersonGroupId.",
+        )),
+        (Some(id), None) => {
+            input::collection_id(id, "Person group")?;
+            Ok((Kind::PersonGroup, id.to_owned()))
+        }
+        (None, Some(id)) => {
+            input::collection_id(id, "Large person group")?;
+            Ok((Kind::LargePersonGroup, id.to_owned()))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentifyRequest {
+    face_ids: Option<Vec<String>>,
+    person_group_id: Option<String>,
+    large_person_group_id: Option<String>,
+    max_num_of_candidates_returned: Option<i64>,
+    confidence_threshold: Option<f64>,
+}
+
+/// POST /identify: the persons of a trained group most like each face.
+pub async fn identify(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: IdentifyRequest = input::json(&headers, body).await?;
+    let face_ids = req.face_ids.unwrap_or_default();
+    if face_ids.is_empty() || face_ids.len() > 10 {
+        return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (1 to 10)."));
+    }
+    let max = req.max_num_of_candidates_returned.unwrap_or(1);
+    if !(1..=5).contains(&max) {
+        return Err(ApiError::bad_argument("The argument maxNumOfCandidatesReturned is not valid (1 to 5)."));
+    }
+    let threshold = match req.confidence_threshold {
+        None => IDENTICAL_CONFIDENCE,
+        Some(t) if (0.0..=1.0).contains(&t) => t as f32,
+        Some(_) => return Err(ApiError::bad_argument("The argument confidenceThreshold is not valid (0 to 1).")),
+    };
+    let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
+    let collection = collection_for_reference(&state, kind, &cid).await?;
+    let faces: Vec<(String, CachedFace)> = face_ids
+        .iter()
+        .map(|id| cached(&state, id, StatusCode::BAD_REQUEST).map(|f| (id.clone(), f)))
+        .collect::<ApiResult<_>>()?;
+    if let Some((_, f)) = faces.iter().find(|(_, f)| f.recognition != collection.recognition_model) {
+        return Err(incompatible(f.recognition, &collection.recognition_model));
+    }
+    let index = trained_index(&state, kind, &cid, &collection)
+        .await?
+        .ok_or_else(|| ApiError::not_trained(StatusCode::BAD_REQUEST, kind, &cid))?;
+    let mut results = Vec::with_capacity(faces.len());
+    for (id, f) in faces {
+        let candidates: Vec<Value> = index
+            .identify(&f.embedding, threshold, max as usize)
+            .into_iter()
+            .map(|(person, c)| json!({ "personId": person, "confidence": round5(c) }))
+            .collect();
+        results.push(json!({ "faceId": id, "candidates": candidates }));
+    }
+    ok_json(Value::Array(results))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindSimilarRequest {
+    face_id: Option<String>,
+    face_list_id: Option<String>,
+    large_face_list_id: Option<String>,
+    face_ids: Option<Vec<String>>,
+    max_num_of_candidates_returned: Option<i64>,
+    mode: Option<String>,
+}
+
+/// POST /findsimilars: faces like the query face among faceIds, a FaceList or a LargeFaceList.
+pub async fn find_similar(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: FindSimilarRequest = input::json(&headers, body).await?;
+    let face_id = req.face_id.ok_or_else(|| ApiError::bad_argument("Request body is invalid: faceId is required."))?;
+    let max = req.max_num_of_candidates_returned.unwrap_or(20);
+    if !(1..=1000).contains(&max) {
+        return Err(ApiError::bad_argument("The argument maxNumOfCandidatesReturned is not valid (1 to 1000)."));
+    }
+    let match_face = match req.mode.as_deref() {
+        None | Some("") => false,
+        Some(m) if m.eq_ignore_ascii_case("matchPerson") => false,
+        Some(m) if m.eq_ignore_ascii_case("matchFace") => true,
+        Some(_) => return Err(ApiError::bad_argument("Mode is invalid; use matchPerson or matchFace.")),
+    };
+    let given = [req.face_list_id.is_some(), req.large_face_list_id.is_some(), req.face_ids.is_some()];
+    match given.iter().filter(|g| **g).count() {
+        0 => return Err(ApiError::bad_argument("LargeFaceListId, faceListId and faceIds are all null.")),
+        1 => {}
+        _ => return Err(ApiError::bad_argument("2 or more of largeFaceListId, faceListId and faceIds are not null.")),
+    }
+    let query = cached(&state, &face_id, StatusCode::BAD_REQUEST)?;
+    // (result key, id, cosine) for every candidate.
+    let mut scored: Vec<(&'static str, String, f32)> = Vec::new();
+    if let Some(ids) = req.face_ids {
+        if ids.len() > 1000 {
+            return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (at most 1000)."));
+        }
+        for id in ids {
+            let c = cached(&state, &id, StatusCode::BAD_REQUEST)?;
+            if c.recognition != query.recognition {
+                return Err(incompatible(query.recognition, c.recognition));
+            }
+            scored.push(("faceId", id, cosine(&query.embedding, &c.embedding)));
+        }
+    } else {
+        let (kind, cid) = match (req.face_list_id, req.large_face_list_id) {
+            (Some(id), _) => (Kind::FaceList, id),
+            (_, Some(id)) => (Kind::LargeFaceList, id),
+            _ => unreachable!("exactly one reference was checked above"),
+        };
+        input::collection_id(&cid, kind.name())?;
+        let collection = collection_for_reference(&state, kind, &cid).await?;
+        if collection.recognition_model != query.recognition {
+            return Err(incompatible(query.recognition, &collection.recognition_model));
+        }
+        let index = trained_index(&state, kind, &cid, &collection)
+            .await?
+            .ok_or_else(|| ApiError::not_trained(StatusCode::BAD_REQUEST, kind, &cid))?;
+        if index.is_empty() && kind == Kind::FaceList {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "FaceListNotReady", "Face list is empty."));
+        }
+        for ((_, fid), cos) in index.rows.iter().zip(index.cosines(&query.embedding)) {
+            scored.push(("persistedFaceId", fid.clone(), cos));
+        }
+    }
+    let mut hits: Vec<(&str, String, f32)> = scored
+        .into_iter()
+        .map(|(k, id, cos)| (k, id, confidence_from_cosine(query.model, cos)))
+        .filter(|(_, _, c)| match_face || *c >= IDENTICAL_CONFIDENCE)
+        .collect();
+    hits.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+    hits.truncate(max as usize);
+    ok_json(Value::Array(hits.into_iter().map(|(k, id, c)| json!({ k: id, "confidence": round5(c) })).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRequest {
+    face_ids: Option<Vec<String>>,
+}
+
+/// POST /group: faces divided by identity, plus the faces like no other.
+pub async fn group(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: GroupRequest = input::json(&headers, body).await?;
+    let ids = req.face_ids.unwrap_or_default();
+    if ids.len() < 2 || ids.len() > face_core::MAX_GROUP_FACES {
+        return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (2 to 1000)."));
+    }
+    let faces: Vec<CachedFace> =
+        ids.iter().map(|id| cached(&state, id, StatusCode::BAD_REQUEST)).collect::<ApiResult<_>>()?;
+    if let Some(f) = faces.iter().find(|f| f.recognition != faces[0].recognition) {
+        return Err(incompatible(faces[0].recognition, f.recognition));
+    }
+    let embeddings: Vec<Embedding> =
+        faces.iter().map(|f| Embedding { model: f.model, vector: f.embedding.to_vec() }).collect();
+    let grouping = tokio::task::spawn_blocking(move || face_core::group(&embeddings))
+        .await
+        .map_err(|e| ApiError::internal(format!("grouping failed: {e}")))?
+        .map_err(|e| ApiError::bad_argument(e.to_string()))?;
+    let name = |i: &usize| json!(ids[*i]);
+    let groups: Vec<Value> = grouping.groups.iter().map(|g| Value::Array(g.iter().map(name).collect())).collect();
+    let mut out = json!({ "groups": groups });
+    if !grouping.messy_group.is_empty() {
+        out["messyGroup"] = Value::Array(grouping.messy_group.iter().map(name).collect());
+    }
+    ok_json(out)
+}

@@ -1,0 +1,290 @@
+//! Reading requests: query parameters, JSON bodies, image bodies and ids, each checked with the
+//! Face API's error for a bad value.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+
+/// Image files must be at least this many bytes (Face API limit).
+pub const MIN_IMAGE_BYTES: usize = 1024;
+/// ... and at most this many.
+pub const MAX_IMAGE_BYTES: usize = 6 * 1024 * 1024;
+/// JSON request bodies larger than this are refused.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// Query parameters; names compare case-insensitively, as on Azure.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let mut map = HashMap::new();
+        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            map.insert(decode(k).to_ascii_lowercase(), decode(v));
+        }
+        Query(map)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::bad_argument(format!("'{name}' is invalid: {v:?} is not true or false."))),
+        }
+    }
+
+    /// An integer in `min..=max`, or `default` when absent.
+    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> ApiResult<i64> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_argument(format!(
+                    "'{name}' is invalid: {v:?} is not an integer from {min} to {max}."
+                ))),
+            },
+        }
+    }
+
+    /// `start` for paging: an exclusive lower bound, at most 64 characters.
+    pub fn start(&self) -> ApiResult<Option<String>> {
+        match self.get("start") {
+            None | Some("") => Ok(None),
+            Some(s) if s.chars().count() > 64 => Err(ApiError::bad_argument("'start' is too long.")),
+            Some(s) => Ok(Some(s.to_owned())),
+        }
+    }
+
+    /// `top` for paging, 1..=1000.
+    pub fn top(&self) -> ApiResult<usize> {
+        match self.get("top") {
+            None | Some("") => Ok(1000),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_argument("'top' is invalid: it must be an integer from 1 to 1000.")),
+            },
+        }
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
+/// A body longer than its limit is still read (and dropped) up to this many bytes, so that the
+/// client, still sending, receives the error instead of a broken connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads at most `limit` bytes; `None` when the body is longer.
+async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
+    use http_body_util::BodyExt;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    let mut over = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_argument(format!("The request body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        total = total.saturating_add(data.len());
+        if total > limit {
+            over = true;
+            buf = Vec::new();
+        }
+        if over {
+            if total > DRAIN_LIMIT {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(if over { None } else { Some(buf) })
+}
+
+/// Middleware: reads the whole request body before the handler runs, so that an answer given
+/// before the handler looks at the body (a bad parameter, an unknown id) never cuts off a
+/// client that is still sending. Bodies over 6 MB are drained and answered here.
+pub async fn buffer_body(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match read_body(body, MAX_IMAGE_BYTES).await {
+        Ok(Some(bytes)) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(None) => {
+            let image = content_type(&parts.headers)
+                .is_none_or(|ct| ct == "application/octet-stream" || ct.starts_with("image/"));
+            if image {
+                too_big().into_response()
+            } else {
+                ApiError::bad_argument(format!("Request body is invalid: it is larger than {MAX_IMAGE_BYTES} bytes."))
+                    .into_response()
+            }
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A JSON request body of type `T`. A missing or empty body reads as `{}`.
+pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> ApiResult<T> {
+    if let Some(ct) = content_type(headers)
+        && ct != "application/json"
+        && !ct.ends_with("+json")
+    {
+        return Err(ApiError::unsupported_media_type(&ct));
+    }
+    let Some(bytes) = read_body(body, MAX_JSON_BYTES).await? else {
+        return Err(ApiError::bad_argument(format!(
+            "Request body is invalid: it is larger than {MAX_JSON_BYTES} bytes."
+        )));
+    };
+    let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_argument(format!("JSON parsing error. {e}")))?
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_argument("Request body is invalid: a JSON object is expected."));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_argument(format!("Request body is invalid: {e}.")))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ImageUrl {
+    url: Option<String>,
+}
+
+/// The image of an image operation: the body's bytes (`application/octet-stream`), or the
+/// picture at `{"url": ...}` (`application/json`), within the Face API's size limits.
+pub async fn image(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Vec<u8>> {
+    let ct = content_type(headers);
+    let bytes = match ct.as_deref() {
+        Some("application/json") => {
+            let req: ImageUrl = json(headers, body).await?;
+            let url = req.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+                ApiError::bad_argument("Request body is invalid: give the image as {\"url\": \"https://...\"}.")
+            })?;
+            state.fetcher.fetch(url.trim()).await?
+        }
+        None | Some("application/octet-stream") => read_image(body).await?,
+        Some(ct) if ct.starts_with("image/") => read_image(body).await?,
+        Some(ct) => return Err(ApiError::unsupported_media_type(ct)),
+    };
+    check_image_size(bytes.len())?;
+    Ok(bytes)
+}
+
+async fn read_image(body: Body) -> ApiResult<Vec<u8>> {
+    read_body(body, MAX_IMAGE_BYTES).await?.ok_or_else(too_big)
+}
+
+fn too_big() -> ApiError {
+    ApiError::invalid_image_size(format!("Image size is too big: the limit is {MAX_IMAGE_BYTES} bytes (6 MB)."))
+}
+
+pub fn check_image_size(n: usize) -> ApiResult<()> {
+    if n < MIN_IMAGE_BYTES {
+        Err(ApiError::invalid_image_size(format!(
+            "Image size is too small: {n} bytes; images must be from 1 KB to 6 MB."
+        )))
+    } else if n > MAX_IMAGE_BYTES {
+        Err(too_big())
+    } else {
+        Ok(())
+    }
+}
+
+/// A group or list id: `^[a-z0-9-_]{1,64}$`.
+pub fn collection_id(id: &str, what: &str) -> ApiResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_argument(format!(
+            "{what} ID is invalid: {id:?}; use 1 to 64 characters from lower-case letters, digits, '-' and '_'."
+        )))
+    }
+}
+
+/// A personId, persistedFaceId or faceId: a UUID.
+pub fn uuid(id: &str, what: &str) -> ApiResult<String> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::bad_argument(format!("{what} is invalid: {id:?} is not a UUID.")))
+}
+
+/// `name` of a group, list or person: 1..=128 characters.
+pub fn name(name: Option<&str>, required: bool) -> ApiResult<Option<String>> {
+    match name {
+        None if required => Err(ApiError::bad_argument("'name' is empty.")),
+        None => Ok(None),
+        Some("") => Err(ApiError::bad_argument("'name' is empty.")),
+        Some(n) if n.chars().count() > 128 => {
+            Err(ApiError::bad_argument("'name' is too long (at most 128 characters)."))
+        }
+        Some(n) => Ok(Some(n.to_owned())),
+    }
+}
+
+/// `userData`: at most `max` characters.
+pub fn user_data(ud: Option<&str>, max: usize) -> ApiResult<Option<String>> {
+    match ud {
+        Some(u) if u.len() > max => {
+            Err(ApiError::bad_argument(format!("'userData' is too long (at most {max} bytes).")))
+        }
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+/// `targetFace=left,top,width,height`.
+pub fn target_face(q: &Query) -> ApiResult<Option<[u32; 4]>> {
+    let Some(raw) = q.get("targetFace").filter(|s| !s.is_empty()) else { return Ok(None) };
+    let parts: Vec<_> = raw.split(',').map(|p| p.trim().parse::<i64>()).collect();
+    if parts.len() != 4 || parts.iter().any(|p| p.is_err()) {
+        return Err(ApiError::bad_argument(format!(
+            "Invalid argument targetFace: {raw:?}; give left,top,width,height in pixels."
+        )));
+    }
+    let v: Vec<i64> = parts.into_iter().map(|p| p.unwrap_or(0)).collect();
+    if v[0] < 0 || v[1] < 0 || v[2] <= 0 || v[3] <= 0 || v.iter().any(|&x| x > 1 << 16) {
+        return Err(ApiError::bad_argument("Argument targetFace out of range."));
+    }
+    Ok(Some([v[0] as u32, v[1] as u32, v[2] as u32, v[3] as u32]))
+}

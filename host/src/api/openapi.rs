@@ -1,0 +1,400 @@
+//! The OpenAPI (Swagger 2.0) document of this service, generated from [`OPERATIONS`], the table
+//! of the 69 Face v1.0 operations the router serves (a test checks the table against the
+//! official Face.json and every entry against the router), and the `/swagger` page.
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::Shared;
+use super::face::{ATTRIBUTES, SUPPORTED_ATTRIBUTES};
+
+/// One operation: the spec's operationId, method, route (with `?overload=` where the spec
+/// distinguishes a body type) and success status.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub id: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub status: u16,
+}
+
+pub const OPERATIONS: [Operation; 69] = [
+    Operation {
+        id: "FaceList_AddFaceFromStream",
+        method: "POST",
+        path: "/facelists/{faceListId}/persistedfaces?overload=stream",
+        status: 200,
+    },
+    Operation {
+        id: "FaceList_AddFaceFromUrl",
+        method: "POST",
+        path: "/facelists/{faceListId}/persistedfaces",
+        status: 200,
+    },
+    Operation { id: "FaceList_Create", method: "PUT", path: "/facelists/{faceListId}", status: 200 },
+    Operation { id: "FaceList_Delete", method: "DELETE", path: "/facelists/{faceListId}", status: 200 },
+    Operation {
+        id: "FaceList_DeleteFace",
+        method: "DELETE",
+        path: "/facelists/{faceListId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation { id: "FaceList_Get", method: "GET", path: "/facelists/{faceListId}", status: 200 },
+    Operation { id: "FaceList_List", method: "GET", path: "/facelists", status: 200 },
+    Operation { id: "FaceList_Update", method: "PATCH", path: "/facelists/{faceListId}", status: 200 },
+    Operation { id: "Face_DetectWithStream", method: "POST", path: "/detect?overload=stream", status: 200 },
+    Operation { id: "Face_DetectWithUrl", method: "POST", path: "/detect", status: 200 },
+    Operation { id: "Face_FindSimilar", method: "POST", path: "/findsimilars", status: 200 },
+    Operation { id: "Face_Group", method: "POST", path: "/group", status: 200 },
+    Operation { id: "Face_Identify", method: "POST", path: "/identify", status: 200 },
+    Operation { id: "Face_VerifyFaceToFace", method: "POST", path: "/verify", status: 200 },
+    Operation { id: "Face_VerifyFaceToPerson", method: "POST", path: "/verify?overload=person", status: 200 },
+    Operation {
+        id: "LargeFaceList_AddFaceFromStream",
+        method: "POST",
+        path: "/largefacelists/{largeFaceListId}/persistedfaces?overload=stream",
+        status: 200,
+    },
+    Operation {
+        id: "LargeFaceList_AddFaceFromUrl",
+        method: "POST",
+        path: "/largefacelists/{largeFaceListId}/persistedfaces",
+        status: 200,
+    },
+    Operation { id: "LargeFaceList_Create", method: "PUT", path: "/largefacelists/{largeFaceListId}", status: 200 },
+    Operation { id: "LargeFaceList_Delete", method: "DELETE", path: "/largefacelists/{largeFaceListId}", status: 200 },
+    Operation {
+        id: "LargeFaceList_DeleteFace",
+        method: "DELETE",
+        path: "/largefacelists/{largeFaceListId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation { id: "LargeFaceList_Get", method: "GET", path: "/largefacelists/{largeFaceListId}", status: 200 },
+    Operation {
+        id: "LargeFaceList_GetFace",
+        method: "GET",
+        path: "/largefacelists/{largeFaceListId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargeFaceList_GetTrainingStatus",
+        method: "GET",
+        path: "/largefacelists/{largeFaceListId}/training",
+        status: 200,
+    },
+    Operation { id: "LargeFaceList_List", method: "GET", path: "/largefacelists", status: 200 },
+    Operation {
+        id: "LargeFaceList_ListFaces",
+        method: "GET",
+        path: "/largefacelists/{largeFaceListId}/persistedfaces",
+        status: 200,
+    },
+    Operation {
+        id: "LargeFaceList_Train",
+        method: "POST",
+        path: "/largefacelists/{largeFaceListId}/train",
+        status: 202,
+    },
+    Operation { id: "LargeFaceList_Update", method: "PATCH", path: "/largefacelists/{largeFaceListId}", status: 200 },
+    Operation {
+        id: "LargeFaceList_UpdateFace",
+        method: "PATCH",
+        path: "/largefacelists/{largeFaceListId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_AddFaceFromStream",
+        method: "POST",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}/persistedfaces?overload=stream",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_AddFaceFromUrl",
+        method: "POST",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}/persistedfaces",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_Create",
+        method: "POST",
+        path: "/largepersongroups/{largePersonGroupId}/persons",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_Delete",
+        method: "DELETE",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_DeleteFace",
+        method: "DELETE",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_Get",
+        method: "GET",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_GetFace",
+        method: "GET",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_List",
+        method: "GET",
+        path: "/largepersongroups/{largePersonGroupId}/persons",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_Update",
+        method: "PATCH",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroupPerson_UpdateFace",
+        method: "PATCH",
+        path: "/largepersongroups/{largePersonGroupId}/persons/{personId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroup_Create",
+        method: "PUT",
+        path: "/largepersongroups/{largePersonGroupId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroup_Delete",
+        method: "DELETE",
+        path: "/largepersongroups/{largePersonGroupId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroup_Get",
+        method: "GET",
+        path: "/largepersongroups/{largePersonGroupId}",
+        status: 200,
+    },
+    Operation {
+        id: "LargePersonGroup_GetTrainingStatus",
+        method: "GET",
+        path: "/largepersongroups/{largePersonGroupId}/training",
+        status: 200,
+    },
+    Operation { id: "LargePersonGroup_List", method: "GET", path: "/largepersongroups", status: 200 },
+    Operation {
+        id: "LargePersonGroup_Train",
+        method: "POST",
+        path: "/largepersongroups/{largePersonGroupId}/train",
+        status: 202,
+    },
+    Operation {
+        id: "LargePersonGroup_Update",
+        method: "PATCH",
+        path: "/largepersongroups/{largePersonGroupId}",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_AddFaceFromStream",
+        method: "POST",
+        path: "/persongroups/{personGroupId}/persons/{personId}/persistedfaces?overload=stream",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_AddFaceFromUrl",
+        method: "POST",
+        path: "/persongroups/{personGroupId}/persons/{personId}/persistedfaces",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_Create",
+        method: "POST",
+        path: "/persongroups/{personGroupId}/persons",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_Delete",
+        method: "DELETE",
+        path: "/persongroups/{personGroupId}/persons/{personId}",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_DeleteFace",
+        method: "DELETE",
+        path: "/persongroups/{personGroupId}/persons/{personId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_Get",
+        method: "GET",
+        path: "/persongroups/{personGroupId}/persons/{personId}",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_GetFace",
+        method: "GET",
+        path: "/persongroups/{personGroupId}/persons/{personId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_List",
+        method: "GET",
+        path: "/persongroups/{personGroupId}/persons",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_Update",
+        method: "PATCH",
+        path: "/persongroups/{personGroupId}/persons/{personId}",
+        status: 200,
+    },
+    Operation {
+        id: "PersonGroupPerson_UpdateFace",
+        method: "PATCH",
+        path: "/persongroups/{personGroupId}/persons/{personId}/persistedfaces/{persistedFaceId}",
+        status: 200,
+    },
+    Operation { id: "PersonGroup_Create", method: "PUT", path: "/persongroups/{personGroupId}", status: 200 },
+    Operation { id: "PersonGroup_Delete", method: "DELETE", path: "/persongroups/{personGroupId}", status: 200 },
+    Operation { id: "PersonGroup_Get", method: "GET", path: "/persongroups/{personGroupId}", status: 200 },
+    Operation {
+        id: "PersonGroup_GetTrainingStatus",
+        method: "GET",
+        path: "/persongroups/{personGroupId}/training",
+        status: 200,
+    },
+    Operation { id: "PersonGroup_List", method: "GET", path: "/persongroups", status: 200 },
+    Operation { id: "PersonGroup_Train", method: "POST", path: "/persongroups/{personGroupId}/train", status: 202 },
+    Operation { id: "PersonGroup_Update", method: "PATCH", path: "/persongroups/{personGroupId}", status: 200 },
+    Operation { id: "Snapshot_Apply", method: "POST", path: "/snapshots/{snapshotId}/apply", status: 202 },
+    Operation { id: "Snapshot_Delete", method: "DELETE", path: "/snapshots/{snapshotId}", status: 200 },
+    Operation { id: "Snapshot_Get", method: "GET", path: "/snapshots/{snapshotId}", status: 200 },
+    Operation { id: "Snapshot_GetOperationStatus", method: "GET", path: "/operations/{operationId}", status: 200 },
+    Operation { id: "Snapshot_List", method: "GET", path: "/snapshots", status: 200 },
+    Operation { id: "Snapshot_Take", method: "POST", path: "/snapshots", status: 202 },
+    Operation { id: "Snapshot_Update", method: "PATCH", path: "/snapshots/{snapshotId}", status: 200 },
+];
+
+impl Operation {
+    /// The route without its `?overload=` part.
+    pub fn route(&self) -> &'static str {
+        self.path.split('?').next().unwrap_or(self.path)
+    }
+
+    fn tag(&self) -> &'static str {
+        self.id.split('_').next().unwrap_or("Face")
+    }
+
+    /// Whether the operation takes image bytes (`?overload=stream`) or an image URL.
+    fn image(&self) -> Option<&'static str> {
+        if self.id.ends_with("FromStream") || self.id == "Face_DetectWithStream" {
+            Some("stream")
+        } else if self.id.ends_with("FromUrl") || self.id == "Face_DetectWithUrl" {
+            Some("url")
+        } else {
+            None
+        }
+    }
+}
+
+/// The document, generated from the table.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for op in OPERATIONS {
+        let mut parameters: Vec<Value> = op
+            .route()
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "type": "string" }))
+            .collect();
+        let consumes = match op.image() {
+            Some("stream") => {
+                parameters.push(json!({ "name": "Image", "in": "body", "required": true,
+                    "description": "JPEG, PNG, GIF (first frame) or BMP, 1 KB to 6 MB",
+                    "schema": { "type": "string", "format": "binary" } }));
+                vec!["application/octet-stream"]
+            }
+            Some(_) => {
+                parameters.push(json!({ "name": "ImageUrl", "in": "body", "required": true,
+                    "schema": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string" } } } }));
+                vec!["application/json"]
+            }
+            None if matches!(op.method, "POST" | "PUT" | "PATCH") => vec!["application/json"],
+            None => vec![],
+        };
+        let mut description = String::new();
+        if op.id.starts_with("Face_Detect") {
+            description = format!(
+                "returnFaceAttributes computed by this service: {}. Asking for any of {} answers BadArgument.",
+                if SUPPORTED_ATTRIBUTES.is_empty() { "none yet".to_owned() } else { SUPPORTED_ATTRIBUTES.join(", ") },
+                ATTRIBUTES.iter().filter(|a| !SUPPORTED_ATTRIBUTES.contains(a)).copied().collect::<Vec<_>>().join(", ")
+            );
+        }
+        let entry = json!({
+            "operationId": op.id,
+            "tags": [op.tag()],
+            "description": description,
+            "consumes": consumes,
+            "produces": ["application/json"],
+            "parameters": parameters,
+            "responses": {
+                op.status.to_string(): { "description": "Success" },
+                "default": { "description": "Error response", "schema": { "$ref": "#/definitions/APIError" } },
+            },
+        });
+        let methods = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+        methods[op.method.to_ascii_lowercase()] = entry;
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {
+            "title": "Face API v1.0 (self-hosted)",
+            "version": "1.0",
+            "description": concat!("face-server ", env!("CARGO_PKG_VERSION"),
+                ": the Face v1.0 operations, served by a WebAssembly face engine."),
+        },
+        "basePath": "/face/v1.0",
+        "schemes": ["http"],
+        "securityDefinitions": { "apim_key": { "type": "apiKey", "name": "Ocp-Apim-Subscription-Key", "in": "header" } },
+        "security": [{ "apim_key": [] }],
+        "paths": paths,
+        "definitions": {
+            "APIError": { "type": "object", "properties": { "error": { "type": "object", "properties": {
+                "code": { "type": "string" }, "message": { "type": "string" } } } } },
+        },
+    })
+}
+
+/// GET /swagger/v1/swagger.json
+pub async fn document(State(_): State<Shared>) -> Response {
+    axum::Json(openapi()).into_response()
+}
+
+/// GET /swagger: the operations, grouped, with links to the document. Works offline.
+pub async fn swagger_ui(State(_): State<Shared>) -> Html<String> {
+    let mut rows = String::new();
+    for op in OPERATIONS {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td><code>/face/v1.0{}</code></td><td>{}</td></tr>",
+            op.tag(),
+            op.method,
+            op.path.replace('<', "&lt;"),
+            op.id
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Face API v1.0: operations</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body>\
+         <h1>Face API v1.0: {} operations</h1><p>OpenAPI document: <a href=\"/swagger/v1/swagger.json\">\
+         /swagger/v1/swagger.json</a>. Every call needs the header <code>Ocp-Apim-Subscription-Key</code>.</p>\
+         <table><thead><tr><th>group</th><th>method</th><th>route</th><th>operationId</th></tr></thead>\
+         <tbody>{rows}</tbody></table></body></html>",
+        OPERATIONS.len()
+    ))
+}

@@ -1,0 +1,271 @@
+//! Snapshots: a copy of a group or list taken now and applied later as a new one, within this
+//! service (Azure moves them between subscriptions; here the "account" is this service's key).
+//! Take and apply run in the background and answer 202 with `Operation-Location`.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, ApiResult};
+use super::input::{self, Query};
+use super::{Shared, drain, iso8601, now_ms, ok_empty, ok_json};
+use crate::store::{Kind, Operation, Snapshot, StoreError};
+
+fn snapshot_not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "SnapshotNotFound", format!("Snapshot {id} is not found."))
+}
+
+/// The account snapshots belong to: a UUID derived from this service's key.
+fn account(state: &Shared) -> String {
+    let digest = Sha256::digest(state.api_key.as_deref().unwrap_or("face-server").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
+fn snapshot_json(state: &Shared, s: &Snapshot) -> Value {
+    json!({
+        "id": s.id,
+        "account": account(state),
+        "type": s.kind.name(),
+        "applyScope": s.apply_scope,
+        "userData": s.user_data,
+        "createdTime": iso8601(s.created_ms),
+        "lastUpdateTime": iso8601(s.updated_ms),
+    })
+}
+
+fn scope(raw: Option<Vec<String>>, required: bool) -> ApiResult<Option<Vec<String>>> {
+    match raw {
+        None if required => Err(ApiError::bad_argument("Request body is invalid: applyScope is required.")),
+        None => Ok(None),
+        Some(ids) => Ok(Some(ids.iter().map(|id| input::uuid(id, "applyScope entry")).collect::<ApiResult<_>>()?)),
+    }
+}
+
+/// 202 with `Operation-Location: http://<host>/face/v1.0/operations/<id>`.
+fn accepted(headers: &HeaderMap, op: &str) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:5000");
+    let location = format!("http://{host}/face/v1.0/operations/{op}");
+    let mut response = StatusCode::ACCEPTED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert("operation-location", v);
+    }
+    response
+}
+
+async fn new_operation(state: &Shared) -> ApiResult<Operation> {
+    let now = now_ms();
+    let op = Operation {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: "notstarted".into(),
+        created_ms: now,
+        last_action_ms: now,
+        resource_location: None,
+        message: None,
+    };
+    let o = op.clone();
+    state.db(move |s| s.put_operation(&o)).await?;
+    Ok(op)
+}
+
+async fn finish(state: &Shared, mut op: Operation, result: Result<String, String>) {
+    op.last_action_ms = now_ms();
+    match result {
+        Ok(location) => {
+            op.status = "succeeded".into();
+            op.resource_location = Some(location);
+        }
+        Err(message) => {
+            tracing::warn!(operation = %op.id, %message, "snapshot operation failed");
+            op.status = "failed".into();
+            op.message = Some(message);
+        }
+    }
+    let _ = state.db(move |s| s.put_operation(&op)).await;
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TakeRequest {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    object_id: Option<String>,
+    apply_scope: Option<Vec<String>>,
+    user_data: Option<String>,
+}
+
+/// POST /snapshots
+pub async fn take(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let req: TakeRequest = input::json(&headers, body).await?;
+    let kind = req.kind.as_deref().and_then(Kind::from_name).ok_or_else(|| {
+        ApiError::bad_argument("'type' is invalid; use FaceList, LargeFaceList, LargePersonGroup or PersonGroup.")
+    })?;
+    let object_id = req.object_id.unwrap_or_default();
+    input::collection_id(&object_id, kind.name())?;
+    let apply_scope = scope(req.apply_scope, true)?.unwrap_or_default();
+    let user_data = input::user_data(req.user_data.as_deref(), 16 * 1024)?;
+    let id = object_id.clone();
+    if state.db(move |s| s.collection(kind, &id)).await?.is_none() {
+        return Err(ApiError::collection_not_found(StatusCode::NOT_FOUND, kind, &object_id));
+    }
+    let op = new_operation(&state).await?;
+    let response = accepted(&headers, &op.id);
+    let task = state.clone();
+    tokio::spawn(async move {
+        let now = now_ms();
+        let snapshot = Snapshot {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            object_id: object_id.clone(),
+            apply_scope,
+            user_data,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let sid = snapshot.id.clone();
+        let result = task
+            .db(move |s| {
+                let export = s.export(kind, &object_id)?.ok_or(StoreError::NoCollection)?;
+                s.put_snapshot(&snapshot, &export)
+            })
+            .await
+            .map(|()| format!("/snapshots/{sid}"))
+            .map_err(|e| format!("The snapshot could not be taken: {e}."));
+        finish(&task, op, result).await;
+    });
+    Ok(response)
+}
+
+/// GET /snapshots?type=&applyScope=
+pub async fn list(State(state): State<Shared>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = Query::parse(raw.as_deref());
+    let kind = match q.get("type").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(Kind::from_name(t).ok_or_else(|| ApiError::bad_argument("'type' is invalid."))?),
+    };
+    let wanted: Vec<String> = match q.get("applyScope").filter(|s| !s.is_empty()) {
+        None => vec![],
+        Some(s) => s.split(',').map(|id| input::uuid(id.trim(), "applyScope entry")).collect::<ApiResult<_>>()?,
+    };
+    let all = state.db(|s| s.list_snapshots()).await?;
+    let shown: Vec<Value> = all
+        .iter()
+        .filter(|s| kind.is_none_or(|k| s.kind == k))
+        .filter(|s| wanted.iter().all(|w| s.apply_scope.contains(w)))
+        .map(|s| snapshot_json(&state, s))
+        .collect();
+    ok_json(Value::Array(shown))
+}
+
+fn snapshot_id(p: &str) -> ApiResult<String> {
+    input::uuid(p, "Snapshot ID")
+}
+
+/// GET /snapshots/{id}
+pub async fn get(State(state): State<Shared>, Path(sid): Path<String>) -> ApiResult<Response> {
+    let sid = snapshot_id(&sid)?;
+    let id = sid.clone();
+    let (s, _) = state.db(move |s| s.snapshot(&id)).await?.ok_or_else(|| snapshot_not_found(&sid))?;
+    ok_json(snapshot_json(&state, &s))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRequest {
+    apply_scope: Option<Vec<String>>,
+    user_data: Option<String>,
+}
+
+/// PATCH /snapshots/{id}
+pub async fn update(
+    State(state): State<Shared>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let sid = snapshot_id(&sid)?;
+    let req: UpdateRequest = input::json(&headers, body).await?;
+    let apply_scope = scope(req.apply_scope, false)?;
+    let user_data = input::user_data(req.user_data.as_deref(), 16 * 1024)?;
+    let id = sid.clone();
+    let found =
+        state.db(move |s| s.update_snapshot(&id, apply_scope.as_deref(), user_data.as_deref(), now_ms())).await?;
+    if found { Ok(ok_empty()) } else { Err(snapshot_not_found(&sid)) }
+}
+
+/// DELETE /snapshots/{id}
+pub async fn delete(State(state): State<Shared>, Path(sid): Path<String>, body: Body) -> ApiResult<Response> {
+    drain(body).await;
+    let sid = snapshot_id(&sid)?;
+    let id = sid.clone();
+    let found = state.db(move |s| s.delete_snapshot(&id)).await?;
+    if found { Ok(ok_empty()) } else { Err(snapshot_not_found(&sid)) }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyRequest {
+    object_id: Option<String>,
+    mode: Option<String>,
+}
+
+/// POST /snapshots/{id}/apply: a new group or list `objectId` made from the snapshot.
+pub async fn apply(
+    State(state): State<Shared>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let sid = snapshot_id(&sid)?;
+    let req: ApplyRequest = input::json(&headers, body).await?;
+    if !req.mode.as_deref().is_none_or(|m| m.eq_ignore_ascii_case("CreateNew")) {
+        return Err(ApiError::bad_argument("'mode' is invalid; the only mode is CreateNew."));
+    }
+    let object_id = req.object_id.unwrap_or_default();
+    let id = sid.clone();
+    let (snapshot, export) = state.db(move |s| s.snapshot(&id)).await?.ok_or_else(|| snapshot_not_found(&sid))?;
+    input::collection_id(&object_id, snapshot.kind.name())?;
+    let op = new_operation(&state).await?;
+    let response = accepted(&headers, &op.id);
+    let task = state.clone();
+    tokio::spawn(async move {
+        let kind = snapshot.kind;
+        let target = object_id.clone();
+        let result = task
+            .db(move |s| s.import(&target, &export))
+            .await
+            .map(|()| format!("/{}/{object_id}", kind.route()))
+            .map_err(|e| match e {
+                StoreError::Exists => {
+                    format!("{} '{object_id}' already exists; apply with another objectId.", kind.name())
+                }
+                e => format!("The snapshot could not be applied: {e}."),
+            });
+        if result.is_ok() {
+            task.indexes.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind, object_id));
+        }
+        finish(&task, op, result).await;
+    });
+    Ok(response)
+}
+
+/// GET /operations/{id}
+pub async fn operation(State(state): State<Shared>, Path(oid): Path<String>) -> ApiResult<Response> {
+    let oid = input::uuid(&oid, "Operation ID")?;
+    let id = oid.clone();
+    let op = state.db(move |s| s.operation(&id)).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "OperationNotFound", format!("Operation {oid} is not found."))
+    })?;
+    ok_json(json!({
+        "status": op.status,
+        "createdTime": iso8601(op.created_ms),
+        "lastActionTime": iso8601(op.last_action_ms),
+        "resourceLocation": op.resource_location,
+        "message": op.message,
+    }))
+}

@@ -1,0 +1,174 @@
+//! Detected faces kept for later calls (faceIds, each with its own time to live), the
+//! recognition models behind the API's names, and the identification index built by training.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use face_core::RecognitionModel;
+use uuid::Uuid;
+
+use crate::engine::guest;
+use crate::store::StoredFace;
+
+/// The `recognitionModel` names of the API, each bound to one concrete model. `recognition_01`
+/// is the SDK's default, so it gets the most accurate model (SFace); `recognition_03`, Azure's
+/// recommended one, too; `recognition_02` is the face-api.js (dlib ResNet) recognizer. Faces
+/// compare only within one name, as on Azure.
+pub const RECOGNITION_MODELS: [&str; 3] = ["recognition_01", "recognition_02", "recognition_03"];
+
+/// The concrete model behind an API name.
+pub fn concrete_model(name: &str) -> Option<RecognitionModel> {
+    match name {
+        "recognition_01" | "recognition_03" => Some(RecognitionModel::SFace),
+        "recognition_02" => Some(RecognitionModel::FaceApi),
+        _ => None,
+    }
+}
+
+/// The same model as the guest names it.
+pub fn guest_model(model: RecognitionModel) -> guest::RecognitionModel {
+    match model {
+        RecognitionModel::SFace => guest::RecognitionModel::Sface,
+        _ => guest::RecognitionModel::Faceapi,
+    }
+}
+
+/// The API name `recognition_0N` in its canonical spelling, or `None` if unknown.
+pub fn recognition_name(raw: &str) -> Option<&'static str> {
+    RECOGNITION_MODELS.into_iter().find(|n| n.eq_ignore_ascii_case(raw.trim()))
+}
+
+/// A detected face kept for `faceIdTimeToLive` seconds.
+#[derive(Debug, Clone)]
+pub struct CachedFace {
+    /// The API name it was detected with.
+    pub recognition: &'static str,
+    pub model: RecognitionModel,
+    pub embedding: Arc<[f32]>,
+    pub expires: Instant,
+}
+
+/// faceId -> embedding, with expiry and a bound on how many are kept.
+#[derive(Debug)]
+pub struct FaceIds {
+    map: Mutex<HashMap<Uuid, CachedFace>>,
+    capacity: usize,
+}
+
+impl FaceIds {
+    pub fn new(capacity: usize) -> FaceIds {
+        FaceIds { map: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+    }
+
+    /// Keeps `face` for `ttl` and returns its new id. At capacity, expired faces go first, then
+    /// the ones closest to expiry.
+    pub fn insert(&self, face: CachedFace) -> Uuid {
+        let id = Uuid::new_v4();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.capacity {
+            let now = Instant::now();
+            map.retain(|_, f| f.expires > now);
+            while map.len() >= self.capacity {
+                let Some(oldest) = map.iter().min_by_key(|(_, f)| f.expires).map(|(k, _)| *k) else { break };
+                map.remove(&oldest);
+            }
+        }
+        map.insert(id, face);
+        id
+    }
+
+    /// The face, if its id is known and has not expired.
+    pub fn get(&self, id: &str) -> Option<CachedFace> {
+        let id = Uuid::parse_str(id).ok()?;
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&id).filter(|f| f.expires > Instant::now()).cloned()
+    }
+
+    /// Drops expired faces; returns how many are kept.
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, f| f.expires > now);
+        map.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A trained collection: its faces' unit vectors in one matrix, for brute-force cosine search.
+#[derive(Debug)]
+pub struct Index {
+    pub model: RecognitionModel,
+    /// (person id for groups, persisted face id), one per row.
+    pub rows: Vec<(Option<String>, String)>,
+    vectors: Vec<f32>,
+    dim: usize,
+}
+
+impl Index {
+    /// Builds the index from stored faces of one model; faces of another model are skipped.
+    pub fn build(model: RecognitionModel, faces: &[StoredFace]) -> Index {
+        let dim = model.dimensions();
+        let mut rows = Vec::with_capacity(faces.len());
+        let mut vectors = Vec::with_capacity(faces.len() * dim);
+        for f in faces.iter().filter(|f| f.model == model.id() && f.embedding.len() == dim) {
+            let norm = f.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if !(norm.is_finite() && norm > 0.0) {
+                continue;
+            }
+            vectors.extend(f.embedding.iter().map(|x| x / norm));
+            rows.push((f.person_id.clone(), f.face_id.clone()));
+        }
+        Index { model, rows, vectors, dim }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Cosine similarity of `query` with every row.
+    pub fn cosines(&self, query: &[f32]) -> Vec<f32> {
+        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if query.len() != self.dim || !(norm.is_finite() && norm > 0.0) {
+            return vec![0.0; self.rows.len()];
+        }
+        self.vectors
+            .chunks_exact(self.dim)
+            .map(|row| (row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm).clamp(-1.0, 1.0))
+            .collect()
+    }
+
+    /// Persons ranked by their best face's confidence, those at or above `threshold`, at most `max`.
+    pub fn identify(&self, query: &[f32], threshold: f32, max: usize) -> Vec<(String, f32)> {
+        let mut best: HashMap<&str, f32> = HashMap::new();
+        for ((person, _), cos) in self.rows.iter().zip(self.cosines(query)) {
+            let Some(person) = person else { continue };
+            let c = face_core::confidence_from_cosine(self.model, cos);
+            let e = best.entry(person.as_str()).or_insert(0.0);
+            *e = e.max(c);
+        }
+        let mut ranked: Vec<(String, f32)> =
+            best.into_iter().filter(|(_, c)| *c >= threshold).map(|(p, c)| (p.to_owned(), c)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(max);
+        ranked
+    }
+}
+
+/// Default time to live of a faceId, and its bounds (seconds).
+pub const FACE_ID_TTL: (u64, u64, u64) = (86_400, 60, 86_400);
+
+pub fn ttl(seconds: u64) -> Instant {
+    Instant::now() + Duration::from_secs(seconds)
+}

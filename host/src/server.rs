@@ -1,0 +1,183 @@
+//! face-server's configuration (read from the start-up settings) and its run loop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::api::{self, AppState};
+use crate::engine::{EngineConfig, EnginePool, ModelFiles};
+use crate::faces::FaceIds;
+use crate::fetch::{FetchConfig, Fetcher};
+use crate::settings::{Settings, SettingsError};
+use crate::store::{SqliteStore, Store};
+
+/// Where the face database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// SQLite file `face.db` in this directory (the default: persistent).
+    Sqlite(PathBuf),
+    /// In memory; gone when the process ends.
+    Memory,
+}
+
+/// Everything face-server needs, parsed once from the settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub storage: Storage,
+    pub engine: EngineConfig,
+    pub fetch: FetchConfig,
+    /// `None` turns the subscription-key check off (`Security:RequireKey=false`).
+    pub api_key: Option<String>,
+    /// Most faceIds kept at once.
+    pub face_id_capacity: usize,
+}
+
+fn setting<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
+    s.other.get(&key.to_ascii_lowercase()).map(String::as_str).filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(s: &Settings, key: &'static str, default: T, what: &str) -> Result<T, SettingsError> {
+    match setting(s, key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| SettingsError::Invalid { setting: key, reason: format!("{v:?} is not {what}") }),
+    }
+}
+
+fn exe_dir() -> PathBuf {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| ".".into())
+}
+
+impl ServerConfig {
+    /// Reads the optional settings (see the README's table), with their defaults.
+    pub fn from_settings(s: &Settings) -> Result<ServerConfig, SettingsError> {
+        let address =
+            parse(s, "Server:Address", SocketAddr::from(([0, 0, 0, 0], 5000)), "an address like 0.0.0.0:5000")?;
+        let data_dir = setting(s, "Storage:DataDirectory").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data"));
+        let storage = match setting(s, "Storage:Scenario").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("sqlite") => Storage::Sqlite(data_dir.clone()),
+            Some("memory") => Storage::Memory,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    setting: "Storage:Scenario",
+                    reason: format!("{other:?} is not Sqlite or Memory"),
+                });
+            }
+        };
+        let guest = setting(s, "Engine:Guest").map(PathBuf::from).unwrap_or_else(|| exe_dir().join("face_wasm.wasm"));
+        let models = setting(s, "Engine:Models").map(PathBuf::from).unwrap_or_else(|| exe_dir().join("models"));
+        let cache = setting(s, "Engine:Cache").map(PathBuf::from).unwrap_or_else(|| data_dir.join("cache"));
+        let mut engine = EngineConfig::new(guest, ModelFiles::in_dir(models), cache);
+        engine.pool_size = parse(s, "Engine:PoolSize", engine.pool_size, "a whole number of instances")?.max(1);
+        engine.memory_limit =
+            parse(s, "Engine:MemoryMiB", engine.memory_limit >> 20, "a whole number of MiB")?.saturating_mul(1 << 20);
+        engine.deadline = Duration::from_secs(parse(
+            s,
+            "Engine:TimeoutSeconds",
+            engine.deadline.as_secs(),
+            "a whole number of seconds",
+        )?);
+        let fetch = FetchConfig {
+            allow_private: parse(s, "Security:AllowPrivateUrls", false, "true or false")?,
+            timeout: Duration::from_secs(parse(s, "Security:UrlTimeoutSeconds", 10, "a whole number of seconds")?),
+            ..FetchConfig::default()
+        };
+        let require_key = parse(s, "Security:RequireKey", true, "true or false")?;
+        Ok(ServerConfig {
+            address,
+            storage,
+            engine,
+            fetch,
+            api_key: require_key.then(|| s.api_key.clone()),
+            face_id_capacity: parse(s, "Server:MaxFaceIds", 1_000_000, "a whole number")?,
+        })
+    }
+}
+
+/// Checks that the engine's files exist, naming the setting to fix when one does not.
+fn check_files(engine: &EngineConfig) -> Result<()> {
+    if !engine.guest.is_file() {
+        anyhow::bail!(
+            "the engine guest {} does not exist: build it with `cargo xtask guest` and pass Engine:Guest=<path>",
+            engine.guest.display()
+        );
+    }
+    let m = &engine.models;
+    for f in [&m.detector, &m.landmarks68, &m.sface, &m.faceapi_recognizer] {
+        if !f.is_file() {
+            anyhow::bail!(
+                "the model file {} does not exist: run `cargo xtask models` and pass Engine:Models=<directory>",
+                f.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens the store, warms the engine pool, and serves until SIGTERM or Ctrl-C, then drains.
+pub async fn run(config: ServerConfig) -> Result<()> {
+    check_files(&config.engine)?;
+    let store: Arc<dyn Store> =
+        match &config.storage {
+            Storage::Sqlite(dir) => Arc::new(SqliteStore::open_dir(dir).with_context(|| {
+                format!("cannot open the face database in {} (Storage:DataDirectory)", dir.display())
+            })?),
+            Storage::Memory => Arc::new(SqliteStore::in_memory()?),
+        };
+    let started = Instant::now();
+    let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, pool = config.engine.pool_size, "engine ready");
+    let state = Arc::new(AppState {
+        engine,
+        store,
+        face_ids: FaceIds::new(config.face_id_capacity),
+        indexes: Mutex::new(HashMap::new()),
+        fetcher: Fetcher::new(&config.fetch),
+        api_key: config.api_key.clone(),
+        started,
+    });
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            sweeper.face_ids.sweep();
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(config.address)
+        .await
+        .with_context(|| format!("cannot listen on {} (Server:Address)", config.address))?;
+    tracing::info!(address = %listener.local_addr()?, storage = ?config.storage, "listening");
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

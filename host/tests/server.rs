@@ -1,0 +1,417 @@
+//! The real face-server binary on a loopback port, over real HTTP, with the real guest and a
+//! real SQLite file: start-up refusals, the subscription key, errors for bad input, every
+//! operation of the route table served, and data that survives a restart.
+//!
+//! Needs the guest (`cargo xtask guest`), the models (`cargo xtask models`) and the test photos
+//! (`cargo xtask testdata`); `scripts/test.sh` runs all three first.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use face_host::api::openapi::OPERATIONS;
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("FACE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/face"))
+}
+
+fn guest_wasm() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let path = target.join("wasm32-wasip2/debug/face_wasm.wasm");
+    assert!(path.exists(), "{} missing: build the guest with `cargo xtask guest`", path.display());
+    path
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(cache().join("testdata").join(name)).expect("run `cargo xtask testdata` first")
+}
+
+const KEY: &str = "server-test-key";
+
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("face-server-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(data: &Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let log = data.join(format!("server-{port}.log"));
+    let mut args = vec![
+        "Eula=accept".to_owned(),
+        "Billing=http://127.0.0.1:9/".to_owned(),
+        format!("ApiKey={KEY}"),
+        format!("Server:Address=127.0.0.1:{port}"),
+        format!("Storage:DataDirectory={}", data.display()),
+        format!("Engine:Guest={}", guest_wasm().display()),
+        format!("Engine:Models={}", repo().join("models").display()),
+        format!("Engine:Cache={}", cache().join("guest-cache").display()),
+        "Engine:PoolSize=1".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_face-server"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("face-server starts");
+    let server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(r) = agent().get(format!("{}/ready", server.base)).call()
+            && r.status() == 200
+        {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "not ready in 180 s; log:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Server {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/face/v1.0{path}", self.base)
+    }
+
+    /// Sends a request with the key; returns status and JSON body (Null when empty).
+    fn call(&self, method: &str, path: &str, body: Option<Body>) -> (u16, Value) {
+        call(method, &self.url(path), Some(KEY), body)
+    }
+}
+
+enum Body {
+    Json(Value),
+    Bytes(&'static str, Vec<u8>),
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn call(method: &str, url: &str, key: Option<&str>, body: Option<Body>) -> (u16, Value) {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(k) = key {
+        req = req.header("Ocp-Apim-Subscription-Key", k);
+    }
+    let (ct, bytes) = match body {
+        None => (None, vec![]),
+        Some(Body::Json(v)) => (Some("application/json"), serde_json::to_vec(&v).unwrap()),
+        Some(Body::Bytes(ct, b)) => (Some(ct), b),
+    };
+    if let Some(ct) = ct {
+        req = req.header("Content-Type", ct);
+    }
+    let response = agent().run(req.body(bytes).unwrap()).expect("the server answers");
+    let status = response.status().as_u16();
+    let mut text = String::new();
+    response.into_body().into_reader().read_to_string(&mut text).unwrap();
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, value)
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+fn image(bytes: Vec<u8>) -> Option<Body> {
+    Some(Body::Bytes("application/octet-stream", bytes))
+}
+
+#[test]
+fn missing_required_settings_refuse_to_start_with_the_setting_named() {
+    for (args, named) in [
+        (vec!["Billing=http://m/", "ApiKey=k"], "Eula"),
+        (vec!["Eula=accept", "ApiKey=k"], "Billing"),
+        (vec!["Eula=accept", "Billing=http://m/"], "ApiKey"),
+        (vec!["Eula=accept", "Billing=http://m/", "ApiKey=k", "Storage:Scenario=Floppy"], "Storage:Scenario"),
+    ] {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_face-server")).args(&args).env_clear().output().expect("face-server runs");
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("the {named} setting")), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_api_answers_face_api_errors_and_results() {
+    let data = temp_dir("errors");
+    let server = start(&data, &[]);
+
+    // The subscription key.
+    let (status, body) = call("GET", &server.url("/persongroups"), None, None);
+    assert_eq!((status, code(&body)), (401, "401"));
+    let (status, _) = call("GET", &server.url("/persongroups"), Some("wrong"), None);
+    assert_eq!(status, 401);
+    // Health needs no key.
+    assert_eq!(call("GET", &format!("{}/status", server.base), None, None).0, 200);
+
+    // Unknown routes and methods.
+    let (status, body) = server.call("GET", "/nothing/here", None);
+    assert_eq!((status, code(&body)), (404, "NotFound"));
+    let (status, body) = server.call("GET", "/detect", None);
+    assert_eq!((status, code(&body)), (405, "MethodNotAllowed"));
+
+    // Ids, JSON and media types.
+    let (status, body) = server.call("PUT", "/persongroups/BadID", Some(Body::Json(json!({"name": "x"}))));
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+    let (status, body) =
+        server.call("PUT", "/persongroups/g1", Some(Body::Bytes("application/json", b"{oops".to_vec())));
+    assert_eq!((status, code(&body)), (400, "BadArgument"), "{body}");
+    let (status, body) = server.call("PUT", "/persongroups/g1", Some(Body::Json(json!({"name": ""}))));
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+    let (status, body) =
+        server.call("PUT", "/persongroups/g1", Some(Body::Json(json!({"name": "n", "recognitionModel": "r9"}))));
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+    let (status, body) = server.call("PUT", "/persongroups/g1", Some(Body::Bytes("text/plain", b"hi".to_vec())));
+    assert_eq!((status, code(&body)), (415, "BadArgument"));
+    let (status, body) = server.call("GET", "/persongroups/g1", None);
+    assert_eq!((status, code(&body)), (404, "PersonGroupNotFound"));
+    let (status, body) = server.call("GET", "/persongroups?top=0", None);
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+
+    // Images.
+    let (status, body) = server.call("POST", "/detect", image(vec![0xff; 100]));
+    assert_eq!((status, code(&body)), (400, "InvalidImageSize"));
+    let (status, body) = server.call("POST", "/detect", image(vec![7; 4096]));
+    assert_eq!((status, code(&body)), (400, "InvalidImage"));
+    let (status, body) = server.call("POST", "/detect", image(vec![0; 6 * 1024 * 1024 + 1]));
+    assert_eq!((status, code(&body)), (400, "InvalidImageSize"));
+    let (status, body) = server.call("POST", "/detect?faceIdTimeToLive=59", image(photo("obama.jpg")));
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+    let (status, body) = server.call("POST", "/detect?returnFaceAttributes=age,height", image(photo("obama.jpg")));
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+    let (status, body) =
+        server.call("POST", "/detect?detectionModel=detection_02&returnFaceLandmarks=true", image(photo("obama.jpg")));
+    assert_eq!((status, code(&body)), (400, "BadArgument"));
+    let (status, body) = server.call("POST", "/detect", Some(Body::Json(json!({"url": "file:///etc/passwd"}))));
+    assert_eq!((status, code(&body)), (400, "InvalidURL"));
+    // Loopback is refused unless Security:AllowPrivateUrls is set.
+    let own = format!("{}/status", server.base);
+    let (status, body) = server.call("POST", "/detect", Some(Body::Json(json!({ "url": own }))));
+    assert_eq!((status, code(&body)), (400, "InvalidURL"), "{body}");
+
+    // A real detection with landmarks, and verification.
+    let (status, faces) = server.call(
+        "POST",
+        "/detect?returnFaceLandmarks=true&returnRecognitionModel=true&faceIdTimeToLive=60",
+        image(photo("obama.jpg")),
+    );
+    assert_eq!(status, 200, "{faces}");
+    let faces = faces.as_array().unwrap();
+    assert_eq!(faces.len(), 1);
+    assert_eq!(faces[0]["recognitionModel"], "recognition_01");
+    assert_eq!(faces[0]["faceLandmarks"].as_object().unwrap().len(), 27);
+    let obama = faces[0]["faceId"].as_str().unwrap().to_owned();
+    let (_, f2) = server.call("POST", "/detect", image(photo("obama2.jpg")));
+    let (_, fb) = server.call("POST", "/detect", image(photo("biden.jpg")));
+    let (obama2, biden) = (f2[0]["faceId"].as_str().unwrap(), fb[0]["faceId"].as_str().unwrap());
+    let (status, v) = server.call("POST", "/verify", Some(Body::Json(json!({"faceId1": obama, "faceId2": obama2}))));
+    assert_eq!((status, v["isIdentical"].as_bool()), (200, Some(true)), "{v}");
+    let (_, v) = server.call("POST", "/verify", Some(Body::Json(json!({"faceId1": obama, "faceId2": biden}))));
+    assert_eq!(v["isIdentical"].as_bool(), Some(false), "{v}");
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (status, v) = server.call("POST", "/verify", Some(Body::Json(json!({"faceId1": obama, "faceId2": unknown}))));
+    assert_eq!((status, code(&v)), (404, "FaceNotFound"));
+    let (_, f02) = server.call("POST", "/detect?recognitionModel=recognition_02", image(photo("obama2.jpg")));
+    let other_model = f02[0]["faceId"].as_str().unwrap();
+    let (status, v) =
+        server.call("POST", "/verify", Some(Body::Json(json!({"faceId1": obama, "faceId2": other_model}))));
+    assert_eq!((status, code(&v)), (400, "BadArgument"), "{v}");
+    let (status, v) = server.call("POST", "/group", Some(Body::Json(json!({"faceIds": [obama]}))));
+    assert_eq!((status, code(&v)), (400, "BadArgument"));
+    let (status, v) = server.call("POST", "/identify", Some(Body::Json(json!({"faceIds": [obama]}))));
+    assert_eq!((status, code(&v)), (400, "PersonGroupIdAndLargePersonGroupIdBothNull"));
+
+    // Training and identification; an untrained group refuses.
+    assert_eq!(server.call("PUT", "/persongroups/people", Some(Body::Json(json!({"name": "People"})))).0, 200);
+    let (status, v) = server.call("PUT", "/persongroups/people", Some(Body::Json(json!({"name": "Again"}))));
+    assert_eq!((status, code(&v)), (409, "PersonGroupExists"));
+    let (_, p) = server.call("POST", "/persongroups/people/persons", Some(Body::Json(json!({"name": "Obama"}))));
+    let person = p["personId"].as_str().unwrap().to_owned();
+    let (status, v) = server.call(
+        "POST",
+        &format!("/persongroups/people/persons/{person}/persistedfaces?userData=first"),
+        image(photo("obama2.jpg")),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = server.call(
+        "POST",
+        &format!("/persongroups/people/persons/{person}/persistedfaces"),
+        image(photo("obama_partial_face2.jpg")),
+    );
+    assert!(status == 200 || code(&v) == "InvalidImage", "{status} {v}");
+    let body = json!({"faceIds": [obama], "personGroupId": "people"});
+    let (status, v) = server.call("POST", "/identify", Some(Body::Json(body.clone())));
+    assert_eq!((status, code(&v)), (400, "PersonGroupNotTrained"));
+    let (status, v) = server.call("GET", "/persongroups/people/training", None);
+    assert_eq!((status, code(&v)), (404, "PersonGroupNotTrained"));
+    assert_eq!(server.call("POST", "/persongroups/people/train", None).0, 202);
+    wait_trained(&server, "/persongroups/people");
+    let (status, v) = server.call("POST", "/identify", Some(Body::Json(body)));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0]["candidates"][0]["personId"], person.as_str(), "{v}");
+
+    // The server is still serving after all of the above.
+    assert_eq!(call("GET", &format!("{}/ready", server.base), None, None).0, 200);
+    let log = server.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+fn wait_trained(server: &Server, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, t) = server.call("GET", &format!("{path}/training"), None);
+        if t["status"] == "succeeded" {
+            return;
+        }
+        assert_ne!(t["status"], "failed", "{t}");
+        assert!(Instant::now() < deadline, "training did not finish: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_operation_of_the_table_is_routed() {
+    let data = temp_dir("routes");
+    let server = start(&data, &["Storage:Scenario=Memory"]);
+    let uuid = "00000000-0000-4000-8000-000000000001";
+    for op in OPERATIONS {
+        let path: String = op
+            .route()
+            .split('/')
+            .map(|seg| match seg {
+                "{personId}" | "{persistedFaceId}" | "{snapshotId}" | "{operationId}" => uuid,
+                s if s.starts_with('{') => "missing",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let body = match op.method {
+            "GET" | "DELETE" => None,
+            _ if op.path.contains("overload=stream") => image(vec![0; 10]),
+            _ => Some(Body::Json(json!({}))),
+        };
+        let (status, v) = server.call(op.method, &path, body);
+        assert!(
+            status != 405 && code(&v) != "NotFound" && code(&v) != "MethodNotAllowed",
+            "{} {} {path}: {status} {v}",
+            op.id,
+            op.method
+        );
+    }
+}
+
+/// The table in the code is the official one: 69 operations, each with the spec's method,
+/// route and success status. `face_operations.txt` is derived from Face.json (operationId,
+/// method, path, status per line); where the spec is beside the repo, the file is checked against it.
+#[test]
+fn the_route_table_matches_face_json() {
+    let listed = std::fs::read_to_string(repo().join("host/tests/face_operations.txt")).unwrap();
+    let mut expected: Vec<String> =
+        listed.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(String::from).collect();
+    let spec_path = repo().join("../shared/face-api/Face.json");
+    if let Ok(text) = std::fs::read_to_string(&spec_path) {
+        let spec: Value = serde_json::from_str(&text).unwrap();
+        let mut from_spec = Vec::new();
+        for section in ["paths", "x-ms-paths"] {
+            for (path, ops) in spec[section].as_object().into_iter().flatten() {
+                for (method, op) in ops.as_object().unwrap() {
+                    if method == "parameters" {
+                        continue;
+                    }
+                    let status = op["responses"].as_object().unwrap().keys().find(|k| *k != "default").unwrap().clone();
+                    from_spec.push(format!(
+                        "{} {} {path} {status}",
+                        op["operationId"].as_str().unwrap(),
+                        method.to_uppercase()
+                    ));
+                }
+            }
+        }
+        from_spec.sort();
+        expected.sort();
+        assert_eq!(expected, from_spec, "face_operations.txt differs from {}", spec_path.display());
+    }
+    let mut ours: Vec<String> =
+        OPERATIONS.iter().map(|o| format!("{} {} {} {}", o.id, o.method, o.path, o.status)).collect();
+    ours.sort();
+    expected.sort();
+    assert_eq!(ours.len(), 69);
+    assert_eq!(ours, expected);
+}
+
+#[test]
+fn stored_data_survives_a_restart() {
+    let data = temp_dir("restart");
+    let (person, face) = {
+        let server = start(&data, &[]);
+        assert_eq!(
+            server.call("PUT", "/largepersongroups/keep", Some(Body::Json(json!({"name": "K", "userData": "u"})))).0,
+            200
+        );
+        let (_, p) = server.call("POST", "/largepersongroups/keep/persons", Some(Body::Json(json!({"name": "Obama"}))));
+        let person = p["personId"].as_str().unwrap().to_owned();
+        let (status, f) = server.call(
+            "POST",
+            &format!("/largepersongroups/keep/persons/{person}/persistedfaces?userData=ud"),
+            image(photo("obama.jpg")),
+        );
+        assert_eq!(status, 200, "{f}");
+        assert_eq!(server.call("POST", "/largepersongroups/keep/train", None).0, 202);
+        wait_trained(&server, "/largepersongroups/keep");
+        (person, f["persistedFaceId"].as_str().unwrap().to_owned())
+        // The server is killed here (SIGKILL), with no chance to flush anything.
+    };
+    let server = start(&data, &[]);
+    let (status, g) = server.call("GET", "/largepersongroups/keep", None);
+    assert_eq!((status, g["userData"].as_str()), (200, Some("u")), "{g}");
+    let (_, p) = server.call("GET", &format!("/largepersongroups/keep/persons/{person}"), None);
+    assert_eq!(p["persistedFaceIds"], json!([face]));
+    let (_, f) = server.call("GET", &format!("/largepersongroups/keep/persons/{person}/persistedfaces/{face}"), None);
+    assert_eq!(f["userData"], "ud");
+    let (_, t) = server.call("GET", "/largepersongroups/keep/training", None);
+    assert_eq!(t["status"], "succeeded");
+    let (_, d) = server.call("POST", "/detect", image(photo("obama3.jpg")));
+    let probe = d[0]["faceId"].as_str().unwrap();
+    let (status, v) =
+        server.call("POST", "/identify", Some(Body::Json(json!({"faceIds": [probe], "largePersonGroupId": "keep"}))));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0]["candidates"][0]["personId"], person.as_str(), "identify without retraining: {v}");
+    let _ = std::fs::remove_dir_all(&data);
+}
