@@ -29,6 +29,12 @@ if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIU
   fi
 fi
 
+# Swagger UI's files, which face-server serves at /swagger (npm swagger-ui-dist, pinned by the lock file).
+if [ ! -f host/swagger-ui/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  echo "setup: Swagger UI assets" >&2
+  (cd host/swagger-ui && npm ci --silent --no-audit --no-fund)
+fi
+
 echo "setup: models" >&2
 cargo xtask models
 echo "setup: test photos" >&2

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Most faceIds kept at once.
     pub face_id_capacity: usize,
+    /// Swagger UI's files (npm swagger-ui-dist's folder).
+    pub swagger_ui: PathBuf,
 }
 
 fn setting<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
@@ -53,6 +55,16 @@ fn parse<T: std::str::FromStr>(s: &Settings, key: &'static str, default: T, what
 
 fn exe_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| ".".into())
+}
+
+/// `swagger-ui` beside the executable (the container image), else the folder
+/// `scripts/setup.sh` installs in this checkout.
+fn default_swagger_ui() -> PathBuf {
+    let beside = exe_dir().join("swagger-ui");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("swagger-ui/node_modules/swagger-ui-dist")
 }
 
 impl ServerConfig {
@@ -97,6 +109,7 @@ impl ServerConfig {
             fetch,
             api_key: require_key.then(|| s.api_key.clone()),
             face_id_capacity: parse(s, "Server:MaxFaceIds", 1_000_000, "a whole number")?,
+            swagger_ui: setting(s, "Server:SwaggerUi").map(PathBuf::from).unwrap_or_else(default_swagger_ui),
         })
     }
 }
@@ -141,6 +154,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         indexes: Mutex::new(HashMap::new()),
         fetcher: Fetcher::new(&config.fetch),
         api_key: config.api_key.clone(),
+        swagger_ui: config.swagger_ui.is_dir().then(|| config.swagger_ui.clone()),
         started,
     });
     let sweeper = state.clone();

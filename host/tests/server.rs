@@ -415,3 +415,31 @@ fn stored_data_survives_a_restart() {
     assert_eq!(v[0]["candidates"][0]["personId"], person.as_str(), "identify without retraining: {v}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn swagger_serves_the_document_and_an_offline_ui() {
+    let data = temp_dir("swagger");
+    let server = start(&data, &["Storage:Scenario=Memory"]);
+    let (status, doc) = call("GET", &format!("{}/swagger/v1/swagger.json", server.base), None, None);
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|m| m.as_object().unwrap().values().map(|op| op["operationId"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ids.len(), 69, "{ids:?}");
+    let (status, page) = call("GET", &format!("{}/swagger", server.base), None, None);
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap_or_default().to_owned();
+    assert!(
+        page.contains("/swagger/ui/swagger-ui-bundle.js"),
+        "Swagger UI assets missing (scripts/setup.sh installs them): {page}"
+    );
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"] {
+        let response = agent().get(format!("{}/swagger/ui/{asset}", server.base)).call().unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+    let response = agent().get(format!("{}/swagger/ui/..%2fpackage.json", server.base)).call().unwrap();
+    assert_eq!(response.status(), 404);
+}

@@ -8,9 +8,11 @@
 //! - `wasm-test` run face-core's tests on wasm32-wasip1 inside wasmtime
 //! - `guest`    build the wasmtime guest (face-wasm for wasm32-wasip2)
 //! - `npm`      build the npm package in wasm/pkg; `npm-test` build and test it with Node
+//! - `e2e`      face-server driven through the official Python client (all 69 operations)
 
 mod bench;
 mod detect;
+mod e2e;
 mod engine;
 mod eval;
 mod models;
@@ -20,7 +22,8 @@ mod wasm;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test>";
+const USAGE: &str =
+    "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|e2e [--data DIR]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +39,7 @@ fn main() -> Result<()> {
         "guest" => wasm::guest(rest),
         "npm" => npm::npm(rest),
         "npm-test" => npm::npm_test(rest),
+        "e2e" => e2e::e2e(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

@@ -55,12 +55,13 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// The project's Python environment (numpy, onnx, onnxruntime...), created on first use from
-/// `models/convert/requirements.txt` and re-created when that file changes.
+/// `models/convert/requirements.txt` and `tests/e2e/requirements.txt`, re-created when either changes.
 pub fn python() -> Result<PathBuf> {
     let venv = cache_dir().join("venv");
     let python = venv.join("bin").join("python");
-    let requirements = repo_root().join("models/convert/requirements.txt");
-    let wanted = sha256_file(&requirements)?;
+    let requirements =
+        [repo_root().join("models/convert/requirements.txt"), repo_root().join("tests/e2e/requirements.txt")];
+    let wanted = requirements.iter().map(|r| sha256_file(r)).collect::<Result<Vec<_>>>()?.join(" ");
     let stamp = venv.join(".requirements.sha256");
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(python);
@@ -68,7 +69,12 @@ pub fn python() -> Result<PathBuf> {
     eprintln!("setting up the Python environment in {}", venv.display());
     std::fs::create_dir_all(cache_dir())?;
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&requirements))?;
+    let mut install = Command::new(&python);
+    install.args(["-m", "pip", "install", "--quiet"]);
+    for r in &requirements {
+        install.arg("-r").arg(r);
+    }
+    run(&mut install)?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
     pub api_key: Option<String>,
+    /// Swagger UI's files (npm swagger-ui-dist), if installed.
+    pub swagger_ui: Option<std::path::PathBuf>,
     pub started: Instant,
 }
 
@@ -104,6 +106,7 @@ pub fn router(state: Shared) -> Router {
         .route("/ready", get(ready))
         .route("/swagger", get(openapi::swagger_ui))
         .route("/swagger/v1/swagger.json", get(openapi::document))
+        .route("/swagger/ui/{file}", get(openapi::swagger_asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::extract::DefaultBodyLimit::disable())

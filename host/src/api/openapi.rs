@@ -2,7 +2,8 @@
 //! of the 69 Face v1.0 operations the router serves (a test checks the table against the
 //! official Face.json and every entry against the router), and the `/swagger` page.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -376,8 +377,49 @@ pub async fn document(State(_): State<Shared>) -> Response {
     axum::Json(openapi()).into_response()
 }
 
-/// GET /swagger: the operations, grouped, with links to the document. Works offline.
-pub async fn swagger_ui(State(_): State<Shared>) -> Html<String> {
+/// The Swagger UI files `/swagger` serves (from npm `swagger-ui-dist`), with their types.
+const UI_FILES: [(&str, &str); 4] = [
+    ("swagger-ui.css", "text/css"),
+    ("swagger-ui-bundle.js", "text/javascript"),
+    ("swagger-ui-standalone-preset.js", "text/javascript"),
+    ("favicon-32x32.png", "image/png"),
+];
+
+/// GET /swagger: Swagger UI over the document when its assets are installed (Server:SwaggerUi),
+/// else a plain page listing the operations. Either works offline.
+pub async fn swagger_ui(State(state): State<Shared>) -> Html<String> {
+    if state.swagger_ui.as_ref().is_some_and(|d| d.join("swagger-ui-bundle.js").is_file()) {
+        return Html(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Face API v1.0</title>\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <link rel=\"stylesheet\" href=\"/swagger/ui/swagger-ui.css\">\
+             <link rel=\"icon\" href=\"/swagger/ui/favicon-32x32.png\"></head><body><div id=\"swagger-ui\"></div>\
+             <script src=\"/swagger/ui/swagger-ui-bundle.js\"></script>\
+             <script src=\"/swagger/ui/swagger-ui-standalone-preset.js\"></script>\
+             <script>window.ui = SwaggerUIBundle({ url: '/swagger/v1/swagger.json', dom_id: '#swagger-ui', \
+             presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });\
+             </script></body></html>"
+                .to_owned(),
+        );
+    }
+    operations_page()
+}
+
+/// GET /swagger/ui/{file}: one of the Swagger UI assets.
+pub async fn swagger_asset(State(state): State<Shared>, Path(file): Path<String>) -> Response {
+    let found = UI_FILES.iter().find(|(name, _)| *name == file);
+    match (found, &state.swagger_ui) {
+        (Some((name, mime)), Some(dir)) => match tokio::fs::read(dir.join(name)).await {
+            Ok(bytes) => {
+                ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "max-age=86400")], bytes).into_response()
+            }
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        },
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn operations_page() -> Html<String> {
     let mut rows = String::new();
     for op in OPERATIONS {
         rows.push_str(&format!(

@@ -1,0 +1,52 @@
+//! `cargo xtask e2e [--data DIR]`: builds face-server and the guest, then runs
+//! tests/e2e/python_client.py, which starts the real server on a loopback port and drives all
+//! 69 operations through the official Python client (azure-cognitiveservices-vision-face 0.6.1).
+//! With `--data` (../shared/data), it also prints identification and verification figures.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::util::{cache_dir, models_dir, python, repo_root, run, testdata_dir};
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// face-server and the guest it runs, built; returns their paths.
+pub fn build_server() -> Result<(PathBuf, PathBuf)> {
+    crate::wasm::guest(&[])?;
+    run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bin", "face-server"]))?;
+    let target = target_dir();
+    Ok((target.join("debug/face-server"), target.join("wasm32-wasip2/debug/face_wasm.wasm")))
+}
+
+pub fn e2e(args: &[String]) -> Result<()> {
+    let mut extra: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--data" => match it.next() {
+                Some(d) => extra.extend(["--data".to_owned(), d.clone()]),
+                None => bail!("usage: cargo xtask e2e [--data DIR]"),
+            },
+            other => bail!("unknown argument {other:?}; usage: cargo xtask e2e [--data DIR]"),
+        }
+    }
+    let (server, guest) = build_server()?;
+    let python = python()?;
+    run(Command::new(python)
+        .arg(repo_root().join("tests/e2e/python_client.py"))
+        .arg("--server")
+        .arg(server)
+        .arg("--guest")
+        .arg(guest)
+        .arg("--models")
+        .arg(models_dir())
+        .arg("--cache")
+        .arg(cache_dir().join("guest-cache"))
+        .arg("--photos")
+        .arg(testdata_dir())
+        .args(extra))
+}
