@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
-# Runs the engine on photos and prints the Face API detect JSON (until the REST service lands).
-# With no argument it uses the test photos fetched by set-up.
+# Sets up, builds and runs the service: face-server on http://localhost:5000/face/v1.0 with its
+# defaults (SQLite face database in $FACE_CACHE/data, one engine instance per core). The key is
+# $FACE_API_KEY (default local-key); further Key=value arguments are passed on as settings.
 set -euo pipefail
-# Photo paths are taken relative to where the command was started.
-photos=()
-for p in "$@"; do photos+=("$(realpath -- "$p")"); done
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
 scripts/setup.sh
-if [ "${#photos[@]}" -eq 0 ]; then
-  photos=("$FACE_CACHE/testdata/obama.jpg" "$FACE_CACHE/testdata/biden.jpg")
-fi
-cargo xtask detect "${photos[@]}"
+exec cargo xtask serve "$@"

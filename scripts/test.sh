@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: set-up; the guest component and the npm package built; the workspace's tests
 # natively (the host's engine-pool tests run the guest in wasmtime); face-core's tests on
-# wasm32-wasip1 inside wasmtime; the packed npm package in Node.
+# wasm32-wasip1 inside wasmtime; the packed npm package in Node; face-server through the official
+# Python client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -22,3 +23,6 @@ cargo xtask wasm-test
 
 echo "test: the npm package (wasm32-unknown-unknown + wasm-bindgen) in Node" >&2
 cargo xtask npm-test
+
+echo "test: face-server through the official Python client (all 69 operations)" >&2
+cargo xtask e2e

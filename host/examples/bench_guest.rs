@@ -31,6 +31,7 @@ async fn main() {
         max_faces: 100,
         landmarks: true,
         recognition: Some(guest::RecognitionModel::Sface),
+        attributes: false,
     };
     let mut times = Vec::new();
     for i in 0..runs.max(1) + 3 {

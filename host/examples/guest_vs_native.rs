@@ -22,6 +22,7 @@ async fn main() {
         max_faces: 100,
         landmarks: true,
         recognition: Some(guest::RecognitionModel::Sface),
+        attributes: false,
     };
     let native_options =
         face_core::DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };

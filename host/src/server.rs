@@ -123,7 +123,7 @@ fn check_files(engine: &EngineConfig) -> Result<()> {
         );
     }
     let m = &engine.models;
-    for f in [&m.detector, &m.landmarks68, &m.sface, &m.faceapi_recognizer] {
+    for f in m.all() {
         if !f.is_file() {
             anyhow::bail!(
                 "the model file {} does not exist: run `cargo xtask models` and pass Engine:Models=<directory>",

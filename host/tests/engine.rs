@@ -45,13 +45,20 @@ fn photo(name: &str) -> Vec<u8> {
 }
 
 fn options(recognition: Option<guest::RecognitionModel>) -> guest::DetectOptions {
-    guest::DetectOptions { min_score: face_core::DEFAULT_MIN_SCORE, max_faces: 100, landmarks: true, recognition }
+    guest::DetectOptions {
+        min_score: face_core::DEFAULT_MIN_SCORE,
+        max_faces: 100,
+        landmarks: true,
+        recognition,
+        attributes: true,
+    }
 }
 
 fn native() -> face_core::Engine {
     let dir = repo().join("models");
     let models = face_core::ModelSet::read_with(|name| std::fs::read(dir.join(name))).unwrap();
-    face_core::Engine::new(&models.bytes()).unwrap()
+    let [age_gender, expression] = face_core::ModelSet::ATTRIBUTE_FILES.map(|f| std::fs::read(dir.join(f)).unwrap());
+    face_core::Engine::new(&models.bytes()).unwrap().with_attribute_models(&age_gender, &expression).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,8 +71,12 @@ async fn the_guest_gives_the_native_core_results() {
     ] {
         let bytes = photo(name);
         let ours = pool.detect(bytes.clone(), options(Some(model))).await.expect("guest detect");
-        let theirs =
-            native.detect(&bytes, &face_core::DetectOptions { recognition: Some(rec), ..Default::default() }).unwrap();
+        let theirs = native
+            .detect(
+                &bytes,
+                &face_core::DetectOptions { recognition: Some(rec), attributes: true, ..Default::default() },
+            )
+            .unwrap();
         assert_eq!(ours.len(), theirs.len());
         for (g, n) in ours.iter().zip(&theirs) {
             // Native kernels differ by CPU (AVX2, AVX-512): a box on a .5 boundary may round apart.
@@ -85,6 +96,16 @@ async fn the_guest_gives_the_native_core_results() {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             assert!(worst < 1e-4, "{name}: embeddings differ by {worst}");
+            let (ga, na) = (g.attributes.as_ref().expect("guest attributes"), n.attributes.as_ref().unwrap());
+            assert!((ga.age - na.age).abs() < 0.05, "{name}: age {} vs {}", ga.age, na.age);
+            assert_eq!(matches!(ga.gender, guest::Gender::Male), na.gender == face_core::Gender::Male, "{name}");
+            for (a, b) in ga.expressions.iter().zip(na.expressions) {
+                assert!((a - b).abs() < 1e-3, "{name}: expressions {:?} vs {:?}", ga.expressions, na.expressions);
+            }
+            for (a, b) in [(ga.smile, na.smile), (ga.blur.value, na.blur.value), (ga.exposure.value, na.exposure.value)]
+            {
+                assert!((a - b).abs() < 1e-3, "{name}: {a} vs {b}");
+            }
             let points = n.landmarks.unwrap().to_array();
             assert_eq!(g.landmarks27.len(), 27);
             for (a, b) in g.landmarks27.iter().zip(points.iter()) {
@@ -96,7 +117,8 @@ async fn the_guest_gives_the_native_core_results() {
 
 #[test]
 fn host_and_engine_agree_on_the_model_files() {
-    assert_eq!(ModelFiles::NAMES, face_core::ModelSet::FILES);
+    assert_eq!(ModelFiles::NAMES[..4], face_core::ModelSet::FILES);
+    assert_eq!(ModelFiles::NAMES[4..], face_core::ModelSet::ATTRIBUTE_FILES);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

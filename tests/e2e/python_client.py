@@ -1513,6 +1513,52 @@ def area_after_restart(t: E2E, before: dict | None) -> None:
 # Accuracy on the shared labelled data (--data)
 
 
+# Codes a bad image may answer with; anything else (a 5xx above all) is a failure.
+BAD_INPUT_CODES = {"InvalidImage", "InvalidImageSize", "BadArgument"}
+
+
+def area_badinput(t: E2E, data_dir: Path) -> None:
+    """Every file of DIR/badinput to detect and to AddFace: a result or a documented error, and
+    the server keeps serving."""
+    files = sorted(p for p in (data_dir / "badinput").rglob("*") if p.is_file() and p.suffix != ".md" and p.name != "LABELS.csv")
+    group = "e2e-badinput"
+    t.call("PersonGroup_Create", t.client.person_group.create, group, name="bad input")
+    person = t.call("PersonGroupPerson_Create", t.client.person_group_person.create, group, name="anyone")
+    counts = {"results": 0, "errors": 0}
+    for path in files:
+        data = path.read_bytes()
+        for op, fn in (
+            ("detect", lambda b: t.client.face.detect_with_stream(io.BytesIO(b), return_face_landmarks=True)),
+            (
+                "add face",
+                lambda b: t.client.person_group_person.add_face_from_stream(group, person.person_id, io.BytesIO(b)),
+            ),
+        ):
+            name = f"badinput: {op} {path.relative_to(data_dir / 'badinput')}"
+            try:
+                fn(data)
+                counts["results"] += 1
+                t.check(name, True)
+            except APIErrorException as e:
+                status, code = api_error(e)
+                counts["errors"] += 1
+                t.check(name, status == 400 and code in BAD_INPUT_CODES, f"HTTP {status} {code}: {e}")
+            except Exception as e:  # noqa: BLE001 - reported as a failure
+                t.check(name, False, describe(e))
+    ready = requests_get(f"{t.endpoint}/ready")
+    t.check("badinput: the server is still ready", ready == 200, f"/ready answered {ready}")
+    print(f"badinput: {len(files)} files, {counts['results']} results, {counts['errors']} documented errors")
+    t.call("PersonGroup_Delete", t.client.person_group.delete, group)
+
+
+def requests_get(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except Exception:  # noqa: BLE001 - any failure is "not ready"
+        return None
+
+
 class ThreadClients:
     """One FaceClient per worker thread."""
 
@@ -1721,6 +1767,7 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
             if args.data:
                 deadline = START + TOTAL_TIMEOUT_S - 60
                 run_area(t, "shared data", area_dataset, args.data, deadline)
+                run_area(t, "bad input", area_badinput, args.data)
         completed = True
     finally:
         signal.alarm(0)  # cleanup is bounded: stop() waits at most STOP_GRACE_S, then kills

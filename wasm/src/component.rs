@@ -18,13 +18,16 @@ export!(Component);
 
 impl Guest for Component {
     fn init(models: wit::Models) -> Result<(), wit::Error> {
-        let engine = Engine::new(&ModelBytes {
+        let mut engine = Engine::new(&ModelBytes {
             detector: &models.detector,
             landmarks68: &models.landmarks68,
             sface: &models.sface,
             faceapi_recognizer: &models.faceapi_recognizer,
         })
         .map_err(error)?;
+        if !models.age_gender.is_empty() || !models.expression.is_empty() {
+            engine = engine.with_attribute_models(&models.age_gender, &models.expression).map_err(error)?;
+        }
         ENGINE.with(|e| *e.borrow_mut() = Some(engine));
         Ok(())
     }
@@ -70,8 +73,7 @@ fn detect_options(o: &wit::DetectOptions) -> face_core::DetectOptions {
         max_faces: o.max_faces as usize,
         landmarks: o.landmarks,
         recognition: o.recognition.map(recognition),
-        // The WIT contract does not carry attributes yet.
-        attributes: false,
+        attributes: o.attributes,
     }
 }
 
@@ -96,6 +98,30 @@ fn face(f: face_core::Face) -> wit::Face {
             },
             vector: e.vector,
         }),
+        attributes: f.attributes.map(|a| wit::Attributes {
+            age: a.age,
+            gender: match a.gender {
+                face_core::Gender::Male => wit::Gender::Male,
+                face_core::Gender::Female => wit::Gender::Female,
+            },
+            gender_confidence: a.gender_confidence,
+            expressions: a.expressions.to_vec(),
+            smile: a.smile,
+            blur: measure(a.blur),
+            exposure: measure(a.exposure),
+            noise: measure(a.noise),
+        }),
+    }
+}
+
+fn measure(m: face_core::Measure) -> wit::Measure {
+    wit::Measure {
+        value: m.value,
+        level: match m.level {
+            face_core::Level::Low => wit::Level::Low,
+            face_core::Level::Medium => wit::Level::Medium,
+            face_core::Level::High => wit::Level::High,
+        },
     }
 }
 

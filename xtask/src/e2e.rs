@@ -1,7 +1,8 @@
 //! `cargo xtask e2e [--data DIR]`: builds face-server and the guest, then runs
 //! tests/e2e/python_client.py, which starts the real server on a loopback port and drives all
 //! 69 operations through the official Python client (azure-cognitiveservices-vision-face 0.6.1).
-//! With `--data` (../shared/data), it also prints identification and verification figures.
+//! With `--data` (../shared/data), it also prints identification and verification figures and
+//! sends every bad-input file to detect and AddFace.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,6 +21,27 @@ pub fn build_server() -> Result<(PathBuf, PathBuf)> {
     run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bin", "face-server"]))?;
     let target = target_dir();
     Ok((target.join("debug/face-server"), target.join("wasm32-wasip2/debug/face_wasm.wasm")))
+}
+
+/// `cargo xtask serve [Key=value ...]`: builds and runs face-server with this checkout's guest,
+/// models and a data directory in the cache; arguments are more settings (they win).
+pub fn serve(args: &[String]) -> Result<()> {
+    let (server, guest) = build_server()?;
+    let key = std::env::var("FACE_API_KEY").unwrap_or_else(|_| "local-key".to_owned());
+    let data = std::env::var_os("FACE_DATA").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("data"));
+    eprintln!(
+        "face-server on http://localhost:5000/face/v1.0 (key: Ocp-Apim-Subscription-Key: {key}), data in {}",
+        data.display()
+    );
+    run(Command::new(server)
+        .arg("Eula=accept")
+        .arg("Billing=http://127.0.0.1:5001/")
+        .arg(format!("ApiKey={key}"))
+        .arg(format!("Storage:DataDirectory={}", data.display()))
+        .arg(format!("Engine:Guest={}", guest.display()))
+        .arg(format!("Engine:Models={}", models_dir().display()))
+        .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
+        .args(args))
 }
 
 pub fn e2e(args: &[String]) -> Result<()> {

@@ -8,6 +8,7 @@
 //! - `wasm-test` run face-core's tests on wasm32-wasip1 inside wasmtime
 //! - `guest`    build the wasmtime guest (face-wasm for wasm32-wasip2)
 //! - `npm`      build the npm package in wasm/pkg; `npm-test` build and test it with Node
+//! - `serve`    build and run face-server on port 5000 with this checkout's guest and models
 //! - `e2e`      face-server driven through the official Python client (all 69 operations)
 
 mod bench;
@@ -22,8 +23,7 @@ mod wasm;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str =
-    "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|e2e [--data DIR]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +40,7 @@ fn main() -> Result<()> {
         "npm" => npm::npm(rest),
         "npm-test" => npm::npm_test(rest),
         "e2e" => e2e::e2e(rest),
+        "serve" => e2e::serve(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

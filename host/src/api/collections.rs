@@ -459,6 +459,7 @@ async fn add_face(
                 max_faces: 2,
                 landmarks: false,
                 recognition: Some(guest_model(model)),
+                attributes: false,
             };
             let mut faces = state.engine.detect(image, options).await?;
             match faces.len() {

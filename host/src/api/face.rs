@@ -34,9 +34,9 @@ pub const ATTRIBUTES: [&str; 14] = [
     "noise",
 ];
 
-/// Attributes the engine computes and the guest contract carries (none yet: the attribute
-/// models run in face-core and the npm package, and reach the server with issue 6).
-pub const SUPPORTED_ATTRIBUTES: [&str; 0] = [];
+/// Attributes the engine computes. The others (headPose, emotion until contempt has a source,
+/// facialHair, glasses, hair, makeup, occlusion, accessories) are refused, never invented.
+pub const SUPPORTED_ATTRIBUTES: [&str; 6] = ["age", "gender", "smile", "blur", "exposure", "noise"];
 
 /// Detector score threshold per `detectionModel`. detection_02 is Azure's model for small,
 /// side and blurry faces without landmarks or attributes; here it is the same detector at a
@@ -132,6 +132,7 @@ pub async fn detect(
         max_faces: face_core::MAX_FACES as u32,
         landmarks: return_landmarks,
         recognition: return_face_id.then(|| guest_model(model)),
+        attributes: !attributes.is_empty(),
     };
     let faces = state.engine.detect(image, options).await?;
     let expires = ttl(ttl_seconds);
@@ -157,11 +158,46 @@ pub async fn detect(
             o.insert("faceLandmarks".into(), Value::Object(lm));
         }
         if !attributes.is_empty() {
-            o.insert("faceAttributes".into(), json!({}));
+            let a = f.attributes.as_ref().ok_or_else(|| ApiError::internal("the engine returned no attributes"))?;
+            o.insert("faceAttributes".into(), face_attributes(a, &attributes));
         }
         out.push(Value::Object(o));
     }
     ok_json(Value::Array(out))
+}
+
+fn level(l: guest::Level, names: [&str; 3]) -> &str {
+    match l {
+        guest::Level::Low => names[0],
+        guest::Level::Medium => names[1],
+        guest::Level::High => names[2],
+    }
+}
+
+/// The `faceAttributes` object with the attributes asked for.
+fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
+    let round = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
+    let mut o = Map::new();
+    for name in wanted {
+        let value = match *name {
+            "age" => json!((f64::from(a.age) * 10.0).round() / 10.0),
+            "gender" => json!(if matches!(a.gender, guest::Gender::Male) { "male" } else { "female" }),
+            "smile" => json!(round(a.smile)),
+            "blur" => {
+                json!({ "blurLevel": level(a.blur.level, ["Low", "Medium", "High"]), "value": round(a.blur.value) })
+            }
+            "exposure" => json!({
+                "exposureLevel": level(a.exposure.level, ["UnderExposure", "GoodExposure", "OverExposure"]),
+                "value": round(a.exposure.value),
+            }),
+            "noise" => {
+                json!({ "noiseLevel": level(a.noise.level, ["Low", "Medium", "High"]), "value": round(a.noise.value) })
+            }
+            _ => continue,
+        };
+        o.insert((*name).into(), value);
+    }
+    Value::Object(o)
 }
 
 fn cached(state: &Shared, id: &str, status: StatusCode) -> ApiResult<CachedFace> {

@@ -43,23 +43,33 @@ pub struct ModelFiles {
     pub landmarks68: PathBuf,
     pub sface: PathBuf,
     pub faceapi_recognizer: PathBuf,
+    pub age_gender: PathBuf,
+    pub expression: PathBuf,
 }
 
 impl ModelFiles {
-    /// The file names `cargo xtask models` writes, in field order. face-core's `ModelSet::FILES`
-    /// is the same list (a test checks it); the host keeps its own so it does not link the engine.
-    pub const NAMES: [&'static str; 4] = [
+    /// Every file, in `NAMES` order.
+    pub fn all(&self) -> [&PathBuf; 6] {
+        [&self.detector, &self.landmarks68, &self.sface, &self.faceapi_recognizer, &self.age_gender, &self.expression]
+    }
+
+    /// The file names `cargo xtask models` writes, in field order: face-core's `ModelSet::FILES`
+    /// then `ModelSet::ATTRIBUTE_FILES` (a test checks it).
+    pub const NAMES: [&'static str; 6] = [
         "face_detection_yunet_2023mar.onnx",
         "faceapi_landmark68.onnx",
         "face_recognition_sface_2021dec.onnx",
         "faceapi_recognition.onnx",
+        "faceapi_age_gender.onnx",
+        "faceapi_expression.onnx",
     ];
 
     /// The files `cargo xtask models` writes into `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> ModelFiles {
         let dir = dir.into();
-        let [detector, landmarks68, sface, faceapi_recognizer] = Self::NAMES.map(|f| dir.join(f));
-        ModelFiles { detector, landmarks68, sface, faceapi_recognizer }
+        let [detector, landmarks68, sface, faceapi_recognizer, age_gender, expression] =
+            Self::NAMES.map(|f| dir.join(f));
+        ModelFiles { detector, landmarks68, sface, faceapi_recognizer, age_gender, expression }
     }
 }
 

@@ -206,6 +206,8 @@ fn read_models(config: &EngineConfig) -> Result<guest::Models> {
         landmarks68: read(&m.landmarks68)?,
         sface: read(&m.sface)?,
         faceapi_recognizer: read(&m.faceapi_recognizer)?,
+        age_gender: read(&m.age_gender)?,
+        expression: read(&m.expression)?,
     })
 }
 
