@@ -35,6 +35,17 @@ if [ ! -f host/swagger-ui/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; t
   (cd host/swagger-ui && npm ci --silent --no-audit --no-fund)
 fi
 
+# Debian's wrk, for the bounded load test (only with --test).
+if [ "${1:-}" = "--test" ] && ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's wrk" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+  else
+    echo "setup: wrk is missing: install Debian's wrk (apt-get install wrk)" >&2
+    exit 1
+  fi
+fi
+
 echo "setup: models" >&2
 cargo xtask models
 echo "setup: test photos" >&2

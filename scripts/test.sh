@@ -26,3 +26,6 @@ cargo xtask npm-test
 
 echo "test: face-server through the official Python client (all 69 operations)" >&2
 cargo xtask e2e
+
+echo "test: bounded load on loopback (wrk: detect, identify, both; 3 s each)" >&2
+cargo xtask load --seconds 3

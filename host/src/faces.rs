@@ -172,3 +172,76 @@ pub const FACE_ID_TTL: (u64, u64, u64) = (86_400, 60, 86_400);
 pub fn ttl(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(expires: Instant) -> CachedFace {
+        CachedFace {
+            recognition: "recognition_01",
+            model: RecognitionModel::SFace,
+            embedding: vec![1.0; 128].into(),
+            expires,
+        }
+    }
+
+    #[test]
+    fn face_ids_expire_and_the_capacity_holds() {
+        let ids = FaceIds::new(2);
+        let past = Instant::now() - Duration::from_secs(1);
+        let gone = ids.insert(cached(past));
+        assert!(ids.get(&gone.to_string()).is_none(), "an expired faceId is not found");
+        let a = ids.insert(cached(ttl(60)));
+        let b = ids.insert(cached(ttl(120)));
+        assert!(ids.get(&a.to_string()).is_some() && ids.get(&b.to_string()).is_some());
+        // Full: the face closest to expiry goes first.
+        let c = ids.insert(cached(ttl(90)));
+        assert!(ids.get(&a.to_string()).is_none());
+        assert!(ids.get(&b.to_string()).is_some() && ids.get(&c.to_string()).is_some());
+        assert_eq!(ids.len(), 2);
+        assert!(ids.get("not-a-uuid").is_none());
+    }
+
+    #[test]
+    fn recognition_names_map_to_models() {
+        assert_eq!(recognition_name("Recognition_02"), Some("recognition_02"));
+        assert_eq!(recognition_name("recognition_04"), None);
+        assert_eq!(concrete_model("recognition_01"), Some(RecognitionModel::SFace));
+        assert_eq!(concrete_model("recognition_02"), Some(RecognitionModel::FaceApi));
+    }
+
+    #[test]
+    fn the_index_ranks_persons_by_their_best_face() {
+        let unit = |i: usize| {
+            let mut v = vec![0.0f32; 128];
+            v[i] = 1.0;
+            v
+        };
+        let mut close = unit(0);
+        close[1] = 0.3;
+        let stored = |face: &str, person: &str, embedding: Vec<f32>| StoredFace {
+            face_id: face.into(),
+            person_id: Some(person.into()),
+            user_data: None,
+            model: RecognitionModel::SFace.id().into(),
+            embedding,
+        };
+        let faces = vec![
+            stored("f1", "far", unit(5)),
+            stored("f2", "near", close.clone()),
+            stored("f3", "near", unit(7)),
+            stored("f4", "exact", unit(0)),
+            // Another model's face is left out.
+            StoredFace { model: "faceapi_resnet".into(), ..stored("f5", "other", unit(0)) },
+        ];
+        let index = Index::build(RecognitionModel::SFace, &faces);
+        assert_eq!(index.len(), 4);
+        let ranked = index.identify(&unit(0), 0.5, 5);
+        let persons: Vec<&str> = ranked.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(persons, ["exact", "near"], "{ranked:?}");
+        assert!(ranked[0].1 > ranked[1].1);
+        assert_eq!(index.identify(&unit(0), 0.5, 1).len(), 1);
+        assert!(index.identify(&unit(9), 0.5, 5).is_empty());
+    }
+}

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub face_id_capacity: usize,
     /// Swagger UI's files (npm swagger-ui-dist's folder).
     pub swagger_ui: PathBuf,
+    /// Requests that may hold or wait for an engine instance before 429 RateLimitExceeded.
+    pub max_engine_queue: usize,
 }
 
 fn setting<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
@@ -105,11 +107,12 @@ impl ServerConfig {
         Ok(ServerConfig {
             address,
             storage,
-            engine,
             fetch,
             api_key: require_key.then(|| s.api_key.clone()),
             face_id_capacity: parse(s, "Server:MaxFaceIds", 1_000_000, "a whole number")?,
             swagger_ui: setting(s, "Server:SwaggerUi").map(PathBuf::from).unwrap_or_else(default_swagger_ui),
+            max_engine_queue: parse(s, "Engine:MaxQueue", engine.pool_size * 16, "a whole number of requests")?.max(1),
+            engine,
         })
     }
 }
@@ -155,6 +158,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         fetcher: Fetcher::new(&config.fetch),
         api_key: config.api_key.clone(),
         swagger_ui: config.swagger_ui.is_dir().then(|| config.swagger_ui.clone()),
+        engine_queue: Default::default(),
+        max_engine_queue: config.max_engine_queue,
         started,
     });
     let sweeper = state.clone();

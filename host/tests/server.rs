@@ -443,3 +443,42 @@ fn swagger_serves_the_document_and_an_offline_ui() {
     let response = agent().get(format!("{}/swagger/ui/..%2fpackage.json", server.base)).call().unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[test]
+fn a_full_engine_queue_answers_429_with_retry_after() {
+    let data = temp_dir("queue");
+    let server = start(&data, &["Storage:Scenario=Memory", "Engine:MaxQueue=1"]);
+    let url = server.url("/detect");
+    let bytes = photo("obama.jpg");
+    let answers: Vec<(u16, Option<String>, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (url, bytes) = (url.clone(), bytes.clone());
+                scope.spawn(move || {
+                    let request = ureq::http::Request::builder()
+                        .method("POST")
+                        .uri(&url)
+                        .header("Ocp-Apim-Subscription-Key", KEY)
+                        .header("Content-Type", "application/octet-stream")
+                        .body(bytes)
+                        .unwrap();
+                    let response = agent().run(request).unwrap();
+                    let status = response.status().as_u16();
+                    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                    let mut text = String::new();
+                    response.into_body().into_reader().read_to_string(&mut text).unwrap();
+                    (status, retry, serde_json::from_str(&text).unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert!(answers.iter().any(|(s, _, _)| *s == 200), "{answers:?}");
+    assert!(!limited.is_empty(), "six at once with a queue of one: {answers:?}");
+    for (_, retry, body) in limited {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(code(body), "RateLimitExceeded");
+    }
+    assert!(answers.iter().all(|(s, _, _)| *s == 200 || *s == 429), "{answers:?}");
+}

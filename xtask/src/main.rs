@@ -10,12 +10,14 @@
 //! - `npm`      build the npm package in wasm/pkg; `npm-test` build and test it with Node
 //! - `serve`    build and run face-server on port 5000 with this checkout's guest and models
 //! - `e2e`      face-server driven through the official Python client (all 69 operations)
+//! - `load`     a bounded load test of face-server on loopback with wrk (detect and identify)
 
 mod bench;
 mod detect;
 mod e2e;
 mod engine;
 mod eval;
+mod load;
 mod models;
 mod npm;
 mod util;
@@ -23,7 +25,7 @@ mod wasm;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
         "npm-test" => npm::npm_test(rest),
         "e2e" => e2e::e2e(rest),
         "serve" => e2e::serve(rest),
+        "load" => load::load(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

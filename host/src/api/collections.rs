@@ -448,6 +448,7 @@ async fn add_face(
     };
     let image = input::image(state, &headers, body).await?;
     let model = model_of(&collection);
+    let slot = state.admit()?;
     let face = match target {
         Some([left, top, width, height]) => {
             let rect = guest::Rect { left: left as f32, top: top as f32, width: width as f32, height: height as f32 };
@@ -473,6 +474,7 @@ async fn add_face(
             }
         }
     };
+    drop(slot);
     let embedding = face.embedding.ok_or_else(|| ApiError::internal("the engine returned no embedding"))?;
     let stored = StoredFace {
         face_id: uuid::Uuid::new_v4().to_string(),

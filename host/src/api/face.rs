@@ -134,7 +134,9 @@ pub async fn detect(
         recognition: return_face_id.then(|| guest_model(model)),
         attributes: !attributes.is_empty(),
     };
+    let slot = state.admit()?;
     let faces = state.engine.detect(image, options).await?;
+    drop(slot);
     let expires = ttl(ttl_seconds);
     let mut out = Vec::with_capacity(faces.len());
     for f in faces {

@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod snapshots;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -37,6 +38,9 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
     pub api_key: Option<String>,
+    /// Requests holding or waiting for an engine instance, and the most allowed before 429.
+    pub engine_queue: AtomicUsize,
+    pub max_engine_queue: usize,
     /// Swagger UI's files (npm swagger-ui-dist), if installed.
     pub swagger_ui: Option<std::path::PathBuf>,
     pub started: Instant,
@@ -44,7 +48,37 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
+/// A place in the engine queue, given back on drop.
+#[derive(Debug)]
+pub struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl AppState {
+    /// A place in the engine queue, or 429 RateLimitExceeded when `max_engine_queue` requests
+    /// already hold or wait for an engine instance.
+    pub fn admit(&self) -> ApiResult<QueueSlot<'_>> {
+        let before = self.engine_queue.fetch_add(1, Ordering::SeqCst);
+        let slot = QueueSlot(&self.engine_queue);
+        if before >= self.max_engine_queue {
+            drop(slot);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimitExceeded",
+                format!(
+                    "Rate limit is exceeded: {before} images are already waiting for the face engine. Try again in 1 second."
+                ),
+            );
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+        Ok(slot)
+    }
+
     /// Runs a store call off the async runtime.
     pub async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
     where
