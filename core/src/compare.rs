@@ -123,45 +123,101 @@ pub struct Grouping {
     pub messy_group: Vec<usize>,
 }
 
-/// Groups faces by identity: faces are linked when their confidence reaches 0.5 and a group is
-/// a connected set of links. Faces linked to nothing form the messy group.
+/// Groups faces by identity with average-linkage agglomerative clustering: starting from one
+/// cluster per face, the two clusters whose faces are most alike on average are merged while
+/// that average confidence reaches 0.5, so one chance match between two people does not chain
+/// their clusters together (single linkage does). Clusters of one face form the messy group.
 pub fn group(faces: &[Embedding]) -> Result<Grouping> {
     if faces.len() > MAX_GROUP_FACES {
         return Err(Error::InvalidArgument {
             reason: format!("{} faces given; group takes at most {MAX_GROUP_FACES}", faces.len()),
         });
     }
-    let mut parent: Vec<usize> = (0..faces.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
+    let n = faces.len();
+    for i in 1..n {
+        same_model(&faces[0], &faces[i])?;
     }
-    for i in 0..faces.len() {
-        for j in i + 1..faces.len() {
-            if verify(&faces[i], &faces[j])?.is_identical {
-                let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
-                if ri != rj {
-                    parent[ri.max(rj)] = ri.min(rj);
+    if n == 1 {
+        same_model(&faces[0], &faces[0])?;
+    }
+    // Sums of pairwise confidences between clusters (Lance-Williams for the average link).
+    let mut sum = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let c = f64::from(confidence_from_cosine(faces[i].model, cosine(&faces[i].vector, &faces[j].vector)));
+            sum[i * n + j] = c;
+            sum[j * n + i] = c;
+        }
+    }
+    let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    let mut alive: Vec<usize> = (0..n).collect();
+    loop {
+        let mut best: Option<(f64, usize, usize)> = None;
+        for (x, &a) in alive.iter().enumerate() {
+            for &b in &alive[x + 1..] {
+                let avg = sum[a * n + b] / (members[a].len() * members[b].len()) as f64;
+                if avg >= f64::from(IDENTICAL_CONFIDENCE) && best.is_none_or(|(v, _, _)| avg > v) {
+                    best = Some((avg, a, b));
                 }
             }
         }
-    }
-    let mut by_root: Vec<Vec<usize>> = vec![Vec::new(); faces.len()];
-    for i in 0..faces.len() {
-        let r = root(&mut parent, i);
-        by_root[r].push(i);
+        let Some((_, a, b)) = best else { break };
+        // Merge b into a.
+        for &c in &alive {
+            if c != a && c != b {
+                let merged = sum[a * n + c] + sum[b * n + c];
+                sum[a * n + c] = merged;
+                sum[c * n + a] = merged;
+            }
+        }
+        let moved = std::mem::take(&mut members[b]);
+        members[a].extend(moved);
+        alive.retain(|&c| c != b);
     }
     let mut result = Grouping::default();
-    for members in by_root.into_iter().filter(|m| !m.is_empty()) {
-        if members.len() == 1 {
-            result.messy_group.push(members[0]);
+    for a in alive {
+        let mut m = std::mem::take(&mut members[a]);
+        m.sort_unstable();
+        if m.len() == 1 {
+            result.messy_group.push(m[0]);
         } else {
-            result.groups.push(members);
+            result.groups.push(m);
         }
     }
+    result.messy_group.sort_unstable();
     result.groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(degrees: f32) -> Embedding {
+        let mut vector = vec![0.0; 128];
+        vector[0] = degrees.to_radians().cos();
+        vector[1] = degrees.to_radians().sin();
+        Embedding { model: RecognitionModel::SFace, vector }
+    }
+
+    #[test]
+    fn one_chance_link_does_not_chain_two_people_together() {
+        // A-B and B-C are each above the threshold, A-C far below: single linkage would make one
+        // group of three; the average link keeps C apart.
+        let faces = [at(0.0), at(53.6), at(120.0), at(1.0)];
+        assert!(verify(&faces[1], &faces[2]).unwrap().is_identical);
+        assert!(!verify(&faces[0], &faces[2]).unwrap().is_identical);
+        let g = group(&faces).unwrap();
+        assert_eq!(g.groups, vec![vec![0, 1, 3]]);
+        assert_eq!(g.messy_group, vec![2]);
+    }
+
+    #[test]
+    fn groups_are_ranked_by_size_and_listed_in_input_order() {
+        let faces = [at(90.0), at(0.0), at(91.0), at(2.0), at(180.0), at(1.0)];
+        let g = group(&faces).unwrap();
+        assert_eq!(g.groups, vec![vec![1, 3, 5], vec![0, 2]]);
+        assert_eq!(g.messy_group, vec![4]);
+        assert_eq!(group(&[]).unwrap(), Grouping::default());
+    }
 }

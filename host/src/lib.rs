@@ -8,12 +8,17 @@
 //! - `store`: the face database (SQLite, on disk or in memory).
 //! - `faces`: faceIds with their time to live, recognition model names, the trained index.
 //! - `fetch`: image URLs fetched with SSRF guards.
+//! - `billing`: the usage journal and the heartbeat to the Billing endpoint; `meter`: face-meter,
+//!   the reference billing endpoint; `metrics`: the Prometheus counters of `/metrics`.
 //! - `server`: configuration from the settings, and the run loop with graceful shutdown.
 
 pub mod api;
+pub mod billing;
 pub mod engine;
 pub mod faces;
 pub mod fetch;
+pub mod meter;
+pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::api::{self, AppState};
+use crate::billing::{Billing, BillingConfig};
 use crate::engine::{EngineConfig, EnginePool, ModelFiles};
 use crate::faces::FaceIds;
 use crate::fetch::{FetchConfig, Fetcher};
@@ -37,6 +38,11 @@ pub struct ServerConfig {
     pub face_id_capacity: usize,
     /// Swagger UI's files (npm swagger-ui-dist's folder).
     pub swagger_ui: PathBuf,
+    pub billing: BillingConfig,
+    /// Longest wait for requests in flight after SIGTERM or Ctrl-C.
+    pub shutdown_timeout: Duration,
+    /// The in-browser demo's folder, served at /demo.
+    pub demo: PathBuf,
     /// Requests that may hold or wait for an engine instance before 429 RateLimitExceeded.
     pub max_engine_queue: usize,
 }
@@ -67,6 +73,15 @@ fn default_swagger_ui() -> PathBuf {
         return beside;
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("swagger-ui/node_modules/swagger-ui-dist")
+}
+
+/// `demo` beside the executable (the container image), else this checkout's `web/dist`.
+fn default_demo() -> PathBuf {
+    let beside = exe_dir().join("demo");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web/dist")
 }
 
 impl ServerConfig {
@@ -104,6 +119,16 @@ impl ServerConfig {
             ..FetchConfig::default()
         };
         let require_key = parse(s, "Security:RequireKey", true, "true or false")?;
+        let mut billing = BillingConfig::new(&s.billing, &s.api_key);
+        billing.interval =
+            Duration::from_secs(parse(s, "Billing:IntervalSeconds", 600, "a whole number of seconds")?.max(1));
+        billing.retry = Duration::from_secs(parse(s, "Billing:RetrySeconds", 30, "a whole number of seconds")?.max(1));
+        billing.grace = Duration::from_secs(parse(
+            s,
+            "Billing:GraceSeconds",
+            billing.interval.as_secs() * 10,
+            "a whole number of seconds",
+        )?);
         Ok(ServerConfig {
             address,
             storage,
@@ -111,6 +136,14 @@ impl ServerConfig {
             api_key: require_key.then(|| s.api_key.clone()),
             face_id_capacity: parse(s, "Server:MaxFaceIds", 1_000_000, "a whole number")?,
             swagger_ui: setting(s, "Server:SwaggerUi").map(PathBuf::from).unwrap_or_else(default_swagger_ui),
+            billing,
+            shutdown_timeout: Duration::from_secs(parse(
+                s,
+                "Server:ShutdownTimeoutSeconds",
+                30,
+                "a whole number of seconds",
+            )?),
+            demo: setting(s, "Server:Demo").map(PathBuf::from).unwrap_or_else(default_demo),
             max_engine_queue: parse(s, "Engine:MaxQueue", engine.pool_size * 16, "a whole number of requests")?.max(1),
             engine,
         })
@@ -150,14 +183,19 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let started = Instant::now();
     let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, pool = config.engine.pool_size, "engine ready");
+    let billing = Arc::new(Billing::new(config.billing.clone(), store.clone()));
+    let heartbeat = billing.spawn_heartbeat();
     let state = Arc::new(AppState {
         engine,
+        billing: billing.clone(),
+        metrics: Default::default(),
         store,
         face_ids: FaceIds::new(config.face_id_capacity),
         indexes: Mutex::new(HashMap::new()),
         fetcher: Fetcher::new(&config.fetch),
         api_key: config.api_key.clone(),
         swagger_ui: config.swagger_ui.is_dir().then(|| config.swagger_ui.clone()),
+        demo: config.demo.is_dir().then(|| config.demo.clone()),
         engine_queue: Default::default(),
         max_engine_queue: config.max_engine_queue,
         started,
@@ -174,12 +212,33 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (Server:Address)", config.address))?;
     tracing::info!(address = %listener.local_addr()?, storage = ?config.storage, "listening");
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    let timeout = config.shutdown_timeout;
+    tokio::select! {
+        result = serve => result?,
+        () = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(timeout).await;
+        } => tracing::warn!(seconds = timeout.as_secs(), "requests still in flight after the shutdown timeout; stopping"),
+    }
+    heartbeat.abort();
+    match tokio::time::timeout(Duration::from_secs(15), billing.flush()).await {
+        Ok(Ok(n)) => tracing::info!(records = n, "usage flushed"),
+        Ok(Err(message)) => {
+            tracing::warn!(%message, backlog = billing.backlog(), "usage not flushed; it is sent at the next start")
+        }
+        Err(_) => tracing::warn!(backlog = billing.backlog(), "usage flush timed out; it is sent at the next start"),
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

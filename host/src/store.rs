@@ -164,6 +164,18 @@ pub struct Operation {
     pub message: Option<String>,
 }
 
+/// One billable transaction in the usage journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// A UUID: the meter counts each id once, so a resent record is never counted twice.
+    pub id: String,
+    pub time_ms: i64,
+    pub meter: String,
+    pub quantity: u32,
+    /// What was billed, e.g. `POST /face/v1.0/detect`.
+    pub operation: String,
+}
+
 /// Why a store call did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -280,10 +292,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn delete_snapshot(&self, id: &str) -> StoreResult<bool>;
     fn put_operation(&self, op: &Operation) -> StoreResult<()>;
     fn operation(&self, id: &str) -> StoreResult<Option<Operation>>;
+
+    /// Appends to the usage journal (durably, before the billed response is sent).
+    fn record_usage(&self, record: &UsageRecord) -> StoreResult<()>;
+    /// The oldest records not yet acknowledged by the meter, at most `limit`.
+    fn unsent_usage(&self, limit: usize) -> StoreResult<Vec<UsageRecord>>;
+    /// Marks records the meter acknowledged.
+    fn mark_usage_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()>;
+    /// How many records wait for the meter.
+    fn usage_backlog(&self) -> StoreResult<u64>;
 }
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE collections (
     kind TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, user_data TEXT,
     recognition_model TEXT NOT NULL, created_ms INTEGER NOT NULL,
@@ -313,7 +335,15 @@ CREATE TABLE snapshots (
 CREATE TABLE operations (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, created_ms INTEGER NOT NULL, last_action_ms INTEGER NOT NULL,
     resource_location TEXT, message TEXT);
-"];
+",
+    "
+CREATE TABLE usage (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE, time_ms INTEGER NOT NULL, meter TEXT NOT NULL, quantity INTEGER NOT NULL,
+    operation TEXT NOT NULL, sent_ms INTEGER);
+CREATE INDEX usage_unsent ON usage (sent_ms, seq);
+",
+];
 
 /// The SQLite store.
 #[derive(Debug)]
@@ -923,6 +953,38 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_usage(&self, r: &UsageRecord) -> StoreResult<()> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO usage (id, time_ms, meter, quantity, operation) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.id, r.time_ms, r.meter, r.quantity, r.operation],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn unsent_usage(&self, limit: usize) -> StoreResult<Vec<UsageRecord>> {
+        self.with(|conn| Self::usage_rows(conn, limit))
+    }
+
+    fn mark_usage_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached("UPDATE usage SET sent_ms = ?2 WHERE id = ?1 AND sent_ms IS NULL")?;
+                for id in ids {
+                    stmt.execute(params![id, now_ms])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn usage_backlog(&self) -> StoreResult<u64> {
+        self.with(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM usage WHERE sent_ms IS NULL", [], |r| r.get(0))?))
+    }
+
     fn operation(&self, id: &str) -> StoreResult<Option<Operation>> {
         self.with(|conn| {
             Ok(conn
@@ -942,6 +1004,26 @@ impl Store for SqliteStore {
                 )
                 .optional()?)
         })
+    }
+}
+
+impl SqliteStore {
+    fn usage_rows(conn: &Connection, limit: usize) -> StoreResult<Vec<UsageRecord>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, time_ms, meter, quantity, operation FROM usage WHERE sent_ms IS NULL ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok(UsageRecord {
+                    id: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    meter: r.get(2)?,
+                    quantity: r.get(3)?,
+                    operation: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }
 

@@ -5,152 +5,15 @@
 //! Needs the guest (`cargo xtask guest`), the models (`cargo xtask models`) and the test photos
 //! (`cargo xtask testdata`); `scripts/test.sh` runs all three first.
 
+mod common;
+
 use std::io::Read;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::*;
 use face_host::api::openapi::OPERATIONS;
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn cache() -> PathBuf {
-    std::env::var_os("FACE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/face"))
-}
-
-fn guest_wasm() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
-    let path = target.join("wasm32-wasip2/debug/face_wasm.wasm");
-    assert!(path.exists(), "{} missing: build the guest with `cargo xtask guest`", path.display());
-    path
-}
-
-fn photo(name: &str) -> Vec<u8> {
-    std::fs::read(cache().join("testdata").join(name)).expect("run `cargo xtask testdata` first")
-}
-
-const KEY: &str = "server-test-key";
-
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("face-server-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(data: &Path, extra: &[&str]) -> Server {
-    let port = free_port();
-    let log = data.join(format!("server-{port}.log"));
-    let mut args = vec![
-        "Eula=accept".to_owned(),
-        "Billing=http://127.0.0.1:9/".to_owned(),
-        format!("ApiKey={KEY}"),
-        format!("Server:Address=127.0.0.1:{port}"),
-        format!("Storage:DataDirectory={}", data.display()),
-        format!("Engine:Guest={}", guest_wasm().display()),
-        format!("Engine:Models={}", repo().join("models").display()),
-        format!("Engine:Cache={}", cache().join("guest-cache").display()),
-        "Engine:PoolSize=1".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_face-server"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("face-server starts");
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Ok(r) = agent().get(format!("{}/ready", server.base)).call()
-            && r.status() == 200
-        {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "not ready in 180 s; log:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-impl Server {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/face/v1.0{path}", self.base)
-    }
-
-    /// Sends a request with the key; returns status and JSON body (Null when empty).
-    fn call(&self, method: &str, path: &str, body: Option<Body>) -> (u16, Value) {
-        call(method, &self.url(path), Some(KEY), body)
-    }
-}
-
-enum Body {
-    Json(Value),
-    Bytes(&'static str, Vec<u8>),
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into()
-}
-
-fn call(method: &str, url: &str, key: Option<&str>, body: Option<Body>) -> (u16, Value) {
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(k) = key {
-        req = req.header("Ocp-Apim-Subscription-Key", k);
-    }
-    let (ct, bytes) = match body {
-        None => (None, vec![]),
-        Some(Body::Json(v)) => (Some("application/json"), serde_json::to_vec(&v).unwrap()),
-        Some(Body::Bytes(ct, b)) => (Some(ct), b),
-    };
-    if let Some(ct) = ct {
-        req = req.header("Content-Type", ct);
-    }
-    let response = agent().run(req.body(bytes).unwrap()).expect("the server answers");
-    let status = response.status().as_u16();
-    let mut text = String::new();
-    response.into_body().into_reader().read_to_string(&mut text).unwrap();
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    (status, value)
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no error code>")
-}
-
-fn image(bytes: Vec<u8>) -> Option<Body> {
-    Some(Body::Bytes("application/octet-stream", bytes))
-}
 
 #[test]
 fn missing_required_settings_refuse_to_start_with_the_setting_named() {
@@ -179,7 +42,8 @@ fn the_api_answers_face_api_errors_and_results() {
     let (status, _) = call("GET", &server.url("/persongroups"), Some("wrong"), None);
     assert_eq!(status, 401);
     // Health needs no key.
-    assert_eq!(call("GET", &format!("{}/status", server.base), None, None).0, 200);
+    let (status, body) = call("GET", &format!("{}/status", server.base), None, None);
+    assert_eq!((status, body["apiStatus"].as_str()), (503, Some("CouldNotConnect")), "no meter on port 9: {body}");
 
     // Unknown routes and methods.
     let (status, body) = server.call("GET", "/nothing/here", None);
@@ -293,7 +157,7 @@ fn the_api_answers_face_api_errors_and_results() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
-fn wait_trained(server: &Server, path: &str) {
+pub fn wait_trained(server: &Server, path: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, t) = server.call("GET", &format!("{path}/training"), None);

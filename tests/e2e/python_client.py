@@ -1666,6 +1666,54 @@ def area_dataset(t: E2E, data_dir: Path, deadline: float) -> None:
         missing = sum(1 for v in face_ids.values() if v is None)
         accuracy = right / len(pairs) if pairs else 0.0
         print(f"verify accuracy: {right}/{len(pairs)} = {accuracy:.4f} ({missing} images without a face)")
+        if out_of_time("find similar and group"):
+            return
+
+        # find similar: each probe among the gallery's faces (a LargeFaceList); the best match
+        # should be of the probe's identity.
+        lfl = "e2e-data-lfl"
+        t.client.large_face_list.create(lfl, "shared data gallery faces", recognition_model=RECOGNITION_MODEL)
+        identity_of_face: dict[str, str] = {}
+
+        def add_to_list(row) -> None:
+            try:
+                added = clients.get().large_face_list.add_face_from_stream(lfl, io.BytesIO(read(row["path"])))
+                identity_of_face[added.persisted_face_id] = row["identity"]
+            except APIErrorException:
+                pass
+
+        list(pool.map(add_to_list, [row for row in split if row["role"] == "gallery"]))
+        t.client.large_face_list.train(lfl)
+        status = t.wait_training(
+            "LargeFaceList_GetTrainingStatus", lambda: t.client.large_face_list.get_training_status(lfl)
+        )
+        t.require("data: gallery face list training succeeded", status.status == "succeeded", f"got {status.status}")
+        hits = 0
+        for row in detected:
+            similar = t.client.face.find_similar(
+                face_ids[row["path"]], large_face_list_id=lfl, max_num_of_candidates_returned=1, mode="matchFace"
+            )
+            hits += bool(similar) and identity_of_face.get(similar[0].persisted_face_id) == row["identity"]
+        rate = hits / len(probes) if probes else 0.0
+        print(f"find similar top-1: {hits}/{len(probes)} = {rate:.3f}")
+        t.check("data: find similar top-1 >= 0.95", rate >= 0.95, f"got {rate:.3f}")
+
+        # group: every probe face and one gallery face per identity; a group should hold one identity.
+        sample = detected + [next(r for r in split if r["role"] == "gallery" and r["identity"] == name) for name in gallery]
+        detect_all(row["path"] for row in sample)
+        ids = {face_ids[row["path"]]: row["identity"] for row in sample if face_ids[row["path"]]}
+        result = t.client.face.group(list(ids))
+        pure = sum(1 for g in result.groups if len({ids[f] for f in g}) == 1)
+        together = sum(1 for name in gallery if any({ids[f] for f in g} == {name} and len(g) >= 2 for g in result.groups))
+        print(
+            f"group: {len(ids)} faces of {len(gallery)} identities -> {len(result.groups)} groups, {pure} pure, "
+            f"{together} identities with their faces in one pure group, {len(result.messy_group or [])} in the messy group"
+        )
+        paths = {face_ids[row["path"]]: row["path"] for row in sample if face_ids[row["path"]]}
+        for g in result.groups:
+            if len({ids[f] for f in g}) > 1:
+                print("group: mixed: " + ", ".join(f"{ids[f]} ({paths[f]})" for f in g))
+        t.check("data: every group holds one identity", pure == len(result.groups), f"{pure}/{len(result.groups)} pure")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 

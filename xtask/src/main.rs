@@ -11,6 +11,7 @@
 //! - `serve`    build and run face-server on port 5000 with this checkout's guest and models
 //! - `e2e`      face-server driven through the official Python client (all 69 operations)
 //! - `load`     a bounded load test of face-server on loopback with wrk (detect and identify)
+//! - `web`      the in-browser demo as a static folder (web/dist); `web-test` its browser test
 
 mod bench;
 mod detect;
@@ -22,10 +23,11 @@ mod models;
 mod npm;
 mod util;
 mod wasm;
+mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]|web|web-test>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +46,8 @@ fn main() -> Result<()> {
         "e2e" => e2e::e2e(rest),
         "serve" => e2e::serve(rest),
         "load" => load::load(rest),
+        "web" => web::web(rest),
+        "web-test" => web::web_test(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

@@ -1,6 +1,7 @@
 //! The Face v1.0 REST API: routes, shared state, the subscription-key check and request logs.
 
 pub mod collections;
+pub mod demo;
 pub mod error;
 pub mod face;
 pub mod input;
@@ -21,9 +22,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::billing::{ApiStatus, Billing};
 use crate::engine::EnginePool;
 use crate::faces::{FaceIds, Index};
 use crate::fetch::Fetcher;
+use crate::metrics::{Gauges, Metrics};
 use crate::store::{Kind, Store, StoreError};
 use error::{ApiError, ApiResult};
 
@@ -38,9 +41,13 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
     pub api_key: Option<String>,
+    pub billing: Arc<Billing>,
+    pub metrics: Metrics,
     /// Requests holding or waiting for an engine instance, and the most allowed before 429.
     pub engine_queue: AtomicUsize,
     pub max_engine_queue: usize,
+    /// The in-browser demo's folder (web/dist), if built.
+    pub demo: Option<std::path::PathBuf>,
     /// Swagger UI's files (npm swagger-ui-dist), if installed.
     pub swagger_ui: Option<std::path::PathBuf>,
     pub started: Instant,
@@ -131,6 +138,7 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(input::buffer_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), bill))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_key));
 
     Router::new()
@@ -138,11 +146,15 @@ pub fn router(state: Shared) -> Router {
         .route("/", get(home))
         .route("/status", get(status))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/swagger", get(openapi::swagger_ui))
         .route("/swagger/v1/swagger.json", get(openapi::document))
         .route("/swagger/ui/{file}", get(openapi::swagger_asset))
+        .route("/demo", get(demo::redirect))
+        .route("/demo/", get(demo::index))
+        .route("/demo/{*path}", get(demo::file))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -182,14 +194,42 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// One structured log line per request.
-async fn log_request(request: Request, next: Next) -> Response {
+/// Billing (decision 6): billable queries are refused once the meter has been unreachable past
+/// the grace period; every successful operation is journalled before its response is sent.
+async fn bill(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if let Err((retry, message)) = state.billing.admits() {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "BillingEndpointUnreachable", message);
+        e.retry_after = Some(retry);
+        return e.into_response();
+    }
+    let operation = format!("{} {}", request.method(), crate::metrics::route_label(request.uri().path()));
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let billing = state.billing.clone();
+    match tokio::task::spawn_blocking(move || billing.record(&operation)).await {
+        Ok(Ok(())) => response,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "usage journal write failed");
+            ApiError::internal(format!("The usage of this request could not be recorded ({e}); try again."))
+                .into_response()
+        }
+        Err(e) => ApiError::internal(format!("The usage of this request could not be recorded ({e}); try again."))
+            .into_response(),
+    }
+}
+
+/// One structured log line and one metrics observation per request.
+async fn log_request(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let start = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let seconds = start.elapsed().as_secs_f64();
+    state.metrics.observe(method.as_str(), &path, status, seconds);
+    let ms = seconds * 1000.0;
     if status >= 500 {
         tracing::error!(%method, %path, status, ms, "request failed");
     } else {
@@ -203,23 +243,51 @@ async fn home(State(state): State<Shared>) -> Html<String> {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Face API v1.0</title></head>\
          <body><h1>Face API v1.0, self-hosted</h1><p>face-server {} &middot; up {} s</p>\
          <ul><li><a href=\"/status\">/status</a></li><li><a href=\"/ready\">/ready</a></li>\
-         <li><a href=\"/swagger\">/swagger</a> (the API)</li></ul></body></html>",
+         <li><a href=\"/swagger\">/swagger</a> (the API)</li>\
+         <li><a href=\"/demo/\">/demo</a> (the engine in your browser)</li></ul></body></html>",
         env!("CARGO_PKG_VERSION"),
         state.started.elapsed().as_secs()
     ))
 }
 
+/// `apiStatus` from the Billing endpoint, asked now; 200 when Valid, 503 with Retry-After otherwise.
 async fn status(State(state): State<Shared>) -> Response {
+    let (api_status, message) = state.billing.check().await;
     let pool = state.engine.stats();
-    axum::Json(json!({
-        "service": "face-server",
-        "version": env!("CARGO_PKG_VERSION"),
-        "apiStatus": "Valid",
-        "apiStatusMessage": "The service is running; usage reporting to the Billing endpoint is not implemented yet.",
-        "engine": { "poolSize": pool.size, "idle": pool.idle, "discarded": pool.discarded },
-        "faceIds": state.face_ids.len(),
-    }))
-    .into_response()
+    let code = if api_status == ApiStatus::Valid { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (
+        code,
+        axum::Json(json!({
+            "service": "face-server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "apiStatus": api_status,
+            "apiStatusMessage": message,
+            "usageBacklog": state.billing.backlog(),
+            "engine": { "poolSize": pool.size, "idle": pool.idle, "discarded": pool.discarded },
+            "faceIds": state.face_ids.len(),
+        })),
+    )
+        .into_response();
+    if code != StatusCode::OK {
+        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("30"));
+    }
+    response
+}
+
+/// GET /metrics: Prometheus text.
+async fn metrics(State(state): State<Shared>) -> Response {
+    let pool = state.engine.stats();
+    let billing = state.billing.clone();
+    let backlog = tokio::task::spawn_blocking(move || billing.backlog()).await.unwrap_or(0);
+    let text = state.metrics.render(Gauges {
+        pool_size: pool.size,
+        pool_busy: pool.size.saturating_sub(pool.idle),
+        pool_discarded: pool.discarded,
+        engine_queue: state.engine_queue.load(Ordering::Relaxed),
+        usage_backlog: backlog,
+        face_ids: state.face_ids.len(),
+    });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// Ready when the engine pool has its instances and the store answers.

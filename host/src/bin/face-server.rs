@@ -7,6 +7,53 @@ use std::process::ExitCode;
 
 use face_host::server::{ServerConfig, run};
 use face_host::settings::Settings;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Console logs (`Logging:Console:LogLevel`, `Logging:Console:Format=json`), and JSON lines in
+/// `<Mounts:Output>/face-server.log` when `Logging:Disk:Format=json` (level `Logging:Disk:LogLevel`).
+fn init_logging(settings: &Settings) -> Result<(), String> {
+    let get = |k: &str| settings.other.get(k).map(String::as_str);
+    let filter = |key: &str| {
+        let level = get(key).unwrap_or("info").to_ascii_lowercase();
+        EnvFilter::try_new(&level).map_err(|e| format!("the {key} setting {level:?} is not a log level: {e}"))
+    };
+    let console_filter = filter("logging:console:loglevel")?;
+    let console = if get("logging:console:format").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(console_filter).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(console_filter).boxed()
+    };
+    let disk = match get("logging:disk:format") {
+        None => None,
+        Some(f) if f.eq_ignore_ascii_case("json") => {
+            let dir = std::path::PathBuf::from(get("mounts:output").unwrap_or("/output"));
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                format!(
+                    "Logging:Disk:Format=json needs a writable Mounts:Output; {} cannot be created: {e}",
+                    dir.display()
+                )
+            })?;
+            let path = dir.join("face-server.log");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("cannot open {} for the disk log (Mounts:Output): {e}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(filter("logging:disk:loglevel")?),
+            )
+        }
+        Some(other) => return Err(format!("the Logging:Disk:Format setting {other:?} is not supported; use json")),
+    };
+    tracing_subscriber::registry().with(console).with(disk).init();
+    Ok(())
+}
 
 fn main() -> ExitCode {
     let settings = match Settings::parse(std::env::args().skip(1), std::env::vars()) {
@@ -16,15 +63,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = settings.other.get("logging:console:loglevel").cloned().unwrap_or_else(|| "info".into());
-    let json = settings.other.get("logging:console:format").is_some_and(|f| f.eq_ignore_ascii_case("json"));
-    let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    if let Err(e) = init_logging(&settings) {
+        eprintln!("face-server: {e}");
+        return ExitCode::from(2);
     }
     let config = match ServerConfig::from_settings(&settings) {
         Ok(c) => c,

@@ -1,0 +1,291 @@
+//! Billing (decision 6): every billable transaction is written to the usage journal (the store)
+//! before its response is sent; a heartbeat sends unsent records to the Billing endpoint and
+//! marks them sent only when the meter acknowledges them. Each record carries a UUID, so a
+//! resend never counts twice. When the meter cannot be reached past the grace period, billable
+//! queries are refused (503 with Retry-After) until it answers again.
+//!
+//! The protocol (the project's `face-meter` implements it):
+//! - `GET {Billing}/v1/status` with `Ocp-Apim-Subscription-Key: <ApiKey>` answers 200 `{"status":
+//!   "Valid"}`, 401 (Invalid key), 402 (OutOfQuota), or 429/503 (busy, with Retry-After).
+//! - `POST {Billing}/v1/usage` with the same header and `{"records": [{"id", "time", "meter",
+//!   "quantity", "operation"}]}` answers 200 `{"accepted": [ids]}`: the ids it has recorded, now
+//!   or before. Other answers are as for status.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{iso8601, now_ms};
+use crate::store::{Store, UsageRecord};
+
+/// The meter every transaction is counted on.
+pub const METER: &str = "face.transactions";
+
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    /// The Billing setting, e.g. `http://127.0.0.1:5001/`.
+    pub endpoint: String,
+    pub api_key: String,
+    /// How often usage is sent when the meter answers.
+    pub interval: Duration,
+    /// How often a failed send is retried.
+    pub retry: Duration,
+    /// How long billable queries are still served while the meter cannot be reached.
+    pub grace: Duration,
+    /// Records per request.
+    pub batch: usize,
+}
+
+impl BillingConfig {
+    pub fn new(endpoint: &str, api_key: &str) -> BillingConfig {
+        let interval = Duration::from_secs(600);
+        BillingConfig {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            api_key: api_key.to_owned(),
+            interval,
+            retry: Duration::from_secs(30),
+            grace: interval * 10,
+            batch: 500,
+        }
+    }
+}
+
+/// The `apiStatus` values of `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiStatus {
+    Valid,
+    Invalid,
+    CouldNotConnect,
+    OutOfQuota,
+    BillingEndpointBusy,
+}
+
+#[derive(Debug)]
+struct State {
+    status: ApiStatus,
+    message: String,
+    /// When the meter last answered 200.
+    last_ok: Instant,
+    last_ok_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Billing {
+    config: BillingConfig,
+    store: Arc<dyn Store>,
+    agent: ureq::Agent,
+    state: Mutex<State>,
+    /// Serialises sends, so the heartbeat and a final flush never send the same batch twice at once.
+    sending: tokio::sync::Mutex<()>,
+}
+
+/// What one meter call said.
+#[derive(Debug)]
+enum Answer {
+    Ok(Vec<String>),
+    Refused(ApiStatus, String),
+}
+
+impl Billing {
+    pub fn new(config: BillingConfig, store: Arc<dyn Store>) -> Billing {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(20)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Billing {
+            config,
+            store,
+            agent,
+            state: Mutex::new(State {
+                status: ApiStatus::CouldNotConnect,
+                message: "The billing endpoint has not been contacted yet.".into(),
+                last_ok: Instant::now(),
+                last_ok_ms: None,
+            }),
+            sending: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `apiStatus` and `apiStatusMessage`.
+    pub fn status(&self) -> (ApiStatus, String) {
+        let s = self.state();
+        (s.status, s.message.clone())
+    }
+
+    /// Whether billable queries are served: the meter answered within the grace period (counted
+    /// from start-up until it first answers). `Err` carries the seconds to wait.
+    pub fn admits(&self) -> Result<(), (u64, String)> {
+        let s = self.state();
+        if s.status == ApiStatus::Valid || s.last_ok.elapsed() <= self.config.grace {
+            return Ok(());
+        }
+        Err((
+            self.config.retry.as_secs().max(1),
+            format!(
+                "Billing endpoint {} has not accepted usage for {} s (grace {} s): {} Queries are served again as soon \
+                 as it answers.",
+                self.config.endpoint,
+                s.last_ok.elapsed().as_secs(),
+                self.config.grace.as_secs(),
+                s.message
+            ),
+        ))
+    }
+
+    /// Journals one transaction. Called before the billed response is sent; the write is durable.
+    pub fn record(&self, operation: &str) -> crate::store::StoreResult<()> {
+        self.store.record_usage(&UsageRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            time_ms: now_ms(),
+            meter: METER.into(),
+            quantity: 1,
+            operation: operation.into(),
+        })
+    }
+
+    pub fn backlog(&self) -> u64 {
+        self.store.usage_backlog().unwrap_or(0)
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Answer {
+        let url = format!("{}{path}", self.config.endpoint);
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Ocp-Apim-Subscription-Key", &self.config.api_key);
+        let bytes = match body {
+            Some(b) => {
+                builder = builder.header("Content-Type", "application/json");
+                serde_json::to_vec(&b).unwrap_or_default()
+            }
+            None => vec![],
+        };
+        let Ok(request) = builder.body(bytes) else {
+            return Answer::Refused(ApiStatus::CouldNotConnect, format!("Invalid billing URL {url}."));
+        };
+        let response = match self.agent.run(request) {
+            Ok(r) => r,
+            Err(e) => return Answer::Refused(ApiStatus::CouldNotConnect, format!("Could not connect to {url}: {e}.")),
+        };
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        match status {
+            200 => {
+                #[derive(Deserialize)]
+                struct Accepted {
+                    #[serde(default)]
+                    accepted: Vec<String>,
+                }
+                let accepted = serde_json::from_str::<Accepted>(&text).map(|a| a.accepted).unwrap_or_default();
+                Answer::Ok(accepted)
+            }
+            401 | 403 => {
+                Answer::Refused(ApiStatus::Invalid, format!("The billing endpoint refused the ApiKey ({status})."))
+            }
+            402 => Answer::Refused(ApiStatus::OutOfQuota, "The billing endpoint says the quota is used up.".into()),
+            429 | 503 => {
+                Answer::Refused(ApiStatus::BillingEndpointBusy, format!("The billing endpoint is busy ({status})."))
+            }
+            _ => Answer::Refused(ApiStatus::CouldNotConnect, format!("The billing endpoint answered {status}: {text}")),
+        }
+    }
+
+    fn note(&self, answer: &Answer) {
+        let mut s = self.state();
+        match answer {
+            Answer::Ok(_) => {
+                s.status = ApiStatus::Valid;
+                s.message = "The ApiKey is valid and usage is being reported.".into();
+                s.last_ok = Instant::now();
+                s.last_ok_ms = Some(now_ms());
+            }
+            Answer::Refused(status, message) => {
+                s.status = *status;
+                s.message = message.clone();
+            }
+        }
+    }
+
+    /// Asks the meter whether the key is valid (start-up and `/status`).
+    pub async fn check(self: &Arc<Self>) -> (ApiStatus, String) {
+        let me = self.clone();
+        let answer = tokio::task::spawn_blocking(move || me.request("GET", "/v1/status", None))
+            .await
+            .unwrap_or_else(|e| Answer::Refused(ApiStatus::CouldNotConnect, e.to_string()));
+        self.note(&answer);
+        self.status()
+    }
+
+    /// Sends every unsent record, batch by batch; returns how many the meter acknowledged, or the
+    /// refusal that stopped it.
+    pub async fn flush(self: &Arc<Self>) -> Result<usize, String> {
+        let _one_at_a_time = self.sending.lock().await;
+        let mut sent = 0;
+        loop {
+            let me = self.clone();
+            let step = tokio::task::spawn_blocking(move || -> Result<Option<usize>, String> {
+                let records = me.store.unsent_usage(me.config.batch).map_err(|e| e.to_string())?;
+                if records.is_empty() {
+                    return Ok(None);
+                }
+                let body = json!({ "records": records.iter().map(|r| json!({
+                    "id": r.id, "time": iso8601(r.time_ms), "meter": r.meter, "quantity": r.quantity,
+                    "operation": r.operation,
+                })).collect::<Vec<_>>() });
+                let answer = me.request("POST", "/v1/usage", Some(body));
+                me.note(&answer);
+                match answer {
+                    Answer::Ok(accepted) => {
+                        let wanted: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+                        let acked: Vec<String> =
+                            accepted.into_iter().filter(|id| wanted.contains(id.as_str())).collect();
+                        me.store.mark_usage_sent(&acked, now_ms()).map_err(|e| e.to_string())?;
+                        if acked.is_empty() {
+                            return Err("the billing endpoint acknowledged none of the records sent".into());
+                        }
+                        Ok(Some(acked.len()))
+                    }
+                    Answer::Refused(_, message) => Err(message),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            match step {
+                None => return Ok(sent),
+                Some(n) => sent += n,
+            }
+        }
+    }
+
+    /// The heartbeat: a check at start, then a flush every interval (every retry period while
+    /// the meter does not answer).
+    pub fn spawn_heartbeat(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (status, message) = me.check().await;
+            tracing::info!(endpoint = %me.config.endpoint, ?status, %message, "billing endpoint checked");
+            loop {
+                let wait = match me.flush().await {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(records = n, "usage sent");
+                        }
+                        me.config.interval
+                    }
+                    Err(message) => {
+                        tracing::warn!(%message, backlog = me.backlog(), "usage not sent; retrying");
+                        me.config.retry
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+}
