@@ -1,4 +1,5 @@
-//! `cargo xtask e2e [--data DIR]`: builds face-server and the guest, then runs
+//! `cargo xtask e2e [--data DIR]`: builds face-server and the guest, then runs a representative
+//! flow through the official npm client (tests/e2e/npm, @azure/cognitiveservices-face 5.0.0) and
 //! tests/e2e/python_client.py, which starts the real server on a loopback port and drives all
 //! 69 operations through the official Python client (azure-cognitiveservices-vision-face 0.6.1).
 //! With `--data` (../shared/data), it also prints identification and verification figures and
@@ -7,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::util::{cache_dir, models_dir, python, repo_root, run, testdata_dir};
 
@@ -18,22 +19,31 @@ fn target_dir() -> PathBuf {
 /// face-server and the guest it runs, built; returns their paths.
 pub fn build_server() -> Result<(PathBuf, PathBuf)> {
     crate::wasm::guest(&[])?;
-    run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bin", "face-server"]))?;
+    run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bins"]))?;
     let target = target_dir();
     Ok((target.join("debug/face-server"), target.join("wasm32-wasip2/debug/face_wasm.wasm")))
 }
 
 /// `cargo xtask serve [Key=value ...]`: builds and runs face-server with this checkout's guest,
-/// models and a data directory in the cache; arguments are more settings (they win).
+/// models and a data directory in the cache, reporting usage to a local face-meter on port 5001
+/// (started here, stopped with the server); arguments are more settings (they win).
 pub fn serve(args: &[String]) -> Result<()> {
     let (server, guest) = build_server()?;
     let key = std::env::var("FACE_API_KEY").unwrap_or_else(|_| "local-key".to_owned());
     let data = std::env::var_os("FACE_DATA").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("data"));
+    let meter_bin = server.with_file_name("face-meter");
+    let mut meter = Command::new(&meter_bin)
+        .arg(format!("Keys={key}"))
+        .arg("Address=127.0.0.1:5001")
+        .arg(format!("DataDirectory={}", data.join("meter").display()))
+        .spawn()
+        .with_context(|| format!("starting {}", meter_bin.display()))?;
     eprintln!(
-        "face-server on http://localhost:5000/face/v1.0 (key: Ocp-Apim-Subscription-Key: {key}), data in {}",
+        "face-server on http://localhost:5000/face/v1.0 (key: Ocp-Apim-Subscription-Key: {key}), data in {}; \
+         usage goes to face-meter on http://127.0.0.1:5001 (totals: /v1/totals)",
         data.display()
     );
-    run(Command::new(server)
+    let result = run(Command::new(server)
         .arg("Eula=accept")
         .arg("Billing=http://127.0.0.1:5001/")
         .arg(format!("ApiKey={key}"))
@@ -41,7 +51,10 @@ pub fn serve(args: &[String]) -> Result<()> {
         .arg(format!("Engine:Guest={}", guest.display()))
         .arg(format!("Engine:Models={}", models_dir().display()))
         .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
-        .args(args))
+        .args(args));
+    let _ = meter.kill();
+    let _ = meter.wait();
+    result
 }
 
 pub fn e2e(args: &[String]) -> Result<()> {
@@ -58,6 +71,19 @@ pub fn e2e(args: &[String]) -> Result<()> {
     }
     let (server, guest) = build_server()?;
     let python = python()?;
+    // The official npm client, a representative flow (tests/e2e/npm).
+    let npm_tests = repo_root().join("tests/e2e/npm");
+    if !npm_tests.join("node_modules/@azure/cognitiveservices-face").exists() {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&npm_tests))?;
+    }
+    run(Command::new("node")
+        .args(["--test", "client.test.mjs"])
+        .current_dir(&npm_tests)
+        .env("FACE_SERVER", &server)
+        .env("FACE_GUEST", &guest)
+        .env("FACE_MODELS", models_dir())
+        .env("FACE_GUEST_CACHE", cache_dir().join("guest-cache"))
+        .env("FACE_PHOTOS", testdata_dir()))?;
     run(Command::new(python)
         .arg(repo_root().join("tests/e2e/python_client.py"))
         .arg("--server")
