@@ -12,22 +12,26 @@
 //! - `e2e`      face-server driven through the official Python client (all 69 operations)
 //! - `load`     a bounded load test of face-server on loopback with wrk (detect and identify)
 //! - `web`      the in-browser demo as a static folder (web/dist); `web-test` its browser test
+//! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
+//! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
 
 mod bench;
 mod detect;
 mod e2e;
 mod engine;
 mod eval;
+mod image;
 mod load;
 mod models;
 mod npm;
+mod package;
 mod util;
 mod wasm;
 mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]|web|web-test>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]|web|web-test|package [--release] DIR|image-test [--build]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,6 +51,8 @@ fn main() -> Result<()> {
         "serve" => e2e::serve(rest),
         "load" => load::load(rest),
         "web" => web::web(rest),
+        "package" => package::package(rest),
+        "image-test" => image::image_test(rest),
         "web-test" => web::web_test(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");

@@ -55,7 +55,30 @@ fn init_logging(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
+/// `face-server healthcheck [URL]`: exits 0 when `/ready` answers 200 (the image's HEALTHCHECK;
+/// the runtime image has no curl).
+fn healthcheck(url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| "http://127.0.0.1:5000/ready".into());
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(5))).build().into();
+    match agent.get(&url).call() {
+        Ok(r) if r.status() == 200 => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("face-server healthcheck: {url} answered {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("face-server healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return healthcheck(args.nth(1));
+    }
     let settings = match Settings::parse(std::env::args().skip(1), std::env::vars()) {
         Ok(s) => s,
         Err(e) => {

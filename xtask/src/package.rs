@@ -1,0 +1,74 @@
+//! `cargo xtask package [--release] DIR`: everything the service needs at run time, in one
+//! folder laid out the way face-server looks for it beside its binary: `face-server`,
+//! `face-meter`, `face_wasm.wasm` (the guest), `models/`, `swagger-ui/` and `demo/` (the
+//! in-browser demo). The Dockerfile's build stage runs this command; the test command runs it
+//! too and starts the packaged server the way the image's entrypoint does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{models_dir, repo_root, run};
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The model files the server loads.
+const MODELS: [&str; 6] = [
+    "face_detection_yunet_2023mar.onnx",
+    "faceapi_landmark68.onnx",
+    "face_recognition_sface_2021dec.onnx",
+    "faceapi_recognition.onnx",
+    "faceapi_age_gender.onnx",
+    "faceapi_expression.onnx",
+];
+
+const SWAGGER_UI: [&str; 4] =
+    ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"];
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+pub fn package(args: &[String]) -> Result<()> {
+    let (release, out) = match args {
+        [dir] => (false, PathBuf::from(dir)),
+        [flag, dir] if flag == "--release" => (true, PathBuf::from(dir)),
+        _ => bail!("usage: cargo xtask package [--release] DIR"),
+    };
+    let profile: &[&str] = if release { &["--release"] } else { &[] };
+    let dir = if release { "release" } else { "debug" };
+    crate::models::models()?;
+    run(Command::new(env!("CARGO"))
+        .args(["build", "--package", "face-wasm", "--features", "component", "--target", "wasm32-wasip2"])
+        .args(profile))?;
+    run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bins"]).args(profile))?;
+    crate::web::web(&[])?;
+    let swagger = repo_root().join("host/swagger-ui");
+    if !swagger.join("node_modules/swagger-ui-dist/swagger-ui-bundle.js").exists() {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&swagger))?;
+    }
+
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    std::fs::create_dir_all(out.join("models"))?;
+    std::fs::create_dir_all(out.join("swagger-ui"))?;
+    let target = target_dir();
+    for bin in ["face-server", "face-meter"] {
+        copy(&target.join(dir).join(bin), &out.join(bin))?;
+    }
+    copy(&target.join("wasm32-wasip2").join(dir).join("face_wasm.wasm"), &out.join("face_wasm.wasm"))?;
+    for m in MODELS {
+        copy(&models_dir().join(m), &out.join("models").join(m))?;
+    }
+    for f in SWAGGER_UI {
+        copy(&swagger.join("node_modules/swagger-ui-dist").join(f), &out.join("swagger-ui").join(f))?;
+    }
+    crate::web::copy_dir(&crate::web::dist_dir(), &out.join("demo"))?;
+    eprintln!("package: {} ({} build)", out.display(), dir);
+    Ok(())
+}
