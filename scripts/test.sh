@@ -29,3 +29,9 @@ cargo xtask e2e
 
 echo "test: bounded load on loopback (wrk: detect, identify, both; 3 s each)" >&2
 cargo xtask load --seconds 3
+
+echo "test: the in-browser demo served by face-server, in headless Chromium" >&2
+cargo xtask web-test
+
+echo "test: the container image (hadolint; the packaged service started as its entrypoint would)" >&2
+cargo xtask image-test

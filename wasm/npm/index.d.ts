@@ -12,7 +12,7 @@ export interface Pixels { data: Uint8Array | Uint8ClampedArray; width: number; h
 
 export declare class FaceEngine {
   private constructor();
-  /** Loads the engine with its four models. Errors are `Error`s whose `name` says what went wrong. */
+  /** Loads the engine with its models (four required, two optional for attributes). Errors are `Error`s whose `name` says what went wrong. */
   static create(models: { [K in keyof Models]: Models[K] extends Uint8Array ? Source : Source | undefined }, options?: { wasm?: Source }): Promise<FaceEngine>;
   /** Faces in an encoded image (JPEG, PNG, GIF, BMP) or in pixels, largest first. */
   detect(image: Uint8Array | ArrayBuffer | ArrayBufferView | Pixels, options?: DetectOptions): Face[];
