@@ -66,9 +66,19 @@ pub enum ApiStatus {
 struct State {
     status: ApiStatus,
     message: String,
-    /// When the meter last answered 200.
-    last_ok: Instant,
-    last_ok_ms: Option<i64>,
+    /// Since when the meter has not answered 200 (start-up counts); `None` while it answers.
+    failing_since: Option<Instant>,
+    /// When the meter was last asked.
+    last_contact: Option<Instant>,
+}
+
+/// Why billable queries are refused now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: ApiStatus,
+    /// Seconds to wait before trying again.
+    pub retry_after: u64,
+    pub message: String,
 }
 
 #[derive(Debug)]
@@ -79,6 +89,8 @@ pub struct Billing {
     state: Mutex<State>,
     /// Serialises sends, so the heartbeat and a final flush never send the same batch twice at once.
     sending: tokio::sync::Mutex<()>,
+    /// One status check at a time.
+    checking: tokio::sync::Mutex<()>,
 }
 
 /// What one meter call said.
@@ -102,10 +114,11 @@ impl Billing {
             state: Mutex::new(State {
                 status: ApiStatus::CouldNotConnect,
                 message: "The billing endpoint has not been contacted yet.".into(),
-                last_ok: Instant::now(),
-                last_ok_ms: None,
+                failing_since: Some(Instant::now()),
+                last_contact: None,
             }),
             sending: tokio::sync::Mutex::new(()),
+            checking: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -119,24 +132,36 @@ impl Billing {
         (s.status, s.message.clone())
     }
 
-    /// Whether billable queries are served: the meter answered within the grace period (counted
-    /// from start-up until it first answers). `Err` carries the seconds to wait.
-    pub fn admits(&self) -> Result<(), (u64, String)> {
+    /// Whether billable queries are served. An invalid key or a used-up quota refuses them at
+    /// once; a meter that cannot be reached (or is busy) only after the grace period, counted
+    /// from when it stopped answering (or from start-up, until it first answers).
+    pub fn admits(&self) -> Result<(), Refusal> {
         let s = self.state();
-        if s.status == ApiStatus::Valid || s.last_ok.elapsed() <= self.config.grace {
-            return Ok(());
+        let retry_after = self.config.retry.as_secs().max(1);
+        match s.status {
+            ApiStatus::Valid => Ok(()),
+            ApiStatus::Invalid | ApiStatus::OutOfQuota => {
+                Err(Refusal { status: s.status, retry_after, message: s.message.clone() })
+            }
+            ApiStatus::CouldNotConnect | ApiStatus::BillingEndpointBusy => {
+                let since = s.failing_since.map(|t| t.elapsed()).unwrap_or_default();
+                if since <= self.config.grace {
+                    return Ok(());
+                }
+                Err(Refusal {
+                    status: s.status,
+                    retry_after,
+                    message: format!(
+                        "Billing endpoint {} has not accepted usage for {} s (grace {} s): {} Queries are served again \
+                         as soon as it answers.",
+                        self.config.endpoint,
+                        since.as_secs(),
+                        self.config.grace.as_secs(),
+                        s.message
+                    ),
+                })
+            }
         }
-        Err((
-            self.config.retry.as_secs().max(1),
-            format!(
-                "Billing endpoint {} has not accepted usage for {} s (grace {} s): {} Queries are served again as soon \
-                 as it answers.",
-                self.config.endpoint,
-                s.last_ok.elapsed().as_secs(),
-                self.config.grace.as_secs(),
-                s.message
-            ),
-        ))
     }
 
     /// Journals one transaction. Called before the billed response is sent; the write is durable.
@@ -199,17 +224,31 @@ impl Billing {
 
     fn note(&self, answer: &Answer) {
         let mut s = self.state();
+        s.last_contact = Some(Instant::now());
         match answer {
             Answer::Ok(_) => {
                 s.status = ApiStatus::Valid;
                 s.message = "The ApiKey is valid and usage is being reported.".into();
-                s.last_ok = Instant::now();
-                s.last_ok_ms = Some(now_ms());
+                s.failing_since = None;
             }
             Answer::Refused(status, message) => {
                 s.status = *status;
                 s.message = message.clone();
+                s.failing_since.get_or_insert_with(Instant::now);
             }
+        }
+    }
+
+    /// The status, asked of the meter unless it was asked in the last 5 s or a check is under
+    /// way (so a flood of `/status` probes makes at most one call at a time).
+    pub async fn status_now(self: &Arc<Self>) -> (ApiStatus, String) {
+        let fresh = self.state().last_contact.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
+        if fresh {
+            return self.status();
+        }
+        match self.checking.try_lock() {
+            Ok(_one) => self.check().await,
+            Err(_) => self.status(),
         }
     }
 
@@ -272,7 +311,16 @@ impl Billing {
             let (status, message) = me.check().await;
             tracing::info!(endpoint = %me.config.endpoint, ?status, %message, "billing endpoint checked");
             loop {
-                let wait = match me.flush().await {
+                // With nothing to send, the meter is still asked, so its state stays current.
+                let sent = if me.backlog() == 0 {
+                    match me.check().await {
+                        (ApiStatus::Valid, _) => Ok(0),
+                        (_, message) => Err(message),
+                    }
+                } else {
+                    me.flush().await
+                };
+                let wait = match sent {
                     Ok(n) => {
                         if n > 0 {
                             tracing::info!(records = n, "usage sent");
@@ -280,7 +328,7 @@ impl Billing {
                         me.config.interval
                     }
                     Err(message) => {
-                        tracing::warn!(%message, backlog = me.backlog(), "usage not sent; retrying");
+                        tracing::warn!(%message, backlog = me.backlog(), "the billing endpoint did not accept usage; retrying");
                         me.config.retry
                     }
                 };

@@ -1,7 +1,7 @@
 //! Detected faces kept for later calls (faceIds, each with its own time to live), the
 //! recognition models behind the API's names, and the identification index built by training.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,52 +49,73 @@ pub struct CachedFace {
     pub expires: Instant,
 }
 
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Uuid, CachedFace>,
+    /// The same ids ordered by expiry, to drop expired and oldest faces cheaply.
+    by_expiry: BTreeSet<(Instant, Uuid)>,
+}
+
+impl Entries {
+    fn remove_expired(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.by_expiry.first() {
+            if at > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            self.map.remove(&id);
+        }
+    }
+}
+
 /// faceId -> embedding, with expiry and a bound on how many are kept.
 #[derive(Debug)]
 pub struct FaceIds {
-    map: Mutex<HashMap<Uuid, CachedFace>>,
+    entries: Mutex<Entries>,
     capacity: usize,
 }
 
 impl FaceIds {
     pub fn new(capacity: usize) -> FaceIds {
-        FaceIds { map: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+        FaceIds { entries: Mutex::new(Entries::default()), capacity: capacity.max(1) }
     }
 
-    /// Keeps `face` for `ttl` and returns its new id. At capacity, expired faces go first, then
-    /// the ones closest to expiry.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `face` until it expires and returns its new id. At capacity, expired faces go
+    /// first, then the ones closest to expiry.
     pub fn insert(&self, face: CachedFace) -> Uuid {
         let id = Uuid::new_v4();
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.capacity {
-            let now = Instant::now();
-            map.retain(|_, f| f.expires > now);
-            while map.len() >= self.capacity {
-                let Some(oldest) = map.iter().min_by_key(|(_, f)| f.expires).map(|(k, _)| *k) else { break };
-                map.remove(&oldest);
+        let mut e = self.lock();
+        if e.map.len() >= self.capacity {
+            e.remove_expired(Instant::now());
+            while e.map.len() >= self.capacity {
+                let Some((_, oldest)) = e.by_expiry.pop_first() else { break };
+                e.map.remove(&oldest);
             }
         }
-        map.insert(id, face);
+        e.by_expiry.insert((face.expires, id));
+        e.map.insert(id, face);
         id
     }
 
     /// The face, if its id is known and has not expired.
     pub fn get(&self, id: &str) -> Option<CachedFace> {
         let id = Uuid::parse_str(id).ok()?;
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&id).filter(|f| f.expires > Instant::now()).cloned()
+        self.lock().map.get(&id).filter(|f| f.expires > Instant::now()).cloned()
     }
 
     /// Drops expired faces; returns how many are kept.
     pub fn sweep(&self) -> usize {
-        let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, f| f.expires > now);
-        map.len()
+        let mut e = self.lock();
+        e.remove_expired(Instant::now());
+        e.map.len()
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
+        self.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,6 +127,9 @@ impl FaceIds {
 #[derive(Debug)]
 pub struct Index {
     pub model: RecognitionModel,
+    /// When the training it holds succeeded (ms since the epoch); a cached index is only ever
+    /// replaced by a newer one.
+    pub trained_ms: i64,
     /// (person id for groups, persisted face id), one per row.
     pub rows: Vec<(Option<String>, String)>,
     vectors: Vec<f32>,
@@ -114,7 +138,7 @@ pub struct Index {
 
 impl Index {
     /// Builds the index from stored faces of one model; faces of another model are skipped.
-    pub fn build(model: RecognitionModel, faces: &[StoredFace]) -> Index {
+    pub fn build(model: RecognitionModel, trained_ms: i64, faces: &[StoredFace]) -> Index {
         let dim = model.dimensions();
         let mut rows = Vec::with_capacity(faces.len());
         let mut vectors = Vec::with_capacity(faces.len() * dim);
@@ -126,7 +150,7 @@ impl Index {
             vectors.extend(f.embedding.iter().map(|x| x / norm));
             rows.push((f.person_id.clone(), f.face_id.clone()));
         }
-        Index { model, rows, vectors, dim }
+        Index { model, trained_ms, rows, vectors, dim }
     }
 
     pub fn len(&self) -> usize {
@@ -235,7 +259,7 @@ mod tests {
             // Another model's face is left out.
             StoredFace { model: "faceapi_resnet".into(), ..stored("f5", "other", unit(0)) },
         ];
-        let index = Index::build(RecognitionModel::SFace, &faces);
+        let index = Index::build(RecognitionModel::SFace, 0, &faces);
         assert_eq!(index.len(), 4);
         let ranked = index.identify(&unit(0), 0.5, 5);
         let persons: Vec<&str> = ranked.iter().map(|(p, _)| p.as_str()).collect();

@@ -86,7 +86,10 @@ pub fn is_public(addr: &SocketAddr) -> bool {
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
                 || s[0] == 0x2001 && s[1] == 0xdb8
-                || s[0] == 0x64 && s[1] == 0xff9b)
+                || s[0] == 0x2001 && s[1] == 0
+                || s[0] == 0x2002
+                || s[0] == 0x64 && s[1] == 0xff9b
+                || s[..6] == [0; 6])
         }
     }
 }
@@ -97,6 +100,8 @@ impl Fetcher {
             .timeout_global(Some(config.timeout))
             .max_redirects(config.max_redirects)
             .http_status_as_error(false)
+            // No proxy from the environment: every target address must pass the guard itself.
+            .proxy(None)
             .user_agent(concat!("face-server/", env!("CARGO_PKG_VERSION")))
             .build();
         let resolver = GuardResolver { inner: DefaultResolver::default(), allow_private: config.allow_private };
@@ -142,5 +147,37 @@ fn fetch_blocking(agent: &ureq::Agent, url: &str) -> ApiResult<Vec<u8>> {
             "Image size is too big: the image at the URL is larger than {MAX_IMAGE_BYTES} bytes (6 MB)."
         ))),
         Err(e) => Err(download_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_pass() {
+        let public = ["8.8.8.8:80", "[2606:4700::1111]:443", "[::ffff:8.8.8.8]:80"];
+        let private = [
+            "127.0.0.1:80",
+            "10.1.2.3:80",
+            "172.16.0.1:80",
+            "192.168.1.1:80",
+            "169.254.169.254:80",
+            "100.64.0.1:80",
+            "0.0.0.0:80",
+            "[::1]:80",
+            "[fe80::1]:80",
+            "[fd00::1]:80",
+            "[::ffff:127.0.0.1]:80",
+            "[::127.0.0.1]:80",
+            "[2002:7f00:1::]:80",
+            "[2001:0:4136:e378::1]:80",
+        ];
+        for a in public {
+            assert!(is_public(&a.parse().unwrap()), "{a}");
+        }
+        for a in private {
+            assert!(!is_public(&a.parse().unwrap()), "{a}");
+        }
     }
 }

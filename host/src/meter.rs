@@ -52,6 +52,7 @@ impl Meter {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS usage (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, meter TEXT NOT NULL,
                 quantity INTEGER NOT NULL, time TEXT, operation TEXT);
+             CREATE INDEX IF NOT EXISTS usage_by_key ON usage (key_id);
              CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              INSERT OR IGNORE INTO stats VALUES ('duplicates', 0);",
         )?;
@@ -62,14 +63,15 @@ impl Meter {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The caller's key id, or the refusal to send.
-    fn authorise(&self, headers: &HeaderMap) -> Result<String, Response> {
+    /// The caller's key id, or the refusal to send. Usage is always recorded for a valid key
+    /// (it was served already); `check_quota` refuses the key in `/v1/status` past its quota.
+    fn authorise(&self, headers: &HeaderMap, check_quota: bool) -> Result<String, Response> {
         let key = headers.get("ocp-apim-subscription-key").and_then(|v| v.to_str().ok()).unwrap_or("");
         if !self.config.keys.contains(key) {
             return Err((StatusCode::UNAUTHORIZED, axum::Json(json!({ "status": "Invalid" }))).into_response());
         }
         let id = key_id(key);
-        if let Some(quota) = self.config.quota {
+        if let Some(quota) = self.config.quota.filter(|_| check_quota) {
             let used: i64 = self
                 .conn()
                 .query_row("SELECT COALESCE(SUM(quantity), 0) FROM usage WHERE key_id = ?1", params![id], |r| r.get(0))
@@ -85,7 +87,9 @@ impl Meter {
 }
 
 async fn status(State(meter): State<Arc<Meter>>, headers: HeaderMap) -> Response {
-    match meter.authorise(&headers) {
+    let m = meter.clone();
+    let answer = tokio::task::spawn_blocking(move || m.authorise(&headers, true)).await;
+    match answer.unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())) {
         Ok(_) => axum::Json(json!({ "status": "Valid" })).into_response(),
         Err(r) => r,
     }
@@ -108,7 +112,7 @@ struct Usage {
 }
 
 async fn usage(State(meter): State<Arc<Meter>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let key = match meter.authorise(&headers) {
+    let key = match meter.authorise(&headers, false) {
         Ok(k) => k,
         Err(r) => return r,
     };

@@ -42,10 +42,15 @@ const STATIC: [&str; 29] = [
     "dist",
 ];
 
-/// The route label of a path: `/face/v1.0/persongroups/{id}/persons/{id}`.
+/// The route label of a path: `/face/v1.0/persongroups/{id}/persons/{id}`; paths deeper than any
+/// route are `unmatched`.
 pub fn route_label(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.len() > 8 {
+        return "unmatched".into();
+    }
     let mut out = String::new();
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
+    for seg in segments {
         out.push('/');
         out.push_str(if STATIC.contains(&seg) { seg } else { "{id}" });
     }
@@ -84,6 +89,10 @@ pub struct Gauges {
 impl Metrics {
     pub fn observe(&self, method: &str, path: &str, status: u16, seconds: f64) {
         let route = route_label(path);
+        let method = match method {
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *inner.requests.entry((route.clone(), method.to_owned(), status)).or_default() += 1;
         let h = inner.latency.entry(route).or_default();
@@ -158,6 +167,7 @@ mod tests {
         );
         assert_eq!(route_label("/face/v1.0/detect"), "/face/v1.0/detect");
         assert_eq!(route_label("/"), "/");
+        assert_eq!(route_label("/a/b/c/d/e/f/g/h/i"), "unmatched");
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl ServerConfig {
             storage,
             fetch,
             api_key: require_key.then(|| s.api_key.clone()),
-            face_id_capacity: parse(s, "Server:MaxFaceIds", 1_000_000, "a whole number")?,
+            face_id_capacity: parse(s, "Server:MaxFaceIds", 200_000, "a whole number")?,
             swagger_ui: setting(s, "Server:SwaggerUi").map(PathBuf::from).unwrap_or_else(default_swagger_ui),
             billing,
             shutdown_timeout: Duration::from_secs(parse(
@@ -180,6 +180,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             })?),
             Storage::Memory => Arc::new(SqliteStore::in_memory()?),
         };
+    let interrupted = store.fail_interrupted(api::now_ms())?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "trainings or snapshot operations interrupted by the last stop are marked failed"
+        );
+    }
     let started = Instant::now();
     let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, pool = config.engine.pool_size, "engine ready");

@@ -269,8 +269,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     fn training(&self, kind: Kind, cid: &str) -> StoreResult<Option<Training>>;
     fn set_training(&self, kind: Kind, cid: &str, training: &Training) -> StoreResult<()>;
-    /// Records a successful training and replaces the trained index with `faces`, atomically.
-    fn save_trained(&self, kind: Kind, cid: &str, training: &Training, faces: &[StoredFace]) -> StoreResult<()>;
+    /// Records a successful training and replaces the trained index with `faces`, atomically,
+    /// if the collection is still the one created at `created_ms` (not deleted and made anew).
+    fn save_trained(
+        &self,
+        kind: Kind,
+        cid: &str,
+        created_ms: i64,
+        training: &Training,
+        faces: &[StoredFace],
+    ) -> StoreResult<()>;
+    /// After a restart: trainings left `running` become `failed`, and snapshot operations left
+    /// unfinished become `failed`, each with a message to start again. Returns how many.
+    fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize>;
     /// The faces of the last successful training.
     fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>>;
 
@@ -663,10 +674,13 @@ impl Store for SqliteStore {
                 "DELETE FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
                 params![kind.name(), cid, person_id],
             )?;
-            tx.execute(
-                "DELETE FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
-                params![kind.name(), cid, person_id],
-            )?;
+            // A deleted person's faces leave the trained index too: nothing of them is kept or found.
+            for table in ["faces", "trained_faces"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE kind = ?1 AND cid = ?2 AND person_id = ?3"),
+                    params![kind.name(), cid, person_id],
+                )?;
+            }
             tx.commit()?;
             Ok(n > 0)
         })
@@ -756,10 +770,16 @@ impl Store for SqliteStore {
 
     fn delete_face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<bool> {
         self.with(|conn| {
-            let n = conn.execute(
+            let tx = conn.transaction()?;
+            let n = tx.execute(
                 "DELETE FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
                 params![kind.name(), cid, person_key(person_id), face_id],
             )?;
+            tx.execute(
+                "DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
+                params![kind.name(), cid, person_key(person_id), face_id],
+            )?;
+            tx.commit()?;
             Ok(n > 0)
         })
     }
@@ -801,10 +821,24 @@ impl Store for SqliteStore {
         })
     }
 
-    fn save_trained(&self, kind: Kind, cid: &str, t: &Training, faces: &[StoredFace]) -> StoreResult<()> {
+    fn save_trained(
+        &self,
+        kind: Kind,
+        cid: &str,
+        created_ms: i64,
+        t: &Training,
+        faces: &[StoredFace],
+    ) -> StoreResult<()> {
         self.with(|conn| {
             let tx = conn.transaction()?;
-            if !collection_exists(&tx, kind, cid)? {
+            let same: Option<i64> = tx
+                .query_row(
+                    "SELECT created_ms FROM collections WHERE kind = ?1 AND id = ?2",
+                    params![kind.name(), cid],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if same != Some(created_ms) {
                 return Err(StoreError::NoCollection);
             }
             write_training(&tx, kind, cid, t)?;
@@ -830,6 +864,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let trainings = tx.execute(
+                "UPDATE training SET state = 'failed', last_action_ms = ?1, \
+                 message = 'Training was interrupted by a restart of the service; train again.' WHERE state = 'running'",
+                params![now_ms],
+            )?;
+            let operations = tx.execute(
+                "UPDATE operations SET status = 'failed', last_action_ms = ?1, \
+                 message = 'The operation was interrupted by a restart of the service; start it again.' \
+                 WHERE status IN ('notstarted', 'running')",
+                params![now_ms],
+            )?;
+            tx.commit()?;
+            Ok(trainings + operations)
+        })
+    }
+
     fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
@@ -842,10 +895,36 @@ impl Store for SqliteStore {
     }
 
     fn export(&self, kind: Kind, cid: &str) -> StoreResult<Option<Export>> {
-        let Some(collection) = self.collection(kind, cid)? else { return Ok(None) };
-        let persons = if kind.has_persons() { self.list_persons(kind, cid, None, usize::MAX >> 1)? } else { vec![] };
-        let faces = self.all_faces(kind, cid)?;
-        Ok(Some(Export { collection, persons, faces }))
+        // One transaction: persons and faces as of one instant.
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let collection = tx
+                .query_row(
+                    "SELECT id, name, user_data, recognition_model, created_ms FROM collections WHERE kind = ?1 AND id = ?2",
+                    params![kind.name(), cid],
+                    |r| read_collection(r, kind),
+                )
+                .optional()?;
+            let Some(collection) = collection else { return Ok(None) };
+            let mut persons = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT person_id, name, user_data FROM persons WHERE kind = ?1 AND cid = ?2 ORDER BY person_id",
+                )?;
+                let rows = stmt
+                    .query_map(params![kind.name(), cid], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (person_id, name, user_data) in rows {
+                    let face_ids = person_face_ids(&tx, kind, cid, &person_id)?;
+                    persons.push(Person { person_id, name, user_data, face_ids });
+                }
+            }
+            let faces = all_faces(&tx, kind, cid)?;
+            tx.commit()?;
+            Ok(Some(Export { collection, persons, faces }))
+        })
     }
 
     fn import(&self, id: &str, export: &Export) -> StoreResult<()> {
@@ -1133,11 +1212,20 @@ mod tests {
             message: None,
         };
         let faces = store.all_faces(Kind::LargePersonGroup, "g").unwrap();
-        store.save_trained(Kind::LargePersonGroup, "g", &t, &faces).unwrap();
+        store.save_trained(Kind::LargePersonGroup, "g", 1, &t, &faces).unwrap();
+        // A collection deleted and made anew is not the one trained.
+        assert_eq!(store.save_trained(Kind::LargePersonGroup, "g", 2, &t, &faces), Err(StoreError::NoCollection));
         assert!(store.delete_person(Kind::LargePersonGroup, "g", "a").unwrap());
         assert_eq!(store.all_faces(Kind::LargePersonGroup, "g").unwrap().len(), 1);
-        // The trained index keeps the state of the last training.
-        assert_eq!(store.trained_faces(Kind::LargePersonGroup, "g").unwrap().len(), 2);
+        // The trained index keeps the rest of the last training, and nothing of a deleted person.
+        let trained = store.trained_faces(Kind::LargePersonGroup, "g").unwrap();
+        assert_eq!(trained.iter().map(|f| f.person_id.as_deref()).collect::<Vec<_>>(), [Some("b")]);
+        // A training interrupted by a restart is failed, not left running.
+        let running = Training { state: TrainingState::Running, ..t.clone() };
+        store.set_training(Kind::LargePersonGroup, "g", &running).unwrap();
+        assert_eq!(store.fail_interrupted(9).unwrap(), 1);
+        let after = store.training(Kind::LargePersonGroup, "g").unwrap().unwrap();
+        assert_eq!((after.state, after.last_success_ms), (TrainingState::Failed, Some(2)));
         assert!(store.delete_collection(Kind::LargePersonGroup, "g").unwrap());
         assert!(store.training(Kind::LargePersonGroup, "g").unwrap().is_none());
         assert!(store.trained_faces(Kind::LargePersonGroup, "g").unwrap().is_empty());

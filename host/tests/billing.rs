@@ -215,3 +215,31 @@ fn metrics_are_scraped_and_json_logs_go_to_the_output_mount() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Mounts:Output"));
 }
+
+#[test]
+fn a_key_the_meter_refuses_stops_billable_queries_at_once() {
+    let dir = temp_dir("billing-invalid");
+    let port = free_port();
+    let _meter = MeterProcess {
+        child: Command::new(env!("CARGO_BIN_EXE_face-meter"))
+            .args(["Keys=somebody-else", &format!("Address=127.0.0.1:{port}")])
+            .arg(format!("DataDirectory={}", dir.join("meter").display()))
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    let settings = vec![format!("Billing=http://127.0.0.1:{port}/"), "Billing:RetrySeconds=1".into()];
+    let server = start(&dir.join("data"), &args(&settings));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = server.call("GET", "/persongroups", None);
+        if status == 401 {
+            assert!(body["error"]["message"].as_str().unwrap().contains("refused the ApiKey"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still served with a key the meter refuses: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, s) = call("GET", &format!("{}/status", server.base), None, None);
+    assert_eq!((status, s["apiStatus"].as_str()), (503, Some("Invalid")), "{s}");
+}

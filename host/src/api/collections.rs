@@ -110,25 +110,39 @@ pub async fn trained_index(
     let id = cid.to_owned();
     if !kind.needs_training() {
         let faces = state.db(move |s| s.all_faces(kind, &id)).await?;
-        return Ok(Some(Arc::new(Index::build(model, &faces))));
+        return Ok(Some(Arc::new(Index::build(model, 0, &faces))));
     }
     if let Some(index) = state.indexes.lock().unwrap_or_else(|p| p.into_inner()).get(&(kind, id.clone())) {
         return Ok(Some(index.clone()));
     }
     let loaded = state
-        .db(move |s| {
-            let trained = s.training(kind, &id)?.is_some_and(|t| t.last_success_ms.is_some());
-            if trained { Ok(Some(s.trained_faces(kind, &id)?)) } else { Ok(None) }
+        .db(move |s| match s.training(kind, &id)?.and_then(|t| t.last_success_ms) {
+            Some(at) => Ok(Some((at, s.trained_faces(kind, &id)?))),
+            None => Ok(None),
         })
         .await?;
-    let Some(faces) = loaded else { return Ok(None) };
+    let Some((trained_ms, faces)) = loaded else { return Ok(None) };
     let index = Arc::new(
-        tokio::task::spawn_blocking(move || Index::build(model, &faces))
+        tokio::task::spawn_blocking(move || Index::build(model, trained_ms, &faces))
             .await
             .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))?,
     );
-    state.indexes.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, cid.to_owned()), index.clone());
-    Ok(Some(index))
+    Ok(Some(cache_index(state, kind, cid, index)))
+}
+
+/// Caches `index` unless a newer training is cached already; returns the one cached.
+fn cache_index(state: &Shared, kind: Kind, cid: &str, index: Arc<Index>) -> Arc<Index> {
+    let mut indexes = state.indexes.lock().unwrap_or_else(|p| p.into_inner());
+    let slot = indexes.entry((kind, cid.to_owned())).or_insert_with(|| index.clone());
+    if slot.trained_ms < index.trained_ms {
+        *slot = index;
+    }
+    slot.clone()
+}
+
+/// Drops the cached index, so the next search reloads it from the store.
+fn forget_index(state: &Shared, kind: Kind, cid: &str) {
+    state.indexes.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind, cid.to_owned()));
 }
 
 fn collection_json(c: &Collection, with_model: bool) -> Map<String, Value> {
@@ -283,14 +297,15 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
             ..running.clone()
         };
         let (faces, index) = tokio::task::spawn_blocking(move || {
-            let index = Index::build(model, &faces);
+            let index = Index::build(model, done_at, &faces);
             (faces, index)
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?;
         let id = cid.clone();
-        state.db(move |s| s.save_trained(kind, &id, &done, &faces)).await?;
-        state.indexes.lock().unwrap_or_else(|p| p.into_inner()).insert((kind, cid.clone()), Arc::new(index));
+        let created = collection.created_ms;
+        state.db(move |s| s.save_trained(kind, &id, created, &done, &faces)).await?;
+        cache_index(&state, kind, &cid, Arc::new(index));
         tracing::info!(kind = kind.name(), id = %cid, ms = done_at - running.created_ms, "training succeeded");
         Ok(())
     }
@@ -421,6 +436,7 @@ pub async fn delete_person(State(state): State<Shared>, Path(p): Params, body: B
     person_or_404(&state, kind, &cid, &pid).await?;
     let (id, person) = (cid.clone(), pid.clone());
     let found = state.db(move |s| s.delete_person(kind, &id, &person)).await?;
+    forget_index(&state, kind, &cid);
     if found { Ok(ok_empty()) } else { Err(ApiError::person_not_found(StatusCode::NOT_FOUND, &pid)) }
 }
 
@@ -580,7 +596,9 @@ async fn delete_face(
         None => drop(collection_or_404(state, kind, &cid).await?),
     }
     let id = fid.clone();
-    let found = state.db(move |s| s.delete_face(kind, &cid, person.as_deref(), &id)).await?;
+    let c = cid.clone();
+    let found = state.db(move |s| s.delete_face(kind, &c, person.as_deref(), &id)).await?;
+    forget_index(state, kind, &cid);
     if found { Ok(ok_empty()) } else { Err(ApiError::persisted_face_not_found(&fid)) }
 }
 

@@ -244,20 +244,12 @@ pub async fn verify(State(state): State<Shared>, headers: HeaderMap, body: Body)
             }
             let pid = person.clone();
             let faces = state
-                .db(move |s| {
-                    let p = s.person(kind, &cid, &pid)?;
-                    Ok(match p {
-                        None => None,
-                        Some(_) => Some(
-                            s.all_faces(kind, &cid)?
-                                .into_iter()
-                                .filter(|x| x.person_id.as_deref() == Some(pid.as_str()))
-                                .collect::<Vec<_>>(),
-                        ),
-                    })
+                .db(move |s| match s.person(kind, &cid, &pid)? {
+                    None => Ok(None),
+                    Some(_) => Ok(Some(s.list_faces(kind, &cid, Some(&pid), None, kind.max_faces() as usize)?)),
                 })
                 .await?
-                .ok_or_else(|| ApiError::person_not_found(StatusCode::NOT_FOUND, &person))?;
+                .ok_or_else(|| ApiError::person_not_found(StatusCode::BAD_REQUEST, &person))?;
             faces
                 .iter()
                 .filter(|x| x.model == f.model.id())

@@ -197,9 +197,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Billing (decision 6): billable queries are refused once the meter has been unreachable past
 /// the grace period; every successful operation is journalled before its response is sent.
 async fn bill(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    if let Err((retry, message)) = state.billing.admits() {
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "BillingEndpointUnreachable", message);
-        e.retry_after = Some(retry);
+    if let Err(refusal) = state.billing.admits() {
+        let (status, code) = match refusal.status {
+            ApiStatus::Invalid => (StatusCode::UNAUTHORIZED, "401"),
+            ApiStatus::OutOfQuota => (StatusCode::FORBIDDEN, "QuotaExceeded"),
+            ApiStatus::BillingEndpointBusy => (StatusCode::SERVICE_UNAVAILABLE, "BillingEndpointBusy"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "BillingEndpointUnreachable"),
+        };
+        let mut e = ApiError::new(status, code, refusal.message);
+        e.retry_after = Some(refusal.retry_after);
         return e.into_response();
     }
     let operation = format!("{} {}", request.method(), crate::metrics::route_label(request.uri().path()));
@@ -252,7 +258,7 @@ async fn home(State(state): State<Shared>) -> Html<String> {
 
 /// `apiStatus` from the Billing endpoint, asked now; 200 when Valid, 503 with Retry-After otherwise.
 async fn status(State(state): State<Shared>) -> Response {
-    let (api_status, message) = state.billing.check().await;
+    let (api_status, message) = state.billing.status_now().await;
     let pool = state.engine.stats();
     let code = if api_status == ApiStatus::Valid { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut response = (

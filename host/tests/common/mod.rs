@@ -33,6 +33,7 @@ pub fn photo(name: &str) -> Vec<u8> {
 
 pub const KEY: &str = "server-test-key";
 
+#[derive(Debug)]
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -107,6 +108,7 @@ impl Server {
     }
 }
 
+#[derive(Debug)]
 pub enum Body {
     Json(Value),
     Bytes(&'static str, Vec<u8>),
@@ -150,6 +152,7 @@ pub fn image(bytes: Vec<u8>) -> Option<Body> {
 }
 
 /// A running face-meter, killed on drop.
+#[derive(Debug)]
 pub struct MeterProcess {
     pub child: Child,
     pub port: u16,
