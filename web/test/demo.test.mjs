@@ -8,7 +8,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdtemp, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { deflateSync } from "node:zlib";
@@ -97,12 +97,13 @@ let page;
 const pageErrors = [];
 const consoleErrors = [];
 
-/** The face rectangles the server's REST detect finds in a photo, as "left,top,width,height". */
+/** The face rectangles the server's REST detect finds in a photo (a name in FACE_PHOTOS or a
+ * full path), as "left,top,width,height". */
 async function restDetect(file) {
   const response = await fetch(`${base}/face/v1.0/detect`, {
     method: "POST",
     headers: { "Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream" },
-    body: await readFile(path.join(PHOTOS, file)),
+    body: await readFile(path.isAbsolute(file) ? file : path.join(PHOTOS, file)),
     signal: AbortSignal.timeout(60_000),
   });
   const text = await response.text();
@@ -360,6 +361,25 @@ describe("the in-browser demo served by face-server", { timeout: 290_000 }, () =
     assert.match(await page.getByTestId("camera-stats").textContent(), /\d+ faces? · frame \d+×\d+ · capture .* · detect .*/);
     await page.getByRole("button", { name: "Stop camera" }).click();
     assert.equal(await page.getByTestId("camera").isHidden(), true);
+  });
+
+  // With FACE_SHARED_DATA (the labelled data beside the repo, for the acceptance run): every
+  // group photo of detection/group, faces drawn against the engine's count through REST.
+  const shared = process.env.FACE_SHARED_DATA;
+  if (shared) test("shared data: the faces drawn on each group photo match the engine's count", { timeout: 240_000 }, async () => {
+    const dir = path.join(shared, "detection", "group");
+    const files = (await readdir(dir)).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort();
+    let faces = 0;
+    for (const file of files) {
+      const full = path.join(dir, file);
+      if ((await stat(full)).size > 6 * 1024 * 1024) continue;
+      const expected = (await restDetect(full)).length;
+      const [card] = await addFiles([full]);
+      assert.equal(await faceCount(card), expected, `${file}: faces drawn vs the engine's count`);
+      faces += expected;
+      await card.getByRole("button", { name: /Remove/ }).click();
+    }
+    console.log(`shared data: ${files.length} group photos, ${faces} faces, every count equal to the engine's`);
   });
 
   test("no uncaught errors in the page", () => {

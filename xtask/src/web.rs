@@ -2,7 +2,8 @@
 //! the npm package (`pkg/`, built by `cargo xtask npm`) and the models (`models/`). Any static
 //! file server can serve it; face-server serves it at `/demo`.
 //! `cargo xtask web-test`: builds it and runs the demo's Playwright test (web/test) in headless
-//! Chromium against the page served by the real face-server.
+//! Chromium against the page served by the real face-server; with `--data ../shared/data`, also
+//! every group photo of the labelled data.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,13 +69,19 @@ pub fn web(args: &[String]) -> Result<()> {
 
 /// Builds the demo and face-server, then runs web/test with Node's test runner.
 pub fn web_test(args: &[String]) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: cargo xtask web-test");
-    }
+    let shared = match args {
+        [] => None,
+        [flag, dir] if flag == "--data" => Some(PathBuf::from(dir).canonicalize()?),
+        _ => bail!("usage: cargo xtask web-test [--data DIR]"),
+    };
     web(&[])?;
     let (server, guest) = crate::e2e::build_server()?;
     let tools = crate::npm::test_tools()?;
-    run(Command::new("node")
+    let mut node = Command::new("node");
+    if let Some(dir) = shared {
+        node.env("FACE_SHARED_DATA", dir);
+    }
+    run(node
         .args(["--test", "--test-reporter=spec"])
         .arg(repo_root().join("web/test/demo.test.mjs"))
         .env("FACE_NPM_TOOLS", &tools)
