@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The in-browser demo's folder, served at /demo.
     pub demo: PathBuf,
+    /// Requests that may hold a request body (up to 6 MB each) at once; more wait.
+    pub max_uploads: usize,
     /// Requests that may hold or wait for an engine instance before 429 RateLimitExceeded.
     pub max_engine_queue: usize,
 }
@@ -144,6 +146,7 @@ impl ServerConfig {
                 "a whole number of seconds",
             )?),
             demo: setting(s, "Server:Demo").map(PathBuf::from).unwrap_or_else(default_demo),
+            max_uploads: parse(s, "Server:MaxUploads", 64, "a whole number of requests")?.max(1),
             max_engine_queue: parse(s, "Engine:MaxQueue", engine.pool_size * 16, "a whole number of requests")?.max(1),
             engine,
         })
@@ -195,6 +198,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let state = Arc::new(AppState {
         engine,
         billing: billing.clone(),
+        uploads: tokio::sync::Semaphore::new(config.max_uploads),
         metrics: Default::default(),
         store,
         face_ids: FaceIds::new(config.face_id_capacity),
@@ -213,6 +217,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         loop {
             tick.tick().await;
             sweeper.face_ids.sweep();
+            api::snapshots::expire(&sweeper).await;
         }
     });
     let listener = tokio::net::TcpListener::bind(config.address)

@@ -301,6 +301,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> StoreResult<bool>;
     fn delete_snapshot(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes snapshots taken before `ms`; returns how many.
+    fn delete_snapshots_before(&self, ms: i64) -> StoreResult<usize>;
     fn put_operation(&self, op: &Operation) -> StoreResult<()>;
     fn operation(&self, id: &str) -> StoreResult<Option<Operation>>;
 
@@ -1021,6 +1023,10 @@ impl Store for SqliteStore {
         self.with(|conn| Ok(conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])? > 0))
     }
 
+    fn delete_snapshots_before(&self, ms: i64) -> StoreResult<usize> {
+        self.with(|conn| Ok(conn.execute("DELETE FROM snapshots WHERE created_ms < ?1", params![ms])?))
+    }
+
     fn put_operation(&self, op: &Operation) -> StoreResult<()> {
         self.with(|conn| {
             conn.execute(
@@ -1274,6 +1280,9 @@ mod tests {
         store.import("copy", &export).unwrap();
         assert_eq!(store.all_faces(Kind::LargeFaceList, "copy").unwrap(), faces);
         assert_eq!(store.import("copy", &export), Err(StoreError::Exists));
+        assert_eq!(store.delete_snapshots_before(1), Ok(0));
+        assert_eq!(store.delete_snapshots_before(2), Ok(1));
+        assert!(store.snapshot("s").unwrap().is_none());
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -109,6 +109,9 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A body longer than its limit is still read (and dropped) up to this many bytes, so that the
 /// client, still sending, receives the error instead of a broken connection.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
@@ -141,10 +144,31 @@ async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
 /// Middleware: reads the whole request body before the handler runs, so that an answer given
 /// before the handler looks at the body (a bad parameter, an unknown id) never cuts off a
 /// client that is still sending. Bodies over 6 MB are drained and answered here.
-pub async fn buffer_body(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+///
+/// At most `AppState::uploads` requests hold a body at once (the rest wait), which bounds the
+/// memory bodies take, and a body must arrive within `BODY_TIMEOUT`.
+pub async fn buffer_body(
+    axum::extract::State(state): axum::extract::State<super::Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let Ok(_permit) = state.uploads.acquire().await else {
+        return ApiError::internal("the upload limiter is closed").into_response();
+    };
     let (parts, body) = request.into_parts();
-    match read_body(body, MAX_IMAGE_BYTES).await {
+    let read = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, MAX_IMAGE_BYTES)).await {
+        Ok(r) => r,
+        Err(_) => {
+            return ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "OperationTimeOut",
+                format!("Request Timeout: the request body did not arrive within {} s.", BODY_TIMEOUT.as_secs()),
+            )
+            .into_response();
+        }
+    };
+    match read {
         Ok(Some(bytes)) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
         Ok(None) => {
             let image = content_type(&parts.headers)

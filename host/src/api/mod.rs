@@ -42,6 +42,8 @@ pub struct AppState {
     /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
     pub api_key: Option<String>,
     pub billing: Arc<Billing>,
+    /// Requests allowed to hold a buffered body at once (`Server:MaxUploads`).
+    pub uploads: tokio::sync::Semaphore,
     pub metrics: Metrics,
     /// Requests holding or waiting for an engine instance, and the most allowed before 429.
     pub engine_queue: AtomicUsize,
@@ -137,7 +139,7 @@ pub fn router(state: Shared) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(input::buffer_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), input::buffer_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), bill))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_key));
 

@@ -15,6 +15,19 @@ use super::input::{self, Query};
 use super::{Shared, drain, iso8601, now_ms, ok_empty, ok_json};
 use crate::store::{Kind, Operation, Snapshot, StoreError};
 
+/// Snapshots expire this long after they are taken, as on Azure.
+pub const SNAPSHOT_LIFETIME_MS: i64 = 48 * 3600 * 1000;
+
+/// Deletes expired snapshots (the server's sweeper calls this).
+pub async fn expire(state: &Shared) {
+    let before = now_ms() - SNAPSHOT_LIFETIME_MS;
+    match state.db(move |s| s.delete_snapshots_before(before)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "expired snapshots deleted"),
+        Err(e) => tracing::warn!(error = %e, "expired snapshots could not be deleted"),
+    }
+}
+
 fn snapshot_not_found(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "SnapshotNotFound", format!("Snapshot {id} is not found."))
 }
@@ -152,6 +165,7 @@ pub async fn list(State(state): State<Shared>, RawQuery(raw): RawQuery) -> ApiRe
         None => vec![],
         Some(s) => s.split(',').map(|id| input::uuid(id.trim(), "applyScope entry")).collect::<ApiResult<_>>()?,
     };
+    expire(&state).await;
     let all = state.db(|s| s.list_snapshots()).await?;
     let shown: Vec<Value> = all
         .iter()
@@ -169,6 +183,7 @@ fn snapshot_id(p: &str) -> ApiResult<String> {
 /// GET /snapshots/{id}
 pub async fn get(State(state): State<Shared>, Path(sid): Path<String>) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
+    expire(&state).await;
     let id = sid.clone();
     let (s, _) = state.db(move |s| s.snapshot(&id)).await?.ok_or_else(|| snapshot_not_found(&sid))?;
     ok_json(snapshot_json(&state, &s))
@@ -227,6 +242,7 @@ pub async fn apply(
         return Err(ApiError::bad_argument("'mode' is invalid; the only mode is CreateNew."));
     }
     let object_id = req.object_id.unwrap_or_default();
+    expire(&state).await;
     let id = sid.clone();
     let (snapshot, export) = state.db(move |s| s.snapshot(&id)).await?.ok_or_else(|| snapshot_not_found(&sid))?;
     input::collection_id(&object_id, snapshot.kind.name())?;
