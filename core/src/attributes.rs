@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::geometry::{Point, RectF};
+use crate::headpose::{HeadPose, head_pose};
 use crate::landmarks::recognizer_box;
 use crate::model::Model;
 use crate::tensor::crop_pad_square;
@@ -65,6 +66,8 @@ pub struct Attributes {
     /// Mean luminance of the face, 0..1; level Low = under-, Medium = good, High = over-exposed.
     pub exposure: Measure,
     pub noise: Measure,
+    /// Roll, yaw and pitch from the 68 landmarks (`None` only for a degenerate fit).
+    pub head_pose: Option<HeadPose>,
 }
 
 /// The two attribute nets.
@@ -110,6 +113,7 @@ pub(crate) fn attributes(
         blur: level(blur(&face), 0.25, 0.75),
         exposure: level(exposure(&face), 0.25, 0.75),
         noise: level(noise(&face), 0.3, 0.7),
+        head_pose: head_pose(landmarks68),
     })
 }
 

@@ -36,6 +36,7 @@ mod embed;
 mod engine;
 mod error;
 mod geometry;
+mod headpose;
 mod landmarks;
 mod model;
 mod tensor;
@@ -55,6 +56,7 @@ pub use crate::{
     engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle},
     error::{Error, Result},
     geometry::{Point, RectF, Similarity},
+    headpose::{HeadPose, head_pose},
     landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},
     model::Model,
 };

@@ -102,6 +102,10 @@ async fn the_guest_gives_the_native_core_results() {
             for (a, b) in ga.expressions.iter().zip(na.expressions) {
                 assert!((a - b).abs() < 1e-3, "{name}: expressions {:?} vs {:?}", ga.expressions, na.expressions);
             }
+            let (gp, np) = (ga.head_pose.expect("guest head pose"), na.head_pose.unwrap());
+            for (a, b) in [(gp.roll, np.roll), (gp.yaw, np.yaw), (gp.pitch, np.pitch)] {
+                assert!((a - b).abs() < 0.1, "{name}: head pose {gp:?} vs {np:?}");
+            }
             for (a, b) in [(ga.smile, na.smile), (ga.blur.value, na.blur.value), (ga.exposure.value, na.exposure.value)]
             {
                 assert!((a - b).abs() < 1e-3, "{name}: {a} vs {b}");

@@ -659,7 +659,8 @@ def area_detect_inputs(t: E2E) -> None:
 
 
 def area_detect_attributes(t: E2E) -> None:
-    faces = t.detect("obama.jpg", return_face_attributes=["age", "gender"])
+    wanted = ["age", "gender", "headPose", "smile", "blur", "exposure", "noise"]
+    faces = t.detect("obama.jpg", return_face_attributes=wanted)
     attrs = faces[0].face_attributes if faces else None
     age = getattr(attrs, "age", None)
     t.check(
@@ -667,6 +668,30 @@ def area_detect_attributes(t: E2E) -> None:
     )
     gender = getattr(attrs, "gender", None)
     t.check("detect attributes: gender of obama.jpg is male", gender == "male", f"got {gender!r}")
+    pose = getattr(attrs, "head_pose", None)
+    angles = [getattr(pose, a, None) for a in ("roll", "yaw", "pitch")]
+    t.check(
+        "detect attributes: obama.jpg faces the camera (|roll|, |yaw|, |pitch| < 25)",
+        all(v is not None and abs(v) < 25 for v in angles),
+        f"got {angles}",
+    )
+    smile = getattr(attrs, "smile", None)
+    t.check("detect attributes: smile in 0..1", smile is not None and 0 <= smile <= 1, f"got {smile}")
+    levels = [
+        getattr(getattr(attrs, "blur", None), "blur_level", None),
+        getattr(getattr(attrs, "exposure", None), "exposure_level", None),
+        getattr(getattr(attrs, "noise", None), "noise_level", None),
+    ]
+    t.check("detect attributes: blur, exposure and noise levels", all(levels), f"got {levels}")
+    # Attributes the engine does not compute are refused, never invented.
+    t.expect_error(
+        "detect attributes: emotion is refused until the engine computes all eight",
+        t.client.face.detect_with_stream,
+        t.stream("obama.jpg"),
+        return_face_attributes=["emotion"],
+        code="BadArgument",
+        status=400,
+    )
 
 
 def area_detect_detection_02(t: E2E) -> None:

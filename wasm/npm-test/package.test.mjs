@@ -66,6 +66,8 @@ test("the API: pixels, findSimilar, group, version, and named errors", async () 
   assert.ok(a.age > 25 && a.age < 90, `age ${a.age}`);
   assert.equal(a.expressions.length, 7);
   assert.ok(["low", "medium", "high"].includes(a.exposure.level));
+  // A near-frontal, upright face: small angles.
+  for (const angle of ["roll", "yaw", "pitch"]) assert.ok(Math.abs(a.headPose[angle]) < 25, `${angle} ${a.headPose[angle]}`);
   assert.match(version(), /^\d+\.\d+\.\d+$/);
   const embed = (name) => engine.detect(readFileSync(photo(name)), { recognition: "faceapi_resnet" })[0].embedding;
   const [obama, obama2, obama3, biden] = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"].map(embed);

@@ -1,6 +1,7 @@
 import type { DetectOptions, Embedding, Face, Grouping, Models, Similar, Verification } from "./dist/face_engine.js";
 export type {
-  Attributes, DetectOptions, Embedding, Face, FaceLandmarks, Grouping, Measure, Models, Point, RecognitionModel, Rect,
+  Attributes, DetectOptions, Embedding, Face, FaceLandmarks, Grouping, HeadPose, Measure, Models, Point, RecognitionModel,
+  Rect,
   Similar, Verification,
 } from "./dist/face_engine.js";
 

@@ -110,6 +110,7 @@ fn face(f: face_core::Face) -> wit::Face {
             blur: measure(a.blur),
             exposure: measure(a.exposure),
             noise: measure(a.noise),
+            head_pose: a.head_pose.map(|p| wit::HeadPose { roll: p.roll, yaw: p.yaw, pitch: p.pitch }),
         }),
     }
 }

@@ -12,7 +12,8 @@ export interface Models { detector: Uint8Array; landmarks68: Uint8Array; sface: 
 export type RecognitionModel = "sface_2021dec" | "faceapi_resnet";
 export interface DetectOptions { minScore?: number; maxFaces?: number; landmarks?: boolean; recognition?: RecognitionModel | null; attributes?: boolean; }
 export interface Measure { value: number; level: "low" | "medium" | "high"; }
-export interface Attributes { age: number; gender: "male" | "female"; genderConfidence: number; expressions: number[]; smile: number; blur: Measure; exposure: Measure; noise: Measure; }
+export interface HeadPose { roll: number; yaw: number; pitch: number; }
+export interface Attributes { age: number; gender: "male" | "female"; genderConfidence: number; expressions: number[]; smile: number; blur: Measure; exposure: Measure; noise: Measure; headPose?: HeadPose | null; }
 export interface Point { x: number; y: number; }
 export interface Rect { left: number; top: number; width: number; height: number; }
 export interface Embedding { model: RecognitionModel; vector: number[]; }

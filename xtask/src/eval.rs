@@ -434,6 +434,28 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
         "13 of 14",
     );
 
+    // Head pose: the sign of the labelled angle on attributes/headpose. The file names say left
+    // and right in the image's frame (right_face.png turns toward the image's right; the
+    // wryneck photos tilt the top of the head toward that side).
+    let expect: [(&str, fn(&face_core::HeadPose) -> f32, f32); 6] = [
+        ("headpose/left_face.jpeg", |p| p.yaw, 1.0),
+        ("headpose/right_face.png", |p| p.yaw, -1.0),
+        ("headpose/rise_face.jpeg", |p| p.pitch, -1.0),
+        ("headpose/lower_face.jpeg", |p| p.pitch, 1.0),
+        ("headpose/left_wryneck.png", |p| p.roll, -1.0),
+        ("headpose/right_wryneck.png", |p| p.roll, 1.0),
+    ];
+    let mut agree = 0;
+    let mut seen = Vec::new();
+    for (file, angle, sign) in expect {
+        let img = load(engine, &dir.join(file), timings)?;
+        let pose = attributes_of(engine, &img, timings)?.and_then(|a| a.head_pose);
+        let value = pose.as_ref().map(angle).unwrap_or(f32::NAN);
+        agree += usize::from(value * sign > 0.0);
+        seen.push(format!("{}={value:.0}", file.trim_start_matches("headpose/").split('.').next().unwrap_or(file)));
+    }
+    row(&format!("head-pose sign agreement on attributes/headpose ({})", seen.join(", ")), format!("{agree}/6"), "6/6");
+
     // Ladders from one photo: each measure must rise with the distortion it measures.
     let photo =
         load(engine, &data.join("verification/images/lfw_krasserm/Ariel_Sharon/Ariel_Sharon_0001.jpg"), timings)?;

@@ -34,9 +34,9 @@ pub const ATTRIBUTES: [&str; 14] = [
     "noise",
 ];
 
-/// Attributes the engine computes. The others (headPose, emotion until contempt has a source,
+/// Attributes the engine computes. The others (emotion until contempt has a source,
 /// facialHair, glasses, hair, makeup, occlusion, accessories) are refused, never invented.
-pub const SUPPORTED_ATTRIBUTES: [&str; 6] = ["age", "gender", "smile", "blur", "exposure", "noise"];
+pub const SUPPORTED_ATTRIBUTES: [&str; 7] = ["age", "gender", "headPose", "smile", "blur", "exposure", "noise"];
 
 /// Detector score threshold per `detectionModel`. detection_02 is Azure's model for small,
 /// side and blurry faces without landmarks or attributes; here it is the same detector at a
@@ -185,6 +185,10 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
             "age" => json!((f64::from(a.age) * 10.0).round() / 10.0),
             "gender" => json!(if matches!(a.gender, guest::Gender::Male) { "male" } else { "female" }),
             "smile" => json!(round(a.smile)),
+            "headPose" => match &a.head_pose {
+                Some(p) => json!({ "roll": round1(p.roll), "yaw": round1(p.yaw), "pitch": round1(p.pitch) }),
+                None => Value::Null,
+            },
             "blur" => {
                 json!({ "blurLevel": level(a.blur.level, ["Low", "Medium", "High"]), "value": round(a.blur.value) })
             }
