@@ -11,14 +11,16 @@ RUN apt-get update \
 RUN rustup target add wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown
 WORKDIR /src
 COPY . .
-ENV FACE_CACHE=/cache CARGO_TARGET_DIR=/cache/target
+# The repo's rust-toolchain.toml says "stable"; build with the image's own 1.95.0.
+ENV FACE_CACHE=/cache CARGO_TARGET_DIR=/cache/target RUSTUP_TOOLCHAIN=1.95.0
 RUN cargo xtask package --release /opt/face
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin face \
+    && groupadd --system --gid 10001 face \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin face \
     && mkdir -p /data /output \
     && chown face:face /data /output
 COPY --from=build /opt/face /opt/face

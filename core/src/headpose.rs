@@ -156,6 +156,10 @@ mod tests {
         // Pitch > 0: the nose tip moves down toward the mouth.
         let (level, down) = (seen(0.0, 0.0, 0.0), seen(0.0, 0.0, 25.0));
         assert!(down[48].y - down[30].y < level[48].y - level[30].y);
+        // ... and the fit reads each back with that sign.
+        assert!(head_pose(&tilted).unwrap().roll > 10.0);
+        assert!(head_pose(&turned).unwrap().yaw > 20.0);
+        assert!(head_pose(&down).unwrap().pitch > 15.0);
     }
 
     #[test]

@@ -1691,6 +1691,7 @@ def area_dataset(t: E2E, data_dir: Path, deadline: float) -> None:
         missing = sum(1 for v in face_ids.values() if v is None)
         accuracy = right / len(pairs) if pairs else 0.0
         print(f"verify accuracy: {right}/{len(pairs)} = {accuracy:.4f} ({missing} images without a face)")
+        t.check("data: verify accuracy >= 0.99", accuracy >= 0.99, f"got {accuracy:.4f}")
         if out_of_time("find similar and group"):
             return
 

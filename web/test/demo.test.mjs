@@ -143,7 +143,7 @@ async function compareResult() {
   };
 }
 
-describe("the in-browser demo served by face-server", { timeout: 290_000 }, () => {
+describe("the in-browser demo served by face-server", { timeout: process.env.FACE_SHARED_DATA ? 1_200_000 : 900_000 }, () => {
   before(async () => {
     tmp = await mkdtemp(path.join(tmpdir(), "face-demo-"));
     await mkdir(ARTIFACTS, { recursive: true });

@@ -29,6 +29,8 @@ pub fn build_server() -> Result<(PathBuf, PathBuf)> {
 /// (started here, stopped with the server); arguments are more settings (they win).
 pub fn serve(args: &[String]) -> Result<()> {
     let (server, guest) = build_server()?;
+    // The in-browser demo at /demo.
+    crate::web::web(&[])?;
     let key = std::env::var("FACE_API_KEY").unwrap_or_else(|_| "local-key".to_owned());
     let data = std::env::var_os("FACE_DATA").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("data"));
     let meter_bin = server.with_file_name("face-meter");

@@ -56,9 +56,14 @@ fn init_logging(settings: &Settings) -> Result<(), String> {
 }
 
 /// `face-server healthcheck [URL]`: exits 0 when `/ready` answers 200 (the image's HEALTHCHECK;
-/// the runtime image has no curl).
+/// the runtime image has no curl). Without a URL it asks the port of `Server__Address` (or
+/// `SERVER__ADDRESS`) on loopback, 5000 by default.
 fn healthcheck(url: Option<String>) -> ExitCode {
-    let url = url.unwrap_or_else(|| "http://127.0.0.1:5000/ready".into());
+    let port = std::env::vars()
+        .find(|(k, _)| k.eq_ignore_ascii_case("server__address"))
+        .and_then(|(_, v)| v.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(5000);
+    let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/ready"));
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(5))).build().into();
     match agent.get(&url).call() {
