@@ -15,16 +15,6 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
-/// The model files the server loads.
-const MODELS: [&str; 6] = [
-    "face_detection_yunet_2023mar.onnx",
-    "faceapi_landmark68.onnx",
-    "face_recognition_sface_2021dec.onnx",
-    "faceapi_recognition.onnx",
-    "faceapi_age_gender.onnx",
-    "faceapi_expression.onnx",
-];
-
 const SWAGGER_UI: [&str; 4] =
     ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"];
 
@@ -62,7 +52,7 @@ pub fn package(args: &[String]) -> Result<()> {
         copy(&target.join(dir).join(bin), &out.join(bin))?;
     }
     copy(&target.join("wasm32-wasip2").join(dir).join("face_wasm.wasm"), &out.join("face_wasm.wasm"))?;
-    for m in MODELS {
+    for m in crate::web::model_files() {
         copy(&models_dir().join(m), &out.join("models").join(m))?;
     }
     for f in SWAGGER_UI {

@@ -14,15 +14,10 @@ use crate::util::{models_dir, repo_root, run};
 
 /// The files of the page itself, copied from `web/`.
 const PAGE: [&str; 3] = ["index.html", "app.js", "style.css"];
-/// The models the page loads.
-const MODELS: [&str; 6] = [
-    "face_detection_yunet_2023mar.onnx",
-    "faceapi_landmark68.onnx",
-    "face_recognition_sface_2021dec.onnx",
-    "faceapi_recognition.onnx",
-    "faceapi_age_gender.onnx",
-    "faceapi_expression.onnx",
-];
+/// The model files the page (and the server) load: face-core's required and attribute models.
+pub fn model_files() -> impl Iterator<Item = &'static str> {
+    face_core::ModelSet::FILES.into_iter().chain(face_core::ModelSet::ATTRIBUTE_FILES)
+}
 
 pub fn dist_dir() -> PathBuf {
     repo_root().join("web/dist")
@@ -59,7 +54,7 @@ pub fn web(args: &[String]) -> Result<()> {
             .with_context(|| format!("copying web/{file}"))?;
     }
     copy_dir(&crate::npm::pkg_dir(), &dist.join("pkg"))?;
-    for model in MODELS {
+    for model in model_files() {
         std::fs::copy(models_dir().join(model), dist.join("models").join(model))
             .with_context(|| format!("copying models/{model}: run `cargo xtask models`"))?;
     }
