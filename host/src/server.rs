@@ -21,8 +21,9 @@ use crate::store::{SqliteStore, Store};
 pub enum Storage {
     /// SQLite file `face.db` in this directory (the default: persistent).
     Sqlite(PathBuf),
-    /// In memory; gone when the process ends.
-    Memory,
+    /// In memory; gone when the process ends. The usage journal still goes to disk, in
+    /// `usage/` under this directory, so unsent usage survives a restart.
+    Memory(PathBuf),
 }
 
 /// Everything face-server needs, parsed once from the settings.
@@ -94,7 +95,7 @@ impl ServerConfig {
         let data_dir = setting(s, "Storage:DataDirectory").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data"));
         let storage = match setting(s, "Storage:Scenario").map(str::to_ascii_lowercase).as_deref() {
             None | Some("sqlite") => Storage::Sqlite(data_dir.clone()),
-            Some("memory") => Storage::Memory,
+            Some("memory") => Storage::Memory(data_dir.clone()),
             Some(other) => {
                 return Err(SettingsError::Invalid {
                     setting: "Storage:Scenario",
@@ -181,8 +182,14 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             Storage::Sqlite(dir) => Arc::new(SqliteStore::open_dir(dir).with_context(|| {
                 format!("cannot open the face database in {} (Storage:DataDirectory)", dir.display())
             })?),
-            Storage::Memory => Arc::new(SqliteStore::in_memory()?),
+            Storage::Memory(_) => Arc::new(SqliteStore::in_memory()?),
         };
+    let journal: Arc<dyn Store> = match &config.storage {
+        Storage::Sqlite(_) => store.clone(),
+        Storage::Memory(dir) => Arc::new(SqliteStore::open_dir(&dir.join("usage")).with_context(|| {
+            format!("cannot open the usage journal in {} (Storage:DataDirectory)", dir.join("usage").display())
+        })?),
+    };
     let interrupted = store.fail_interrupted(api::now_ms())?;
     if interrupted > 0 {
         tracing::warn!(
@@ -193,7 +200,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let started = Instant::now();
     let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, pool = config.engine.pool_size, "engine ready");
-    let billing = Arc::new(Billing::new(config.billing.clone(), store.clone()));
+    let billing = Arc::new(Billing::new(config.billing.clone(), journal));
     let heartbeat = billing.spawn_heartbeat();
     let state = Arc::new(AppState {
         engine,
@@ -203,6 +210,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         store,
         face_ids: FaceIds::new(config.face_id_capacity),
         indexes: Mutex::new(HashMap::new()),
+        training: Mutex::new(HashMap::new()),
         fetcher: Fetcher::new(&config.fetch),
         api_key: config.api_key.clone(),
         swagger_ui: config.swagger_ui.is_dir().then(|| config.swagger_ui.clone()),

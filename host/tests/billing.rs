@@ -243,3 +243,25 @@ fn a_key_the_meter_refuses_stops_billable_queries_at_once() {
     let (status, s) = call("GET", &format!("{}/status", server.base), None, None);
     assert_eq!((status, s["apiStatus"].as_str()), (503, Some("Invalid")), "{s}");
 }
+
+#[test]
+fn with_memory_storage_the_usage_journal_still_survives_a_restart() {
+    let dir = temp_dir("billing-memory");
+    let port = free_port();
+    let settings = vec![
+        "Storage:Scenario=Memory".to_owned(),
+        format!("Billing=http://127.0.0.1:{port}/"),
+        "Billing:IntervalSeconds=1".into(),
+        "Billing:RetrySeconds=1".into(),
+    ];
+    let data = dir.join("data");
+    let mut server = start(&data, &args(&settings));
+    // No meter yet: the calls are journalled and wait.
+    let billed = some_calls(&server);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let meter = start_meter(&dir.join("meter"), port);
+    let server = start(&data, &args(&settings));
+    wait_backlog_empty(&server, Duration::from_secs(20));
+    assert_eq!(meter.totals(), (billed, billed, 0));
+}

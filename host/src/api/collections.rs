@@ -262,11 +262,43 @@ pub async fn train(State(state): State<Shared>, Path(p): Params, body: Body) -> 
         return Err(route_not_found());
     }
     let collection = collection_or_404(&state, kind, &cid).await?;
-    let id = cid.clone();
-    let previous = state.db(move |s| s.training(kind, &id)).await?;
-    if previous.as_ref().is_some_and(|t| t.state == TrainingState::Running) {
-        return Ok(StatusCode::ACCEPTED.into_response());
+    {
+        // One training per collection at a time; a train call during one asks for another
+        // round when it ends, so faces added meanwhile are not left out.
+        let mut training = state.training.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(again) = training.get_mut(&(kind, cid.clone())) {
+            *again = true;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        training.insert((kind, cid.clone()), false);
     }
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            start_training(&task_state, kind, &cid, &collection).await;
+            let mut training = task_state.training.lock().unwrap_or_else(|p| p.into_inner());
+            match training.get_mut(&(kind, cid.clone())) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    training.remove(&(kind, cid.clone()));
+                    break;
+                }
+            }
+        }
+    });
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Records the training as running, then runs it.
+async fn start_training(state: &Shared, kind: Kind, cid: &str, collection: &Collection) {
+    let id = cid.to_owned();
+    let previous = match state.db(move |s| s.training(kind, &id)).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start");
+            return;
+        }
+    };
     let started = now_ms();
     let running = Training {
         state: TrainingState::Running,
@@ -275,12 +307,14 @@ pub async fn train(State(state): State<Shared>, Path(p): Params, body: Body) -> 
         last_success_ms: previous.and_then(|t| t.last_success_ms),
         message: None,
     };
-    let id = cid.clone();
-    let r = running.clone();
-    state.db(move |s| s.set_training(kind, &id, &r)).await.map_err(|e| store_err(e, kind, &cid, None))?;
-    let task_state = state.clone();
-    tokio::spawn(async move { run_training(task_state, kind, cid, collection, running).await });
-    Ok(StatusCode::ACCEPTED.into_response())
+    let (id, r) = (cid.to_owned(), running.clone());
+    if let Err(e) = state.db(move |s| s.set_training(kind, &id, &r)).await {
+        if e != StoreError::NoCollection {
+            tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start");
+        }
+        return;
+    }
+    run_training(state.clone(), kind, cid.to_owned(), collection.clone(), running).await;
 }
 
 async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collection, running: Training) {

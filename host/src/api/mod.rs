@@ -36,6 +36,8 @@ pub struct AppState {
     pub engine: EnginePool,
     pub store: Arc<dyn Store>,
     pub face_ids: FaceIds,
+    /// Collections training now; `true` when another round was asked for meanwhile.
+    pub training: Mutex<HashMap<(Kind, String), bool>>,
     /// Trained indexes, loaded from the store on first use.
     pub indexes: Mutex<HashMap<(Kind, String), Arc<Index>>>,
     pub fetcher: Fetcher,
