@@ -518,7 +518,7 @@ function startPage() {
 
   // --- the table of faces ---------------------------------------------------------------------
   function faceTable(photo) {
-    const columns = ["Face", "Rectangle", "Score", "Age", "Gender", "Smile", "Expression", "Blur", "Exposure", "Noise", "Compare"];
+    const columns = ["Face", "Rectangle", "Score", "Age", "Gender", "Smile", "Expression", "Head pose", "Blur", "Exposure", "Noise", "Compare"];
     const table = el("table", { class: "faces" },
       el("caption", { class: "visually-hidden", text: `Faces in ${photo.name}` }),
       el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", text: c })))));
@@ -536,6 +536,7 @@ function startPage() {
         el("td", { "data-label": "Gender", text: a ? `${a.gender} (${pct(a.genderConfidence)})` : "—" }),
         el("td", { "data-label": "Smile", text: a ? pct(a.smile) : "—" }),
         el("td", { "data-label": "Expression" }, a ? expressionText(a.expressions) : "—"),
+        el("td", { "data-label": "Head pose", text: a?.headPose ? `roll ${a.headPose.roll.toFixed(0)}° · yaw ${a.headPose.yaw.toFixed(0)}° · pitch ${a.headPose.pitch.toFixed(0)}°` : "—" }),
         el("td", { "data-label": "Blur", text: measure(a?.blur) }),
         el("td", { "data-label": "Exposure", text: measure(a?.exposure) }),
         el("td", { "data-label": "Noise", text: measure(a?.noise) }),
@@ -543,7 +544,11 @@ function startPage() {
           el("button", { type: "button", class: "button small", text: "A", "aria-label": `Use ${faceLabel(entry)} as face A`, disabled: !face.embedding, onclick: () => pick("a", entry.key) }),
           el("button", { type: "button", class: "button small", text: "B", "aria-label": `Use ${faceLabel(entry)} as face B`, disabled: !face.embedding, onclick: () => pick("b", entry.key) })),
       ];
-      body.append(el("tr", { "data-face": entry.key, "data-rect": `${r.left},${r.top},${r.width},${r.height}` }, cells));
+      const attrs = a ? JSON.stringify({
+        age: a.age, gender: a.gender, smile: a.smile, headPose: a.headPose ?? null,
+        blur: a.blur.value, exposure: a.exposure.value, noise: a.noise.value,
+      }) : "";
+      body.append(el("tr", { "data-face": entry.key, "data-rect": `${r.left},${r.top},${r.width},${r.height}`, "data-attributes": attrs }, cells));
     }
     table.append(body);
     return el("div", { class: "table-wrap" }, table);

@@ -238,6 +238,27 @@ describe("the in-browser demo served by face-server", { timeout: process.env.FAC
     }
   });
 
+  test("the attributes shown are the server's for the same photo", { timeout: 120_000 }, async () => {
+    const response = await fetch(`${base}/face/v1.0/detect?returnFaceAttributes=age,gender,headPose,smile,blur,exposure,noise`, {
+      method: "POST",
+      headers: { "Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream" },
+      body: await readFile(path.join(PHOTOS, "obama.jpg")),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const [rest] = await response.json();
+    const row = page.locator('[data-testid="photo"][data-file="obama.jpg"] tr[data-attributes]').first();
+    const shown = JSON.parse(await row.getAttribute("data-attributes"));
+    const r = rest.faceAttributes;
+    const close = (a, b, tol, what) => assert.ok(Math.abs(a - b) <= tol, `${what}: page ${a}, REST ${b}`);
+    close(shown.age, r.age, 0.1, "age");
+    assert.equal(shown.gender, r.gender);
+    close(shown.smile, r.smile, 0.002, "smile");
+    for (const k of ["roll", "yaw", "pitch"]) close(shown.headPose[k], r.headPose[k], 0.1, `headPose.${k}`);
+    close(shown.blur, r.blur.value, 0.002, "blur");
+    close(shown.exposure, r.exposure.value, 0.002, "exposure");
+    close(shown.noise, r.noise.value, 0.002, "noise");
+  });
+
   test("verify: one person is identical, two people are not", { timeout: 120_000 }, async () => {
     await addFiles([path.join(PHOTOS, "obama2.jpg")]);
     // Through the two labelled selects...
