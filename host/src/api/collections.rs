@@ -422,6 +422,27 @@ pub async fn list_persons(
     ok_json(Value::Array(persons.iter().map(person_json).collect()))
 }
 
+/// The collection a face route names, checking the person too when there is one: 404
+/// `...NotFound` or `PersonNotFound` otherwise. One store call.
+async fn owner_or_404(state: &Shared, kind: Kind, cid: &str, person: Option<&str>) -> ApiResult<Collection> {
+    let (id, pid) = (cid.to_owned(), person.map(str::to_owned));
+    let (collection, person_found) = state
+        .db(move |s| {
+            let c = s.collection(kind, &id)?;
+            let found = match (&c, &pid) {
+                (Some(_), Some(pid)) => s.person(kind, &id, pid)?.is_some(),
+                _ => true,
+            };
+            Ok((c, found))
+        })
+        .await?;
+    let collection = collection.ok_or_else(|| ApiError::collection_not_found(StatusCode::NOT_FOUND, kind, cid))?;
+    if !person_found {
+        return Err(ApiError::person_not_found(StatusCode::NOT_FOUND, person.unwrap_or("")));
+    }
+    Ok(collection)
+}
+
 async fn person_or_404(state: &Shared, kind: Kind, cid: &str, pid: &str) -> ApiResult<Person> {
     let (id, person) = (cid.to_owned(), pid.to_owned());
     let (collection, found) =
@@ -489,13 +510,7 @@ async fn add_face(
     let user_data = input::user_data(q.get("userData"), 1024)?;
     let target = input::target_face(&q)?;
     let detection = detection_model(&q)?;
-    let collection = match &person {
-        Some(pid) => {
-            person_or_404(state, kind, &cid, pid).await?;
-            collection_or_404(state, kind, &cid).await?
-        }
-        None => collection_or_404(state, kind, &cid).await?,
-    };
+    let collection = owner_or_404(state, kind, &cid, person.as_deref()).await?;
     let image = input::image(state, &headers, body).await?;
     let model = model_of(&collection);
     let slot = state.admit()?;
@@ -580,10 +595,7 @@ fn face_json(f: &StoredFace) -> Value {
 }
 
 async fn get_face(state: &Shared, kind: Kind, cid: String, person: Option<String>, fid: String) -> ApiResult<Response> {
-    match &person {
-        Some(pid) => drop(person_or_404(state, kind, &cid, pid).await?),
-        None => drop(collection_or_404(state, kind, &cid).await?),
-    }
+    owner_or_404(state, kind, &cid, person.as_deref()).await?;
     let id = fid.clone();
     let face = state
         .db(move |s| s.face(kind, &cid, person.as_deref(), &id))
@@ -609,10 +621,7 @@ async fn update_face(
 ) -> ApiResult<Response> {
     let req: UpdateFace = input::json(&headers, body).await?;
     let user_data = input::user_data(req.user_data.as_deref(), 1024)?;
-    match &person {
-        Some(pid) => drop(person_or_404(state, kind, &cid, pid).await?),
-        None => drop(collection_or_404(state, kind, &cid).await?),
-    }
+    owner_or_404(state, kind, &cid, person.as_deref()).await?;
     let id = fid.clone();
     let found = state.db(move |s| s.update_face(kind, &cid, person.as_deref(), &id, user_data.as_deref())).await?;
     if found { Ok(ok_empty()) } else { Err(ApiError::persisted_face_not_found(&fid)) }
@@ -625,10 +634,7 @@ async fn delete_face(
     person: Option<String>,
     fid: String,
 ) -> ApiResult<Response> {
-    match &person {
-        Some(pid) => drop(person_or_404(state, kind, &cid, pid).await?),
-        None => drop(collection_or_404(state, kind, &cid).await?),
-    }
+    owner_or_404(state, kind, &cid, person.as_deref()).await?;
     let id = fid.clone();
     let c = cid.clone();
     let found = state.db(move |s| s.delete_face(kind, &c, person.as_deref(), &id)).await?;

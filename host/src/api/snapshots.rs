@@ -18,6 +18,11 @@ use crate::store::{Kind, Operation, Snapshot, StoreError};
 /// Snapshots expire this long after they are taken, as on Azure.
 pub const SNAPSHOT_LIFETIME_MS: i64 = 48 * 3600 * 1000;
 
+/// Whether a snapshot is still within its lifetime (the sweeper deletes the others every minute).
+fn live(s: &Snapshot) -> bool {
+    s.created_ms >= now_ms() - SNAPSHOT_LIFETIME_MS
+}
+
 /// Deletes expired snapshots (the server's sweeper calls this).
 pub async fn expire(state: &Shared) {
     let before = now_ms() - SNAPSHOT_LIFETIME_MS;
@@ -165,11 +170,10 @@ pub async fn list(State(state): State<Shared>, RawQuery(raw): RawQuery) -> ApiRe
         None => vec![],
         Some(s) => s.split(',').map(|id| input::uuid(id.trim(), "applyScope entry")).collect::<ApiResult<_>>()?,
     };
-    expire(&state).await;
     let all = state.db(|s| s.list_snapshots()).await?;
     let shown: Vec<Value> = all
         .iter()
-        .filter(|s| kind.is_none_or(|k| s.kind == k))
+        .filter(|s| live(s) && kind.is_none_or(|k| s.kind == k))
         .filter(|s| wanted.iter().all(|w| s.apply_scope.contains(w)))
         .map(|s| snapshot_json(&state, s))
         .collect();
@@ -183,9 +187,9 @@ fn snapshot_id(p: &str) -> ApiResult<String> {
 /// GET /snapshots/{id}
 pub async fn get(State(state): State<Shared>, Path(sid): Path<String>) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
-    expire(&state).await;
     let id = sid.clone();
-    let (s, _) = state.db(move |s| s.snapshot(&id)).await?.ok_or_else(|| snapshot_not_found(&sid))?;
+    let (s, _) =
+        state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or_else(|| snapshot_not_found(&sid))?;
     ok_json(snapshot_json(&state, &s))
 }
 
@@ -242,9 +246,9 @@ pub async fn apply(
         return Err(ApiError::bad_argument("'mode' is invalid; the only mode is CreateNew."));
     }
     let object_id = req.object_id.unwrap_or_default();
-    expire(&state).await;
     let id = sid.clone();
-    let (snapshot, export) = state.db(move |s| s.snapshot(&id)).await?.ok_or_else(|| snapshot_not_found(&sid))?;
+    let (snapshot, export) =
+        state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or_else(|| snapshot_not_found(&sid))?;
     input::collection_id(&object_id, snapshot.kind.name())?;
     let op = new_operation(&state).await?;
     let response = accepted(&headers, &op.id);
