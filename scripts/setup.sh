@@ -18,32 +18,29 @@ for target in wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 
-# Debian's Chromium, for the npm package's browser test (only with --test).
-if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIUM:-}" ]; then
+# Installs Debian package $1 as root, or stops with what to do ($2).
+apt_install() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing Debian's chromium" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    echo "setup: installing Debian's $1" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
   else
-    echo "setup: Chromium is missing: install Debian's chromium (apt-get install chromium) or set FACE_CHROMIUM to its path" >&2
+    echo "setup: $1 is missing: $2" >&2
     exit 1
   fi
+}
+
+# Debian's Chromium, for the browser tests, and wrk, for the bounded load test (only with --test).
+if [ "${1:-}" = "--test" ]; then
+  if [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIUM:-}" ]; then
+    apt_install chromium "install Debian's chromium (apt-get install chromium) or set FACE_CHROMIUM to its path"
+  fi
+  command -v wrk >/dev/null || apt_install wrk "install Debian's wrk (apt-get install wrk)"
 fi
 
 # Swagger UI's files, which face-server serves at /swagger (npm swagger-ui-dist, pinned by the lock file).
 if [ ! -f host/swagger-ui/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
   echo "setup: Swagger UI assets" >&2
   (cd host/swagger-ui && npm ci --silent --no-audit --no-fund)
-fi
-
-# Debian's wrk, for the bounded load test (only with --test).
-if [ "${1:-}" = "--test" ] && ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing Debian's wrk" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
-  else
-    echo "setup: wrk is missing: install Debian's wrk (apt-get install wrk)" >&2
-    exit 1
-  fi
 fi
 
 echo "setup: models" >&2
