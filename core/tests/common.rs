@@ -4,7 +4,12 @@ use std::sync::OnceLock;
 use face_core::{Engine, ModelSet, RgbImage};
 
 fn models_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models")
+    // At run time (cargo test sets it): clones share one target folder.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("..")
+        .join("models")
 }
 
 fn testdata_dir() -> PathBuf {

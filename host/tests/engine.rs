@@ -11,7 +11,11 @@ use std::time::Duration;
 use face_host::engine::{CallError, EngineConfig, EnginePool, ModelFiles, guest};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    // At run time (cargo test sets it): clones share one target folder.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("..")
 }
 
 fn cache() -> PathBuf {

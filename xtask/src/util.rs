@@ -8,7 +8,16 @@ use sha2::{Digest, Sha256};
 
 /// The repository root (xtask lives one level below it).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the repo").to_path_buf()
+    manifest_dir().parent().expect("xtask is inside the repo").to_path_buf()
+}
+
+/// xtask's folder: as `cargo run` reports it now, else as it was at build time. Clones share
+/// one target folder, so a binary built in one clone may run in another; the runtime value
+/// names the clone it runs in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Where downloads, the Python environment and test photos are kept across clones:
