@@ -1,6 +1,9 @@
 //! Face attributes: age and gender (face-api.js AgeGenderNet), emotion and smile (face-api.js
 //! FaceExpressionNet), and blur, exposure and noise measured on the face region.
 //!
+//! Glasses, facial hair, hair, makeup, occlusion, accessories and contempt are derived from the
+//! landmarks and the colours around them: see `appearance`.
+//!
 //! Both nets see face-api.js's own crop: the box of the 68 points grown 20%, zero-padded to a
 //! centred square, 112x112.
 //!
@@ -16,6 +19,9 @@
 use image::{GrayImage, RgbImage, imageops};
 use serde::{Deserialize, Serialize};
 
+use crate::appearance::{
+    Accessory, Appearance, Emotion, FacialHair, Glasses, Hair, Makeup, Occlusion, appearance, emotion,
+};
 use crate::error::{Error, Result};
 use crate::geometry::{Point, RectF};
 use crate::headpose::{HeadPose, head_pose};
@@ -68,6 +74,14 @@ pub struct Attributes {
     pub noise: Measure,
     /// Roll, yaw and pitch from the 68 landmarks (`None` only for a degenerate fit).
     pub head_pose: Option<HeadPose>,
+    /// The Face API's eight emotions: the expression net's seven and contempt (see `appearance`).
+    pub emotion: Emotion,
+    pub glasses: Glasses,
+    pub facial_hair: FacialHair,
+    pub hair: Hair,
+    pub makeup: Makeup,
+    pub occlusion: Occlusion,
+    pub accessories: Vec<Accessory>,
 }
 
 /// The two attribute nets.
@@ -104,6 +118,11 @@ pub(crate) fn attributes(
     let (gender, gender_confidence) =
         if gender[0] >= gender[1] { (Gender::Male, gender[0]) } else { (Gender::Female, gender[1]) };
     let face = grey_face(img, rect);
+    let look = appearance(img, landmarks68);
+    let (asymmetry, look) = match look {
+        Some(a) => (a.cues.mouth_asymmetry, a),
+        None => (0.0, Appearance::unseen()),
+    };
     Ok(Attributes {
         age: age.max(0.0),
         gender,
@@ -114,6 +133,13 @@ pub(crate) fn attributes(
         exposure: level(exposure(&face), 0.25, 0.75),
         noise: level(noise(&face), 0.3, 0.7),
         head_pose: head_pose(landmarks68),
+        emotion: emotion(&expressions, asymmetry),
+        glasses: look.glasses,
+        facial_hair: look.facial_hair,
+        hair: look.hair,
+        makeup: look.makeup,
+        occlusion: look.occlusion,
+        accessories: look.accessories,
     })
 }
 

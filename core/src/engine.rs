@@ -82,7 +82,7 @@ pub struct DetectOptions {
     pub landmarks: bool,
     /// Compute an embedding with this model.
     pub recognition: Option<RecognitionModel>,
-    /// Compute age, gender, emotion, smile, blur, exposure and noise (needs the attribute models).
+    /// Compute all the attributes (needs the attribute models).
     pub attributes: bool,
 }
 
@@ -167,7 +167,8 @@ impl Engine {
         Ok(self)
     }
 
-    /// Age, gender, emotion, smile, blur, exposure and noise of a detected face.
+    /// The attributes of a detected face: the nets' (age, gender, emotion, smile), the measured
+    /// (blur, exposure, noise, head pose) and the derived (see `appearance`).
     pub fn attributes(&self, img: &RgbImage, det: &Detection, landmarks68: &[Point]) -> Result<Attributes> {
         let models = self.attributes.as_ref().ok_or_else(|| Error::InvalidArgument {
             reason: "face attributes were asked for, but the engine was created without the attribute models".into(),

@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod appearance;
 mod attributes;
 mod compare;
 mod decode;
@@ -45,6 +46,10 @@ mod tensor;
 pub use image::RgbImage;
 
 pub use crate::{
+    appearance::{
+        Accessory, AccessoryType, Appearance, Cues, Emotion, FacialHair, Glasses, Hair, HairColor, HairColorType,
+        Makeup, Occlusion, appearance, emotion,
+    },
     attributes::{Attributes, EXPRESSIONS, Gender, Level, Measure},
     compare::{
         CONFIDENCE_SLOPE, FindSimilarMode, Grouping, IDENTICAL_CONFIDENCE, MAX_GROUP_FACES, Similar, Verification,

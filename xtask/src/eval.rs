@@ -45,7 +45,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn csv_rows(path: &Path) -> Result<Vec<Vec<String>>> {
+pub(crate) fn csv_rows(path: &Path) -> Result<Vec<Vec<String>>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
@@ -60,8 +60,16 @@ fn row(figure: &str, ours: String, reference: &str) {
 }
 
 pub fn eval(args: &[String]) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: cargo xtask eval (no arguments)");
+    let mut only_attributes = false;
+    let mut print_cues = false;
+    for a in args {
+        match a.as_str() {
+            "--attributes" => only_attributes = true,
+            "--cues" => print_cues = true,
+            _ => bail!(
+                "usage: cargo xtask eval [--attributes] [--cues]\n  --attributes  only the attribute rows\n  --cues        print each photo's appearance measurements to stderr"
+            ),
+        }
     }
     let data = shared_data();
     if !data.exists() {
@@ -71,12 +79,15 @@ pub fn eval(args: &[String]) -> Result<()> {
     let mut timings = Timings::default();
     println!("| figure | ours | reference |");
     println!("|---|---|---|");
-    detection_rows(&engine, &data, &mut timings)?;
-    landmark_rows(&engine, &data)?;
-    verification_rows(&engine, &data, &mut timings)?;
-    badinput_rows(&data)?;
-    guest_rows(&data)?;
+    if !only_attributes {
+        detection_rows(&engine, &data, &mut timings)?;
+        landmark_rows(&engine, &data)?;
+        verification_rows(&engine, &data, &mut timings)?;
+        badinput_rows(&data)?;
+        guest_rows(&data)?;
+    }
     attribute_rows(&engine, &data, &mut timings)?;
+    crate::appearance::rows(&engine, &data, row, print_cues)?;
     for stage in ["decode", "detect", "landmarks68", "embed sface", "embed faceapi", "attributes"] {
         row(&format!("median ms: {stage}"), format!("{:.1}", timings.median(stage)), "");
     }
@@ -508,7 +519,7 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
 }
 
 /// ROC AUC by the Mann-Whitney statistic (ties count half).
-fn auc(scored: &[(f32, bool, bool)]) -> f64 {
+pub(crate) fn auc(scored: &[(f32, bool, bool)]) -> f64 {
     let pos: Vec<f32> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
     let neg: Vec<f32> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
     let mut wins = 0.0;

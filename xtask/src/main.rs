@@ -15,6 +15,7 @@
 //! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
 //! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
 
+mod appearance;
 mod bench;
 mod detect;
 mod e2e;
@@ -31,7 +32,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]|web|web-test|package [--release] DIR|image-test [--build]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]|web|web-test|package [--release] DIR|image-test [--build]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
