@@ -23,8 +23,6 @@ const WASM_URL = new URL("./pkg/dist/face_engine_bg.wasm", import.meta.url);
 const PHOTO_OPTIONS = { landmarks: true, recognition: "sface_2021dec", attributes: true };
 /** Camera frames: no embedding (nothing to compare a passing frame with), so it keeps up. */
 const LIVE_OPTIONS = { landmarks: true, recognition: null, attributes: true };
-/** face-api.js's expression net, in its output order (face-core's EXPRESSIONS). */
-const EXPRESSIONS = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"];
 
 const IN_WORKER = typeof document === "undefined" && typeof self !== "undefined" && typeof self.postMessage === "function";
 
@@ -518,7 +516,7 @@ function startPage() {
 
   // --- the table of faces ---------------------------------------------------------------------
   function faceTable(photo) {
-    const columns = ["Face", "Rectangle", "Score", "Age", "Gender", "Smile", "Expression", "Head pose", "Blur", "Exposure", "Noise", "Compare"];
+    const columns = ["Face", "Rectangle", "Score", "Age", "Gender", "Smile", "Emotion", "Head pose", "Appearance", "Blur", "Exposure", "Noise", "Compare"];
     const table = el("table", { class: "faces" },
       el("caption", { class: "visually-hidden", text: `Faces in ${photo.name}` }),
       el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", text: c })))));
@@ -535,8 +533,9 @@ function startPage() {
         el("td", { "data-label": "Age", text: a ? a.age.toFixed(0) : "—" }),
         el("td", { "data-label": "Gender", text: a ? `${a.gender} (${pct(a.genderConfidence)})` : "—" }),
         el("td", { "data-label": "Smile", text: a ? pct(a.smile) : "—" }),
-        el("td", { "data-label": "Expression" }, a ? expressionText(a.expressions) : "—"),
+        el("td", { "data-label": "Emotion" }, a ? emotionText(a.emotion) : "—"),
         el("td", { "data-label": "Head pose", text: a?.headPose ? `roll ${a.headPose.roll.toFixed(0)}° · yaw ${a.headPose.yaw.toFixed(0)}° · pitch ${a.headPose.pitch.toFixed(0)}°` : "—" }),
+        el("td", { "data-label": "Appearance", text: a ? appearanceText(a) : "—" }),
         el("td", { "data-label": "Blur", text: measure(a?.blur) }),
         el("td", { "data-label": "Exposure", text: measure(a?.exposure) }),
         el("td", { "data-label": "Noise", text: measure(a?.noise) }),
@@ -547,6 +546,8 @@ function startPage() {
       const attrs = a ? JSON.stringify({
         age: a.age, gender: a.gender, smile: a.smile, headPose: a.headPose ?? null,
         blur: a.blur.value, exposure: a.exposure.value, noise: a.noise.value,
+        emotion: a.emotion, glasses: a.glasses, facialHair: a.facialHair, hair: a.hair,
+        makeup: a.makeup, occlusion: a.occlusion, accessories: a.accessories,
       }) : "";
       body.append(el("tr", { "data-face": entry.key, "data-rect": `${r.left},${r.top},${r.width},${r.height}`, "data-attributes": attrs }, cells));
     }
@@ -554,10 +555,24 @@ function startPage() {
     return el("div", { class: "table-wrap" }, table);
   }
 
-  function expressionText(probabilities) {
-    const ranked = probabilities.map((p, i) => [EXPRESSIONS[i] ?? `#${i}`, p]).sort((x, y) => y[1] - x[1]);
+  function emotionText(emotion) {
+    const ranked = Object.entries(emotion).sort((x, y) => y[1] - x[1]);
     const shown = ranked.filter(([, p], i) => i === 0 || p >= 0.05);
     return el("span", { title: ranked.map(([n, p]) => `${n} ${pct(p)}`).join(", ") }, shown.map(([n, p]) => `${n} ${pct(p)}`).join(", "));
+  }
+
+  function appearanceText(a) {
+    const parts = [a.glasses.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase()];
+    const hair = Object.entries(a.facialHair).filter(([, v]) => v >= 0.5).map(([k]) => k);
+    parts.push(hair.length ? hair.join(" + ") : "no facial hair");
+    if (a.hair.invisible) parts.push("hair not visible");
+    else parts.push(a.hair.bald >= 0.5 ? `bald (${pct(a.hair.bald)})` : `${a.hair.hairColor[0]?.color ?? "unknown"} hair`);
+    const makeup = [a.makeup.eyeMakeup && "eye", a.makeup.lipMakeup && "lip"].filter(Boolean);
+    if (makeup.length) parts.push(`${makeup.join(" + ")} makeup`);
+    const occluded = [a.occlusion.foreheadOccluded && "forehead", a.occlusion.eyeOccluded && "eye", a.occlusion.mouthOccluded && "mouth"].filter(Boolean);
+    if (occluded.length) parts.push(`${occluded.join(" + ")} occluded`);
+    for (const x of a.accessories) if (x.type !== "glasses") parts.push(`${x.type} (${pct(x.confidence)})`);
+    return parts.join(" · ");
   }
 
   function timingList(rows) {

@@ -114,6 +114,44 @@ async fn the_guest_gives_the_native_core_results() {
             {
                 assert!((a - b).abs() < 1e-3, "{name}: {a} vs {b}");
             }
+            let (ge, ne) = (&ga.emotion, &na.emotion);
+            for (a, b) in [
+                (ge.anger, ne.anger),
+                (ge.contempt, ne.contempt),
+                (ge.disgust, ne.disgust),
+                (ge.fear, ne.fear),
+                (ge.happiness, ne.happiness),
+                (ge.neutral, ne.neutral),
+                (ge.sadness, ne.sadness),
+                (ge.surprise, ne.surprise),
+            ] {
+                assert!((a - b).abs() < 1e-3, "{name}: emotion {ge:?} vs {ne:?}");
+            }
+            // The derived groups: the same values, and the same decisions.
+            let variant = |debug: String| debug.rsplit("::").next().unwrap_or_default().to_lowercase();
+            assert_eq!(variant(format!("{:?}", ga.glasses)), variant(format!("{:?}", na.glasses)), "{name}");
+            let (gh, nh) = (&ga.facial_hair, &na.facial_hair);
+            for (a, b) in [(gh.moustache, nh.moustache), (gh.beard, nh.beard), (gh.sideburns, nh.sideburns)] {
+                assert!((a - b).abs() < 0.02, "{name}: facial hair {gh:?} vs {nh:?}");
+            }
+            assert!((ga.hair.bald - na.hair.bald).abs() < 0.02, "{name}: bald");
+            assert_eq!(ga.hair.invisible, na.hair.invisible, "{name}");
+            assert_eq!(
+                ga.hair.hair_color.first().map(|c| variant(format!("{:?}", c.color))),
+                na.hair.hair_color.first().map(|c| variant(format!("{:?}", c.color))),
+                "{name}: top hair colour"
+            );
+            assert_eq!(
+                (ga.makeup.eye_makeup, ga.makeup.lip_makeup),
+                (na.makeup.eye_makeup, na.makeup.lip_makeup),
+                "{name}: makeup"
+            );
+            assert_eq!(
+                (ga.occlusion.forehead_occluded, ga.occlusion.eye_occluded, ga.occlusion.mouth_occluded),
+                (na.occlusion.forehead_occluded, na.occlusion.eye_occluded, na.occlusion.mouth_occluded),
+                "{name}: occlusion"
+            );
+            assert_eq!(ga.accessories.len(), na.accessories.len(), "{name}: accessories");
             let points = n.landmarks.unwrap().to_array();
             assert_eq!(g.landmarks27.len(), 27);
             for (a, b) in g.landmarks27.iter().zip(points.iter()) {

@@ -683,14 +683,44 @@ def area_detect_attributes(t: E2E) -> None:
         getattr(getattr(attrs, "noise", None), "noise_level", None),
     ]
     t.check("detect attributes: blur, exposure and noise levels", all(levels), f"got {levels}")
-    # Attributes the engine does not compute are refused, never invented.
-    t.expect_error(
-        "detect attributes: emotion is refused until the engine computes all eight",
-        t.client.face.detect_with_stream,
-        t.stream("obama.jpg"),
-        return_face_attributes=["emotion"],
-        code="BadArgument",
-        status=400,
+    # All fourteen groups come back, in the shapes the client's models declare.
+    every = [
+        "age", "gender", "headPose", "smile", "facialHair", "glasses", "emotion",
+        "hair", "makeup", "occlusion", "accessories", "blur", "exposure", "noise",
+    ]
+    faces = t.detect("obama.jpg", return_face_attributes=every)
+    attrs = faces[0].face_attributes if faces else None
+    emotion = getattr(attrs, "emotion", None)
+    names = ("anger", "contempt", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+    values = [getattr(emotion, n, None) for n in names]
+    t.check(
+        "detect all attributes: the eight emotions sum to 1",
+        all(v is not None for v in values) and abs(sum(values) - 1) < 0.01,
+        f"got {values}",
+    )
+    t.check(
+        "detect all attributes: obama.jpg wears no glasses",
+        getattr(attrs, "glasses", None) == "NoGlasses",
+        f"got {getattr(attrs, 'glasses', None)!r}",
+    )
+    hair = getattr(attrs, "hair", None)
+    colours = getattr(hair, "hair_color", None) or []
+    t.check(
+        "detect all attributes: hair colours most likely first, confidences in 0..1",
+        len(colours) == 7 and all(0 <= c.confidence <= 1 for c in colours)
+        and all(a.confidence >= b.confidence for a, b in zip(colours, colours[1:])),
+        f"got {[(c.color, c.confidence) for c in colours]}",
+    )
+    groups = [
+        getattr(attrs, "facial_hair", None),
+        getattr(attrs, "makeup", None),
+        getattr(attrs, "occlusion", None),
+        getattr(attrs, "accessories", None),
+    ]
+    t.check(
+        "detect all attributes: facialHair, makeup, occlusion, accessories present",
+        all(g is not None for g in groups),
+        f"got {groups}",
     )
 
 

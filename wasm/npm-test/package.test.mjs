@@ -68,6 +68,17 @@ test("the API: pixels, findSimilar, group, version, and named errors", async () 
   assert.ok(["low", "medium", "high"].includes(a.exposure.level));
   // A near-frontal, upright face: small angles.
   for (const angle of ["roll", "yaw", "pitch"]) assert.ok(Math.abs(a.headPose[angle]) < 25, `${angle} ${a.headPose[angle]}`);
+  // The Face API's other groups, in its shapes.
+  const emotions = Object.values(a.emotion);
+  assert.equal(emotions.length, 8);
+  assert.ok(Math.abs(emotions.reduce((x, y) => x + y) - 1) < 1e-3, `emotions ${JSON.stringify(a.emotion)}`);
+  assert.equal(a.glasses, "NoGlasses");
+  assert.deepEqual(Object.keys(a.facialHair).sort(), ["beard", "moustache", "sideburns"]);
+  assert.equal(typeof a.hair.invisible, "boolean");
+  assert.ok(a.hair.invisible || a.hair.hairColor.length === 7, JSON.stringify(a.hair));
+  assert.deepEqual(Object.keys(a.makeup).sort(), ["eyeMakeup", "lipMakeup"]);
+  assert.deepEqual(Object.keys(a.occlusion).sort(), ["eyeOccluded", "foreheadOccluded", "mouthOccluded"]);
+  assert.ok(Array.isArray(a.accessories));
   assert.match(version(), /^\d+\.\d+\.\d+$/);
   const embed = (name) => engine.detect(readFileSync(photo(name)), { recognition: "faceapi_resnet" })[0].embedding;
   const [obama, obama2, obama3, biden] = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"].map(embed);

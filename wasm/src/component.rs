@@ -111,7 +111,74 @@ fn face(f: face_core::Face) -> wit::Face {
             exposure: measure(a.exposure),
             noise: measure(a.noise),
             head_pose: a.head_pose.map(|p| wit::HeadPose { roll: p.roll, yaw: p.yaw, pitch: p.pitch }),
+            emotion: emotion(&a.emotion),
+            glasses: match a.glasses {
+                face_core::Glasses::NoGlasses => wit::Glasses::NoGlasses,
+                face_core::Glasses::ReadingGlasses => wit::Glasses::ReadingGlasses,
+                face_core::Glasses::Sunglasses => wit::Glasses::Sunglasses,
+                face_core::Glasses::SwimmingGoggles => wit::Glasses::SwimmingGoggles,
+            },
+            facial_hair: wit::FacialHair {
+                moustache: a.facial_hair.moustache,
+                beard: a.facial_hair.beard,
+                sideburns: a.facial_hair.sideburns,
+            },
+            hair: wit::Hair {
+                bald: a.hair.bald,
+                invisible: a.hair.invisible,
+                hair_color: a
+                    .hair
+                    .hair_color
+                    .iter()
+                    .map(|c| wit::HairColor { color: hair_color(c.color), confidence: c.confidence })
+                    .collect(),
+            },
+            makeup: wit::Makeup { eye_makeup: a.makeup.eye_makeup, lip_makeup: a.makeup.lip_makeup },
+            occlusion: wit::Occlusion {
+                forehead_occluded: a.occlusion.forehead_occluded,
+                eye_occluded: a.occlusion.eye_occluded,
+                mouth_occluded: a.occlusion.mouth_occluded,
+            },
+            accessories: a
+                .accessories
+                .iter()
+                .map(|x| wit::Accessory {
+                    kind: match x.kind {
+                        face_core::AccessoryType::Headwear => wit::AccessoryType::Headwear,
+                        face_core::AccessoryType::Glasses => wit::AccessoryType::Glasses,
+                        face_core::AccessoryType::Mask => wit::AccessoryType::Mask,
+                    },
+                    confidence: x.confidence,
+                })
+                .collect(),
         }),
+    }
+}
+
+fn emotion(e: &face_core::Emotion) -> wit::Emotion {
+    wit::Emotion {
+        anger: e.anger,
+        contempt: e.contempt,
+        disgust: e.disgust,
+        fear: e.fear,
+        happiness: e.happiness,
+        neutral: e.neutral,
+        sadness: e.sadness,
+        surprise: e.surprise,
+    }
+}
+
+fn hair_color(c: face_core::HairColorType) -> wit::HairColorType {
+    use face_core::HairColorType as H;
+    match c {
+        H::Unknown => wit::HairColorType::Unknown,
+        H::White => wit::HairColorType::White,
+        H::Gray => wit::HairColorType::Gray,
+        H::Blond => wit::HairColorType::Blond,
+        H::Brown => wit::HairColorType::Brown,
+        H::Red => wit::HairColorType::Red,
+        H::Black => wit::HairColorType::Black,
+        H::Other => wit::HairColorType::Other,
     }
 }
 

@@ -239,7 +239,8 @@ describe("the in-browser demo served by face-server", { timeout: process.env.FAC
   });
 
   test("the attributes shown are the server's for the same photo", { timeout: 120_000 }, async () => {
-    const response = await fetch(`${base}/face/v1.0/detect?returnFaceAttributes=age,gender,headPose,smile,blur,exposure,noise`, {
+    const all = "age,gender,headPose,smile,facialHair,glasses,emotion,hair,makeup,occlusion,accessories,blur,exposure,noise";
+    const response = await fetch(`${base}/face/v1.0/detect?returnFaceAttributes=${all}`, {
       method: "POST",
       headers: { "Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream" },
       body: await readFile(path.join(PHOTOS, "obama.jpg")),
@@ -257,6 +258,22 @@ describe("the in-browser demo served by face-server", { timeout: process.env.FAC
     close(shown.blur, r.blur.value, 0.002, "blur");
     close(shown.exposure, r.exposure.value, 0.002, "exposure");
     close(shown.noise, r.noise.value, 0.002, "noise");
+    assert.equal(Object.keys(r).length, 14, "REST returns the fourteen groups");
+    for (const k of ["anger", "contempt", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]) {
+      close(shown.emotion[k], r.emotion[k], 0.002, `emotion.${k}`);
+    }
+    assert.equal(shown.glasses, r.glasses);
+    for (const k of ["moustache", "beard", "sideburns"]) close(shown.facialHair[k], r.facialHair[k], 0.002, `facialHair.${k}`);
+    close(shown.hair.bald, r.hair.bald, 0.002, "hair.bald");
+    assert.equal(shown.hair.invisible, r.hair.invisible);
+    assert.deepEqual(shown.hair.hairColor.map((c) => c.color), r.hair.hairColor.map((c) => c.color), "hair colours in order");
+    shown.hair.hairColor.forEach((c, i) => close(c.confidence, r.hair.hairColor[i].confidence, 0.002, `hairColor.${c.color}`));
+    assert.deepEqual(shown.makeup, r.makeup);
+    assert.deepEqual(shown.occlusion, r.occlusion);
+    assert.deepEqual(shown.accessories.map((x) => x.type), r.accessories.map((x) => x.type));
+    // The page shows them.
+    const appearance = await row.locator('[data-label="Appearance"]').textContent();
+    assert.match(appearance, /glasses/, `appearance cell: ${appearance}`);
   });
 
   test("verify: one person is identical, two people are not", { timeout: 120_000 }, async () => {

@@ -34,10 +34,6 @@ pub const ATTRIBUTES: [&str; 14] = [
     "noise",
 ];
 
-/// Attributes the engine computes. The others (emotion until contempt has a source,
-/// facialHair, glasses, hair, makeup, occlusion, accessories) are refused, never invented.
-pub const SUPPORTED_ATTRIBUTES: [&str; 7] = ["age", "gender", "headPose", "smile", "blur", "exposure", "noise"];
-
 /// Detector score threshold per `detectionModel`. detection_02 is Azure's model for small,
 /// side and blurry faces without landmarks or attributes; here it is the same detector at a
 /// lower threshold until a second detector lands.
@@ -118,13 +114,6 @@ pub async fn detect(
             return Err(ApiError::bad_argument("'returnLandmarks' is not supported by detection_02."));
         }
     }
-    let unsupported: Vec<&str> = attributes.iter().copied().filter(|a| !SUPPORTED_ATTRIBUTES.contains(a)).collect();
-    if !unsupported.is_empty() {
-        return Err(ApiError::bad_argument(format!(
-            "Invalid argument returnFaceAttributes: this service does not compute {} yet; ask without them.",
-            unsupported.join(", ")
-        )));
-    }
     let image = input::image(&state, &headers, body).await?;
     let model = concrete_model(recognition).unwrap_or(face_core::RecognitionModel::SFace);
     let options = guest::DetectOptions {
@@ -176,6 +165,20 @@ fn level(l: guest::Level, names: [&str; 3]) -> &str {
     }
 }
 
+fn hair_color(c: guest::HairColorType) -> &'static str {
+    use guest::HairColorType as H;
+    match c {
+        H::Unknown => "unknown",
+        H::White => "white",
+        H::Gray => "gray",
+        H::Blond => "blond",
+        H::Brown => "brown",
+        H::Red => "red",
+        H::Black => "black",
+        H::Other => "other",
+    }
+}
+
 /// The `faceAttributes` object with the attributes asked for.
 fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
     let round = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
@@ -199,6 +202,57 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
             "noise" => {
                 json!({ "noiseLevel": level(a.noise.level, ["Low", "Medium", "High"]), "value": round(a.noise.value) })
             }
+            "emotion" => {
+                let e = &a.emotion;
+                json!({
+                    "anger": round(e.anger),
+                    "contempt": round(e.contempt),
+                    "disgust": round(e.disgust),
+                    "fear": round(e.fear),
+                    "happiness": round(e.happiness),
+                    "neutral": round(e.neutral),
+                    "sadness": round(e.sadness),
+                    "surprise": round(e.surprise),
+                })
+            }
+            "glasses" => json!(match a.glasses {
+                guest::Glasses::NoGlasses => "NoGlasses",
+                guest::Glasses::ReadingGlasses => "ReadingGlasses",
+                guest::Glasses::Sunglasses => "Sunglasses",
+                guest::Glasses::SwimmingGoggles => "SwimmingGoggles",
+            }),
+            "facialHair" => json!({
+                "moustache": round(a.facial_hair.moustache),
+                "beard": round(a.facial_hair.beard),
+                "sideburns": round(a.facial_hair.sideburns),
+            }),
+            "hair" => json!({
+                "bald": round(a.hair.bald),
+                "invisible": a.hair.invisible,
+                "hairColor": a.hair.hair_color.iter().map(|c| json!({
+                    "color": hair_color(c.color),
+                    "confidence": round(c.confidence),
+                })).collect::<Vec<_>>(),
+            }),
+            "makeup" => json!({ "eyeMakeup": a.makeup.eye_makeup, "lipMakeup": a.makeup.lip_makeup }),
+            "occlusion" => json!({
+                "foreheadOccluded": a.occlusion.forehead_occluded,
+                "eyeOccluded": a.occlusion.eye_occluded,
+                "mouthOccluded": a.occlusion.mouth_occluded,
+            }),
+            "accessories" => json!(
+                a.accessories
+                    .iter()
+                    .map(|x| json!({
+                        "type": match x.kind {
+                            guest::AccessoryType::Headwear => "headwear",
+                            guest::AccessoryType::Glasses => "glasses",
+                            guest::AccessoryType::Mask => "mask",
+                        },
+                        "confidence": round(x.confidence),
+                    }))
+                    .collect::<Vec<_>>()
+            ),
             _ => continue,
         };
         o.insert((*name).into(), value);

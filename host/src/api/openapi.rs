@@ -8,7 +8,23 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
-use super::face::{ATTRIBUTES, SUPPORTED_ATTRIBUTES};
+use super::face::ATTRIBUTES;
+
+/// How each attribute is computed, for `/swagger` (the README and face-core's `appearance`
+/// module say the same at length).
+const ATTRIBUTE_METHODS: &str = "How they are computed (detection_01 only). \
+Age and gender: face-api.js AgeGenderNet. \
+Emotion: face-api.js FaceExpressionNet's seven, plus contempt from the asymmetry of the mouth corners (a one-sided lip-corner raise, FACS AU12/AU14), taken from the neutral and happiness share; the eight sum to 1. \
+Smile: the expression net's happy probability. \
+HeadPose: a fit of the 68 landmarks to a generic 3-D face. \
+Blur, exposure, noise: Laplacian variance, mean luminance and Immerkaer's noise estimate on the face region. \
+Glasses: the edge a frame puts across the nose bridge; sunglasses when the eye regions are also dark (swimming goggles are not told apart). \
+FacialHair: darkness and edge density against the cheeks' skin between nose and upper lip (moustache), on the chin and beside the mouth (beard) and in front of the ears (sideburns, only beside a moustache or beard). \
+Hair: the colour of the scalp region above the forehead: bald as it nears the forehead's colour, hairColor by distance to a prototype colour of each, invisible when the region is out of the image or holds headwear. \
+Makeup: lips redder than the skin; eyelids more chromatic than the skin. \
+Occlusion: eyes or lips with fewer edges than the cheeks, a forehead far from the skin's colour. \
+Accessories: glasses as above, a mask over mouth and nose base, headwear in a colour no hair has. \
+These derived values are measured by cargo xtask eval; see the README.";
 
 /// One operation: the spec's operationId, method, route (with `?overload=` where the spec
 /// distinguishes a body type) and success status.
@@ -331,11 +347,7 @@ pub fn openapi() -> Value {
         };
         let mut description = String::new();
         if op.id.starts_with("Face_Detect") {
-            description = format!(
-                "returnFaceAttributes computed by this service: {}. Asking for any of {} answers BadArgument.",
-                if SUPPORTED_ATTRIBUTES.is_empty() { "none yet".to_owned() } else { SUPPORTED_ATTRIBUTES.join(", ") },
-                ATTRIBUTES.iter().filter(|a| !SUPPORTED_ATTRIBUTES.contains(a)).copied().collect::<Vec<_>>().join(", ")
-            );
+            description = format!("returnFaceAttributes: any of {}. {ATTRIBUTE_METHODS}", ATTRIBUTES.join(", "));
         }
         let entry = json!({
             "operationId": op.id,
