@@ -62,7 +62,9 @@ pub struct Emotion {
     pub surprise: f32,
 }
 
+/// Serialised as the Face API spells it: `noGlasses`, `readingGlasses`, ...
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Glasses {
     NoGlasses,
     ReadingGlasses,
@@ -125,6 +127,8 @@ pub struct Occlusion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AccessoryType {
+    /// `headWear`, as the Face API spells it.
+    #[serde(rename = "headWear")]
     Headwear,
     Glasses,
     Mask,

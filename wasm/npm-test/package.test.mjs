@@ -72,7 +72,7 @@ test("the API: pixels, findSimilar, group, version, and named errors", async () 
   const emotions = Object.values(a.emotion);
   assert.equal(emotions.length, 8);
   assert.ok(Math.abs(emotions.reduce((x, y) => x + y) - 1) < 1e-3, `emotions ${JSON.stringify(a.emotion)}`);
-  assert.equal(a.glasses, "NoGlasses");
+  assert.equal(a.glasses, "noGlasses");
   assert.deepEqual(Object.keys(a.facialHair).sort(), ["beard", "moustache", "sideburns"]);
   assert.equal(typeof a.hair.invisible, "boolean");
   assert.ok(a.hair.invisible || a.hair.hairColor.length === 7, JSON.stringify(a.hair));

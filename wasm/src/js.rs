@@ -14,13 +14,13 @@ export interface DetectOptions { minScore?: number; maxFaces?: number; landmarks
 export interface Measure { value: number; level: "low" | "medium" | "high"; }
 export interface HeadPose { roll: number; yaw: number; pitch: number; }
 export interface Emotion { anger: number; contempt: number; disgust: number; fear: number; happiness: number; neutral: number; sadness: number; surprise: number; }
-export type Glasses = "NoGlasses" | "ReadingGlasses" | "Sunglasses" | "SwimmingGoggles";
+export type Glasses = "noGlasses" | "readingGlasses" | "sunglasses" | "swimmingGoggles";
 export interface FacialHair { moustache: number; beard: number; sideburns: number; }
 export interface HairColor { color: "unknown" | "white" | "gray" | "blond" | "brown" | "red" | "black" | "other"; confidence: number; }
 export interface Hair { bald: number; invisible: boolean; hairColor: HairColor[]; }
 export interface Makeup { eyeMakeup: boolean; lipMakeup: boolean; }
 export interface Occlusion { foreheadOccluded: boolean; eyeOccluded: boolean; mouthOccluded: boolean; }
-export interface Accessory { type: "headwear" | "glasses" | "mask"; confidence: number; }
+export interface Accessory { type: "headWear" | "glasses" | "mask"; confidence: number; }
 export interface Attributes { age: number; gender: "male" | "female"; genderConfidence: number; expressions: number[]; smile: number; blur: Measure; exposure: Measure; noise: Measure; headPose?: HeadPose | null; emotion: Emotion; glasses: Glasses; facialHair: FacialHair; hair: Hair; makeup: Makeup; occlusion: Occlusion; accessories: Accessory[]; }
 export interface Point { x: number; y: number; }
 export interface Rect { left: number; top: number; width: number; height: number; }

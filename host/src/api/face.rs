@@ -216,10 +216,10 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
                 })
             }
             "glasses" => json!(match a.glasses {
-                guest::Glasses::NoGlasses => "NoGlasses",
-                guest::Glasses::ReadingGlasses => "ReadingGlasses",
-                guest::Glasses::Sunglasses => "Sunglasses",
-                guest::Glasses::SwimmingGoggles => "SwimmingGoggles",
+                guest::Glasses::NoGlasses => "noGlasses",
+                guest::Glasses::ReadingGlasses => "readingGlasses",
+                guest::Glasses::Sunglasses => "sunglasses",
+                guest::Glasses::SwimmingGoggles => "swimmingGoggles",
             }),
             "facialHair" => json!({
                 "moustache": round(a.facial_hair.moustache),
@@ -245,7 +245,7 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
                     .iter()
                     .map(|x| json!({
                         "type": match x.kind {
-                            guest::AccessoryType::Headwear => "headwear",
+                            guest::AccessoryType::Headwear => "headWear",
                             guest::AccessoryType::Glasses => "glasses",
                             guest::AccessoryType::Mask => "mask",
                         },
