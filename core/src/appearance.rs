@@ -32,11 +32,12 @@
 //! - **occlusion**: only regions at least half in the image count. Forehead: the band above the
 //!   brows is further than ΔE 28 from the skin (a fringe, a hat, a hand in another colour). Eye:
 //!   an eye region has fewer edges than the cheeks (an open or closed eye always has more);
-//!   dark lenses count as sunglasses, not occlusion. Mouth: the lips have fewer edges than the
-//!   cheeks, are further than ΔE 20 from the skin and no redder than it by 8.
-//! - **accessories**: glasses with the glasses score as confidence; a mask when the mouth is
-//!   occluded and the cover reaches up over the nose base; headwear when the scalp region's
-//!   colour is `other`.
+//!   dark lenses count as sunglasses, not occlusion. Mouth: a mask (below), or lips with fewer
+//!   edges than the cheeks, further than ΔE 20 from the skin and no redder than it by 8.
+//! - **accessories**: glasses with the glasses score as confidence; a mask when the cheeks are
+//!   further than ΔE 18 from the skin above a mask's edge (under the eyes, between the brows)
+//!   and the lips show fewer edges than the cheeks, confidence `clamp(ΔE / 36)`; headwear when the
+//!   scalp region's colour is `other`.
 //! - **contempt**: the Facial Action Coding System codes contempt as a one-sided lip-corner
 //!   raise (AU12/AU14 on one side). `asymmetry` is the difference in height of the two mouth
 //!   corners relative to the mouth's centre line, over the mouth width (under 0.03 on 90% of
@@ -187,6 +188,7 @@ pub struct Cues {
     pub mouth_asymmetry: f32,
     pub eye_edges: f32,
     pub mouth_edges: f32,
+    pub lower_delta_e: f32,
 }
 
 /// Face frame: origin between the eye centres, unit the distance between them.
@@ -486,7 +488,17 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
         eyes.iter().map(|e| if e.inside < 0.5 { f32::INFINITY } else { edges(e) }).fold(f32::INFINITY, f32::min);
     let mouth_edges = if mouth.inside < 0.5 { f32::INFINITY } else { edges(&mouth) };
     let eye_occluded = eye_darkness >= 0.45 && eye_edges < 1.0;
-    let mouth_covered = mouth_edges < 1.0 && mouth.delta_e(&skin) > 20.0 && lip_redness < 8.0;
+    // A mask: the cheeks differ in colour from the skin above the mask's edge (under the eyes and
+    // between the brows), and the lips show fewer edges than the cheeks.
+    let upper = s.stats(&[
+        region(-0.5, -0.25, 0.12, 0.28),
+        region(0.25, 0.5, 0.12, 0.28),
+        region(-0.12, 0.12, brow_b - 0.1, brow_b + 0.1),
+    ]);
+    let lower = s.stats(&[region(-0.7, -0.4, 0.55, 0.8), region(0.4, 0.7, 0.55, 0.8)]);
+    let lower_delta_e = lower.delta_e(&upper);
+    let mask = upper.inside >= 0.5 && lower.inside >= 0.5 && lower_delta_e > 18.0 && mouth_edges < 1.0;
+    let mouth_covered = mask || (mouth_edges < 1.0 && mouth.delta_e(&skin) > 20.0 && lip_redness < 8.0);
     let occlusion = Occlusion {
         forehead_occluded: forehead.inside >= 0.5 && forehead.delta_e(&skin) > 28.0,
         eye_occluded,
@@ -512,9 +524,8 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
     if glasses != Glasses::NoGlasses {
         accessories.push(Accessory { kind: AccessoryType::Glasses, confidence: round3(glasses_score) });
     }
-    if mouth_covered && upper_lip.inside >= 0.5 && upper_lip.delta_e(&skin) > 20.0 {
-        let c = clamp01(mouth.delta_e(&skin) / 56.0 + 0.5);
-        accessories.push(Accessory { kind: AccessoryType::Mask, confidence: round3(c) });
+    if mask {
+        accessories.push(Accessory { kind: AccessoryType::Mask, confidence: round3(clamp01(lower_delta_e / 36.0)) });
     }
 
     // Mouth-corner asymmetry for contempt.
@@ -542,6 +553,7 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
             mouth_asymmetry,
             eye_edges,
             mouth_edges,
+            lower_delta_e,
         },
     })
 }

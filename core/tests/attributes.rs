@@ -91,7 +91,7 @@ fn eye_centres(l: &[face_core::Point]) -> (face_core::Point, face_core::Point) {
 }
 
 /// The derived attributes follow what is painted on a real face: a glasses frame, a moustache,
-/// lipstick, a green hat. Before painting, the photo has none of them.
+/// lipstick, a green hat, a surgical mask. Before painting, the photo has none of them.
 #[test]
 fn appearance_follows_what_is_painted_on_the_face() {
     let photo = decoded("obama.jpg");
@@ -99,7 +99,8 @@ fn appearance_follows_what_is_painted_on_the_face() {
     assert_eq!(before.glasses, face_core::Glasses::NoGlasses);
     assert!(before.facial_hair.moustache < 0.5, "{:?}", before.facial_hair);
     assert!(!before.makeup.lip_makeup);
-    assert!(!before.accessories.iter().any(|a| a.kind == face_core::AccessoryType::Headwear));
+    assert!(before.accessories.is_empty(), "{:?}", before.accessories);
+    assert!(!before.occlusion.mouth_occluded && !before.occlusion.eye_occluded);
     let e = before.emotion;
     let sum = e.anger + e.contempt + e.disgust + e.fear + e.happiness + e.neutral + e.sadness + e.surprise;
     assert!((sum - 1.0).abs() < 1e-3, "emotions sum to {sum}");
@@ -147,4 +148,12 @@ fn appearance_follows_what_is_painted_on_the_face() {
     assert_eq!(a.hair.hair_color.first().map(|c| c.color), Some(face_core::HairColorType::Other));
     assert!(a.hair.invisible);
     assert!(a.accessories.iter().any(|x| x.kind == face_core::AccessoryType::Headwear), "{:?}", a.accessories);
+
+    // A pale blue mask from the middle of the nose to below the chin, jaw to jaw.
+    let mut mask = photo.clone();
+    let (top, left, right, bottom) = (l[29].y, l[2].x, l[14].x, l[8].y + 0.2 * d);
+    paint(&mut mask, [150, 190, 225], 3, |x, y| y > top && y < bottom && x > left && x < right);
+    let a = attributes_of(&mask);
+    assert!(a.occlusion.mouth_occluded, "{:?}", a.occlusion);
+    assert!(a.accessories.iter().any(|x| x.kind == face_core::AccessoryType::Mask), "{:?}", a.accessories);
 }

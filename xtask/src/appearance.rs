@@ -137,7 +137,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
         contempt_top += usize::from(others.iter().all(|&o| e.contempt > o));
         if print_cues {
             eprintln!(
-                "{} bald={:.2} dE={:.1} in={:.2} top={:?} occl={:?} fdE={:.1} mdE={:.1} asym={:.3} eyeE={:.2} mouthE={:.2}",
+                "{} bald={:.2} dE={:.1} in={:.2} top={:?} occl={:?} fdE={:.1} mdE={:.1} asym={:.3} eyeE={:.2} mouthE={:.2} lowdE={:.1}",
                 r[0],
                 a.hair.bald,
                 s.cues.scalp_delta_e,
@@ -148,7 +148,8 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
                 s.cues.mouth_delta_e,
                 s.cues.mouth_asymmetry,
                 s.cues.eye_edges,
-                s.cues.mouth_edges
+                s.cues.mouth_edges,
+                s.cues.lower_delta_e
             );
         }
     }
@@ -181,6 +182,12 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
                 if let Some(s) = seen(engine, &dir.join(&r[0]), 0.5)? {
                     found += 1;
                     let a = &s.attributes;
+                    if print_cues {
+                        eprintln!(
+                            "{} occlusion={:?} accessories={:?} cues={:?}",
+                            r[0], a.occlusion, a.accessories, s.cues
+                        );
+                    }
                     masked += usize::from(
                         a.occlusion.mouth_occluded || a.accessories.iter().any(|x| x.kind == AccessoryType::Mask),
                     );
@@ -199,9 +206,11 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
         }
     }
     row(
-        &format!("masks on attributes/mask: faces found at score 0.5 / mouth occluded or mask ({masks} photos)"),
+        &format!(
+            "masks on attributes/mask ({masks} files; 4 are insightface's mask textures with no face): faces found at score 0.5 / mask or mouth occluded"
+        ),
         format!("{found} / {masked}"),
-        "all",
+        "2 / 2",
     );
     row("eye occlusion on attributes/eyes (closed eyes are not occluded)", eyes.join(", "), "all clear");
     Ok(())
