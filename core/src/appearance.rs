@@ -15,10 +15,12 @@
 //!   clamped to 0..1; glasses above 0.5. Sunglasses when, besides, both eye regions are darker
 //!   than 0.45 of the skin's L*. Swimming goggles are not told apart and never reported.
 //! - **facialHair**: moustache (between the nose base and the upper lip) and beard (the chin
-//!   below the lower lip, and both sides of the mouth): hair is darker than skin and full of
-//!   edges. Per region, `score = clamp((darkness - 0.08) / 0.22) * clamp(edges / 1.5)`, where
-//!   darkness is the L* drop from the skin as a fraction of the skin's L* and edges the region's
-//!   edge energy over the skin's. Sideburns: the same score in front of the ears, counted only
+//!   below the lower lip, and both sides of the mouth): hair is darker than skin, or (grey and
+//!   white hair) as light but without the skin's tint, and full of edges. Per region,
+//!   `score = max(clamp((darkness - 0.08) / 0.22), clamp((greyness - 0.35) / 0.3)) * clamp(edges / 1.5)`,
+//!   where darkness is the L* drop from the skin over max(skin L*, 50), greyness is
+//!   `1 - (C*/L*)region / (C*/L*)skin` for regions at least 0.8 of the skin's L*, and edges the
+//!   region's edge energy over the skin's. Sideburns: the same score in front of the ears, counted only
 //!   beside a moustache or beard (`* clamp(2 * max(moustache, beard))`), since head hair falls
 //!   over the temples of many faces without facial hair.
 //! - **hair**: the scalp region 1.2 to 1.45 `d` above the eye line. `invisible` when under half
@@ -416,9 +418,15 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
         if r.inside < 0.5 {
             return 0.0;
         }
-        let darkness = (skin.lab[0] - r.lab[0]) / skin_l;
+        // Dark hair is darker than the skin (measured against at least L* 50, so that naturally
+        // darker lips and shadows on dark skin do not count double); grey and white hair is as
+        // light but without the skin's colour (chroma per unit of lightness).
+        let darkness = (skin.lab[0] - r.lab[0]) / skin_l.max(50.0);
+        let tint = |x: &Stats| x.chroma() / x.lab[0].max(1.0);
+        let greyness = if r.lab[0] >= 0.8 * skin.lab[0] { 1.0 - tint(r) / tint(&skin).max(0.05) } else { 0.0 };
         let edges = r.ta.max(r.tb) / skin_t;
-        round3(clamp01((darkness - 0.08) / 0.22) * clamp01(edges / 1.5))
+        let colour = clamp01((darkness - 0.08) / 0.22).max(clamp01((greyness - 0.35) / 0.3));
+        round3(colour * clamp01(edges / 1.5))
     };
     let (nose_base, lip_top, lip_bottom, chin) = (at(33), at(51), at(57), at(8));
     let (mouth_l, mouth_r) = (at(48), at(54));

@@ -19,7 +19,7 @@ Smile: the expression net's happy probability. \
 HeadPose: a fit of the 68 landmarks to a generic 3-D face. \
 Blur, exposure, noise: Laplacian variance, mean luminance and Immerkaer's noise estimate on the face region. \
 Glasses: the edge a frame puts across the nose bridge; sunglasses when the eye regions are also dark (swimming goggles are not told apart). \
-FacialHair: darkness and edge density against the cheeks' skin between nose and upper lip (moustache), on the chin and beside the mouth (beard) and in front of the ears (sideburns, only beside a moustache or beard). \
+FacialHair: darkness (or, for grey and white hair, the loss of the skin's tint) and edge density against the cheeks' skin between nose and upper lip (moustache), on the chin and beside the mouth (beard) and in front of the ears (sideburns, only beside a moustache or beard). \
 Hair: the colour of the scalp region above the forehead: bald as it nears the forehead's colour, hairColor by distance to a prototype colour of each, invisible when the region is out of the image or holds headwear. \
 Makeup: lips redder than the skin; eyelids more chromatic than the skin. \
 Occlusion: eyes or lips with fewer edges than the cheeks, a forehead far from the skin's colour. \
