@@ -491,7 +491,7 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
     let (brow_l, brow_r) = (at(19), at(24));
     let brow_b = brow_l.1.min(brow_r.1);
     let forehead = s.stats(&[region(-0.5, 0.5, brow_b - 0.45, brow_b - 0.15)]);
-    let mouth = s.stats(&lip_regions);
+    let mouth = lips;
     let eye_edges =
         eyes.iter().map(|e| if e.inside < 0.5 { f32::INFINITY } else { edges(e) }).fold(f32::INFINITY, f32::min);
     let mouth_edges = if mouth.inside < 0.5 { f32::INFINITY } else { edges(&mouth) };

@@ -22,8 +22,8 @@ Glasses: the edge a frame puts across the nose bridge; sunglasses when the eye r
 FacialHair: darkness (or, for grey and white hair, the loss of the skin's tint) and edge density against the cheeks' skin between nose and upper lip (moustache), on the chin and beside the mouth (beard) and in front of the ears (sideburns, only beside a moustache or beard). \
 Hair: the colour of the scalp region above the forehead: bald as it nears the forehead's colour, hairColor by distance to a prototype colour of each, invisible when the region is out of the image or holds headwear. \
 Makeup: lips redder than the skin; eyelids more chromatic than the skin. \
-Occlusion: eyes or lips with fewer edges than the cheeks, a forehead far from the skin's colour. \
-Accessories: glasses as above, a mask over mouth and nose base, headwear in a colour no hair has. \
+Occlusion: eyes or lips with fewer edges than the cheeks, a forehead far from the skin's colour, a mouth under a mask. \
+Accessories: glasses as above; a mask when the cheeks differ in colour from the skin above a mask's edge and the lips lose their edges; headwear in a colour no hair has. \
 These derived values are measured by cargo xtask eval; see the README.";
 
 /// One operation: the spec's operationId, method, route (with `?overload=` where the spec
