@@ -413,6 +413,9 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
         Glasses::ReadingGlasses
     };
 
+    // Edge energy over the skin's.
+    let edges = |r: &Stats| r.ta.max(r.tb) / skin_t;
+
     // Facial hair.
     let hairiness = |r: &Stats| {
         if r.inside < 0.5 {
@@ -424,9 +427,8 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
         let darkness = (skin.lab[0] - r.lab[0]) / skin_l.max(50.0);
         let tint = |x: &Stats| x.chroma() / x.lab[0].max(1.0);
         let greyness = if r.lab[0] >= 0.8 * skin.lab[0] { 1.0 - tint(r) / tint(&skin).max(0.05) } else { 0.0 };
-        let edges = r.ta.max(r.tb) / skin_t;
         let colour = clamp01((darkness - 0.08) / 0.22).max(clamp01((greyness - 0.35) / 0.3));
-        round3(colour * clamp01(edges / 1.5))
+        round3(colour * clamp01(edges(r) / 1.5))
     };
     let (nose_base, lip_top, lip_bottom, chin) = (at(33), at(51), at(57), at(8));
     let (mouth_l, mouth_r) = (at(48), at(54));
@@ -487,7 +489,6 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
     // Occlusion: a region is covered when it is in the image and has fewer edges than its
     // feature always shows (eyes and lips have more than cheeks), or, for the forehead, when it is
     // far from the skin's colour (a fringe or a hat).
-    let edges = |r: &Stats| r.ta.max(r.tb) / skin_t;
     let (brow_l, brow_r) = (at(19), at(24));
     let brow_b = brow_l.1.min(brow_r.1);
     let forehead = s.stats(&[region(-0.5, 0.5, brow_b - 0.45, brow_b - 0.15)]);

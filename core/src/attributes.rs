@@ -118,11 +118,7 @@ pub(crate) fn attributes(
     let (gender, gender_confidence) =
         if gender[0] >= gender[1] { (Gender::Male, gender[0]) } else { (Gender::Female, gender[1]) };
     let face = grey_face(img, rect);
-    let look = appearance(img, landmarks68);
-    let (asymmetry, look) = match look {
-        Some(a) => (a.cues.mouth_asymmetry, a),
-        None => (0.0, Appearance::unseen()),
-    };
+    let look = appearance(img, landmarks68).unwrap_or_else(Appearance::unseen);
     Ok(Attributes {
         age: age.max(0.0),
         gender,
@@ -133,7 +129,7 @@ pub(crate) fn attributes(
         exposure: level(exposure(&face), 0.25, 0.75),
         noise: level(noise(&face), 0.3, 0.7),
         head_pose: head_pose(landmarks68),
-        emotion: emotion(&expressions, asymmetry),
+        emotion: emotion(&expressions, look.cues.mouth_asymmetry),
         glasses: look.glasses,
         facial_hair: look.facial_hair,
         hair: look.hair,
