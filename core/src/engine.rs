@@ -10,7 +10,7 @@ use crate::embed::{self, Embedding, RecognitionModel};
 use crate::error::{Error, Result};
 use crate::geometry::{Point, RectF};
 use crate::landmarks::{self, FaceLandmarks};
-use crate::model::Model;
+use crate::model::{MODELS, Model, ModelInfo, Runner};
 
 /// The ONNX files the engine runs, as bytes (the engine never reads files itself).
 #[derive(Debug, Clone, Copy)]
@@ -36,15 +36,10 @@ pub struct ModelSet {
 
 impl ModelSet {
     /// The attribute nets, for `Engine::with_attribute_models`: age/gender, then expression.
-    pub const ATTRIBUTE_FILES: [&'static str; 2] = ["faceapi_age_gender.onnx", "faceapi_expression.onnx"];
+    pub const ATTRIBUTE_FILES: [&'static str; 2] = [MODELS[4].file, MODELS[5].file];
 
     /// The file names `cargo xtask models` writes (models/manifest.toml), in field order.
-    pub const FILES: [&'static str; 4] = [
-        "face_detection_yunet_2023mar.onnx",
-        "faceapi_landmark68.onnx",
-        "face_recognition_sface_2021dec.onnx",
-        "faceapi_recognition.onnx",
-    ];
+    pub const FILES: [&'static str; 4] = [MODELS[0].file, MODELS[1].file, MODELS[2].file, MODELS[3].file];
 
     /// Reads each file through `read` (the caller's I/O: a file system, a fetch, a bundle).
     pub fn read_with<E>(mut read: impl FnMut(&'static str) -> Result<Vec<u8>, E>) -> Result<ModelSet, E> {
@@ -146,14 +141,38 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads every model. Fails with `Error::Model` naming the model that would not load.
+    /// Loads every model into tract, in this process. Fails with `Error::Model` naming the model
+    /// that would not load.
     pub fn new(models: &ModelBytes<'_>) -> Result<Engine> {
         Ok(Engine {
-            detector: Model::load("yunet_2023mar", models.detector)?,
-            landmarks68: Model::load("faceapi_landmark68", models.landmarks68)?,
-            sface: Model::load("sface_2021dec", models.sface)?,
-            faceapi: Model::load("faceapi_recognition", models.faceapi_recognizer)?,
+            detector: Model::load(MODELS[0].name, models.detector)?,
+            landmarks68: Model::load(MODELS[1].name, models.landmarks68)?,
+            sface: Model::load(MODELS[2].name, models.sface)?,
+            faceapi: Model::load(MODELS[3].name, models.faceapi_recognizer)?,
             attributes: None,
+            limits: DecodeLimits::default(),
+        })
+    }
+
+    /// An engine whose model calls go to runners made by `runner` (for example `wasi:nn` graphs
+    /// a host runs), one per entry of `MODELS`; the attribute nets only when `attributes`.
+    pub fn from_runners(
+        mut runner: impl FnMut(&'static ModelInfo) -> Result<std::sync::Arc<dyn Runner>>,
+        attributes: bool,
+    ) -> Result<Engine> {
+        let mut model = |info: &'static ModelInfo| runner(info).map(|r| Model::new(info.name, r));
+        let models: &'static [ModelInfo; 6] = &MODELS;
+        let [detector, landmarks68, sface, faceapi, age_gender, expression] = models;
+        Ok(Engine {
+            detector: model(detector)?,
+            landmarks68: model(landmarks68)?,
+            sface: model(sface)?,
+            faceapi: model(faceapi)?,
+            attributes: if attributes {
+                Some(AttributeModels { age_gender: model(age_gender)?, expression: model(expression)? })
+            } else {
+                None
+            },
             limits: DecodeLimits::default(),
         })
     }
@@ -161,8 +180,8 @@ impl Engine {
     /// Adds the attribute nets (`ModelSet::ATTRIBUTE_FILES`), enabling `DetectOptions::attributes`.
     pub fn with_attribute_models(mut self, age_gender: &[u8], expression: &[u8]) -> Result<Engine> {
         self.attributes = Some(AttributeModels {
-            age_gender: Model::load("faceapi_age_gender", age_gender)?,
-            expression: Model::load("faceapi_expression", expression)?,
+            age_gender: Model::load(MODELS[4].name, age_gender)?,
+            expression: Model::load(MODELS[5].name, expression)?,
         });
         Ok(self)
     }

@@ -85,7 +85,3 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-pub(crate) fn model_err(model: &'static str) -> impl Fn(tract_onnx::prelude::TractError) -> Error {
-    move |e| Error::Model { model, reason: format!("{e:#}") }
-}

@@ -63,5 +63,5 @@ pub use crate::{
     geometry::{Point, RectF, Similarity},
     headpose::{HeadPose, head_pose},
     landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},
-    model::Model,
+    model::{MODELS, Model, ModelInfo, Runner, ShapedOutput, TractPlan},
 };

@@ -149,3 +149,54 @@ fn a_target_rectangle_selects_that_face_or_says_there_is_none() {
     let outside = face_core::RectF { left: 1e6, top: 0.0, width: 50.0, height: 50.0 };
     assert!(matches!(engine().face_in_rect(&canvas, outside, &options), Err(face_core::Error::InvalidArgument { .. })));
 }
+
+/// The model seam: an engine whose model calls go to other runners (here tract plans wrapped by a
+/// counting runner, as the server's guest wraps wasi:nn graphs) gives the same faces, and a
+/// runner's failure comes back as `Error::Model` naming the model.
+#[test]
+fn the_model_seam_carries_every_model_call_and_its_failures() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use face_core::{DetectOptions, Engine, Error, MODELS, ModelInfo, Runner, TractPlan};
+
+    struct Counting(TractPlan, Arc<AtomicUsize>);
+    impl Runner for Counting {
+        fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
+            assert_eq!(shape, self.0.input_shape(), "the engine feeds each model its fixed shape");
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.run(shape, data)
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seamed = Engine::from_runners(
+        |info: &ModelInfo| {
+            let plan = TractPlan::load(&crate::common::model(info.file)).expect("model loads");
+            assert_eq!(plan.input_shape(), info.shape, "{}: MODELS has its input shape", info.name);
+            Ok(Arc::new(Counting(plan, calls.clone())) as Arc<dyn Runner>)
+        },
+        true,
+    )
+    .unwrap();
+    let options = DetectOptions { recognition: Some(RecognitionModel::SFace), attributes: true, ..Default::default() };
+    let ours = seamed.detect(&photo("obama.jpg"), &options).unwrap();
+    let theirs = engine().detect(&photo("obama.jpg"), &options).unwrap();
+    assert_eq!(ours, theirs);
+    // detector, 68 landmarks, SFace, age/gender, expression.
+    assert_eq!(calls.load(Ordering::Relaxed), 5);
+
+    struct Failing;
+    impl Runner for Failing {
+        fn run(&self, _: &[usize], _: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
+            Err("the host is gone".into())
+        }
+    }
+    let failing = Engine::from_runners(|_: &ModelInfo| Ok(Arc::new(Failing) as Arc<dyn Runner>), false).unwrap();
+    match failing.detect(&photo("obama.jpg"), &options) {
+        Err(Error::Model { model, reason }) => {
+            assert_eq!(model, MODELS[0].name);
+            assert!(reason.contains("the host is gone"), "{reason}");
+        }
+        other => panic!("expected a model error, got {other:?}"),
+    }
+}
