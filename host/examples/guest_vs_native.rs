@@ -1,19 +1,21 @@
-//! For `cargo xtask eval`: the guest component in face-server's wasmtime against the native core,
-//! photo by photo. Prints JSON: files, faces compared, photos whose face count differs, the largest
-//! difference between embedding values and between 27-landmark coordinates (px).
+//! For `cargo xtask eval`: the guest component in face-server's wasmtime, with one engine backend,
+//! against the native core (plain tract), photo by photo. Prints JSON: files, faces compared,
+//! photos whose face count differs, the largest difference between embedding values and between
+//! 27-landmark coordinates (px).
 //!
-//!     cargo run --example guest_vs_native -- GUEST_WASM MODELS_DIR CACHE_DIR FILE...
+//!     cargo run --example guest_vs_native -- GUEST_WASM MODELS_DIR CACHE_DIR BACKEND FILE...
 
-use face_host::engine::{CallError, EngineConfig, EnginePool, ModelFiles, guest};
+use face_host::engine::{BackendKind, CallError, EngineConfig, EnginePool, ModelFiles, guest};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [wasm, models, cache, files @ ..] = args.as_slice() else {
-        panic!("usage: guest_vs_native GUEST_WASM MODELS_DIR CACHE_DIR FILE...");
+    let [wasm, models, cache, backend, files @ ..] = args.as_slice() else {
+        panic!("usage: guest_vs_native GUEST_WASM MODELS_DIR CACHE_DIR BACKEND FILE...");
     };
     let mut config = EngineConfig::new(wasm, ModelFiles::in_dir(models), cache);
     config.pool_size = 1;
+    config.backend = backend.parse::<BackendKind>().expect("BACKEND is tract, onnxruntime or guest");
     let pool = EnginePool::new(config).await.expect("pool");
     let set = face_core::ModelSet::read_with(|name| std::fs::read(std::path::Path::new(models).join(name))).unwrap();
     let native = face_core::Engine::new(&set.bytes()).unwrap();

@@ -107,6 +107,13 @@ impl ServerConfig {
         let models = setting(s, "Engine:Models").map(PathBuf::from).unwrap_or_else(|| exe_dir().join("models"));
         let cache = setting(s, "Engine:Cache").map(PathBuf::from).unwrap_or_else(|| data_dir.join("cache"));
         let mut engine = EngineConfig::new(guest, ModelFiles::in_dir(models), cache);
+        if let Some(v) = setting(s, "Engine:Backend") {
+            engine.backend =
+                v.parse().map_err(|reason| SettingsError::Invalid { setting: "Engine:Backend", reason })?;
+        }
+        if let Some(v) = setting(s, "Engine:OnnxRuntime") {
+            engine.onnxruntime = PathBuf::from(v);
+        }
         engine.pool_size = parse(s, "Engine:PoolSize", engine.pool_size, "a whole number of instances")?.max(1);
         engine.memory_limit =
             parse(s, "Engine:MemoryMiB", engine.memory_limit >> 20, "a whole number of MiB")?.saturating_mul(1 << 20);
@@ -199,7 +206,12 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
     let started = Instant::now();
     let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
-    tracing::info!(ms = started.elapsed().as_millis() as u64, pool = config.engine.pool_size, "engine ready");
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        pool = config.engine.pool_size,
+        backend = config.engine.backend.name(),
+        "engine ready"
+    );
     let billing = Arc::new(Billing::new(config.billing.clone(), journal));
     let heartbeat = billing.spawn_heartbeat();
     let state = Arc::new(AppState {

@@ -44,6 +44,9 @@ fn the_api_answers_face_api_errors_and_results() {
     // Health needs no key.
     let (status, body) = call("GET", &format!("{}/status", server.base), None, None);
     assert_eq!((status, body["apiStatus"].as_str()), (503, Some("CouldNotConnect")), "no meter on port 9: {body}");
+    // The default engine: models on the host's tract through wasi:nn, the guest precompiled and verified.
+    assert_eq!(body["engine"]["backend"], "tract", "{body}");
+    assert_eq!(body["engine"]["guest"], "precompiled", "{body}");
 
     // Unknown routes and methods.
     let (status, body) = server.call("GET", "/nothing/here", None);

@@ -1,15 +1,74 @@
-//! The guest face-server runs in wasmtime: `wit/face.wit` exported over face-core.
+//! The guest face-server runs in wasmtime: `wit/face.wit` exported over face-core. Its models
+//! run either on the host, as `wasi:nn` graphs loaded by name (`init-named`), or in here with
+//! tract (`init`).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
-use face_core::{Engine, ModelBytes, RectF};
+use face_core::{Engine, ModelBytes, ModelInfo, RectF, Runner};
 
-wit_bindgen::generate!({ path: "wit", world: "face-engine" });
+wit_bindgen::generate!({ path: "wit", world: "face-engine", generate_all });
 
 use face::engine::types as wit;
+use wasi::nn::{graph, inference::GraphExecutionContext, tensor};
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    /// The host graphs' execution contexts, indexed by `NnRunner::index`, with their graphs.
+    static CONTEXTS: RefCell<Vec<(graph::Graph, GraphExecutionContext)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A model the host runs: one `wasi:nn` execution context of this instance.
+struct NnRunner {
+    index: usize,
+    input: &'static str,
+}
+
+impl NnRunner {
+    fn load(info: &ModelInfo) -> Result<Arc<dyn Runner>, face_core::Error> {
+        let failed = |what: &str, e: wasi::nn::errors::Error| face_core::Error::Model {
+            model: info.name,
+            reason: format!("{what} ({:?}): {}", e.code(), e.data()),
+        };
+        let graph = graph::load_by_name(info.name).map_err(|e| failed("the host has no such graph", e))?;
+        let context = graph.init_execution_context().map_err(|e| failed("no execution context", e))?;
+        let index = CONTEXTS.with(|c| {
+            let mut c = c.borrow_mut();
+            c.push((graph, context));
+            c.len() - 1
+        });
+        Ok(Arc::new(NnRunner { index, input: info.input }))
+    }
+}
+
+impl Runner for NnRunner {
+    fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
+        let dims = shape.iter().map(|&d| u32::try_from(d).map_err(|_| format!("dimension {d} is too large")));
+        let dims = dims.collect::<Result<Vec<u32>, String>>()?;
+        // The f32s cross as their bytes, viewed in place (wasm is little-endian, as wasi:nn's data).
+        let input = tensor::Tensor::new(&dims, tensor::TensorType::Fp32, bytemuck::cast_slice(&data));
+        drop(data);
+        let outputs = CONTEXTS.with(|c| {
+            let c = c.borrow();
+            let (_, context) = c.get(self.index).ok_or("the execution context is gone")?;
+            context
+                .compute(vec![(self.input.to_owned(), input)])
+                .map_err(|e| format!("the host failed to run it ({:?}): {}", e.code(), e.data()))
+        })?;
+        outputs
+            .into_iter()
+            .map(|(name, t)| match t.ty() {
+                tensor::TensorType::Fp32 => {
+                    let bytes = t.data();
+                    if bytes.len() % 4 != 0 {
+                        return Err(format!("output {name} has {} bytes, not a whole number of f32s", bytes.len()));
+                    }
+                    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+                }
+                other => Err(format!("output {name} is {other:?}, f32 was expected")),
+            })
+            .collect()
+    }
 }
 
 struct Component;
@@ -28,6 +87,13 @@ impl Guest for Component {
         if !models.age_gender.is_empty() || !models.expression.is_empty() {
             engine = engine.with_attribute_models(&models.age_gender, &models.expression).map_err(error)?;
         }
+        ENGINE.with(|e| *e.borrow_mut() = Some(engine));
+        Ok(())
+    }
+
+    fn init_named(attributes: bool) -> Result<(), wit::Error> {
+        CONTEXTS.with(|c| c.borrow_mut().clear());
+        let engine = Engine::from_runners(NnRunner::load, attributes).map_err(error)?;
         ENGINE.with(|e| *e.borrow_mut() = Some(engine));
         Ok(())
     }
@@ -56,7 +122,7 @@ impl Guest for Component {
 fn with_engine<T>(f: impl FnOnce(&Engine) -> Result<T, wit::Error>) -> Result<T, wit::Error> {
     ENGINE.with(|e| match e.borrow().as_ref() {
         Some(engine) => f(engine),
-        None => Err(wit::Error::NotInitialised("call init with the model bytes first".into())),
+        None => Err(wit::Error::NotInitialised("call init (model bytes) or init-named (host graphs) first".into())),
     })
 }
 

@@ -273,7 +273,13 @@ async fn status(State(state): State<Shared>) -> Response {
             "apiStatus": api_status,
             "apiStatusMessage": message,
             "usageBacklog": state.billing.backlog(),
-            "engine": { "poolSize": pool.size, "idle": pool.idle, "discarded": pool.discarded },
+            "engine": {
+                "poolSize": pool.size,
+                "idle": pool.idle,
+                "discarded": pool.discarded,
+                "backend": pool.backend.name(),
+                "guest": pool.guest_source.name(),
+            },
             "faceIds": state.face_ids.len(),
         })),
     )

@@ -79,10 +79,33 @@ fn healthcheck(url: Option<String>) -> ExitCode {
     }
 }
 
+/// `face-server compile-guest GUEST`: compiles the guest component for this build of
+/// face-server and writes `GUEST` with the extension `.cwasm` beside it, and the record of its
+/// sha256 (`.cwasm.sha256`). The image runs it at build time, into the read-only install folder;
+/// face-server loads a compiled guest only when it matches that record.
+fn compile_guest(guest: Option<String>) -> ExitCode {
+    let Some(guest) = guest else {
+        eprintln!("usage: face-server compile-guest GUEST_WASM");
+        return ExitCode::from(2);
+    };
+    match face_host::engine::precompile_guest(std::path::Path::new(&guest)) {
+        Ok(path) => {
+            eprintln!("face-server compile-guest: wrote {} and its sha256 record", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("face-server compile-guest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return healthcheck(args.nth(1));
+    match std::env::args().nth(1).as_deref() {
+        Some("healthcheck") => return healthcheck(args.nth(1)),
+        Some("compile-guest") => return compile_guest(args.nth(1)),
+        _ => {}
     }
     let settings = match Settings::parse(std::env::args().skip(1), std::env::vars()) {
         Ok(s) => s,

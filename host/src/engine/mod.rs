@@ -3,11 +3,17 @@
 //! One `wasmtime::Engine` is configured once (component model, epoch interruption, the pooling
 //! allocator when the address space allows it). The guest component is compiled once and cached
 //! on disk, keyed by the engine's compatibility hash and the guest's bytes, so later starts only
-//! deserialise it. A bounded pool of warm instances, each initialised once with the model bytes,
-//! serves calls: each call runs off the async runtime, under a memory cap and a deadline; a trap
-//! or a timeout discards that instance and the pool makes a fresh one.
+//! deserialise it. A bounded pool of warm instances serves calls: each call runs off the async
+//! runtime, under a memory cap and a deadline; a trap or a timeout discards that instance and the
+//! pool makes a fresh one. The models run where `backend` says: on the host through `wasi:nn`
+//! (`nn`), loaded once per process and shared by every instance, or inside each instance.
 
+mod compiled;
+mod nn;
 mod pool;
+
+pub use compiled::{Source as GuestSource, precompiled_paths};
+pub use nn::BackendKind;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,9 +38,17 @@ pub struct EngineConfig {
     pub memory_limit: usize,
     /// Longest a call may run.
     pub deadline: Duration,
-    /// Where compiled guests are cached.
+    /// Where compiled guests are cached; an entry is loaded only when it matches the sha256
+    /// recorded beside the guest (see `compiled`).
     pub cache_dir: PathBuf,
+    /// Where the models run.
+    pub backend: BackendKind,
+    /// The onnxruntime library the `onnxruntime` backend loads.
+    pub onnxruntime: PathBuf,
 }
+
+/// The onnxruntime library's file name in the model folder (`cargo xtask models` unpacks it there).
+pub const ONNXRUNTIME_FILE: &str = "libonnxruntime.so";
 
 /// The model files an instance is initialised with.
 #[derive(Debug, Clone)]
@@ -48,41 +62,52 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// Every file, in `NAMES` order.
+    /// Every file, in face-core's `MODELS` order.
     pub fn all(&self) -> [&PathBuf; 6] {
         [&self.detector, &self.landmarks68, &self.sface, &self.faceapi_recognizer, &self.age_gender, &self.expression]
     }
 
-    /// The file names `cargo xtask models` writes, in field order: face-core's `ModelSet::FILES`
-    /// then `ModelSet::ATTRIBUTE_FILES` (a test checks it).
-    pub const NAMES: [&'static str; 6] = [
-        "face_detection_yunet_2023mar.onnx",
-        "faceapi_landmark68.onnx",
-        "face_recognition_sface_2021dec.onnx",
-        "faceapi_recognition.onnx",
-        "faceapi_age_gender.onnx",
-        "faceapi_expression.onnx",
-    ];
-
-    /// The files `cargo xtask models` writes into `dir`.
+    /// The files `cargo xtask models` writes into `dir` (face-core's `MODELS`, in field order).
     pub fn in_dir(dir: impl Into<PathBuf>) -> ModelFiles {
         let dir = dir.into();
         let [detector, landmarks68, sface, faceapi_recognizer, age_gender, expression] =
-            Self::NAMES.map(|f| dir.join(f));
+            face_core::MODELS.map(|m| dir.join(m.file));
         ModelFiles { detector, landmarks68, sface, faceapi_recognizer, age_gender, expression }
     }
+}
+
+/// Compiles `guest` for the engine every pool uses and writes it beside the guest with the
+/// record of its sha256 (`face-server compile-guest`; `cargo xtask guest` and `package` run it).
+pub fn precompile_guest(guest: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let mut config = EngineConfig::new(guest, ModelFiles::in_dir("."), ".");
+    config.pool_size = 1;
+    compiled::precompile(&pool::engine(&config)?, guest)
+}
+
+/// face-core run natively with its models on `config.backend`'s host graphs (tract or
+/// onnxruntime; `guest` gives plain tract): what the guest computes, without the sandbox. For
+/// benchmarks and equality checks.
+pub fn native_engine(config: &EngineConfig) -> anyhow::Result<face_core::Engine> {
+    let backend = match config.backend {
+        BackendKind::Guest => BackendKind::Tract,
+        other => other,
+    };
+    nn::native_engine(&nn::Graphs::load(backend, &config.models, &config.onnxruntime)?)
 }
 
 impl EngineConfig {
     /// Defaults: one instance per core, 1 GiB per instance, 30 s per call.
     pub fn new(guest: impl Into<PathBuf>, models: ModelFiles, cache_dir: impl Into<PathBuf>) -> EngineConfig {
+        let onnxruntime = models.detector.with_file_name(ONNXRUNTIME_FILE);
         EngineConfig {
+            onnxruntime,
             guest: guest.into(),
             models,
             pool_size: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             memory_limit: 1 << 30,
             deadline: Duration::from_secs(30),
             cache_dir: cache_dir.into(),
+            backend: BackendKind::default(),
         }
     }
 }

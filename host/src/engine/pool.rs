@@ -1,19 +1,19 @@
 //! The pool of warm guest instances.
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
-use super::{EngineConfig, FaceEngine as Face, FaceEnginePre as FacePre, guest};
+use super::nn::{Graphs, with_deadline};
+use super::{BackendKind, EngineConfig, FaceEngine as Face, FaceEnginePre as FacePre, guest};
 
 /// The epoch ticks every this long; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(5);
@@ -58,11 +58,17 @@ pub struct PoolStats {
     pub discarded: u64,
     /// Largest linear memory an instance has reached, bytes.
     pub peak_memory: usize,
+    /// Where the compiled guest came from.
+    pub guest_source: super::compiled::Source,
+    /// Where the models run.
+    pub backend: BackendKind,
 }
 
-/// Per-store state: WASI (no files, no network, no clocks beyond WASI's) and the memory limiter.
+/// Per-store state: WASI (no files, no network, no clocks beyond WASI's), `wasi:nn` (the host's
+/// graphs by name) and the memory limiter.
 struct State {
     wasi: WasiCtx,
+    nn: WasiNnCtx,
     table: ResourceTable,
     limiter: Limiter,
 }
@@ -103,13 +109,17 @@ struct Instance {
 struct Inner {
     engine: Engine,
     pre: FacePre<State>,
-    models: guest::Models,
+    /// The model bytes each instance loads, for the `guest` backend only.
+    models: Option<guest::Models>,
+    /// The host's graphs, shared by every instance (empty for the `guest` backend).
+    graphs: Graphs,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
     config: EngineConfig,
     discarded: AtomicU64,
     peak: std::sync::atomic::AtomicUsize,
     stop_ticker: Arc<AtomicBool>,
+    source: super::compiled::Source,
 }
 
 impl Drop for Inner {
@@ -130,7 +140,8 @@ impl std::fmt::Debug for EnginePool {
     }
 }
 
-fn engine(config: &EngineConfig) -> Result<Engine> {
+/// The one wasmtime configuration every pool, and the precompiler, uses.
+pub(super) fn engine(config: &EngineConfig) -> Result<Engine> {
     let mut c = Config::new();
     c.wasm_component_model(true).epoch_interruption(true).wasm_simd(true);
     let mut pooling = PoolingAllocationConfig::new();
@@ -148,53 +159,6 @@ fn engine(config: &EngineConfig) -> Result<Engine> {
     // The pooling allocator reserves address space for every slot up front; where that is not
     // available (small virtual memory limits), instances are allocated on demand instead.
     Engine::new(&pooled).or_else(|_| Engine::new(&c)).map_err(|e| anyhow!("configuring wasmtime: {e}"))
-}
-
-/// The compiled guest, from the cache when it matches this engine and these guest bytes.
-fn component(engine: &Engine, guest_path: &Path, cache_dir: &Path) -> Result<Component> {
-    let bytes = std::fs::read(guest_path).with_context(|| format!("reading the guest {}", guest_path.display()))?;
-    let mut compat = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut compat);
-    let digest: String = Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect();
-    let cached: PathBuf = cache_dir.join(format!("face-guest-{digest}-{:016x}.cwasm", compat.finish()));
-    if cached.exists() {
-        // SAFETY: the file was written by `precompile_component` below, for an engine with the
-        // same compatibility hash (it is in the name), into the service's own cache directory.
-        #[allow(unsafe_code)]
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(c) => return Ok(c),
-            Err(_) => {
-                let _ = std::fs::remove_file(&cached);
-            }
-        }
-    }
-    let compiled = engine.precompile_component(&bytes).map_err(|e| anyhow!("compiling the guest: {e}"))?;
-    // Caching is best effort: a read-only or full disk costs the next start a compile, nothing more.
-    let _ = store_in_cache(cache_dir, &cached, &compiled);
-    #[allow(unsafe_code)]
-    // SAFETY: as above; these bytes were just produced by this engine.
-    unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow!("loading the compiled guest: {e}"))
-}
-
-/// Writes the compiled guest under a temporary name, renames it into place, and removes older
-/// compiled guests for this engine (same compatibility hash, other guest bytes).
-fn store_in_cache(cache_dir: &Path, cached: &Path, compiled: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(cache_dir)?;
-    // A name of its own per writer: several pools may compile at once, in one process or many.
-    static WRITERS: AtomicU64 = AtomicU64::new(0);
-    let tmp = cached.with_extension(format!("tmp{}-{}", std::process::id(), WRITERS.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&tmp, compiled)?;
-    std::fs::rename(&tmp, cached)?;
-    let name = cached.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let compat = name.rsplit('-').next().unwrap_or_default();
-    for entry in std::fs::read_dir(cache_dir)?.flatten() {
-        let other = entry.file_name();
-        let other = other.to_string_lossy();
-        if other.starts_with("face-guest-") && other.ends_with(compat) && other != name {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    Ok(())
 }
 
 fn read_models(config: &EngineConfig) -> Result<guest::Models> {
@@ -227,12 +191,19 @@ impl EnginePool {
             return Err(anyhow!("the engine pool size must be at least 1"));
         }
         let engine = engine(&config)?;
-        let component = component(&engine, &config.guest, &config.cache_dir)?;
+        let (component, source) = super::compiled::component(&engine, &config.guest, &config.cache_dir)?;
+        tracing::info!(guest = %config.guest.display(), source = source.name(), "guest component ready");
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("linking WASI: {e}"))?;
+        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |s: &mut State| WasiNnView::new(&mut s.table, &mut s.nn))
+            .map_err(|e| anyhow!("linking wasi:nn: {e}"))?;
         let pre = FacePre::new(linker.instantiate_pre(&component).map_err(|e| anyhow!("linking the guest: {e}"))?)
             .map_err(|e| anyhow!("the guest does not match wasm/wit/face.wit: {e}"))?;
-        let models = read_models(&config)?;
+        let models = match config.backend {
+            BackendKind::Guest => Some(read_models(&config)?),
+            _ => None,
+        };
+        let graphs = Graphs::load(config.backend, &config.models, &config.onnxruntime)?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
             let (engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -248,11 +219,13 @@ impl EnginePool {
                 engine,
                 pre,
                 models,
+                graphs,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(config.pool_size)),
                 discarded: AtomicU64::new(0),
                 peak: Default::default(),
                 stop_ticker,
+                source,
                 config,
             }),
         };
@@ -268,6 +241,7 @@ impl EnginePool {
         let inner = &self.inner;
         let state = State {
             wasi: WasiCtxBuilder::new().build(),
+            nn: inner.graphs.context(),
             table: ResourceTable::new(),
             limiter: Limiter { max: inner.config.memory_limit, peak: 0, denied: false },
         };
@@ -279,7 +253,11 @@ impl EnginePool {
             .pre
             .instantiate(&mut store)
             .map_err(|e| CallError::Unavailable(format!("instantiating the guest: {e}")))?;
-        match face.call_init(&mut store, &inner.models) {
+        let init = match &inner.models {
+            Some(models) => face.call_init(&mut store, models),
+            None => face.call_init_named(&mut store, true),
+        };
+        match init {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(CallError::Unavailable(format!("loading the models: {e:?}"))),
             Err(e) => return Err(CallError::Unavailable(format!("loading the models: {e}"))),
@@ -313,7 +291,9 @@ impl EnginePool {
             };
             instance.store.set_epoch_deadline(ticks(deadline));
             instance.store.data_mut().limiter.denied = false;
-            let outcome = call(&instance.face, &mut instance.store);
+            // Epochs bound the guest's own code; the deadline bounds the host's model runs.
+            let (outcome, host_timed_out) =
+                with_deadline(Instant::now().checked_add(deadline), || call(&instance.face, &mut instance.store));
             let limiter = &mut instance.store.data_mut().limiter;
             pool.inner.peak.fetch_max(limiter.peak, Ordering::Relaxed);
             match outcome {
@@ -323,6 +303,9 @@ impl EnginePool {
                         idle.push(instance);
                     }
                     drop(idle);
+                    if host_timed_out {
+                        return Err(CallError::Timeout { deadline });
+                    }
                     answer.map_err(CallError::Guest)
                 }
                 Err(e) => {
@@ -376,6 +359,8 @@ impl EnginePool {
             idle: self.inner.idle.lock().map(|i| i.len()).unwrap_or(0),
             discarded: self.inner.discarded.load(Ordering::Relaxed),
             peak_memory: self.inner.peak.load(Ordering::Relaxed),
+            guest_source: self.inner.source,
+            backend: self.inner.config.backend,
         }
     }
 }
