@@ -19,7 +19,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// obama.jpg fitted onto a grey 640x480 canvas, written once to the cache.
-fn photo_640x480() -> Result<PathBuf> {
+pub fn photo_640x480() -> Result<PathBuf> {
     let out = cache_dir().join("bench/photo_640x480.png");
     if out.exists() {
         return Ok(out);
@@ -116,16 +116,23 @@ pub fn bench(args: &[String]) -> Result<()> {
     let guest_wasm = target_dir().join("wasm32-wasip2/debug/face_wasm.wasm");
     let guest_cache = cache_dir().join("bench/guest-cache");
     let _ = std::fs::remove_dir_all(&guest_cache);
-    let guest = json_of(
-        Command::new(cargo)
-            .args(["run", "--quiet", "--package", "face-host", "--example", "bench_guest", "--"])
-            .arg(&guest_wasm)
-            .arg(&models)
-            .arg(&guest_cache)
-            .arg(&photo)
-            .arg(&runs_s),
-        "guest component in face-server's wasmtime",
-    )?;
+    // The guest with each backend: face-server's own wasmtime set-up; for the host backends also
+    // face-core natively on the same host graphs.
+    let mut backends = Vec::new();
+    for backend in ["guest", "tract", "onnxruntime"] {
+        backends.push(json_of(
+            Command::new(cargo)
+                .args(["run", "--quiet", "--package", "face-host", "--example", "bench_guest", "--"])
+                .arg(&guest_wasm)
+                .arg(&models)
+                .arg(&guest_cache)
+                .arg(&photo)
+                .arg(&runs_s)
+                .arg(backend),
+            &format!("guest component in face-server's wasmtime, backend {backend}"),
+        )?);
+    }
+    let [guest, guest_tract, guest_ort] = <[Value; 3]>::try_from(backends).expect("three backends");
 
     crate::npm::npm(&[])?;
     let tests = crate::npm::test_tools()?;
@@ -165,15 +172,29 @@ pub fn bench(args: &[String]) -> Result<()> {
     );
     println!("| engine | ms | ratio to native |");
     println!("|---|---|---|");
+    let native_ort = ms(&guest_ort, &["native_pipeline"]);
     for (name, v) in [
         ("native core (tract, x86-64)", n),
-        ("guest component in face-server's wasmtime (wasip2, simd128)", ms(&guest, &["pipeline"])),
+        ("native core, models on the host's onnxruntime backend (1 intra-op thread)", native_ort),
+        ("face-server guest, backend guest (tract inside wasm, simd128)", ms(&guest, &["pipeline"])),
+        ("face-server guest, backend tract (wasi:nn, host tract)", ms(&guest_tract, &["pipeline"])),
+        ("face-server guest, backend onnxruntime (wasi:nn, host onnxruntime)", ms(&guest_ort, &["pipeline"])),
         ("core module on wasm32-wasip1 in wasmtime (simd128)", ms(&wasip1, &["pipeline"])),
         ("npm package in Node", ms(&js, &["node"])),
         ("npm package in headless Chromium", ms(&js, &["chromium"])),
         ("onnxruntime 1 thread, the three model calls only", ort_pipeline),
     ] {
         println!("| {name} | {v:.2} | {:.2} |", v / n);
+    }
+    println!("\nThe sandbox's cost per backend (guest / the same kernels natively):\n");
+    println!("| backend | guest ms | native ms | guest / native |");
+    println!("|---|---|---|---|");
+    for (name, g, native) in [
+        ("guest (tract inside wasm) vs native tract", ms(&guest, &["pipeline"]), n),
+        ("tract", ms(&guest_tract, &["pipeline"]), ms(&guest_tract, &["native_pipeline"])),
+        ("onnxruntime", ms(&guest_ort, &["pipeline"]), native_ort),
+    ] {
+        println!("| {name} | {g:.2} | {native:.2} | {:.2} |", g / native);
     }
     let npm_wasm = crate::npm::pkg_dir().join("dist/face_engine_bg.wasm");
     println!("\nSizes and start-up:\n");
@@ -190,13 +211,15 @@ pub fn bench(args: &[String]) -> Result<()> {
         gzip_size(&optimised)? as f64 / 1e6
     );
     println!(
-        "| guest: first start, compiling the component with Cranelift + one instance | {:.0} ms |",
+        "| guest: compiling the component with Cranelift (face-server compile-guest) | {:.0} ms |",
         ms(&guest, &["compile_ms"])
     );
-    println!(
-        "| guest: start from the precompiled cache + one instance with models loaded | {:.0} ms |",
-        ms(&guest, &["startup_ms"])
-    );
+    for (name, b) in [("guest", &guest), ("tract", &guest_tract), ("onnxruntime", &guest_ort)] {
+        println!(
+            "| face-server engine start, backend {name}: verified precompiled guest, models loaded, one instance | {:.0} ms |",
+            ms(b, &["startup_ms"])
+        );
+    }
     println!("| npm package in Node: FaceEngine.create (wasm + 4 models) | {:.0} ms |", ms(&js, &["startup_node"]));
     Ok(())
 }

@@ -317,8 +317,9 @@ fn badinput_rows(data: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The guest component in face-server's wasmtime against the native core on the 243 verification
-/// photos (host's `guest_vs_native` example).
+/// The guest component in face-server's wasmtime, with each engine backend, against the native
+/// core on the verification photos (host's `guest_vs_native` example): every other row is the
+/// native core's, so equal answers here carry them over to each backend.
 fn guest_rows(data: &Path) -> Result<()> {
     crate::wasm::guest(&[])?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -327,21 +328,29 @@ fn guest_rows(data: &Path) -> Result<()> {
     let dir = data.join("verification");
     let files: Vec<String> =
         csv_rows(&dir.join("LABELS.csv"))?.iter().map(|r| dir.join(&r[0]).display().to_string()).collect();
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--package", "face-host", "--example", "guest_vs_native", "--"])
-        .arg(target.join("wasm32-wasip2/debug/face_wasm.wasm"))
-        .arg(crate::util::models_dir())
-        .arg(crate::util::cache_dir().join("guest-cache"))
-        .args(&files)
-        .output()
-        .context("running guest_vs_native")?;
-    if !out.status.success() {
-        bail!("guest_vs_native failed: {}", String::from_utf8_lossy(&out.stderr));
+    for backend in ["guest", "tract", "onnxruntime"] {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["run", "--quiet", "--package", "face-host", "--example", "guest_vs_native", "--"])
+            .arg(target.join("wasm32-wasip2/debug/face_wasm.wasm"))
+            .arg(crate::util::models_dir())
+            .arg(crate::util::cache_dir().join("guest-cache"))
+            .arg(backend)
+            .args(&files)
+            .output()
+            .context("running guest_vs_native")?;
+        if !out.status.success() {
+            bail!("guest_vs_native ({backend}) failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("guest_vs_native's output")?;
+        guest_row(backend, &v);
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("guest_vs_native's output")?;
+    Ok(())
+}
+
+fn guest_row(backend: &str, v: &serde_json::Value) {
     row(
         &format!(
-            "guest component in wasmtime vs native on {} verification photos ({} faces): face-count mismatches; max embedding difference; max landmark difference (px)",
+            "face-server guest, backend {backend}, vs native tract on {} verification photos ({} faces): face-count mismatches; max embedding difference; max landmark difference (px)",
             v["files"], v["faces"]
         ),
         format!(
@@ -352,7 +361,6 @@ fn guest_rows(data: &Path) -> Result<()> {
         ),
         "0; within 1e-4",
     );
-    Ok(())
 }
 
 /// One outcome line per file from face-core's `detect_files` example.

@@ -1,8 +1,11 @@
-//! `cargo xtask load [--seconds N]`: a bounded load test on loopback. Starts the real
-//! face-server (fresh SQLite directory), enrols two persons in a LargePersonGroup and trains it,
-//! then runs wrk (Debian's `wrk`, 4 connections each) on detect alone, identify alone, and both
-//! at once, N seconds each (default 10). Prints throughput and p50/p99 latency per route; fails
-//! on any non-2xx answer or socket error.
+//! `cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest]`: a bounded load test on
+//! loopback. For each engine backend (default: all three) it starts the real face-server (fresh
+//! SQLite directory, pool size = cores) and runs wrk (Debian's `wrk`, 4 connections) on detect
+//! (faceId on, the default) with a 640x480 one-face photo and with a larger photo, N seconds each
+//! (default 10), and reads the server's resident memory. With the first backend it also enrols
+//! two persons in a LargePersonGroup, trains it, and runs identify alone and detect and identify
+//! at once. Prints throughput, per core, p50/p99 latency and the ratio to the `guest` backend
+//! measured in the same run; fails on any non-2xx answer or socket error.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -111,49 +114,90 @@ fn wrk(url: &str, body: &Path, content_type: &str, seconds: u64, connections: u3
         .context("starting wrk: install it with `apt-get install wrk` (scripts/setup.sh --test does)")
 }
 
-pub fn load(args: &[String]) -> Result<()> {
-    let seconds: u64 = match args {
-        [] => 10,
-        [flag, n] if flag == "--seconds" => n.parse().context("--seconds takes a whole number")?,
-        _ => bail!("usage: cargo xtask load [--seconds N]"),
-    };
-    let (server, guest) = build_server()?;
-    let dir = std::env::temp_dir().join(format!("face-load-{}", std::process::id()));
+/// A started face-server and where it keeps its files.
+struct Running {
+    _server: Server,
+    pid: u32,
+    base: String,
+    dir: PathBuf,
+}
+
+fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
+    let dir = std::env::temp_dir().join(format!("face-load-{}-{backend}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
     let log = std::fs::File::create(dir.join("server.log"))?;
-    let _server = Server(
-        Command::new(server)
-            .args(["Eula=accept", "Billing=http://127.0.0.1:9/", &format!("ApiKey={KEY}")])
-            .arg(format!("Server:Address=127.0.0.1:{port}"))
-            .arg(format!("Storage:DataDirectory={}", dir.join("data").display()))
-            .arg(format!("Engine:Guest={}", guest.display()))
-            .arg(format!("Engine:Models={}", models_dir().display()))
-            .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
-            .arg("Logging:Console:LogLevel=warn")
-            .stderr(log)
-            .spawn()?,
-    );
+    let child = Command::new(server)
+        .args(["Eula=accept", "Billing=http://127.0.0.1:9/", &format!("ApiKey={KEY}")])
+        .arg(format!("Server:Address=127.0.0.1:{port}"))
+        .arg(format!("Storage:DataDirectory={}", dir.join("data").display()))
+        .arg(format!("Engine:Guest={}", guest.display()))
+        .arg(format!("Engine:Models={}", models_dir().display()))
+        .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
+        .arg(format!("Engine:Backend={backend}"))
+        .arg("Logging:Console:LogLevel=warn")
+        .stderr(log)
+        .spawn()?;
+    let running = Running { pid: child.id(), _server: Server(child), base, dir };
     let ready = Instant::now() + Duration::from_secs(180);
-    while agent().get(format!("{base}/ready")).call().map(|r| r.status() != 200).unwrap_or(true) {
+    while agent().get(format!("{}/ready", running.base)).call().map(|r| r.status() != 200).unwrap_or(true) {
         if Instant::now() > ready {
-            bail!("face-server was not ready in 180 s; see {}", dir.join("server.log").display());
+            bail!("face-server ({backend}) was not ready in 180 s; see {}", running.dir.join("server.log").display());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Enrol two persons and train.
+    Ok(running)
+}
+
+/// (resident, peak resident) MB of a process, from /proc.
+fn memory_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
+
+/// Runs wrk on `url` and prints and returns its figures, marking `failed` on errors.
+fn measure(
+    label: &str,
+    url: &str,
+    body: &Path,
+    content_type: &str,
+    seconds: u64,
+    failed: &mut bool,
+) -> Result<Figures> {
+    let out = wrk(url, body, content_type, seconds, 4)?.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
+    println!(
+        "load {label:<46} {:>8.1} req/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} requests, {} non-2xx, {} socket errors)",
+        f.requests_per_s, f.p50_ms, f.p99_ms, f.requests, f.non_2xx, f.socket_errors
+    );
+    *failed |= f.non_2xx > 0 || f.socket_errors > 0 || f.requests == 0;
+    Ok(f)
+}
+
+/// Enrols two persons in a LargePersonGroup, trains it, and runs identify alone and detect and
+/// identify at once.
+fn identify_phases(run: &Running, seconds: u64, failed: &mut bool) -> Result<()> {
+    let base = &run.base;
     let photos = testdata_dir();
     let photo =
         |name: &str| std::fs::read(photos.join(name)).with_context(|| format!("{name}: run `cargo xtask testdata`"));
-    json_call(&base, "PUT", "/largepersongroups/load", json!({ "name": "load test" }))?;
+    json_call(base, "PUT", "/largepersongroups/load", json!({ "name": "load test" }))?;
     for (name, files) in [("obama", ["obama.jpg", "obama2.jpg"]), ("biden", ["biden.jpg", "biden.jpg"])] {
-        let p = json_call(&base, "POST", "/largepersongroups/load/persons", json!({ "name": name }))?;
+        let p = json_call(base, "POST", "/largepersongroups/load/persons", json!({ "name": name }))?;
         let pid = p["personId"].as_str().context("no personId")?.to_owned();
         for f in files {
             call(
-                &base,
+                base,
                 "POST",
                 &format!("/largepersongroups/load/persons/{pid}/persistedfaces"),
                 "application/octet-stream",
@@ -161,48 +205,118 @@ pub fn load(args: &[String]) -> Result<()> {
             )?;
         }
     }
-    call(&base, "POST", "/largepersongroups/load/train", "application/json", vec![])?;
+    call(base, "POST", "/largepersongroups/load/train", "application/json", vec![])?;
     let trained = Instant::now() + Duration::from_secs(60);
-    while json_call(&base, "GET", "/largepersongroups/load/training", Value::Null)?["status"] != "succeeded" {
+    while json_call(base, "GET", "/largepersongroups/load/training", Value::Null)?["status"] != "succeeded" {
         if Instant::now() > trained {
             bail!("training did not finish in 60 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let probe = call(&base, "POST", "/detect", "application/octet-stream", photo("obama3.jpg")?)?;
+    let probe = call(base, "POST", "/detect", "application/octet-stream", photo("obama3.jpg")?)?;
     let face_id = probe[0]["faceId"].as_str().context("no face in obama3.jpg")?.to_owned();
-    let identify_body = dir.join("identify.json");
+    let identify_body = run.dir.join("identify.json");
     std::fs::write(&identify_body, json!({ "faceIds": [face_id], "largePersonGroupId": "load" }).to_string())?;
     let detect_body: PathBuf = photos.join("obama.jpg");
-
-    let mut failed = false;
     let detect_url = format!("{base}/face/v1.0/detect");
     let identify_url = format!("{base}/face/v1.0/identify");
-    for phase in ["detect alone", "identify alone", "detect and identify at once"] {
-        eprintln!("load: {phase} for {seconds} s");
-        let mut runs = Vec::new();
-        if phase.contains("detect") {
-            runs.push(("detect", wrk(&detect_url, &detect_body, "application/octet-stream", seconds, 4)?));
+    eprintln!("load: identify alone for {seconds} s");
+    measure("identify alone", &identify_url, &identify_body, "application/json", seconds, failed)?;
+    eprintln!("load: detect and identify at once for {seconds} s");
+    let detect = wrk(&detect_url, &detect_body, "application/octet-stream", seconds, 4)?;
+    let identify = wrk(&identify_url, &identify_body, "application/json", seconds, 4)?;
+    for (route, child) in [("detect", detect), ("identify", identify)] {
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let f = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
+        println!(
+            "load {:<46} {:>8.1} req/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} requests, {} non-2xx, {} socket errors)",
+            format!("detect and identify at once: {route}"),
+            f.requests_per_s,
+            f.p50_ms,
+            f.p99_ms,
+            f.requests,
+            f.non_2xx,
+            f.socket_errors
+        );
+        *failed |= f.non_2xx > 0 || f.socket_errors > 0 || f.requests == 0;
+    }
+    Ok(())
+}
+
+pub fn load(args: &[String]) -> Result<()> {
+    let mut seconds: u64 = 10;
+    let mut backends: Vec<String> = ["tract", "onnxruntime", "guest"].map(String::from).to_vec();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        match (flag.as_str(), rest.next()) {
+            ("--seconds", Some(n)) => seconds = n.parse().context("--seconds takes a whole number")?,
+            ("--backends", Some(list)) => backends = list.split(',').map(str::to_owned).collect(),
+            _ => bail!("usage: cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest]"),
         }
-        if phase.contains("identify") {
-            runs.push(("identify", wrk(&identify_url, &identify_body, "application/json", seconds, 4)?));
+    }
+    let (server, guest) = build_server()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let small = crate::bench::photo_640x480()?;
+    let large = testdata_dir().join("obama.jpg");
+    let size = |p: &Path| -> Result<String> {
+        let img = face_core::decode(&std::fs::read(p)?, &Default::default())?;
+        Ok(format!("{}x{}", img.width(), img.height()))
+    };
+    let photos = [(size(&small)?, small), (size(&large)?, large)];
+    let mut failed = false;
+    // (backend, photo, figures), and (backend, resident MB, peak MB).
+    let mut rows: Vec<(String, String, Figures)> = Vec::new();
+    let mut memory: Vec<(String, f64, f64)> = Vec::new();
+    for (i, backend) in backends.iter().enumerate() {
+        let run = start(&server, &guest, backend)?;
+        let detect_url = format!("{}/face/v1.0/detect", run.base);
+        for (label, body) in &photos {
+            eprintln!("load: {backend}: detect {label} for {seconds} s");
+            let f = measure(
+                &format!("{backend}: detect {label}"),
+                &detect_url,
+                body,
+                "application/octet-stream",
+                seconds,
+                &mut failed,
+            )?;
+            rows.push((backend.clone(), label.clone(), f));
         }
-        for (route, child) in runs {
-            let out = child.wait_with_output()?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let f = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
-            println!(
-                "load {phase:<28} {route:<8} {:>8.1} req/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} requests, {} non-2xx, {} socket errors)",
-                f.requests_per_s, f.p50_ms, f.p99_ms, f.requests, f.non_2xx, f.socket_errors
+        let (rss, peak) = memory_mb(run.pid);
+        memory.push((backend.clone(), rss, peak));
+        if i == 0 {
+            identify_phases(&run, seconds, &mut failed)?;
+        }
+        let ok = agent().get(format!("{}/ready", run.base)).call().map(|r| r.status() == 200).unwrap_or(false);
+        if failed || !ok {
+            bail!(
+                "load: errors under load with backend {backend} (server log: {})",
+                run.dir.join("server.log").display()
             );
-            failed |= f.non_2xx > 0 || f.socket_errors > 0 || f.requests == 0;
         }
+        let _ = std::fs::remove_dir_all(&run.dir);
     }
-    let ok = agent().get(format!("{base}/ready")).call().map(|r| r.status() == 200).unwrap_or(false);
-    if failed || !ok {
-        bail!("load: errors under load (server log: {})", dir.join("server.log").display());
+    println!("\nREST detect (faceId on), wrk 4 connections, {seconds} s each, {cores} cores, pool size = cores:\n");
+    println!("| backend | photo | req/s | req/s per core | p50 ms | p99 ms | throughput / guest backend |");
+    println!("|---|---|---|---|---|---|---|");
+    for (backend, photo, f) in &rows {
+        let guest = rows.iter().find(|(b, p, _)| b == "guest" && p == photo).map(|(_, _, g)| g.requests_per_s);
+        let ratio = guest.map(|g| format!("{:.2}", f.requests_per_s / g)).unwrap_or_else(|| "-".into());
+        println!(
+            "| {backend} | {photo} | {:.1} | {:.1} | {:.1} | {:.1} | {ratio} |",
+            f.requests_per_s,
+            f.requests_per_s / cores,
+            f.p50_ms,
+            f.p99_ms
+        );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    println!("\nface-server resident memory after the detect runs (pool size = cores):\n");
+    println!("| backend | resident MB | peak resident MB |");
+    println!("|---|---|---|");
+    for (backend, rss, peak) in &memory {
+        println!("| {backend} | {rss:.0} | {peak:.0} |");
+    }
     Ok(())
 }
 

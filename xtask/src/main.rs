@@ -10,7 +10,7 @@
 //! - `npm`      build the npm package in wasm/pkg; `npm-test` build and test it with Node
 //! - `serve`    build and run face-server on port 5000 with this checkout's guest and models
 //! - `e2e`      face-server driven through the official Python client (all 69 operations)
-//! - `load`     a bounded load test of face-server on loopback with wrk (detect and identify)
+//! - `load`     a bounded load test of face-server on loopback with wrk (detect per backend, identify)
 //! - `web`      the in-browser demo as a static folder (web/dist); `web-test` its browser test
 //! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
 //! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
@@ -32,7 +32,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N]|web|web-test|package [--release] DIR|image-test [--build]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

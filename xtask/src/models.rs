@@ -14,6 +14,20 @@ pub struct Manifest {
     pub model: Vec<ModelEntry>,
     #[serde(default)]
     pub testdata: Vec<Source>,
+    #[serde(default)]
+    pub runtime: Vec<Runtime>,
+}
+
+/// A native library unpacked from a registry package (onnxruntime for face-server's backend).
+#[derive(Debug, Deserialize)]
+pub struct Runtime {
+    #[serde(flatten)]
+    pub source: Source,
+    /// The library's path inside the archive.
+    pub member: String,
+    /// Its name in the model folder.
+    pub file: String,
+    pub file_sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,9 +136,44 @@ fn check_outputs(manifest: &Manifest, dir: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+/// Unpacks each runtime library into `dir` unless a verified copy is there.
+fn runtimes(manifest: &Manifest, dir: &Path) -> Result<()> {
+    for runtime in &manifest.runtime {
+        let path = dir.join(&runtime.file);
+        if path.exists() && sha256_file(&path)? == runtime.file_sha256 {
+            continue;
+        }
+        let archive = fetch(&runtime.source)?;
+        eprintln!("models: unpacking {} from {}", runtime.member, runtime.source.archive);
+        std::fs::create_dir_all(dir)?;
+        let tmp = path.with_extension("tmp");
+        run(Command::new(python()?)
+            .args([
+                "-c",
+                "import sys, zipfile; open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))",
+            ])
+            .arg(&archive)
+            .arg(&runtime.member)
+            .arg(&tmp))?;
+        let got = sha256_file(&tmp)?;
+        if got != runtime.file_sha256 {
+            let _ = std::fs::remove_file(&tmp);
+            bail!(
+                "{} from {}: sha256 is {got}, models/manifest.toml pins {}",
+                runtime.member,
+                runtime.source.archive,
+                runtime.file_sha256
+            );
+        }
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(())
+}
+
 pub fn models() -> Result<()> {
     let manifest = manifest()?;
     let out = models_dir();
+    runtimes(&manifest, &out)?;
     if check_outputs(&manifest, &out)?.is_empty() {
         eprintln!("models: all {} files present and verified in {}", manifest.model.len(), out.display());
         return Ok(());

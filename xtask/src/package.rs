@@ -1,8 +1,9 @@
 //! `cargo xtask package [--release] DIR`: everything the service needs at run time, in one
 //! folder laid out the way face-server looks for it beside its binary: `face-server`,
-//! `face-meter`, `face_wasm.wasm` (the guest), `models/`, `swagger-ui/` and `demo/` (the
-//! in-browser demo). The Dockerfile's build stage runs this command; the test command runs it
-//! too and starts the packaged server the way the image's entrypoint does.
+//! `face-meter`, `face_wasm.wasm` (the guest) with `face_wasm.cwasm` and its sha256 record,
+//! `models/` (with `libonnxruntime.so`), `swagger-ui/` and `demo/` (the in-browser demo). The
+//! Dockerfile's build stage runs this command; the test command runs it too and starts the
+//! packaged server the way the image's entrypoint does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,9 +52,19 @@ pub fn package(args: &[String]) -> Result<()> {
     for bin in ["face-server", "face-meter"] {
         copy(&target.join(dir).join(bin), &out.join(bin))?;
     }
-    copy(&target.join("wasm32-wasip2").join(dir).join("face_wasm.wasm"), &out.join("face_wasm.wasm"))?;
+    // The guest, compiled by this face-server, and the record of its sha256: the only compiled
+    // guest face-server will load from disk (precompiled in the build folder once per build).
+    let guest = target.join("wasm32-wasip2").join(dir).join("face_wasm.wasm");
+    crate::wasm::precompile(&target.join(dir).join("face-server"), &guest)?;
+    for ext in ["wasm", "cwasm", "cwasm.sha256"] {
+        copy(&guest.with_extension(ext), &out.join("face_wasm").with_extension(ext))?;
+    }
     for m in crate::web::model_files() {
         copy(&models_dir().join(m), &out.join("models").join(m))?;
+    }
+    // The onnxruntime library for Engine:Backend=onnxruntime, where face-server looks by default.
+    for runtime in crate::models::manifest()?.runtime {
+        copy(&models_dir().join(&runtime.file), &out.join("models").join(&runtime.file))?;
     }
     for f in SWAGGER_UI {
         copy(&swagger.join("node_modules/swagger-ui-dist").join(f), &out.join("swagger-ui").join(f))?;

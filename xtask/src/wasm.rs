@@ -1,7 +1,7 @@
 //! Running face-core on wasm32-wasip1 (with simd128) inside wasmtime, reading the same models
 //! and photos as the native run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Result, bail};
@@ -37,7 +37,9 @@ pub fn wasm_test(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask guest`: face-wasm as a wasm32-wasip2 component, the guest face-server runs.
+/// `cargo xtask guest`: face-wasm as a wasm32-wasip2 component, the guest face-server runs, and
+/// face-server (dev profile) to precompile it beside itself with its sha256 record (the only
+/// compiled guest face-server trusts; redone when the guest or face-server changed).
 pub fn guest(args: &[String]) -> Result<()> {
     if !args.is_empty() {
         bail!("usage: cargo xtask guest");
@@ -50,5 +52,23 @@ pub fn guest(args: &[String]) -> Result<()> {
         "component",
         "--target",
         "wasm32-wasip2",
-    ]))
+    ]))?;
+    run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bin", "face-server"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    precompile(&target.join("debug/face-server"), &target.join("wasm32-wasip2/debug/face_wasm.wasm"))
+}
+
+/// Runs `server compile-guest wasm` unless the record beside `wasm` is newer than both.
+pub fn precompile(server: &Path, wasm: &Path) -> Result<()> {
+    let record = wasm.with_extension("cwasm.sha256");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (modified(&record), modified(wasm), modified(server)) {
+        (Some(r), Some(w), Some(s)) => r >= w && r >= s,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    eprintln!("guest: precompiling {} (Cranelift, once per build)", wasm.display());
+    run(Command::new(server).arg("compile-guest").arg(wasm))
 }
