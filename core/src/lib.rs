@@ -63,5 +63,5 @@ pub use crate::{
     geometry::{Point, RectF, Similarity},
     headpose::{HeadPose, head_pose},
     landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},
-    model::{MODELS, Model, ModelInfo, Runner, ShapedOutput, TractPlan},
+    model::{MODELS, Model, ModelInfo, Runner, ShapedOutput, TractPlan, f32_from_bytes, f32_to_bytes},
 };

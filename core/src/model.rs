@@ -95,6 +95,24 @@ impl Model {
     }
 }
 
+/// f32 values as the little-endian bytes a `wasi:nn` tensor carries.
+pub fn f32_to_bytes(values: &[f32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes
+}
+
+/// The f32 values of a `wasi:nn` tensor's little-endian bytes; `None` when the length is not a
+/// whole number of f32s.
+pub fn f32_from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
 /// One output of [`TractPlan::run_shaped`]: its shape and its values.
 pub type ShapedOutput = (Vec<usize>, Vec<f32>);
 

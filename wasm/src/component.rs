@@ -58,13 +58,8 @@ impl Runner for NnRunner {
         outputs
             .into_iter()
             .map(|(name, t)| match t.ty() {
-                tensor::TensorType::Fp32 => {
-                    let bytes = t.data();
-                    if bytes.len() % 4 != 0 {
-                        return Err(format!("output {name} has {} bytes, not a whole number of f32s", bytes.len()));
-                    }
-                    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-                }
+                tensor::TensorType::Fp32 => face_core::f32_from_bytes(&t.data())
+                    .ok_or_else(|| format!("output {name} is not a whole number of f32s")),
                 other => Err(format!("output {name} is {other:?}, f32 was expected")),
             })
             .collect()

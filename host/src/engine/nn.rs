@@ -163,7 +163,7 @@ struct GraphRunner {
 impl Runner for GraphRunner {
     fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
         let dimensions = shape.iter().map(|&d| d as u32).collect();
-        let data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let data = face_core::f32_to_bytes(&data);
         let input =
             NamedTensor { name: self.info.input.into(), tensor: Tensor::new(dimensions, TensorType::Fp32, data) };
         let mut context = self.context.lock().map_err(|_| "the execution context lock is poisoned")?;
@@ -171,10 +171,10 @@ impl Runner for GraphRunner {
             BackendError::BackendAccess(e) => format!("{e:#}"),
             other => other.to_string(),
         })?;
-        Ok(outputs
+        outputs
             .into_iter()
-            .map(|o| o.tensor.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-            .collect())
+            .map(|o| face_core::f32_from_bytes(&o.tensor.data).ok_or_else(|| "an output is not f32s".to_owned()))
+            .collect()
     }
 }
 
@@ -219,11 +219,11 @@ fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<Vec<f
     if tensor.data.len() != expected {
         return Err(invalid(format!("takes {expected} bytes of data, the input has {}", tensor.data.len())));
     }
-    Ok(tensor.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    face_core::f32_from_bytes(&tensor.data).ok_or_else(|| invalid("the data is not a whole number of f32s".into()))
 }
 
 fn output_tensor(name: String, shape: &[usize], values: &[f32]) -> NamedTensor {
-    let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let data = face_core::f32_to_bytes(values);
     let dimensions = shape.iter().map(|&d| d as u32).collect();
     NamedTensor { name, tensor: Tensor::new(dimensions, TensorType::Fp32, data) }
 }
