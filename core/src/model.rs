@@ -95,13 +95,13 @@ impl Model {
     }
 }
 
-/// f32 values as the little-endian bytes a `wasi:nn` tensor carries.
+/// f32 values as the little-endian bytes a `wasi:nn` tensor carries (a copy of the memory on
+/// little-endian machines: wasm, x86-64, aarch64).
 pub fn f32_to_bytes(values: &[f32]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
+    if cfg!(target_endian = "little") {
+        return bytemuck::cast_slice::<f32, u8>(values).to_vec();
     }
-    bytes
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// The f32 values of a `wasi:nn` tensor's little-endian bytes; `None` when the length is not a
@@ -110,7 +110,16 @@ pub fn f32_from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
     if bytes.len() % 4 != 0 {
         return None;
     }
-    Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    let mut values = vec![0.0f32; bytes.len() / 4];
+    if cfg!(target_endian = "little") {
+        // One memcpy into the aligned buffer (the bytes themselves may not be aligned for f32).
+        bytemuck::cast_slice_mut::<f32, u8>(&mut values).copy_from_slice(bytes);
+    } else {
+        for (v, b) in values.iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+    }
+    Some(values)
 }
 
 /// One output of [`TractPlan::run_shaped`]: its shape and its values.
