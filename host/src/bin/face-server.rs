@@ -5,34 +5,18 @@
 
 use std::process::ExitCode;
 
-/// mimalloc: per-thread heaps that give freed memory back to the system. Each detect allocates
-/// and frees tens of MB of tensors on whichever blocking thread runs it; glibc's arenas kept
-/// ~300 MB of that resident after a few dozen requests.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Freed memory goes back to the system at once (mimalloc's `purge_delay` 0, default 10 ms, which
-/// only runs when the thread allocates again: idle blocking threads kept theirs). Measured with
-/// `cargo xtask load`: 370 MB resident after a burst of detects, 260 MB with this.
-#[allow(unsafe_code)]
-fn return_freed_memory_at_once() {
-    // libmimalloc-sys names the options around it but not `mi_option_purge_delay` itself (15 in
-    // mimalloc.h, right before use_numa_nodes); this fails the build if the numbering moves.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    const _: () = assert!(libmimalloc_sys::mi_option_use_numa_nodes == PURGE_DELAY + 1);
-    const _: () = assert!(libmimalloc_sys::mi_option_reserve_os_memory == 9);
-    // SAFETY: mi_option_set only stores an integer option; it is called first thing in main.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
-}
-
 use face_host::server::{ServerConfig, run};
 use face_host::settings::Settings;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// Console logs (`Logging:Console:LogLevel`, `Logging:Console:Format=json`), and JSON lines in
-/// `<Mounts:Output>/face-server.log` when `Logging:Disk:Format=json` (level `Logging:Disk:LogLevel`).
+/// mimalloc: per-thread heaps that give freed memory back to the system. Each detect allocates
+/// and frees tens of MB of tensors on whichever blocking thread runs it; glibc's arenas kept
+/// ~300 MB of that resident after a few dozen requests (see ARCHITECTURE.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(settings: &Settings) -> Result<(), String> {
     let get = |k: &str| settings.other.get(k).map(String::as_str);
     let filter = |key: &str| {
@@ -121,7 +105,6 @@ fn compile_guest(guest: Option<String>) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    return_freed_memory_at_once();
     let mut args = std::env::args().skip(1);
     match std::env::args().nth(1).as_deref() {
         Some("healthcheck") => return healthcheck(args.nth(1)),
