@@ -146,7 +146,13 @@ pub fn component(engine: &Engine, guest: &Path, cache_dir: &Path) -> Result<(Com
         for (path, source) in [(&beside, Source::Precompiled), (&cached, Source::Cache)] {
             let Ok(candidate) = std::fs::read(path) else { continue };
             if sha256_hex(&candidate) == record.compiled {
-                return Ok((deserialize(engine, &candidate)?, source));
+                match deserialize(engine, &candidate) {
+                    Ok(component) => return Ok((component, source)),
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "the compiled guest did not load; compiling");
+                        continue;
+                    }
+                }
             }
             tracing::warn!(
                 file = %path.display(),
@@ -160,6 +166,14 @@ pub fn component(engine: &Engine, guest: &Path, cache_dir: &Path) -> Result<(Com
         // The cache is best effort: a read-only or full disk costs the next start a compile.
         if let Err(e) = write_durably(&cached, &compiled) {
             tracing::warn!(file = %cached.display(), error = %e, "could not write the compiled guest cache");
+        }
+        // Entries for other guests or engines will not match any record again.
+        for entry in std::fs::read_dir(cache_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("face-guest-") && entry.path() != cached {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
     Ok((deserialize_fresh(engine, &compiled)?, Source::Compiled))
