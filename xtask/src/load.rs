@@ -173,7 +173,12 @@ fn measure(
     seconds: u64,
     failed: &mut bool,
 ) -> Result<Figures> {
-    let out = wrk(url, body, content_type, seconds, 4)?.wait_with_output()?;
+    report(label, wrk(url, body, content_type, seconds, 4)?, failed)
+}
+
+/// Waits for a wrk run and prints and returns its figures, marking `failed` on errors.
+fn report(label: &str, child: Child, failed: &mut bool) -> Result<Figures> {
+    let out = child.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let f = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
     println!(
@@ -226,20 +231,7 @@ fn identify_phases(run: &Running, seconds: u64, failed: &mut bool) -> Result<()>
     let detect = wrk(&detect_url, &detect_body, "application/octet-stream", seconds, 4)?;
     let identify = wrk(&identify_url, &identify_body, "application/json", seconds, 4)?;
     for (route, child) in [("detect", detect), ("identify", identify)] {
-        let out = child.wait_with_output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let f = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
-        println!(
-            "load {:<46} {:>8.1} req/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} requests, {} non-2xx, {} socket errors)",
-            format!("detect and identify at once: {route}"),
-            f.requests_per_s,
-            f.p50_ms,
-            f.p99_ms,
-            f.requests,
-            f.non_2xx,
-            f.socket_errors
-        );
-        *failed |= f.non_2xx > 0 || f.socket_errors > 0 || f.requests == 0;
+        report(&format!("detect and identify at once: {route}"), child, failed)?;
     }
     Ok(())
 }

@@ -113,10 +113,11 @@ pub fn precompile(engine: &Engine, guest: &Path) -> Result<PathBuf> {
     Ok(file)
 }
 
-/// Deserialises `bytes`, which the caller has verified against the record.
+/// Deserialises `bytes`: either verified against the record, or just compiled in memory.
 fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Component> {
-    // SAFETY: `bytes` hash to the sha256 that `precompile` recorded for this guest and this
-    // engine's compatibility hash, beside the guest, where only the installer writes.
+    // SAFETY: callers pass only bytes that hash to the sha256 `precompile` recorded for this
+    // guest and this engine's compatibility hash (beside the guest, where only the installer
+    // writes), or bytes this same engine's `precompile_component` has just produced in memory.
     #[allow(unsafe_code)]
     unsafe { Component::deserialize(engine, bytes) }.map_err(|e| anyhow!("loading the compiled guest: {e}"))
 }
@@ -176,14 +177,7 @@ pub fn component(engine: &Engine, guest: &Path, cache_dir: &Path) -> Result<(Com
             }
         }
     }
-    Ok((deserialize_fresh(engine, &compiled)?, Source::Compiled))
-}
-
-/// Deserialises bytes this engine has just compiled in memory.
-fn deserialize_fresh(engine: &Engine, compiled: &[u8]) -> Result<Component> {
-    // SAFETY: these bytes were produced by `precompile_component` of this same engine, in memory.
-    #[allow(unsafe_code)]
-    unsafe { Component::deserialize(engine, compiled) }.map_err(|e| anyhow!("loading the compiled guest: {e}"))
+    Ok((deserialize(engine, &compiled)?, Source::Compiled))
 }
 
 #[cfg(test)]

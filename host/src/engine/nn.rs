@@ -167,10 +167,7 @@ impl Runner for GraphRunner {
         let input =
             NamedTensor { name: self.info.input.into(), tensor: Tensor::new(dimensions, TensorType::Fp32, data) };
         let mut context = self.context.lock().map_err(|_| "the execution context lock is poisoned")?;
-        let outputs = context.compute_with_io(vec![input]).map_err(|e| match e {
-            BackendError::BackendAccess(e) => format!("{e:#}"),
-            other => other.to_string(),
-        })?;
+        let outputs = context.compute_with_io(vec![input]).map_err(message)?;
         outputs
             .into_iter()
             .map(|o| face_core::f32_from_bytes(&o.tensor.data).ok_or_else(|| "an output is not f32s".to_owned()))
@@ -231,6 +228,14 @@ fn output_tensor(name: String, shape: &[usize], values: &[f32]) -> NamedTensor {
 /// A backend failure with its message, for the guest (as a wasi:nn error's data).
 fn backend_error(message: String) -> BackendError {
     BackendError::BackendAccess(wasmtime::format_err!("{message}"))
+}
+
+/// A backend error's whole message (the wrapped error's chain, not only its outer line).
+fn message(e: BackendError) -> String {
+    match e {
+        BackendError::BackendAccess(e) => format!("{e:#}"),
+        other => other.to_string(),
+    }
 }
 
 fn unsupported(what: &str) -> BackendError {
@@ -540,13 +545,6 @@ mod tests {
         NamedTensor {
             name: MODELS[0].input.into(),
             tensor: tensor(&[n as u32, c as u32, h as u32, w as u32], TensorType::Fp32, n * c * h * w * 4),
-        }
-    }
-
-    fn message(e: BackendError) -> String {
-        match e {
-            BackendError::BackendAccess(e) => format!("{e:#}"),
-            other => other.to_string(),
         }
     }
 
