@@ -9,7 +9,6 @@
 //! - NMS at IoU 0.3, as OpenCV's FaceDetectorYN.
 
 use image::RgbImage;
-use image::imageops::{self, FilterType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -42,22 +41,8 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     let nh = ((h * scale).round() as u32).clamp(1, INPUT as u32);
     // The scale actually applied on each axis, after rounding to whole pixels.
     let (sx, sy) = (nw as f32 / w, nh as f32 / h);
-    let resized;
-    let input_image = if (nw, nh) == (img.width(), img.height()) {
-        img
-    } else {
-        resized = imageops::resize(img, nw, nh, FilterType::Triangle);
-        &resized
-    };
     // BGR, 0..255, planar, image in the top-left corner and black elsewhere (as OpenCV pads).
-    let plane = INPUT * INPUT;
-    let mut input = vec![0.0f32; 3 * plane];
-    for (x, y, p) in input_image.enumerate_pixels() {
-        let i = y as usize * INPUT + x as usize;
-        input[i] = p[2] as f32;
-        input[plane + i] = p[1] as f32;
-        input[2 * plane + i] = p[0] as f32;
-    }
+    let input = crate::tensor::resize_planar(img, nw as usize, nh as usize, (INPUT, INPUT), [2, 1, 0]);
     let outputs = model.run(&[1, 3, INPUT, INPUT], input)?;
     if outputs.len() != 12 {
         return Err(Error::Model {
