@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -327,74 +327,79 @@ fn ort_environment(library: &Path) -> Result<ort::environment::Environment> {
 }
 
 /// A model as onnxruntime sessions. onnxruntime's `Run` is not safe to call from several threads
-/// on one session (the `ort` crate's finding), so each execution context (one per model per guest
-/// instance) owns a session; the sessions of one model share their prepacked weights, and the
-/// sessions of discarded instances are kept for the next one.
+/// on one session (the `ort` crate's finding), so each call takes a session of its own from the
+/// model's idle list and puts it back after: a model has as many sessions as calls ever ran on it
+/// at once (at most the pool size), and a model no request uses keeps the one made at start-up.
+/// The sessions of one model share their prepacked weights; each is made from the model file,
+/// so no copy of the file stays in memory.
 struct OrtGraph {
+    sessions: Arc<OrtSessions>,
+}
+
+struct OrtSessions {
     info: &'static ModelInfo,
     environment: ort::environment::Environment,
-    bytes: Arc<[u8]>,
+    path: PathBuf,
     prepacked: ort::session::builder::PrepackedWeights,
-    spare: Arc<std::sync::Mutex<Vec<ort::session::Session>>>,
+    idle: std::sync::Mutex<Vec<ort::session::Session>>,
 }
 
 impl OrtGraph {
     fn load(environment: &ort::environment::Environment, info: &'static ModelInfo, path: &Path) -> Result<OrtGraph> {
-        let bytes: Arc<[u8]> = std::fs::read(path)
-            .with_context(|| format!("reading model {}: run `cargo xtask models`", path.display()))?
-            .into();
-        let graph = OrtGraph {
+        let sessions = OrtSessions {
             info,
             environment: environment.clone(),
-            bytes,
+            path: path.to_owned(),
             prepacked: ort::session::builder::PrepackedWeights::new(),
-            spare: Default::default(),
+            idle: Default::default(),
         };
         // One session now: a model onnxruntime cannot load stops start-up here, not at the first call.
-        let session = graph.session().map_err(|e| anyhow!("loading model {} into onnxruntime: {e}", path.display()))?;
-        graph.spare.lock().map_err(|_| anyhow!("poisoned"))?.push(session);
-        Ok(graph)
+        let session = sessions.session().map_err(|e| anyhow!("loading model {} into onnxruntime: {e}", path.display()))?;
+        sessions.put(session);
+        Ok(OrtGraph { sessions: Arc::new(sessions) })
     }
+}
 
+impl OrtSessions {
     /// A new session: one intra-op thread (the pool size sets the parallelism), fully optimised.
     fn session(&self) -> Result<ort::session::Session, String> {
         use ort::session::builder::GraphOptimizationLevel;
+        if !self.path.is_file() {
+            return Err(format!("{} does not exist: run `cargo xtask models`", self.path.display()));
+        }
         ort::session::Session::builder(&self.environment)
             .and_then(|b| Ok(b.with_intra_threads(1)?.with_inter_threads(1)?))
             .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
             .and_then(|b| Ok(b.with_prepacked_weights(&self.prepacked)?))
-            .and_then(|mut b| b.commit_from_memory(&self.bytes))
+            .and_then(|mut b| b.commit_from_file(&self.path))
             .map_err(|e| e.to_string())
+    }
+
+    /// An idle session, or a new one when every session is running.
+    fn take(&self) -> Result<ort::session::Session, String> {
+        match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            Some(session) => Ok(session),
+            None => self.session(),
+        }
+    }
+
+    fn put(&self, session: ort::session::Session) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(session);
+        }
     }
 }
 
 impl BackendGraph for OrtGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
-        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
-        let session = match spare {
-            Some(s) => s,
-            None => self.session().map_err(|e| backend_error(format!("{}: {e}", self.info.name)))?,
-        };
-        Ok(ExecutionContext::from(Box::new(OrtContext {
-            info: self.info,
-            session: Some(session),
-            spare: self.spare.clone(),
-        }) as Box<dyn BackendExecutionContext>))
+        Ok(ExecutionContext::from(
+            Box::new(OrtContext { sessions: self.sessions.clone() }) as Box<dyn BackendExecutionContext>
+        ))
     }
 }
 
 struct OrtContext {
-    info: &'static ModelInfo,
-    session: Option<ort::session::Session>,
-    spare: Arc<std::sync::Mutex<Vec<ort::session::Session>>>,
-}
-
-impl Drop for OrtContext {
-    fn drop(&mut self) {
-        if let (Some(session), Ok(mut spare)) = (self.session.take(), self.spare.lock()) {
-            spare.push(session);
-        }
-    }
+    sessions: Arc<OrtSessions>,
 }
 
 impl BackendExecutionContext for OrtContext {
@@ -407,29 +412,34 @@ impl BackendExecutionContext for OrtContext {
     }
 
     fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        let info = self.info;
+        let info = self.sessions.info;
         let failed = |e: String| backend_error(format!("{}: {e}", info.name));
         let data = checked_input(info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
-        let session = self.session.as_mut().ok_or_else(|| failed("the session is gone".into()))?;
         let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
         let input = ort::value::Tensor::from_array((shape, data)).map_err(|e| failed(e.to_string()))?;
         let options = Arc::new(ort::session::RunOptions::new().map_err(|e| failed(e.to_string()))?);
+        let mut session = self.sessions.take().map_err(failed)?;
         let deadline = DEADLINE.with(Cell::get);
         let watch = deadline.map(|d| watchdog::watch(d, &options));
-        let outputs = session.run_with_options(ort::inputs![info.input => input], &options);
-        let stopped = watch.is_some_and(|w| w.finish());
-        if stopped {
-            TIMED_OUT.with(|t| t.set(true));
-            return Err(failed("stopped: the deadline passed".into()));
-        }
-        let outputs = outputs.map_err(|e| failed(e.to_string()))?;
-        let mut named = Vec::with_capacity(outputs.len());
-        for (i, (_, value)) in outputs.iter().enumerate() {
-            let (shape, values) = value.try_extract_tensor::<f32>().map_err(|e| failed(e.to_string()))?;
-            let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-            named.push(output_tensor(i.to_string(), &shape, values));
-        }
-        Ok(Some(named))
+        let result = match session.run_with_options(ort::inputs![info.input => input], &options) {
+            _ if watch.is_some_and(|w| w.finish()) => {
+                TIMED_OUT.with(|t| t.set(true));
+                Err(failed("stopped: the deadline passed".into()))
+            }
+            Err(e) => Err(failed(e.to_string())),
+            Ok(outputs) => outputs
+                .iter()
+                .enumerate()
+                .map(|(i, (_, value))| {
+                    let (shape, values) = value.try_extract_tensor::<f32>().map_err(|e| failed(e.to_string()))?;
+                    let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+                    Ok(output_tensor(i.to_string(), &shape, values))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+        };
+        self.sessions.put(session);
+        result
     }
 }
 
