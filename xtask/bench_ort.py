@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 MODELS = {
-    "face_detection_yunet_2023mar.onnx": (1, 3, 640, 640),
+    "face_detection_yunet_2023mar.onnx": (1, 3, 480, 640),  # the engine's input for a 640x480 photo
     "face_recognition_sface_2021dec.onnx": (1, 3, 112, 112),
     "faceapi_recognition.onnx": (1, 3, 150, 150),
     "faceapi_landmark68.onnx": (1, 3, 112, 112),

@@ -5,17 +5,7 @@
 
 use std::time::Instant;
 
-use face_core::{DetectOptions, Engine, Model, ModelSet, RecognitionModel};
-
-/// (file, input shape) of every model, as the engine feeds it.
-const MODELS: [(&str, [usize; 4]); 6] = [
-    ("face_detection_yunet_2023mar.onnx", [1, 3, 640, 640]),
-    ("face_recognition_sface_2021dec.onnx", [1, 3, 112, 112]),
-    ("faceapi_recognition.onnx", [1, 3, 150, 150]),
-    ("faceapi_landmark68.onnx", [1, 3, 112, 112]),
-    ("faceapi_age_gender.onnx", [1, 3, 112, 112]),
-    ("faceapi_expression.onnx", [1, 3, 112, 112]),
-];
+use face_core::{DetectOptions, Engine, MODELS, Model, ModelSet, RecognitionModel};
 
 fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..3 {
@@ -39,9 +29,20 @@ fn main() {
     };
     let runs: usize = runs.parse().expect("RUNS is a number");
     let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let bytes = std::fs::read(photo).expect("photo");
     let mut models = Vec::new();
-    for (file, shape) in MODELS {
-        let model = Model::load("bench", &read(file)).expect("model loads");
+    for info in &MODELS {
+        // The detector at the size the engine feeds it for this photo, the others at theirs.
+        let shape = if info.name == MODELS[0].name {
+            let image = face_core::decode(&bytes, &Default::default()).expect("the photo decodes");
+            let scale = 640.0 / image.width().max(image.height()) as f32;
+            let scaled = |side: u32| (side as f32 * scale).round() as usize;
+            face_core::detector_input_shape(scaled(image.width()), scaled(image.height()))
+        } else {
+            info.shapes[0]
+        };
+        let file = info.file;
+        let model = Model::load(info, &read(file)).expect("model loads");
         let input: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| (i % 256) as f32).collect();
         let ms = median_ms(runs, || {
             model.run(&shape, input.clone()).expect("model runs");
@@ -50,7 +51,6 @@ fn main() {
     }
     let set = ModelSet::read_with(|name| Ok::<_, ()>(read(name))).unwrap();
     let engine = Engine::new(&set.bytes()).unwrap();
-    let bytes = std::fs::read(photo).expect("photo");
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
     assert_eq!(engine.detect(&bytes, &options).unwrap().len(), 1, "the bench photo has one face");
     let pipeline = median_ms(runs, || {

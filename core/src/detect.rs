@@ -1,5 +1,6 @@
-//! Face detection with YuNet (2023mar): letterbox into the model's fixed 640x640 input, decode
-//! the anchor-free heads at strides 8, 16 and 32, then non-maximum suppression.
+//! Face detection with YuNet (2023mar): letterbox into the smallest of the detector's input sizes
+//! (`DETECTOR_SHAPES`) that holds the photo scaled to 640 on its longer side, decode the
+//! anchor-free heads at strides 8, 16 and 32, then non-maximum suppression.
 //!
 //! Choices, measured with `cargo xtask eval` on shared/data (see ARCHITECTURE.md):
 //! - the image is scaled so its longer side is 640, but never enlarged more than 2x: a face that
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::geometry::{Point, RectF};
-use crate::model::Model;
+use crate::model::{DETECTOR_SHAPES, Model};
 
 pub(crate) const INPUT: usize = 640;
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -41,9 +42,10 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     let nh = ((h * scale).round() as u32).clamp(1, INPUT as u32);
     // The scale actually applied on each axis, after rounding to whole pixels.
     let (sx, sy) = (nw as f32 / w, nh as f32 / h);
+    let [_, _, canvas_h, canvas_w] = input_shape(nw as usize, nh as usize);
     // BGR, 0..255, planar, image in the top-left corner and black elsewhere (as OpenCV pads).
-    let input = crate::tensor::resize_planar(img, nw as usize, nh as usize, (INPUT, INPUT), [2, 1, 0]);
-    let outputs = model.run(&[1, 3, INPUT, INPUT], input)?;
+    let input = crate::tensor::resize_planar(img, nw as usize, nh as usize, (canvas_w, canvas_h), [2, 1, 0]);
+    let outputs = model.run(&[1, 3, canvas_h, canvas_w], input)?;
     if outputs.len() != 12 {
         return Err(Error::Model {
             model: model.name(),
@@ -54,12 +56,14 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     for (level, &stride) in STRIDES.iter().enumerate() {
         // Output order in the file: cls_8,16,32, obj_8,16,32, bbox_8,16,32, kps_8,16,32.
         let (cls, obj, bbox, kps) = (&outputs[level], &outputs[3 + level], &outputs[6 + level], &outputs[9 + level]);
-        let cols = INPUT / stride;
-        let n = cols * cols;
+        let cols = canvas_w / stride;
+        let n = cols * (canvas_h / stride);
         if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
             return Err(Error::Model {
                 model: model.name(),
-                reason: format!("outputs at stride {stride} do not have the shapes of YuNet at 640x640"),
+                reason: format!(
+                    "outputs at stride {stride} do not have the shapes of YuNet at {canvas_w}x{canvas_h}"
+                ),
             });
         }
         let s = stride as f32;
@@ -91,6 +95,16 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     Ok(kept)
 }
 
+/// The detector input (NCHW) for an image scaled to `width x height` (each at most 640): the
+/// smallest of `DETECTOR_SHAPES` that holds it.
+pub fn input_shape(width: usize, height: usize) -> [usize; 4] {
+    DETECTOR_SHAPES
+        .into_iter()
+        .filter(|&[_, _, h, w]| w >= width && h >= height)
+        .min_by_key(|&[_, _, h, w]| h * w)
+        .unwrap_or(DETECTOR_SHAPES[0])
+}
+
 /// Greedy non-maximum suppression, best score first.
 pub(crate) fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -108,4 +122,27 @@ pub(crate) fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
 fn centre_inside(d: &Detection, w: f32, h: f32) -> bool {
     let c = d.rect.center();
     c.x >= 0.0 && c.y >= 0.0 && c.x < w && c.y < h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detector_input_is_the_smallest_size_that_holds_the_scaled_photo() {
+        for ((w, h), (want_h, want_w)) in [
+            ((640, 640), (640, 640)),
+            ((640, 480), (480, 640)),
+            ((480, 640), (640, 640)),
+            ((640, 427), (480, 640)),
+            ((640, 360), (384, 640)),
+            ((360, 640), (640, 640)),
+            ((640, 481), (640, 640)),
+            ((512, 640), (640, 640)),
+            ((300, 200), (384, 640)),
+        ] {
+            assert_eq!(input_shape(w, h), [1, 3, want_h, want_w], "{w}x{h}");
+        }
+        assert!(DETECTOR_SHAPES.iter().all(|s| s[2] % 32 == 0 && s[3] % 32 == 0 && s[2].max(s[3]) == INPUT));
+    }
 }

@@ -145,10 +145,10 @@ impl Engine {
     /// that would not load.
     pub fn new(models: &ModelBytes<'_>) -> Result<Engine> {
         Ok(Engine {
-            detector: Model::load(MODELS[0].name, models.detector)?,
-            landmarks68: Model::load(MODELS[1].name, models.landmarks68)?,
-            sface: Model::load(MODELS[2].name, models.sface)?,
-            faceapi: Model::load(MODELS[3].name, models.faceapi_recognizer)?,
+            detector: Model::load(&MODELS[0], models.detector)?,
+            landmarks68: Model::load(&MODELS[1], models.landmarks68)?,
+            sface: Model::load(&MODELS[2], models.sface)?,
+            faceapi: Model::load(&MODELS[3], models.faceapi_recognizer)?,
             attributes: None,
             limits: DecodeLimits::default(),
         })
@@ -180,8 +180,8 @@ impl Engine {
     /// Adds the attribute nets (`ModelSet::ATTRIBUTE_FILES`), enabling `DetectOptions::attributes`.
     pub fn with_attribute_models(mut self, age_gender: &[u8], expression: &[u8]) -> Result<Engine> {
         self.attributes = Some(AttributeModels {
-            age_gender: Model::load(MODELS[4].name, age_gender)?,
-            expression: Model::load(MODELS[5].name, expression)?,
+            age_gender: Model::load(&MODELS[4], age_gender)?,
+            expression: Model::load(&MODELS[5], expression)?,
         });
         Ok(self)
     }

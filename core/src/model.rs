@@ -23,9 +23,26 @@ pub struct ModelInfo {
     pub file: &'static str,
     /// The graph's input name.
     pub input: &'static str,
-    /// The input shape, NCHW (fixed in every file).
-    pub shape: [usize; 4],
+    /// Every input shape the engine feeds, NCHW, the first the model's usual one. A runner
+    /// optimises the model once for each; no other shape is ever run.
+    pub shapes: &'static [[usize; 4]],
 }
+
+impl ModelInfo {
+    /// Whether the engine feeds this model `shape`.
+    pub fn takes(&self, shape: &[usize]) -> bool {
+        self.shapes.iter().any(|s| s.as_slice() == shape)
+    }
+}
+
+/// The detector's input sizes (its file leaves height and width free): the photo is scaled to
+/// 640 on its longer side and goes into the smallest of these that holds it, so a 4:3 landscape
+/// photo runs on 3/4 of the pixels and a 16:9 one on 3/5. No portrait sizes: tract runs YuNet
+/// slower at 480 or 384 wide than at 640x640 (60 against 40 ms natively), so portrait photos
+/// keep the square input.
+pub const DETECTOR_SHAPES: [[usize; 4]; 3] = [[1, 3, 640, 640], [1, 3, 480, 640], [1, 3, 384, 640]];
+
+const FACE_112: &[[usize; 4]] = &[[1, 3, 112, 112]];
 
 /// Every model the engine runs: detector, 68 landmarks, SFace, face-api.js recognizer, then the
 /// two attribute nets (`MODELS[..4]` are needed, `MODELS[4..]` only for attributes).
@@ -34,23 +51,18 @@ pub const MODELS: [ModelInfo; 6] = [
         name: "yunet_2023mar",
         file: "face_detection_yunet_2023mar.onnx",
         input: "input",
-        shape: [1, 3, 640, 640],
+        shapes: &DETECTOR_SHAPES,
     },
-    ModelInfo { name: "faceapi_landmark68", file: "faceapi_landmark68.onnx", input: "input", shape: [1, 3, 112, 112] },
-    ModelInfo {
-        name: "sface_2021dec",
-        file: "face_recognition_sface_2021dec.onnx",
-        input: "data",
-        shape: [1, 3, 112, 112],
-    },
+    ModelInfo { name: "faceapi_landmark68", file: "faceapi_landmark68.onnx", input: "input", shapes: FACE_112 },
+    ModelInfo { name: "sface_2021dec", file: "face_recognition_sface_2021dec.onnx", input: "data", shapes: FACE_112 },
     ModelInfo {
         name: "faceapi_recognition",
         file: "faceapi_recognition.onnx",
         input: "input",
-        shape: [1, 3, 150, 150],
+        shapes: &[[1, 3, 150, 150]],
     },
-    ModelInfo { name: "faceapi_age_gender", file: "faceapi_age_gender.onnx", input: "input", shape: [1, 3, 112, 112] },
-    ModelInfo { name: "faceapi_expression", file: "faceapi_expression.onnx", input: "input", shape: [1, 3, 112, 112] },
+    ModelInfo { name: "faceapi_age_gender", file: "faceapi_age_gender.onnx", input: "input", shapes: FACE_112 },
+    ModelInfo { name: "faceapi_expression", file: "faceapi_expression.onnx", input: "input", shapes: FACE_112 },
 ];
 
 /// Runs one model's tensor kernels.
@@ -74,10 +86,11 @@ impl fmt::Debug for Model {
 }
 
 impl Model {
-    /// Parses and optimises ONNX `bytes` with tract, in this process.
-    pub fn load(name: &'static str, bytes: &[u8]) -> Result<Model> {
-        let plan = TractPlan::load(bytes).map_err(|reason| Error::Model { model: name, reason })?;
-        Ok(Model::new(name, Arc::new(plan)))
+    /// Parses ONNX `bytes` with tract and optimises it for each of `info`'s input shapes, in
+    /// this process.
+    pub fn load(info: &'static ModelInfo, bytes: &[u8]) -> Result<Model> {
+        let plan = TractPlan::load(bytes, info.shapes).map_err(|reason| Error::Model { model: info.name, reason })?;
+        Ok(Model::new(info.name, Arc::new(plan)))
     }
 
     /// A model whose kernels `runner` runs.
@@ -125,42 +138,49 @@ pub fn f32_from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
 /// One output of [`TractPlan::run_shaped`]: its shape and its values.
 pub type ShapedOutput = (Vec<usize>, Vec<f32>);
 
-/// An ONNX model parsed and optimised by tract for the input shape fixed in its file. Cheap to
-/// clone (the plan is shared); each run has its own state, so one plan serves many threads.
+/// An ONNX model parsed by tract and optimised once for each input shape it is given. Cheap to
+/// clone (the plans are shared); each run has its own state, so one plan serves many threads.
 #[derive(Clone)]
 pub struct TractPlan {
-    plan: Arc<TypedRunnableModel>,
-    input: Vec<usize>,
+    plans: Arc<[(Vec<usize>, Arc<TypedRunnableModel>)]>,
 }
 
 impl fmt::Debug for TractPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TractPlan").field("input", &self.input).finish_non_exhaustive()
+        let shapes: Vec<&Vec<usize>> = self.plans.iter().map(|(s, _)| s).collect();
+        f.debug_struct("TractPlan").field("shapes", &shapes).finish_non_exhaustive()
     }
 }
 
 impl TractPlan {
-    /// Parses and optimises ONNX `bytes`. The input shape must be fixed in the file.
-    pub fn load(bytes: &[u8]) -> std::result::Result<TractPlan, String> {
+    /// Parses ONNX `bytes` once and optimises a plan for each of `shapes` (f32, NCHW). A shape
+    /// the file's fixed input dimensions do not allow fails here, naming the shape.
+    pub fn load(bytes: &[u8], shapes: &[[usize; 4]]) -> std::result::Result<TractPlan, String> {
         if bytes.is_empty() {
             return Err("no model bytes were given".into());
         }
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(bytes))
-            .and_then(|m| m.into_optimized())
-            .map_err(|e| format!("{e:#}"))?;
-        let input = model
-            .input_fact(0)
-            .ok()
-            .and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec))
-            .ok_or("the model's input shape is not fixed in the file")?;
-        let plan = model.into_runnable().map_err(|e| format!("{e:#}"))?;
-        Ok(TractPlan { plan, input })
+        if shapes.is_empty() {
+            return Err("no input shape was given".into());
+        }
+        let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(bytes)).map_err(|e| format!("{e:#}"))?;
+        let plans = shapes
+            .iter()
+            .map(|shape| {
+                let plan = model
+                    .clone()
+                    .with_input_fact(0, f32::fact(shape).into())
+                    .and_then(|m| m.into_optimized())
+                    .and_then(|m| m.into_runnable())
+                    .map_err(|e| format!("for input shape {shape:?}: {e:#}"))?;
+                Ok((shape.to_vec(), plan))
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        Ok(TractPlan { plans: plans.into() })
     }
 
-    /// The input shape the plan was optimised for.
-    pub fn input_shape(&self) -> &[usize] {
-        &self.input
+    /// Whether a plan was optimised for `shape`.
+    pub fn takes(&self, shape: &[usize]) -> bool {
+        self.plans.iter().any(|(s, _)| s.as_slice() == shape)
     }
 
     /// Runs the plan on one f32 tensor of `shape`, asking `keep_going` before each node; when it
@@ -171,12 +191,13 @@ impl TractPlan {
         data: Vec<f32>,
         keep_going: &mut dyn FnMut() -> bool,
     ) -> std::result::Result<Vec<ShapedOutput>, String> {
-        if shape != self.input.as_slice() {
-            return Err(format!("the input has shape {shape:?}, the model takes {:?}", self.input));
-        }
+        let Some((_, plan)) = self.plans.iter().find(|(s, _)| s.as_slice() == shape) else {
+            let shapes: Vec<&Vec<usize>> = self.plans.iter().map(|(s, _)| s).collect();
+            return Err(format!("the input has shape {shape:?}, the model takes {shapes:?}"));
+        };
         // The Vec becomes the tensor's buffer: no copy on the way to the kernels.
         let input: Tensor = tract_ndarray::ArrayD::from_shape_vec(shape, data).map_err(|e| format!("{e}"))?.into();
-        let mut state = SimpleState::new(&self.plan).map_err(|e| format!("{e:#}"))?;
+        let mut state = SimpleState::new(plan).map_err(|e| format!("{e:#}"))?;
         let outputs = state
             .run_plan_with_eval(tvec![input.into()], |ctx, op_state, node, inputs| {
                 if !keep_going() {

@@ -160,20 +160,21 @@ fn the_model_seam_carries_every_model_call_and_its_failures() {
 
     use face_core::{DetectOptions, Engine, Error, MODELS, ModelInfo, Runner, TractPlan};
 
-    struct Counting(TractPlan, Arc<AtomicUsize>);
+    struct Counting(TractPlan, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<Vec<usize>>>>);
     impl Runner for Counting {
         fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
-            assert_eq!(shape, self.0.input_shape(), "the engine feeds each model its fixed shape");
+            assert!(self.0.takes(shape), "the engine feeds a model only the shapes MODELS lists: {shape:?}");
             self.1.fetch_add(1, Ordering::Relaxed);
+            self.2.lock().unwrap().push(shape.to_vec());
             self.0.run(shape, data)
         }
     }
     let calls = Arc::new(AtomicUsize::new(0));
+    let shapes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seamed = Engine::from_runners(
         |info: &ModelInfo| {
-            let plan = TractPlan::load(&crate::common::model(info.file)).expect("model loads");
-            assert_eq!(plan.input_shape(), info.shape, "{}: MODELS has its input shape", info.name);
-            Ok(Arc::new(Counting(plan, calls.clone())) as Arc<dyn Runner>)
+            let plan = TractPlan::load(&crate::common::model(info.file), info.shapes).expect("model loads");
+            Ok(Arc::new(Counting(plan, calls.clone(), shapes.clone())) as Arc<dyn Runner>)
         },
         true,
     )
@@ -184,6 +185,18 @@ fn the_model_seam_carries_every_model_call_and_its_failures() {
     assert_eq!(ours, theirs);
     // detector, 68 landmarks, SFace, age/gender, expression.
     assert_eq!(calls.load(Ordering::Relaxed), 5);
+    // A portrait photo (910x1137, scaled to 512x640) needs the square input; a 16:9 one gets the
+    // 640x384 input and the same face, at the same place.
+    assert_eq!(shapes.lock().unwrap()[0], [1, 3, 640, 640]);
+    let portrait = face_core::decode(&photo("obama.jpg"), &Default::default()).unwrap();
+    let mut wide = RgbImage::from_pixel(portrait.height() * 16 / 9, portrait.height(), image::Rgb([90, 90, 90]));
+    imageops::replace(&mut wide, &portrait, 0, 0);
+    shapes.lock().unwrap().clear();
+    let in_wide = seamed.detect(&encode(&wide, ImageFormat::Png), &DetectOptions::default()).unwrap();
+    assert_eq!(shapes.lock().unwrap()[0], [1, 3, 384, 640], "{}x{}", wide.width(), wide.height());
+    assert_eq!(in_wide.len(), 1);
+    let (a, b) = (&in_wide[0].detection.rect, &ours[0].detection.rect);
+    assert!((a.left - b.left).abs() < 0.05 * b.width && (a.width - b.width).abs() < 0.1 * b.width, "{a:?} vs {b:?}");
 
     struct Failing;
     impl Runner for Failing {

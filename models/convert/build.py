@@ -56,6 +56,8 @@ def build_models(manifest, downloads, out):
             target = os.path.join(out, model["file"])
             if kind == "fold_dequant":
                 folded, count = fold_dequant.fold(onnx.load(files[0]))
+                if model.get("free_input_hw"):
+                    folded = fold_dequant.free_input_hw(folded)
                 onnx.checker.check_model(folded)
                 onnx.save(folded, target)
                 print(f"{model['name']}: folded {count} constant nodes -> {target}", flush=True)

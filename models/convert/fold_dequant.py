@@ -77,6 +77,25 @@ def fold(model):
     return model, folded
 
 
+def free_input_hw(model):
+    """Leaves the input's height and width free (`height`, `width`) and the outputs' anchor counts
+    too, and drops the recorded intermediate shapes, so one file serves every input size that
+    the graph allows (YuNet: multiples of 32; its Reshapes already use -1). The engine feeds a
+    few fixed sizes, each optimised once."""
+    graph = model.graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[2].ClearField("dim_value")
+    dims[2].dim_param = "height"
+    dims[3].ClearField("dim_value")
+    dims[3].dim_param = "width"
+    for out in graph.output:
+        dim = out.type.tensor_type.shape.dim[1]
+        dim.ClearField("dim_value")
+        dim.dim_param = f"{out.name}_anchors"
+    del graph.value_info[:]
+    return model
+
+
 def main():
     src, dst = sys.argv[1], sys.argv[2]
     model, folded = fold(onnx.load(src))

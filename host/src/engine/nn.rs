@@ -195,8 +195,9 @@ impl BackendInner for RefuseBytes {
     }
 }
 
-/// Checks the inputs of one compute call against the graph's one input and returns its values.
-fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<Vec<f32>, BackendError> {
+/// Checks the inputs of one compute call against the graph's one input and the shapes the engine
+/// feeds it; returns the input's shape and values.
+fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<([usize; 4], Vec<f32>), BackendError> {
     let invalid = |m: String| backend_error(format!("{}: {m}", info.name));
     if inputs.len() != 1 {
         return Err(invalid(format!("takes one input ({}), {} were given", info.input, inputs.len())));
@@ -209,14 +210,16 @@ fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<Vec<f
         return Err(invalid(format!("takes f32, the input is {:?}", tensor.ty)));
     }
     let shape: Vec<usize> = tensor.dimensions.iter().map(|&d| d as usize).collect();
-    if shape != info.shape {
-        return Err(invalid(format!("takes shape {:?}, the input has {:?}", info.shape, shape)));
-    }
-    let expected = info.shape.iter().product::<usize>() * 4;
+    let Some(&shape) = info.shapes.iter().find(|s| s.as_slice() == shape) else {
+        return Err(invalid(format!("takes shapes {:?}, the input has {shape:?}", info.shapes)));
+    };
+    let expected = shape.iter().product::<usize>() * 4;
     if tensor.data.len() != expected {
         return Err(invalid(format!("takes {expected} bytes of data, the input has {}", tensor.data.len())));
     }
-    face_core::f32_from_bytes(&tensor.data).ok_or_else(|| invalid("the data is not a whole number of f32s".into()))
+    let values = face_core::f32_from_bytes(&tensor.data)
+        .ok_or_else(|| invalid("the data is not a whole number of f32s".into()))?;
+    Ok((shape, values))
 }
 
 fn output_tensor(name: String, shape: &[usize], values: &[f32]) -> NamedTensor {
@@ -252,15 +255,8 @@ impl TractGraph {
     fn load(info: &'static ModelInfo, path: &Path) -> Result<TractGraph> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading model {}: run `cargo xtask models`", path.display()))?;
-        let plan = TractPlan::load(&bytes).map_err(|e| anyhow!("loading model {}: {e}", path.display()))?;
-        if plan.input_shape() != info.shape {
-            return Err(anyhow!(
-                "model {} takes shape {:?}, the engine feeds it {:?}",
-                path.display(),
-                plan.input_shape(),
-                info.shape
-            ));
-        }
+        let plan =
+            TractPlan::load(&bytes, info.shapes).map_err(|e| anyhow!("loading model {}: {e}", path.display()))?;
         Ok(TractGraph { info, plan })
     }
 }
@@ -288,10 +284,10 @@ impl BackendExecutionContext for TractContext {
     }
 
     fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        let data = checked_input(self.info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
+        let (shape, data) = checked_input(self.info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
         let outputs = self
             .plan
-            .run_shaped(&self.info.shape, data, &mut keep_going)
+            .run_shaped(&shape, data, &mut keep_going)
             .map_err(|e| backend_error(format!("{}: {e}", self.info.name)))?;
         Ok(Some(
             outputs
@@ -414,8 +410,8 @@ impl BackendExecutionContext for OrtContext {
     fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
         let info = self.sessions.info;
         let failed = |e: String| backend_error(format!("{}: {e}", info.name));
-        let data = checked_input(info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
-        let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
+        let (shape, data) = checked_input(info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
+        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let input = ort::value::Tensor::from_array((shape, data)).map_err(|e| failed(e.to_string()))?;
         let options = Arc::new(ort::session::RunOptions::new().map_err(|e| failed(e.to_string()))?);
         let mut session = self.sessions.take().map_err(failed)?;
@@ -551,7 +547,7 @@ mod tests {
     }
 
     fn detector_input() -> NamedTensor {
-        let [n, c, h, w] = MODELS[0].shape;
+        let [n, c, h, w] = MODELS[0].shapes[0];
         NamedTensor {
             name: MODELS[0].input.into(),
             tensor: tensor(&[n as u32, c as u32, h as u32, w as u32], TensorType::Fp32, n * c * h * w * 4),
