@@ -61,9 +61,7 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
         if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
             return Err(Error::Model {
                 model: model.name(),
-                reason: format!(
-                    "outputs at stride {stride} do not have the shapes of YuNet at {canvas_w}x{canvas_h}"
-                ),
+                reason: format!("outputs at stride {stride} do not have the shapes of YuNet at {canvas_w}x{canvas_h}"),
             });
         }
         let s = stride as f32;

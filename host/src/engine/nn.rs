@@ -350,7 +350,8 @@ impl OrtGraph {
             idle: Default::default(),
         };
         // One session now: a model onnxruntime cannot load stops start-up here, not at the first call.
-        let session = sessions.session().map_err(|e| anyhow!("loading model {} into onnxruntime: {e}", path.display()))?;
+        let session =
+            sessions.session().map_err(|e| anyhow!("loading model {} into onnxruntime: {e}", path.display()))?;
         sessions.put(session);
         Ok(OrtGraph { sessions: Arc::new(sessions) })
     }
