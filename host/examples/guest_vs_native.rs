@@ -1,7 +1,8 @@
 //! For `cargo xtask eval`: the guest component in face-server's wasmtime, with one engine backend,
-//! against the native core (plain tract), photo by photo. Prints JSON: files, faces compared,
-//! photos whose face count differs, the largest difference between embedding values and between
-//! 27-landmark coordinates (px).
+//! against the native core (plain tract), file by file. Prints JSON: files, faces compared, files
+//! whose outcome differs (another face count, an answer against an error, or another kind of
+//! error), files both refused with the same kind of error, the largest difference between
+//! embedding values and between 27-landmark coordinates (px).
 //!
 //!     cargo run --example guest_vs_native -- GUEST_WASM MODELS_DIR CACHE_DIR BACKEND FILE...
 
@@ -29,6 +30,7 @@ async fn main() {
     let native_options =
         face_core::DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };
     let (mut faces, mut count_mismatch, mut max_embedding, mut max_landmark) = (0usize, 0usize, 0f32, 0f32);
+    let mut same_errors = 0usize;
     for file in files {
         let bytes = std::fs::read(file).expect("file");
         let ours = pool.detect(bytes.clone(), options).await;
@@ -46,12 +48,24 @@ async fn main() {
                     }
                 }
             }
-            (Err(CallError::Guest(_)), Err(_)) => {}
-            _ => count_mismatch += 1,
+            // The guest's error case carries the core error's kind as its name.
+            (Err(CallError::Guest(g)), Err(n))
+                if format!("{g:?}").split('(').next().is_some_and(|case| case.ends_with(n.kind())) =>
+            {
+                same_errors += 1
+            }
+            (ours, theirs) => {
+                eprintln!(
+                    "{file}: the guest gives {:?}, the native core {:?}",
+                    ours.map(|f| f.len()),
+                    theirs.map(|f| f.len())
+                );
+                count_mismatch += 1
+            }
         }
     }
     println!(
-        "{{\"files\": {}, \"faces\": {faces}, \"count_mismatch\": {count_mismatch}, \"max_embedding_diff\": {max_embedding:e}, \"max_landmark_diff_px\": {max_landmark:e}}}",
+        "{{\"files\": {}, \"faces\": {faces}, \"count_mismatch\": {count_mismatch}, \"same_errors\": {same_errors}, \"max_embedding_diff\": {max_embedding:e}, \"max_landmark_diff_px\": {max_landmark:e}}}",
         files.len()
     );
 }

@@ -271,9 +271,8 @@ fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Res
     Ok(())
 }
 
-/// Every file in badinput/, through the engine natively and on wasm32-wasip1 in wasmtime: faces
-/// or a typed error, never a panic, and the same outcome on both targets.
-fn badinput_rows(data: &Path) -> Result<()> {
+/// Every file under badinput/, sorted.
+fn badinput_files(data: &Path) -> Result<Vec<String>> {
     let dir = data.join("badinput");
     let mut files = Vec::new();
     let mut stack = vec![dir.clone()];
@@ -288,6 +287,14 @@ fn badinput_rows(data: &Path) -> Result<()> {
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Every file in badinput/, through the engine natively and on wasm32-wasip1 in wasmtime: faces
+/// or a typed error, never a panic, and the same outcome on both targets.
+fn badinput_rows(data: &Path) -> Result<()> {
+    let dir = data.join("badinput");
+    let files = badinput_files(data)?;
     let native = outcomes(&files, None)?;
     let wasm = outcomes(&files, Some(&dir))?;
     for (label, out) in [("native", &native), ("wasm32-wasip1 in wasmtime", &wasm)] {
@@ -318,8 +325,8 @@ fn badinput_rows(data: &Path) -> Result<()> {
 }
 
 /// The guest component in face-server's wasmtime, with each engine backend, against the native
-/// core on the verification photos (host's `guest_vs_native` example): every other row is the
-/// native core's, so equal answers here carry them over to each backend.
+/// core on the verification photos and on badinput/ (host's `guest_vs_native` example): every
+/// other row is the native core's, so equal answers here carry them over to each backend.
 fn guest_rows(data: &Path) -> Result<()> {
     crate::wasm::guest(&[])?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -328,21 +335,34 @@ fn guest_rows(data: &Path) -> Result<()> {
     let dir = data.join("verification");
     let files: Vec<String> =
         csv_rows(&dir.join("LABELS.csv"))?.iter().map(|r| dir.join(&r[0]).display().to_string()).collect();
-    for backend in ["guest", "tract", "onnxruntime"] {
+    let bad = badinput_files(data)?;
+    let compare = |backend: &str, files: &[String]| -> Result<serde_json::Value> {
         let out = std::process::Command::new(env!("CARGO"))
             .args(["run", "--quiet", "--package", "face-host", "--example", "guest_vs_native", "--"])
             .arg(target.join("wasm32-wasip2/debug/face_wasm.wasm"))
             .arg(crate::util::models_dir())
             .arg(crate::util::cache_dir().join("guest-cache"))
             .arg(backend)
-            .args(&files)
+            .args(files)
             .output()
             .context("running guest_vs_native")?;
         if !out.status.success() {
             bail!("guest_vs_native ({backend}) failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("guest_vs_native's output")?;
-        guest_row(backend, &v);
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).context("guest_vs_native's output")
+    };
+    for backend in ["guest", "tract", "onnxruntime"] {
+        guest_row(backend, &compare(backend, &files)?);
+        let v = compare(backend, &bad)?;
+        row(
+            &format!(
+                "badinput, face-server guest, backend {backend}, vs native tract ({} files): different outcomes; the same typed error",
+                v["files"]
+            ),
+            format!("{}; {}", v["count_mismatch"], v["same_errors"]),
+            "0; every file the native core refuses",
+        );
     }
     Ok(())
 }

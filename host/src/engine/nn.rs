@@ -196,8 +196,8 @@ impl BackendInner for RefuseBytes {
 }
 
 /// Checks the inputs of one compute call against the graph's one input and the shapes the engine
-/// feeds it; returns the input's shape and values.
-fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<([usize; 4], Vec<f32>), BackendError> {
+/// feeds it; returns the input's shape and its bytes (a whole number of little-endian f32s).
+fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<([usize; 4], Vec<u8>), BackendError> {
     let invalid = |m: String| backend_error(format!("{}: {m}", info.name));
     if inputs.len() != 1 {
         return Err(invalid(format!("takes one input ({}), {} were given", info.input, inputs.len())));
@@ -217,9 +217,7 @@ fn checked_input(info: &ModelInfo, mut inputs: Vec<NamedTensor>) -> Result<([usi
     if tensor.data.len() != expected {
         return Err(invalid(format!("takes {expected} bytes of data, the input has {}", tensor.data.len())));
     }
-    let values = face_core::f32_from_bytes(&tensor.data)
-        .ok_or_else(|| invalid("the data is not a whole number of f32s".into()))?;
-    Ok((shape, values))
+    Ok((shape, tensor.data))
 }
 
 fn output_tensor(name: String, shape: &[usize], values: &[f32]) -> NamedTensor {
@@ -284,7 +282,10 @@ impl BackendExecutionContext for TractContext {
     }
 
     fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        let (shape, data) = checked_input(self.info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
+        let (shape, bytes) = checked_input(self.info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
+        // tract takes its input as an owned f32 buffer: the one copy after the lift out of the guest.
+        let data = face_core::f32_from_bytes(&bytes).ok_or_else(|| backend_error("the input is not f32s".into()))?;
+        drop(bytes);
         let outputs = self
             .plan
             .run_shaped(&shape, data, &mut keep_going)
@@ -411,9 +412,20 @@ impl BackendExecutionContext for OrtContext {
     fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
         let info = self.sessions.info;
         let failed = |e: String| backend_error(format!("{}: {e}", info.name));
-        let (shape, data) = checked_input(info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
+        let (shape, bytes) = checked_input(info, inputs.ok_or_else(|| unsupported("compute without inputs"))?)?;
         let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let input = ort::value::Tensor::from_array((shape, data)).map_err(|e| failed(e.to_string()))?;
+        // onnxruntime reads the lifted bytes in place (the allocator aligns them for f32); only an
+        // unaligned buffer, or a big-endian host, copies.
+        let copied;
+        let in_place = bytemuck::try_cast_slice(&bytes).ok().filter(|_| cfg!(target_endian = "little"));
+        let values: &[f32] = match in_place {
+            Some(values) => values,
+            None => {
+                copied = face_core::f32_from_bytes(&bytes).ok_or_else(|| failed("the input is not f32s".into()))?;
+                &copied
+            }
+        };
+        let input = ort::value::TensorRef::from_array_view((shape, values)).map_err(|e| failed(e.to_string()))?;
         let options = Arc::new(ort::session::RunOptions::new().map_err(|e| failed(e.to_string()))?);
         let mut session = self.sessions.take().map_err(failed)?;
         let deadline = DEADLINE.with(Cell::get);
