@@ -10,13 +10,15 @@
 //! - `fetch`: image URLs fetched with SSRF guards.
 //! - `billing`: the usage journal and the heartbeat to the Billing endpoint; `meter`: face-meter,
 //!   the reference billing endpoint; `metrics`: the Prometheus counters of `/metrics`.
-//! - `server`: configuration from the settings, and the run loop with graceful shutdown.
+//! - `server`: configuration from the settings, and the run loop with graceful shutdown;
+//!   `listen`: the connection loop (a cap on open connections, a deadline for request headers).
 
 pub mod api;
 pub mod billing;
 pub mod engine;
 pub mod faces;
 pub mod fetch;
+pub mod listen;
 pub mod meter;
 pub mod metrics;
 pub mod server;

@@ -13,6 +13,7 @@ use crate::billing::{Billing, BillingConfig};
 use crate::engine::{EngineConfig, EnginePool, ModelFiles};
 use crate::faces::FaceIds;
 use crate::fetch::{FetchConfig, Fetcher};
+use crate::listen::ConnectionLimits;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{SqliteStore, Store};
 
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub max_uploads: usize,
     /// Requests that may hold or wait for an engine instance before 429 RateLimitExceeded.
     pub max_engine_queue: usize,
+    /// Open connections and the deadline for a request's headers.
+    pub connections: ConnectionLimits,
 }
 
 fn setting<'a>(s: &'a Settings, key: &str) -> Option<&'a str> {
@@ -156,6 +159,12 @@ impl ServerConfig {
             demo: setting(s, "Server:Demo").map(PathBuf::from).unwrap_or_else(default_demo),
             max_uploads: parse(s, "Server:MaxUploads", 64, "a whole number of requests")?.max(1),
             max_engine_queue: parse(s, "Engine:MaxQueue", engine.pool_size * 16, "a whole number of requests")?.max(1),
+            connections: ConnectionLimits {
+                max_connections: parse(s, "Server:MaxConnections", 1024, "a whole number of connections")?.max(1),
+                header_timeout: Duration::from_secs(
+                    parse(s, "Server:HeaderTimeoutSeconds", 10, "a whole number of seconds")?.max(1),
+                ),
+            },
             engine,
         })
     }
@@ -245,13 +254,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .with_context(|| format!("cannot listen on {} (Server:Address)", config.address))?;
     tracing::info!(address = %listener.local_addr()?, storage = ?config.storage, "listening");
     let (stopping, mut stop) = tokio::sync::watch::channel(false);
-    let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+    let serve = crate::listen::serve(listener, api::router(state), config.connections, async move {
         shutdown_signal().await;
         let _ = stopping.send(true);
     });
     let timeout = config.shutdown_timeout;
     tokio::select! {
-        result = serve => result?,
+        () = serve => {},
         () = async move {
             let _ = stop.wait_for(|s| *s).await;
             tokio::time::sleep(timeout).await;

@@ -353,3 +353,52 @@ fn a_full_engine_queue_answers_429_with_retry_after() {
     }
     assert!(answers.iter().all(|(s, _, _)| *s == 200 || *s == 429), "{answers:?}");
 }
+
+/// A caller without a key cannot hold the server with idle sockets: past Server:MaxConnections
+/// a new connection is not served, and a client that does not finish its headers within
+/// Server:HeaderTimeoutSeconds is disconnected, which frees its place.
+#[test]
+fn idle_connections_are_capped_and_cut_at_the_header_deadline() {
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    let data = temp_dir("connections");
+    let server = start(&data, &["Storage:Scenario=Memory", "Server:MaxConnections=2", "Server:HeaderTimeoutSeconds=2"]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Two slow clients take both places: each sends half a request line and stops.
+    let slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&address).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A third connection is accepted by the kernel but not served while they hold their places.
+    let started = Instant::now();
+    let mut third = TcpStream::connect(&address).unwrap();
+    third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
+    let mut first = [0u8; 1];
+    assert!(third.read(&mut first).is_err(), "served beyond Server:MaxConnections=2");
+    // At the header deadline the slow clients are cut off, and the third is answered.
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("200 OK"),
+            "an unfinished request was answered: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = Vec::new();
+    third.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1200) && waited < Duration::from_secs(8), "answered after {waited:?}");
+    // Normal requests go on as before.
+    assert_eq!(agent().get(format!("{}/", server.base)).call().unwrap().status(), 200);
+}

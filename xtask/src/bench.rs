@@ -2,7 +2,8 @@
 //! milliseconds of each model call and of the whole detect-and-embed pipeline for: the native
 //! core, the core on wasm32-wasip1 in wasmtime, the guest component in face-server's own wasmtime
 //! set-up, the npm package in Node and in headless Chromium, and onnxruntime with one thread; with
-//! ratios, wasm sizes and start-up times.
+//! ratios, wasm sizes and start-up times; then `cargo xtask load` (REST detect throughput and
+//! face-server's resident memory for each engine backend) in the same run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,13 +88,18 @@ fn wasm_opt(tools: &Path, wasm: &Path) -> Result<PathBuf> {
 }
 
 pub fn bench(args: &[String]) -> Result<()> {
-    let runs: usize = match args {
-        [] => 20,
-        [flag, n] if flag == "--runs" => {
-            n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?
+    let usage = "usage: cargo xtask bench [--runs N] [--load-seconds N (0: no load run)]";
+    let (mut runs, mut load_seconds) = (20usize, 8u64);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        match (flag.as_str(), rest.next()) {
+            ("--runs", Some(n)) => {
+                runs = n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?
+            }
+            ("--load-seconds", Some(n)) => load_seconds = n.parse().context("--load-seconds takes a whole number")?,
+            _ => bail!("{usage}"),
         }
-        _ => bail!("usage: cargo xtask bench [--runs N]"),
-    };
+    }
     let photo = photo_640x480()?;
     let models = models_dir();
     let runs_s = runs.to_string();
@@ -221,5 +227,9 @@ pub fn bench(args: &[String]) -> Result<()> {
         );
     }
     println!("| npm package in Node: FaceEngine.create (wasm + 4 models) | {:.0} ms |", ms(&js, &["startup_node"]));
+    if load_seconds > 0 {
+        println!();
+        crate::load::load(&["--seconds".to_owned(), load_seconds.to_string()])?;
+    }
     Ok(())
 }

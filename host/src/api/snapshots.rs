@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -65,12 +65,11 @@ fn scope(raw: Option<Vec<String>>, required: bool) -> ApiResult<Option<Vec<Strin
     }
 }
 
-/// 202 with `Operation-Location: http://<host>/face/v1.0/operations/<id>`.
-fn accepted(headers: &HeaderMap, op: &str) -> Response {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:5000");
-    let location = format!("http://{host}/face/v1.0/operations/{op}");
+/// 202 with `Operation-Location: /operations/<id>`, the relative path the spec's examples and the
+/// service send (the official SDKs read the id as its third `/`-separated part).
+fn accepted(op: &str) -> Response {
     let mut response = StatusCode::ACCEPTED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
+    if let Ok(v) = HeaderValue::from_str(&format!("/operations/{op}")) {
         response.headers_mut().insert("operation-location", v);
     }
     response
@@ -132,7 +131,7 @@ pub async fn take(State(state): State<Shared>, headers: HeaderMap, body: Body) -
         return Err(ApiError::collection_not_found(StatusCode::NOT_FOUND, kind, &object_id));
     }
     let op = new_operation(&state).await?;
-    let response = accepted(&headers, &op.id);
+    let response = accepted(&op.id);
     let task = state.clone();
     tokio::spawn(async move {
         let now = now_ms();
@@ -251,7 +250,7 @@ pub async fn apply(
         state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or_else(|| snapshot_not_found(&sid))?;
     input::collection_id(&object_id, snapshot.kind.name())?;
     let op = new_operation(&state).await?;
-    let response = accepted(&headers, &op.id);
+    let response = accepted(&op.id);
     let task = state.clone();
     tokio::spawn(async move {
         let kind = snapshot.kind;
