@@ -28,13 +28,6 @@ pub struct ModelInfo {
     pub shapes: &'static [[usize; 4]],
 }
 
-impl ModelInfo {
-    /// Whether the engine feeds this model `shape`.
-    pub fn takes(&self, shape: &[usize]) -> bool {
-        self.shapes.iter().any(|s| s.as_slice() == shape)
-    }
-}
-
 /// The detector's input sizes (its file leaves height and width free): the photo is scaled to
 /// 640 on its longer side and goes into the smallest of these that holds it, so a 4:3 landscape
 /// photo runs on 3/4 of the pixels and a 16:9 one on 3/5. No portrait sizes: tract runs YuNet

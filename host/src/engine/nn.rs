@@ -1,11 +1,11 @@
 //! The host side of `wasi:nn`: the guest's tensor kernels run here, natively.
 //!
-//! Each model is loaded and optimised once per process for its fixed input shape and shared by
-//! every instance (a `wasmtime_wasi_nn::Graph` is an `Arc`); each guest call gets its own
-//! execution state. The guest can only load graphs by name (`load-by-name`, the names of
+//! Each model is loaded once per process, optimised for each input shape the engine feeds it
+//! (face-core's `MODELS`), and shared by every instance (a `wasmtime_wasi_nn::Graph` is an
+//! `Arc`); each guest call gets its own execution state. The guest can only load graphs by name (`load-by-name`, the names of
 //! face-core's `MODELS`); `load` of guest-supplied bytes is refused, so model bytes never enter
 //! guest memory and the guest cannot make the host parse a model of its choosing. Inputs are
-//! checked against the graph's input name, shape and type before anything runs. The call's
+//! checked against the graph's input name, shapes and type before anything runs. The call's
 //! deadline is enforced here between nodes, since wasmtime's epochs do not reach host code.
 
 use std::cell::Cell;
