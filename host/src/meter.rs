@@ -3,8 +3,9 @@
 //!
 //! - `GET /v1/status`: 200 `{"status": "Valid"}`, 401 for an unknown key, 402 past the quota.
 //! - `POST /v1/usage`: records `{"records": [...]}`; 200 `{"accepted": [ids]}`.
-//! - `GET /v1/totals`: `{"totals": [{"keyId", "meter", "quantity", "records"}], "duplicatesReceived"}`;
-//!   keys are shown as the first 12 hex digits of their SHA-256.
+//! - `GET /v1/totals`: the calling key's own `{"totals": [{"keyId", "meter", "quantity",
+//!   "records"}], "duplicatesReceived"}`, 401 without an accepted key; keys are shown as the first
+//!   12 hex digits of their SHA-256.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -53,8 +54,7 @@ impl Meter {
             "CREATE TABLE IF NOT EXISTS usage (id TEXT PRIMARY KEY, key_id TEXT NOT NULL, meter TEXT NOT NULL,
                 quantity INTEGER NOT NULL, time TEXT, operation TEXT);
              CREATE INDEX IF NOT EXISTS usage_by_key ON usage (key_id);
-             CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             INSERT OR IGNORE INTO stats VALUES ('duplicates', 0);",
+             CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         Ok(Meter { conn: Mutex::new(conn), config })
     }
@@ -135,7 +135,12 @@ async fn usage(State(meter): State<Arc<Meter>>, headers: HeaderMap, body: axum::
                 accepted.push(r.id.clone());
             }
         }
-        tx.execute("UPDATE stats SET value = value + ?1 WHERE name = 'duplicates'", params![duplicates])?;
+        // Resends of records already stored, per key ('duplicates:<key id>').
+        tx.execute(
+            "INSERT INTO stats VALUES ('duplicates:' || ?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            params![key, duplicates],
+        )?;
         tx.commit()?;
         Ok(accepted)
     })
@@ -147,21 +152,28 @@ async fn usage(State(meter): State<Arc<Meter>>, headers: HeaderMap, body: axum::
     }
 }
 
-async fn totals(State(meter): State<Arc<Meter>>) -> Response {
+/// The calling key's totals only: a caller without an accepted key learns nothing.
+async fn totals(State(meter): State<Arc<Meter>>, headers: HeaderMap) -> Response {
+    let key = match meter.authorise(&headers, false) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let conn = meter.conn();
     let rows = conn
         .prepare(
-            "SELECT key_id, meter, SUM(quantity), COUNT(*) FROM usage GROUP BY key_id, meter ORDER BY key_id, meter",
+            "SELECT key_id, meter, SUM(quantity), COUNT(*) FROM usage WHERE key_id = ?1
+             GROUP BY key_id, meter ORDER BY meter",
         )
         .and_then(|mut s| {
-            s.query_map([], |r| {
+            s.query_map(params![key], |r| {
                 Ok(json!({ "keyId": r.get::<_, String>(0)?, "meter": r.get::<_, String>(1)?,
                     "quantity": r.get::<_, i64>(2)?, "records": r.get::<_, i64>(3)? }))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
         });
-    let duplicates: i64 =
-        conn.query_row("SELECT value FROM stats WHERE name = 'duplicates'", [], |r| r.get(0)).unwrap_or(0);
+    let duplicates: i64 = conn
+        .query_row("SELECT value FROM stats WHERE name = 'duplicates:' || ?1", params![key], |r| r.get(0))
+        .unwrap_or(0);
     match rows {
         Ok(rows) => axum::Json(json!({ "totals": rows, "duplicatesReceived": duplicates })).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

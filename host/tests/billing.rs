@@ -55,6 +55,10 @@ fn usage_is_counted_once_per_billable_transaction() {
     let more = some_calls(&server);
     wait_backlog_empty(&server, Duration::from_secs(20));
     assert_eq!(meter.totals(), (billed + more, billed + more, 0));
+    // The meter's totals are the caller's own: nothing for a caller without an accepted key.
+    let totals = format!("{}v1/totals", meter.url());
+    assert_eq!(call("GET", &totals, None, None).0, 401);
+    assert_eq!(call("GET", &totals, Some("wrong"), None).0, 401);
 }
 
 #[test]

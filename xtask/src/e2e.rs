@@ -42,7 +42,7 @@ pub fn serve(args: &[String]) -> Result<()> {
         .with_context(|| format!("starting {}", meter_bin.display()))?;
     eprintln!(
         "face-server on http://localhost:5000/face/v1.0 (key: Ocp-Apim-Subscription-Key: {key}), data in {}; \
-         usage goes to face-meter on http://127.0.0.1:5001 (totals: /v1/totals)",
+         usage goes to face-meter on http://127.0.0.1:5001 (totals: /v1/totals with the same key)",
         data.display()
     );
     let result = run(Command::new(server)

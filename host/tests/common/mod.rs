@@ -176,7 +176,7 @@ impl MeterProcess {
 
     /// `(quantity, records, duplicatesReceived)` for the test key's transactions.
     pub fn totals(&self) -> (u64, u64, u64) {
-        let (status, v) = call("GET", &format!("http://127.0.0.1:{}/v1/totals", self.port), None, None);
+        let (status, v) = call("GET", &format!("http://127.0.0.1:{}/v1/totals", self.port), Some(KEY), None);
         assert_eq!(status, 200, "{v}");
         let row = v["totals"].as_array().unwrap().iter().find(|r| r["meter"] == "face.transactions").cloned();
         let (q, r) = row.map(|r| (r["quantity"].as_u64().unwrap(), r["records"].as_u64().unwrap())).unwrap_or((0, 0));
