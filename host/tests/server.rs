@@ -402,3 +402,40 @@ fn idle_connections_are_capped_and_cut_at_the_header_deadline() {
     // Normal requests go on as before.
     assert_eq!(agent().get(format!("{}/", server.base)).call().unwrap().status(), 200);
 }
+
+/// /demo streams files from disk: a range of a large file comes back as 206 with just those
+/// bytes, HEAD gives the length without a body, and hidden or climbing paths are refused.
+#[test]
+fn demo_files_are_streamed_with_ranges_and_hidden_paths_refused() {
+    let data = temp_dir("demo-files");
+    let demo = data.join("demo");
+    std::fs::create_dir_all(demo.join("models")).unwrap();
+    let big: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(demo.join("models/big.onnx"), &big).unwrap();
+    std::fs::write(demo.join("index.html"), "<!doctype html><title>demo</title>").unwrap();
+    std::fs::write(demo.join(".secret"), "no").unwrap();
+    let server = start(&data, &["Storage:Scenario=Memory", &format!("Server:Demo={}", demo.display())]);
+    let url = |p: &str| format!("{}/demo/{p}", server.base);
+
+    let response = agent().get(url("models/big.onnx")).header("Range", "bytes=10000000-10000009").call().unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.headers()["content-range"], "bytes 10000000-10000009/20000000");
+    let mut part = Vec::new();
+    response.into_body().into_reader().read_to_end(&mut part).unwrap();
+    assert_eq!(part, &big[10_000_000..10_000_010]);
+
+    let head = agent().head(url("models/big.onnx")).call().unwrap();
+    assert_eq!((head.status().as_u16(), head.headers()["content-length"].to_str().unwrap()), (200, "20000000"));
+    let whole = agent().get(url("models/big.onnx")).call().unwrap();
+    assert_eq!(whole.headers()["cache-control"], "no-cache");
+    let mut all = Vec::new();
+    whole.into_body().into_reader().read_to_end(&mut all).unwrap();
+    assert!(all == big, "the whole file comes back unchanged");
+
+    let page = agent().get(format!("{}/demo/", server.base)).call().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    for refused in [".secret", "models/../.secret", "..%2f..%2fetc%2fpasswd", "models/missing.onnx"] {
+        assert_eq!(agent().get(url(refused)).call().unwrap().status(), 404, "{refused}");
+    }
+}

@@ -1,24 +1,42 @@
 //! `/demo`: the in-browser demo (`cargo xtask web` builds it into `web/dist`), served as static
-//! files. Everything runs in the visitor's browser; the server only hands out the page, the npm
-//! package and the models.
+//! files streamed from disk. Everything runs in the visitor's browser; the server only hands out
+//! the page, the npm package and the models.
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use std::path::Path as FsPath;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use tower_http::services::ServeFile;
 
 use super::Shared;
 
-fn content_type(file: &str) -> &'static str {
-    match file.rsplit('.').next().unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" => "application/json",
-        "wasm" => "application/wasm",
-        "png" => "image/png",
-        "svg" => "image/svg+xml",
-        "ts" | "md" | "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
+/// One file, streamed from disk (tower-http: ranges, conditional requests, HEAD), never read
+/// whole into memory; a successful answer gets `cache_control`, and `content_type` when given
+/// (else the type guessed from the file name).
+pub async fn serve_file(
+    path: &FsPath,
+    request: Request,
+    content_type: Option<&'static str>,
+    cache_control: &'static str,
+) -> Response {
+    if !path.is_file() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match ServeFile::new(path).try_call(request).await {
+        Ok(response) => {
+            let mut response = response.map(Body::new);
+            if response.status().is_success() {
+                let headers = response.headers_mut();
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+                if let Some(content_type) = content_type {
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                }
+            }
+            response
+        }
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -28,13 +46,17 @@ pub async fn redirect() -> Redirect {
 }
 
 /// GET /demo/
-pub async fn index(state: State<Shared>) -> Response {
-    file(state, Path("index.html".to_owned())).await
+pub async fn index(State(state): State<Shared>, request: Request) -> Response {
+    demo_file(&state, "index.html", request).await
 }
 
 /// GET /demo/{*path}: a file of the demo folder. Paths with `..`, absolute parts or hidden
 /// names are refused.
-pub async fn file(State(state): State<Shared>, Path(path): Path<String>) -> Response {
+pub async fn file(State(state): State<Shared>, Path(path): Path<String>, request: Request) -> Response {
+    demo_file(&state, &path, request).await
+}
+
+async fn demo_file(state: &Shared, path: &str, request: Request) -> Response {
     let Some(dir) = &state.demo else {
         return (
             StatusCode::NOT_FOUND,
@@ -47,10 +69,5 @@ pub async fn file(State(state): State<Shared>, Path(path): Path<String>) -> Resp
     if !safe {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match tokio::fs::read(dir.join(&path)).await {
-        Ok(bytes) => {
-            ([(header::CONTENT_TYPE, content_type(&path)), (header::CACHE_CONTROL, "no-cache")], bytes).into_response()
-        }
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
-    }
+    serve_file(&dir.join(path), request, None, "no-cache").await
 }

@@ -2,8 +2,8 @@
 //! of the 69 Face v1.0 operations the router serves (a test checks the table against the
 //! official Face.json and every entry against the router), and the `/swagger` page.
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -418,15 +418,12 @@ pub async fn swagger_ui(State(state): State<Shared>) -> Html<String> {
 }
 
 /// GET /swagger/ui/{file}: one of the Swagger UI assets.
-pub async fn swagger_asset(State(state): State<Shared>, Path(file): Path<String>) -> Response {
+pub async fn swagger_asset(State(state): State<Shared>, Path(file): Path<String>, request: Request) -> Response {
     let found = UI_FILES.iter().find(|(name, _)| *name == file);
     match (found, &state.swagger_ui) {
-        (Some((name, mime)), Some(dir)) => match tokio::fs::read(dir.join(name)).await {
-            Ok(bytes) => {
-                ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "max-age=86400")], bytes).into_response()
-            }
-            Err(_) => StatusCode::NOT_FOUND.into_response(),
-        },
+        (Some((name, mime)), Some(dir)) => {
+            super::demo::serve_file(&dir.join(name), request, Some(mime), "max-age=86400").await
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
