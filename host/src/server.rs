@@ -160,9 +160,21 @@ impl ServerConfig {
             max_uploads: parse(s, "Server:MaxUploads", 64, "a whole number of requests")?.max(1),
             max_engine_queue: parse(s, "Engine:MaxQueue", engine.pool_size * 16, "a whole number of requests")?.max(1),
             connections: ConnectionLimits {
-                max_connections: parse(s, "Server:MaxConnections", 1024, "a whole number of connections")?.max(1),
+                max_connections: parse(
+                    s,
+                    "Server:MaxConnections",
+                    ConnectionLimits::default().max_connections,
+                    "a whole number of connections",
+                )?
+                .max(1),
                 header_timeout: Duration::from_secs(
-                    parse(s, "Server:HeaderTimeoutSeconds", 10, "a whole number of seconds")?.max(1),
+                    parse(
+                        s,
+                        "Server:HeaderTimeoutSeconds",
+                        ConnectionLimits::default().header_timeout.as_secs(),
+                        "a whole number of seconds",
+                    )?
+                    .max(1),
                 ),
             },
             engine,
