@@ -35,9 +35,7 @@ fn main() {
         // The detector at the size the engine feeds it for this photo, the others at theirs.
         let shape = if info.name == MODELS[0].name {
             let image = face_core::decode(&bytes, &Default::default()).expect("the photo decodes");
-            let scale = 640.0 / image.width().max(image.height()) as f32;
-            let scaled = |side: u32| (side as f32 * scale).round() as usize;
-            face_core::detector_input_shape(scaled(image.width()), scaled(image.height()))
+            face_core::detector_input_shape(image.width(), image.height())
         } else {
             info.shapes[0]
         };

@@ -37,9 +37,7 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
         return Err(Error::InvalidArgument { reason: format!("min_score {min_score} is outside 0..1") });
     }
     let (w, h) = (img.width() as f32, img.height() as f32);
-    let scale = (INPUT as f32 / w.max(h)).min(MAX_UPSCALE);
-    let nw = ((w * scale).round() as u32).clamp(1, INPUT as u32);
-    let nh = ((h * scale).round() as u32).clamp(1, INPUT as u32);
+    let (nw, nh) = scaled_size(img.width(), img.height());
     // The scale actually applied on each axis, after rounding to whole pixels.
     let (sx, sy) = (nw as f32 / w, nh as f32 / h);
     let [_, _, canvas_h, canvas_w] = input_shape(nw as usize, nh as usize);
@@ -93,9 +91,25 @@ pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: u
     Ok(kept)
 }
 
+/// The size an image of `width x height` is scaled to for the detector: 640 on its longer side,
+/// enlarged at most `MAX_UPSCALE` times.
+fn scaled_size(width: u32, height: u32) -> (u32, u32) {
+    let (w, h) = (width as f32, height as f32);
+    let scale = (INPUT as f32 / w.max(h)).min(MAX_UPSCALE);
+    let nw = ((w * scale).round() as u32).clamp(1, INPUT as u32);
+    let nh = ((h * scale).round() as u32).clamp(1, INPUT as u32);
+    (nw, nh)
+}
+
+/// The detector input (NCHW) the engine feeds for an image of `width x height` pixels.
+pub fn input_shape_for_image(width: u32, height: u32) -> [usize; 4] {
+    let (nw, nh) = scaled_size(width, height);
+    input_shape(nw as usize, nh as usize)
+}
+
 /// The detector input (NCHW) for an image scaled to `width x height` (each at most 640): the
 /// smallest of `DETECTOR_SHAPES` that holds it.
-pub fn input_shape(width: usize, height: usize) -> [usize; 4] {
+fn input_shape(width: usize, height: usize) -> [usize; 4] {
     DETECTOR_SHAPES
         .into_iter()
         .filter(|&[_, _, h, w]| w >= width && h >= height)

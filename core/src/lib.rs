@@ -56,7 +56,7 @@ pub use crate::{
         confidence_from_cosine, cosine, find_similar, group, verify,
     },
     decode::{DecodeLimits, decode, from_rgba},
-    detect::{DEFAULT_MIN_SCORE, Detection, input_shape as detector_input_shape},
+    detect::{DEFAULT_MIN_SCORE, Detection, input_shape_for_image as detector_input_shape},
     embed::{Embedding, RecognitionModel},
     engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle},
     error::{Error, Result},

@@ -21,7 +21,8 @@ pub async fn serve_file(
     content_type: Option<&'static str>,
     cache_control: &'static str,
 ) -> Response {
-    if !path.is_file() {
+    // A folder would open like a file and fail mid-body: only regular files are served.
+    if !tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file()) {
         return StatusCode::NOT_FOUND.into_response();
     }
     match ServeFile::new(path).try_call(request).await {

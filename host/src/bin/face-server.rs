@@ -17,6 +17,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Console logs (`Logging:Console:LogLevel`, `Logging:Console:Format=json`), and JSON lines in
+/// `<Mounts:Output>/face-server.log` when `Logging:Disk:Format=json` (level `Logging:Disk:LogLevel`).
 fn init_logging(settings: &Settings) -> Result<(), String> {
     let get = |k: &str| settings.other.get(k).map(String::as_str);
     let filter = |key: &str| {
