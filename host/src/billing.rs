@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{iso8601, now_ms};
 use crate::store::{Store, UsageRecord};
+use crate::time::{iso8601, now_ms};
 
 /// The meter every transaction is counted on.
 pub const METER: &str = "face.transactions";

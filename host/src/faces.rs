@@ -9,7 +9,7 @@ use face_core::RecognitionModel;
 use uuid::Uuid;
 
 use crate::engine::guest;
-use crate::store::StoredFace;
+use crate::store::{Kind, StoredFace};
 
 /// The `recognitionModel` names of the API, each bound to one concrete model. `recognition_01`
 /// is the SDK's default, so it gets the most accurate model (SFace); `recognition_03`, Azure's
@@ -187,6 +187,35 @@ impl Index {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(max);
         ranked
+    }
+}
+
+/// The trained indexes in memory, by collection; loaded from the store on first use.
+#[derive(Debug, Default)]
+pub struct IndexCache(Mutex<HashMap<(Kind, String), Arc<Index>>>);
+
+impl IndexCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(Kind, String), Arc<Index>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Arc<Index>> {
+        self.map().get(&(kind, id.to_owned())).cloned()
+    }
+
+    /// Caches `index` unless a newer training is cached already; returns the one cached.
+    pub fn put(&self, kind: Kind, id: &str, index: Arc<Index>) -> Arc<Index> {
+        let mut map = self.map();
+        let slot = map.entry((kind, id.to_owned())).or_insert_with(|| index.clone());
+        if slot.trained_ms < index.trained_ms {
+            *slot = index;
+        }
+        slot.clone()
+    }
+
+    /// Drops the collection's index, so the next search reloads it from the store.
+    pub fn forget(&self, kind: Kind, id: &str) {
+        self.map().remove(&(kind, id.to_owned()));
     }
 }
 

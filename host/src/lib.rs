@@ -24,3 +24,4 @@ pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod time;

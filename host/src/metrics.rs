@@ -1,4 +1,4 @@
-//! Counters for `/metrics` (Prometheus text format): requests by route, method and status;
+//! Counters for `/metrics` (Prometheus text format): requests by matched route, method and status;
 //! latency histograms by route; engine pool occupancy; usage journal backlog.
 
 use std::collections::BTreeMap;
@@ -7,55 +7,6 @@ use std::sync::Mutex;
 
 /// Histogram bucket bounds, seconds.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-/// Route segments kept as they are; any other segment is an id and becomes `{id}`, so the
-/// number of label values stays bounded.
-const STATIC: [&str; 29] = [
-    "face",
-    "v1.0",
-    "detect",
-    "verify",
-    "identify",
-    "findsimilars",
-    "group",
-    "snapshots",
-    "operations",
-    "apply",
-    "persongroups",
-    "largepersongroups",
-    "facelists",
-    "largefacelists",
-    "persons",
-    "persistedfaces",
-    "train",
-    "training",
-    "status",
-    "ready",
-    "metrics",
-    "swagger",
-    "v1",
-    "swagger.json",
-    "ui",
-    "demo",
-    "pkg",
-    "models",
-    "dist",
-];
-
-/// The route label of a path: `/face/v1.0/persongroups/{id}/persons/{id}`; paths deeper than any
-/// route are `unmatched`.
-pub fn route_label(path: &str) -> String {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segments.len() > 8 {
-        return "unmatched".into();
-    }
-    let mut out = String::new();
-    for seg in segments {
-        out.push('/');
-        out.push_str(if STATIC.contains(&seg) { seg } else { "{id}" });
-    }
-    if out.is_empty() { "/".into() } else { out }
-}
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -87,8 +38,10 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn observe(&self, method: &str, path: &str, status: u16, seconds: f64) {
-        let route = route_label(path);
+    /// One request: `route` is the route it matched (`/face/v1.0/persongroups/{personGroupId}`)
+    /// or `unmatched`, so the number of label values is bounded by the route table.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let route = route.to_owned();
         let method = match method {
             "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method,
             _ => "OTHER",
@@ -158,17 +111,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_labelled_without_ids() {
-        assert_eq!(
-            route_label("/face/v1.0/persongroups/my-group/persons/0f8c0f31-6bd4-4c0b-8d29-6b5f0c7e9a8f"),
-            "/face/v1.0/persongroups/{id}/persons/{id}"
-        );
-        assert_eq!(route_label("/face/v1.0/detect"), "/face/v1.0/detect");
-        assert_eq!(route_label("/"), "/");
-        assert_eq!(route_label("/a/b/c/d/e/f/g/h/i"), "unmatched");
-    }
 
     #[test]
     fn renders_counters_and_histograms() {

@@ -218,7 +218,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             format!("cannot open the usage journal in {} (Storage:DataDirectory)", dir.join("usage").display())
         })?),
     };
-    let interrupted = store.fail_interrupted(api::now_ms())?;
+    let interrupted = store.fail_interrupted(crate::time::now_ms())?;
     if interrupted > 0 {
         tracing::warn!(
             count = interrupted,
@@ -242,7 +242,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         metrics: Default::default(),
         store,
         face_ids: FaceIds::new(config.face_id_capacity),
-        indexes: Mutex::new(HashMap::new()),
+        indexes: Default::default(),
         training: Mutex::new(HashMap::new()),
         fetcher: Fetcher::new(&config.fetch),
         api_key: config.api_key.clone(),

@@ -34,6 +34,26 @@ impl Kind {
         }
     }
 
+    /// The name in a sentence, e.g. `Person group`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::PersonGroup => "Person group",
+            Kind::LargePersonGroup => "Large person group",
+            Kind::FaceList => "Face list",
+            Kind::LargeFaceList => "Large face list",
+        }
+    }
+
+    /// The JSON key of a collection's id, e.g. `personGroupId`.
+    pub fn id_key(self) -> &'static str {
+        match self {
+            Kind::PersonGroup => "personGroupId",
+            Kind::LargePersonGroup => "largePersonGroupId",
+            Kind::FaceList => "faceListId",
+            Kind::LargeFaceList => "largeFaceListId",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
     }

@@ -192,10 +192,14 @@ fn metrics_are_scraped_and_json_logs_go_to_the_output_mount() {
         start(&dir.join("data"), &["Logging:Disk:Format=json", &format!("Mounts:Output={}", output.display())]);
     assert_eq!(server.call("POST", "/detect", image(photo("obama.jpg"))).0, 200);
     assert_eq!(server.call("GET", "/persongroups/none", None).0, 404);
+    // Unknown paths share one label, so path words cannot grow the label set.
+    assert_eq!(server.call("GET", "/persongroups/none/detect/train", None).0, 404);
+    assert_eq!(server.call("GET", "/swagger-ui.php", None).0, 404);
     let text = agent().get(format!("{}/metrics", server.base)).call().unwrap().into_body().read_to_string().unwrap();
     for wanted in [
         "face_requests_total{route=\"/face/v1.0/detect\",method=\"POST\",status=\"200\"} 1",
-        "face_requests_total{route=\"/face/v1.0/persongroups/{id}\",method=\"GET\",status=\"404\"} 1",
+        "face_requests_total{route=\"/face/v1.0/persongroups/{personGroupId}\",method=\"GET\",status=\"404\"} 1",
+        "face_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 2",
         "face_request_duration_seconds_count{route=\"/face/v1.0/detect\"} 1",
         "face_engine_pool_size 1",
         "face_usage_backlog ",

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use face_host::api::openapi::OPERATIONS;
+use face_host::api::routes::OPERATIONS;
 use serde_json::{Value, json};
 
 #[test]

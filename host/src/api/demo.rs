@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_http::services::ServeFile;
 
-use super::Shared;
+use super::state::Shared;
 
 /// One file, streamed from disk (tower-http: ranges, conditional requests, HEAD), never read
 /// whole into memory; a successful answer gets `cache_control`, and `content_type` when given

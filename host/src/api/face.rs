@@ -1,19 +1,21 @@
 //! Face operations: detect, verify, identify, find similar, group.
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use face_core::{Embedding, FaceLandmarks, IDENTICAL_CONFIDENCE, confidence_from_cosine, cosine};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::collections::{collection_for_reference, trained_index};
-use super::error::{ApiError, ApiResult};
-use super::input::{self, Query};
-use super::{Shared, ok_json};
+use super::collections;
+use super::error::{ApiError, ApiResult, At};
+use super::input::{self, Json, Query, detection_model, recognition_model};
+use super::reply::ok_json;
+use super::state::Shared;
+use super::training::trained_index;
 use crate::engine::guest;
-use crate::faces::{CachedFace, FACE_ID_TTL, concrete_model, guest_model, recognition_name, ttl};
+use crate::faces::{CachedFace, FACE_ID_TTL, concrete_model, guest_model, ttl};
 use crate::store::Kind;
 
 /// The attribute names `returnFaceAttributes` may list.
@@ -33,35 +35,6 @@ pub const ATTRIBUTES: [&str; 14] = [
     "exposure",
     "noise",
 ];
-
-/// Detector score threshold per `detectionModel`. detection_02 is Azure's model for small,
-/// side and blurry faces without landmarks or attributes; here it is the same detector at a
-/// lower threshold until a second detector lands.
-fn min_score(detection_model: &str) -> f32 {
-    if detection_model == "detection_02" { 0.6 } else { face_core::DEFAULT_MIN_SCORE }
-}
-
-/// `detectionModel`, checked; default detection_01.
-pub fn detection_model(q: &Query) -> ApiResult<&'static str> {
-    match q.get("detectionModel").map(|s| s.trim().to_ascii_lowercase()) {
-        None => Ok("detection_01"),
-        Some(s) if s.is_empty() || s == "detection_01" => Ok("detection_01"),
-        Some(s) if s == "detection_02" => Ok("detection_02"),
-        Some(_) => Err(ApiError::bad_argument("'detectionModel' is invalid; use detection_01 or detection_02.")),
-    }
-}
-
-/// `recognitionModel` as a query parameter or body field; default recognition_01.
-pub fn recognition_model(raw: Option<&str>) -> ApiResult<&'static str> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok("recognition_01"),
-        Some(s) => recognition_name(s).ok_or_else(|| {
-            ApiError::bad_argument(
-                "'recognitionModel' is invalid; use recognition_01, recognition_02 or recognition_03.",
-            )
-        }),
-    }
-}
 
 fn parse_attributes(q: &Query) -> ApiResult<Vec<&'static str>> {
     let Some(raw) = q.get("returnFaceAttributes").filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
@@ -91,13 +64,7 @@ fn rectangle(r: &guest::Rectangle) -> Value {
 }
 
 /// POST /detect: faces, largest first, with faceIds kept for faceIdTimeToLive seconds.
-pub async fn detect(
-    State(state): State<Shared>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let q = Query::parse(raw.as_deref());
+pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let return_face_id = q.bool("returnFaceId", true)?;
     let return_landmarks = q.bool("returnFaceLandmarks", false)?;
     let return_model = q.bool("returnRecognitionModel", false)?;
@@ -117,7 +84,7 @@ pub async fn detect(
     let image = input::image(&state, &headers, body).await?;
     let model = concrete_model(recognition).unwrap_or(face_core::RecognitionModel::SFace);
     let options = guest::DetectOptions {
-        min_score: min_score(detection),
+        min_score: input::min_score(detection),
         max_faces: face_core::MAX_FACES as u32,
         landmarks: return_landmarks,
         recognition: return_face_id.then(|| guest_model(model)),
@@ -260,8 +227,8 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
     Value::Object(o)
 }
 
-fn cached(state: &Shared, id: &str, status: StatusCode) -> ApiResult<CachedFace> {
-    state.face_ids.get(id).ok_or_else(|| ApiError::face_not_found(status, id))
+fn cached(state: &Shared, id: &str, at: At) -> ApiResult<CachedFace> {
+    state.face_ids.get(id).ok_or_else(|| ApiError::FaceNotFound { id: id.into(), at })
 }
 
 fn incompatible(a: &str, b: &str) -> ApiError {
@@ -282,11 +249,10 @@ pub struct VerifyRequest {
 }
 
 /// POST /verify: face to face, or face to person.
-pub async fn verify(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let req: VerifyRequest = input::json(&headers, body).await?;
+pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>) -> ApiResult<Response> {
     let confidence = match (&req.face_id1, &req.face_id2, &req.face_id, &req.person_id) {
         (Some(a), Some(b), _, _) => {
-            let (fa, fb) = (cached(&state, a, StatusCode::NOT_FOUND)?, cached(&state, b, StatusCode::NOT_FOUND)?);
+            let (fa, fb) = (cached(&state, a, At::Route)?, cached(&state, b, At::Route)?);
             if fa.recognition != fb.recognition {
                 return Err(incompatible(fa.recognition, fb.recognition));
             }
@@ -294,9 +260,9 @@ pub async fn verify(State(state): State<Shared>, headers: HeaderMap, body: Body)
         }
         (_, _, Some(face), Some(person)) => {
             let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
-            let f = cached(&state, face, StatusCode::NOT_FOUND)?;
+            let f = cached(&state, face, At::Route)?;
             let person = input::uuid(person, "Person ID")?;
-            let collection = collection_for_reference(&state, kind, &cid).await?;
+            let collection = collections::find(&state, kind, &cid, At::Body).await?;
             if collection.recognition_model != f.recognition {
                 return Err(incompatible(f.recognition, &collection.recognition_model));
             }
@@ -307,7 +273,7 @@ pub async fn verify(State(state): State<Shared>, headers: HeaderMap, body: Body)
                     Some(_) => Ok(Some(s.list_faces(kind, &cid, Some(&pid), None, kind.max_faces() as usize)?)),
                 })
                 .await?
-                .ok_or_else(|| ApiError::person_not_found(StatusCode::BAD_REQUEST, &person))?;
+                .ok_or(ApiError::PersonNotFound { id: person, at: At::Body })?;
             faces
                 .iter()
                 .filter(|x| x.model == f.model.id())
@@ -331,23 +297,11 @@ fn round5(v: f32) -> f64 {
 /// Exactly one of personGroupId and largePersonGroupId.
 fn group_reference(pg: Option<&str>, lpg: Option<&str>) -> ApiResult<(Kind, String)> {
     match (pg.filter(|s| !s.is_empty()), lpg.filter(|s| !s.is_empty())) {
-        (Some(_), Some(_)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "PersonGroupIdAndLargePersonGroupIdBothNotNull",
-            "Give personGroupId or largePersonGroupId, not both.",
-        )),
-        (None, None) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "PersonGroupIdAndLargePersonGroupIdBothNull",
-            "Give personGroupId or largePersonGroupId.",
-        )),
-        (Some(id), None) => {
-            input::collection_id(id, "Person group")?;
-            Ok((Kind::PersonGroup, id.to_owned()))
-        }
+        (Some(_), Some(_)) => Err(ApiError::GroupReference { both: true }),
+        (None, None) => Err(ApiError::GroupReference { both: false }),
+        (Some(id), None) => collections::checked_id(Kind::PersonGroup, id).map(|()| (Kind::PersonGroup, id.to_owned())),
         (None, Some(id)) => {
-            input::collection_id(id, "Large person group")?;
-            Ok((Kind::LargePersonGroup, id.to_owned()))
+            collections::checked_id(Kind::LargePersonGroup, id).map(|()| (Kind::LargePersonGroup, id.to_owned()))
         }
     }
 }
@@ -363,8 +317,7 @@ pub struct IdentifyRequest {
 }
 
 /// POST /identify: the persons of a trained group most like each face.
-pub async fn identify(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let req: IdentifyRequest = input::json(&headers, body).await?;
+pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyRequest>) -> ApiResult<Response> {
     let face_ids = req.face_ids.unwrap_or_default();
     if face_ids.is_empty() || face_ids.len() > 10 {
         return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (1 to 10)."));
@@ -379,17 +332,17 @@ pub async fn identify(State(state): State<Shared>, headers: HeaderMap, body: Bod
         Some(_) => return Err(ApiError::bad_argument("The argument confidenceThreshold is not valid (0 to 1).")),
     };
     let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
-    let collection = collection_for_reference(&state, kind, &cid).await?;
-    let faces: Vec<(String, CachedFace)> = face_ids
-        .iter()
-        .map(|id| cached(&state, id, StatusCode::BAD_REQUEST).map(|f| (id.clone(), f)))
-        .collect::<ApiResult<_>>()?;
+    let collection = collections::find(&state, kind, &cid, At::Body).await?;
+    let faces: Vec<(String, CachedFace)> =
+        face_ids.iter().map(|id| cached(&state, id, At::Body).map(|f| (id.clone(), f))).collect::<ApiResult<_>>()?;
     if let Some((_, f)) = faces.iter().find(|(_, f)| f.recognition != collection.recognition_model) {
         return Err(incompatible(f.recognition, &collection.recognition_model));
     }
-    let index = trained_index(&state, kind, &cid, &collection)
-        .await?
-        .ok_or_else(|| ApiError::not_trained(StatusCode::BAD_REQUEST, kind, &cid))?;
+    let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
+        kind,
+        id: cid,
+        at: At::Body,
+    })?;
     let mut results = Vec::with_capacity(faces.len());
     for (id, f) in faces {
         let candidates: Vec<Value> = index
@@ -414,8 +367,7 @@ pub struct FindSimilarRequest {
 }
 
 /// POST /findsimilars: faces like the query face among faceIds, a FaceList or a LargeFaceList.
-pub async fn find_similar(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let req: FindSimilarRequest = input::json(&headers, body).await?;
+pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimilarRequest>) -> ApiResult<Response> {
     let face_id = req.face_id.ok_or_else(|| ApiError::bad_argument("Request body is invalid: faceId is required."))?;
     let max = req.max_num_of_candidates_returned.unwrap_or(20);
     if !(1..=1000).contains(&max) {
@@ -433,7 +385,7 @@ pub async fn find_similar(State(state): State<Shared>, headers: HeaderMap, body:
         1 => {}
         _ => return Err(ApiError::bad_argument("2 or more of largeFaceListId, faceListId and faceIds are not null.")),
     }
-    let query = cached(&state, &face_id, StatusCode::BAD_REQUEST)?;
+    let query = cached(&state, &face_id, At::Body)?;
     // (result key, id, cosine) for every candidate.
     let mut scored: Vec<(&'static str, String, f32)> = Vec::new();
     if let Some(ids) = req.face_ids {
@@ -441,7 +393,7 @@ pub async fn find_similar(State(state): State<Shared>, headers: HeaderMap, body:
             return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (at most 1000)."));
         }
         for id in ids {
-            let c = cached(&state, &id, StatusCode::BAD_REQUEST)?;
+            let c = cached(&state, &id, At::Body)?;
             if c.recognition != query.recognition {
                 return Err(incompatible(query.recognition, c.recognition));
             }
@@ -453,16 +405,17 @@ pub async fn find_similar(State(state): State<Shared>, headers: HeaderMap, body:
             (_, Some(id)) => (Kind::LargeFaceList, id),
             _ => unreachable!("exactly one reference was checked above"),
         };
-        input::collection_id(&cid, kind.name())?;
-        let collection = collection_for_reference(&state, kind, &cid).await?;
+        let collection = collections::find(&state, kind, &cid, At::Body).await?;
         if collection.recognition_model != query.recognition {
             return Err(incompatible(query.recognition, &collection.recognition_model));
         }
-        let index = trained_index(&state, kind, &cid, &collection)
-            .await?
-            .ok_or_else(|| ApiError::not_trained(StatusCode::BAD_REQUEST, kind, &cid))?;
+        let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
+            kind,
+            id: cid,
+            at: At::Body,
+        })?;
         if index.is_empty() && kind == Kind::FaceList {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "FaceListNotReady", "Face list is empty."));
+            return Err(ApiError::FaceListNotReady);
         }
         for ((_, fid), cos) in index.rows.iter().zip(index.cosines(&query.embedding)) {
             scored.push(("persistedFaceId", fid.clone(), cos));
@@ -485,14 +438,12 @@ pub struct GroupRequest {
 }
 
 /// POST /group: faces divided by identity, plus the faces like no other.
-pub async fn group(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let req: GroupRequest = input::json(&headers, body).await?;
+pub async fn group(State(state): State<Shared>, Json(req): Json<GroupRequest>) -> ApiResult<Response> {
     let ids = req.face_ids.unwrap_or_default();
     if ids.len() < 2 || ids.len() > face_core::MAX_GROUP_FACES {
         return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (2 to 1000)."));
     }
-    let faces: Vec<CachedFace> =
-        ids.iter().map(|id| cached(&state, id, StatusCode::BAD_REQUEST)).collect::<ApiResult<_>>()?;
+    let faces: Vec<CachedFace> = ids.iter().map(|id| cached(&state, id, At::Body)).collect::<ApiResult<_>>()?;
     if let Some(f) = faces.iter().find(|f| f.recognition != faces[0].recognition) {
         return Err(incompatible(faces[0].recognition, f.recognition));
     }

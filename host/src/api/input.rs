@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::state::{AppState, Shared};
+use crate::faces::recognition_name;
 
 /// Image files must be at least this many bytes (Face API limit).
 pub const MIN_IMAGE_BYTES: usize = 1024;
@@ -22,13 +25,12 @@ pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    pub fn parse(raw: Option<&str>) -> Query {
-        let mut map = HashMap::new();
-        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            map.insert(decode(k).to_ascii_lowercase(), decode(v));
-        }
-        Query(map)
+    /// The parameters of a query string (`application/x-www-form-urlencoded`); a name given
+    /// twice keeps its last value.
+    pub fn parse(raw: Option<&str>) -> ApiResult<Query> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| ApiError::bad_argument(format!("The query string is invalid: {e}.")))?;
+        Ok(Query(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -78,29 +80,6 @@ impl Query {
     }
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
@@ -148,7 +127,7 @@ async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
 /// At most `AppState::uploads` requests hold a body at once (the rest wait), which bounds the
 /// memory bodies take, and a body must arrive within `BODY_TIMEOUT`.
 pub async fn buffer_body(
-    axum::extract::State(state): axum::extract::State<super::Shared>,
+    axum::extract::State(state): axum::extract::State<Shared>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -160,12 +139,7 @@ pub async fn buffer_body(
     let read = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, MAX_IMAGE_BYTES)).await {
         Ok(r) => r,
         Err(_) => {
-            return ApiError::new(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                "OperationTimeOut",
-                format!("Request Timeout: the request body did not arrive within {} s.", BODY_TIMEOUT.as_secs()),
-            )
-            .into_response();
+            return ApiError::body_timeout(BODY_TIMEOUT).into_response();
         }
     };
     match read {
@@ -184,13 +158,52 @@ pub async fn buffer_body(
     }
 }
 
+/// Reads the whole body of an operation that takes none, ignoring it.
+pub async fn drain(body: Body) {
+    let _ = axum::body::to_bytes(body, 64 * 1024).await;
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Query> {
+        Query::parse(parts.uri.query())
+    }
+}
+
+/// A JSON request body of type `T`, read with [`json`]'s checks.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> ApiResult<Json<T>> {
+        let (parts, body) = request.into_parts();
+        json(&parts.headers, body).await.map(Json)
+    }
+}
+
+/// The body of an operation that takes none, read and ignored.
+#[derive(Debug)]
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> ApiResult<NoBody> {
+        drain(request.into_body()).await;
+        Ok(NoBody)
+    }
+}
+
 /// A JSON request body of type `T`. A missing or empty body reads as `{}`.
 pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> ApiResult<T> {
     if let Some(ct) = content_type(headers)
         && ct != "application/json"
         && !ct.ends_with("+json")
     {
-        return Err(ApiError::unsupported_media_type(&ct));
+        return Err(ApiError::UnsupportedMediaType(ct));
     }
     let Some(bytes) = read_body(body, MAX_JSON_BYTES).await? else {
         return Err(ApiError::bad_argument(format!(
@@ -227,7 +240,7 @@ pub async fn image(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResu
         }
         None | Some("application/octet-stream") => read_image(body).await?,
         Some(ct) if ct.starts_with("image/") => read_image(body).await?,
-        Some(ct) => return Err(ApiError::unsupported_media_type(ct)),
+        Some(ct) => return Err(ApiError::UnsupportedMediaType(ct.to_owned())),
     };
     check_image_size(bytes.len())?;
     Ok(bytes)
@@ -311,4 +324,33 @@ pub fn target_face(q: &Query) -> ApiResult<Option<[u32; 4]>> {
         return Err(ApiError::bad_argument("Argument targetFace out of range."));
     }
     Ok(Some([v[0] as u32, v[1] as u32, v[2] as u32, v[3] as u32]))
+}
+
+/// Detector score threshold per `detectionModel`. detection_02 is Azure's model for small,
+/// side and blurry faces without landmarks or attributes; here it is the same detector at a
+/// lower threshold until a second detector lands.
+pub fn min_score(detection_model: &str) -> f32 {
+    if detection_model == "detection_02" { 0.6 } else { face_core::DEFAULT_MIN_SCORE }
+}
+
+/// `detectionModel`, checked; default detection_01.
+pub fn detection_model(q: &Query) -> ApiResult<&'static str> {
+    match q.get("detectionModel").map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok("detection_01"),
+        Some(s) if s.is_empty() || s == "detection_01" => Ok("detection_01"),
+        Some(s) if s == "detection_02" => Ok("detection_02"),
+        Some(_) => Err(ApiError::bad_argument("'detectionModel' is invalid; use detection_01 or detection_02.")),
+    }
+}
+
+/// `recognitionModel` as a query parameter or body field; default recognition_01.
+pub fn recognition_model(raw: Option<&str>) -> ApiResult<&'static str> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok("recognition_01"),
+        Some(s) => recognition_name(s).ok_or_else(|| {
+            ApiError::bad_argument(
+                "'recognitionModel' is invalid; use recognition_01, recognition_02 or recognition_03.",
+            )
+        }),
+    }
 }

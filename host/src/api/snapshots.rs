@@ -2,18 +2,20 @@
 //! service (Azure moves them between subscriptions; here the "account" is this service's key).
 //! Take and apply run in the background and answer 202 with `Operation-Location`.
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::error::{ApiError, ApiResult};
-use super::input::{self, Query};
-use super::{Shared, drain, iso8601, now_ms, ok_empty, ok_json};
-use crate::store::{Kind, Operation, Snapshot, StoreError};
+use super::collections;
+use super::error::{ApiError, ApiResult, At};
+use super::input::{self, Json, NoBody, Query};
+use super::reply::{ok_empty, ok_json};
+use super::state::Shared;
+use crate::store::{Export, Kind, Operation, Snapshot, StoreError};
+use crate::time::{iso8601, now_ms};
 
 /// Snapshots expire this long after they are taken, as on Azure.
 pub const SNAPSHOT_LIFETIME_MS: i64 = 48 * 3600 * 1000;
@@ -33,8 +35,10 @@ pub async fn expire(state: &Shared) {
     }
 }
 
-fn snapshot_not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "SnapshotNotFound", format!("Snapshot {id} is not found."))
+/// A snapshot that has not expired, or 404 `SnapshotNotFound`.
+async fn live_snapshot(state: &Shared, sid: &str) -> ApiResult<(Snapshot, Export)> {
+    let id = sid.to_owned();
+    state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or(ApiError::SnapshotNotFound(sid.into()))
 }
 
 /// The account snapshots belong to: a UUID derived from this service's key.
@@ -117,18 +121,17 @@ pub struct TakeRequest {
 }
 
 /// POST /snapshots
-pub async fn take(State(state): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let req: TakeRequest = input::json(&headers, body).await?;
+pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> ApiResult<Response> {
     let kind = req.kind.as_deref().and_then(Kind::from_name).ok_or_else(|| {
         ApiError::bad_argument("'type' is invalid; use FaceList, LargeFaceList, LargePersonGroup or PersonGroup.")
     })?;
     let object_id = req.object_id.unwrap_or_default();
-    input::collection_id(&object_id, kind.name())?;
+    collections::checked_id(kind, &object_id)?;
     let apply_scope = scope(req.apply_scope, true)?.unwrap_or_default();
     let user_data = input::user_data(req.user_data.as_deref(), 16 * 1024)?;
     let id = object_id.clone();
     if state.db(move |s| s.collection(kind, &id)).await?.is_none() {
-        return Err(ApiError::collection_not_found(StatusCode::NOT_FOUND, kind, &object_id));
+        return Err(ApiError::CollectionNotFound { kind, id: object_id, at: At::Route });
     }
     let op = new_operation(&state).await?;
     let response = accepted(&op.id);
@@ -159,8 +162,7 @@ pub async fn take(State(state): State<Shared>, headers: HeaderMap, body: Body) -
 }
 
 /// GET /snapshots?type=&applyScope=
-pub async fn list(State(state): State<Shared>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = Query::parse(raw.as_deref());
+pub async fn list(State(state): State<Shared>, q: Query) -> ApiResult<Response> {
     let kind = match q.get("type").filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => Some(Kind::from_name(t).ok_or_else(|| ApiError::bad_argument("'type' is invalid."))?),
@@ -186,9 +188,7 @@ fn snapshot_id(p: &str) -> ApiResult<String> {
 /// GET /snapshots/{id}
 pub async fn get(State(state): State<Shared>, Path(sid): Path<String>) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
-    let id = sid.clone();
-    let (s, _) =
-        state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or_else(|| snapshot_not_found(&sid))?;
+    let (s, _) = live_snapshot(&state, &sid).await?;
     ok_json(snapshot_json(&state, &s))
 }
 
@@ -203,26 +203,23 @@ pub struct UpdateRequest {
 pub async fn update(
     State(state): State<Shared>,
     Path(sid): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Json(req): Json<UpdateRequest>,
 ) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
-    let req: UpdateRequest = input::json(&headers, body).await?;
     let apply_scope = scope(req.apply_scope, false)?;
     let user_data = input::user_data(req.user_data.as_deref(), 16 * 1024)?;
     let id = sid.clone();
     let found =
         state.db(move |s| s.update_snapshot(&id, apply_scope.as_deref(), user_data.as_deref(), now_ms())).await?;
-    if found { Ok(ok_empty()) } else { Err(snapshot_not_found(&sid)) }
+    if found { Ok(ok_empty()) } else { Err(ApiError::SnapshotNotFound(sid)) }
 }
 
 /// DELETE /snapshots/{id}
-pub async fn delete(State(state): State<Shared>, Path(sid): Path<String>, body: Body) -> ApiResult<Response> {
-    drain(body).await;
+pub async fn delete(State(state): State<Shared>, Path(sid): Path<String>, _: NoBody) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     let id = sid.clone();
     let found = state.db(move |s| s.delete_snapshot(&id)).await?;
-    if found { Ok(ok_empty()) } else { Err(snapshot_not_found(&sid)) }
+    if found { Ok(ok_empty()) } else { Err(ApiError::SnapshotNotFound(sid)) }
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,19 +233,15 @@ pub struct ApplyRequest {
 pub async fn apply(
     State(state): State<Shared>,
     Path(sid): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Json(req): Json<ApplyRequest>,
 ) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
-    let req: ApplyRequest = input::json(&headers, body).await?;
     if !req.mode.as_deref().is_none_or(|m| m.eq_ignore_ascii_case("CreateNew")) {
         return Err(ApiError::bad_argument("'mode' is invalid; the only mode is CreateNew."));
     }
     let object_id = req.object_id.unwrap_or_default();
-    let id = sid.clone();
-    let (snapshot, export) =
-        state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or_else(|| snapshot_not_found(&sid))?;
-    input::collection_id(&object_id, snapshot.kind.name())?;
+    let (snapshot, export) = live_snapshot(&state, &sid).await?;
+    collections::checked_id(snapshot.kind, &object_id)?;
     let op = new_operation(&state).await?;
     let response = accepted(&op.id);
     let task = state.clone();
@@ -263,10 +256,13 @@ pub async fn apply(
                 StoreError::Exists => {
                     format!("{} '{object_id}' already exists; apply with another objectId.", kind.name())
                 }
-                e => format!("The snapshot could not be applied: {e}."),
+                e => {
+                    tracing::error!(snapshot = %sid, error = %e, "applying a snapshot failed");
+                    "The snapshot could not be applied (the server's log has the cause); apply it again.".into()
+                }
             });
         if result.is_ok() {
-            task.indexes.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind, object_id));
+            task.indexes.forget(kind, &object_id);
         }
         finish(&task, op, result).await;
     });
@@ -277,9 +273,7 @@ pub async fn apply(
 pub async fn operation(State(state): State<Shared>, Path(oid): Path<String>) -> ApiResult<Response> {
     let oid = input::uuid(&oid, "Operation ID")?;
     let id = oid.clone();
-    let op = state.db(move |s| s.operation(&id)).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "OperationNotFound", format!("Operation {oid} is not found."))
-    })?;
+    let op = state.db(move |s| s.operation(&id)).await?.ok_or(ApiError::OperationNotFound(oid))?;
     ok_json(json!({
         "status": op.status,
         "createdTime": iso8601(op.created_ms),

@@ -1,0 +1,110 @@
+//! The layers around the operations: the request id and log line with its metrics, the
+//! subscription-key check, and billing.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, REQUEST_ID};
+use super::state::Shared;
+
+/// The route a request matched (`/face/v1.0/persongroups/{personGroupId}`), carried on the
+/// response to the log and metrics; unmatched requests have none.
+#[derive(Debug, Clone)]
+struct RouteLabel(String);
+
+/// Puts the matched route on the response (a route layer, so it runs only for matched routes).
+pub async fn label_route(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(m) = matched
+        && response.extensions().get::<RouteLabel>().is_none()
+    {
+        response.extensions_mut().insert(RouteLabel(m.as_str().to_owned()));
+    }
+    response
+}
+
+/// Gives the request an id (the `apim-request-id` header, as Azure's), then writes one
+/// structured log line and one metrics observation, labelled by the matched route.
+pub async fn log_request(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let id = uuid::Uuid::new_v4().to_string();
+    let start = Instant::now();
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    let status = response.status().as_u16();
+    let seconds = start.elapsed().as_secs_f64();
+    let route = response.extensions().get::<RouteLabel>().map_or("unmatched", |r| r.0.as_str());
+    state.metrics.observe(method.as_str(), route, status, seconds);
+    let ms = seconds * 1000.0;
+    if status >= 500 {
+        tracing::error!(request_id = %id, %method, %path, %route, status, ms, "request failed");
+    } else {
+        tracing::info!(request_id = %id, %method, %path, %route, status, ms, "request");
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("apim-request-id", v);
+    }
+    response
+}
+
+/// The subscription-key check (decision 7): constant-time comparison with the configured key.
+pub async fn check_key(State(state): State<Shared>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.api_key {
+        let given = headers.get("ocp-apim-subscription-key").map(|v| v.as_bytes()).unwrap_or_default();
+        if !constant_time_eq(given, expected.as_bytes()) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, y) in b.iter().enumerate() {
+        diff |= (a.get(i).copied().unwrap_or(0) ^ y) as usize;
+    }
+    diff == 0
+}
+
+/// Billing (decision 6): billable queries are refused once the meter has been unreachable past
+/// the grace period; every successful operation is journalled before its response is sent.
+pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if let Err(refusal) = state.billing.admits() {
+        return ApiError::Billing {
+            status: refusal.status,
+            message: refusal.message,
+            retry_after: refusal.retry_after,
+        }
+        .into_response();
+    }
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let operation = format!("{} {route}", request.method());
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let billing = state.billing.clone();
+    match tokio::task::spawn_blocking(move || billing.record(&operation)).await {
+        Ok(Ok(())) => response,
+        Ok(Err(e)) => ApiError::internal(format!("the usage journal write failed: {e}")).into_response(),
+        Err(e) => ApiError::internal(format!("the usage journal task failed: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abd", b"abc"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"abcd", b"abc"));
+        assert!(!constant_time_eq(b"", b"abc"));
+    }
+}

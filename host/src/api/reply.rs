@@ -1,0 +1,16 @@
+//! The success answers handlers share.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiResult;
+
+/// A 200 with an empty body, as Azure answers creates, updates and deletes.
+pub fn ok_empty() -> Response {
+    StatusCode::OK.into_response()
+}
+
+/// A JSON 200.
+pub fn ok_json(value: serde_json::Value) -> ApiResult<Response> {
+    Ok(axum::Json(value).into_response())
+}

@@ -1,0 +1,80 @@
+//! What every request may use: the engine pool, the store, faceIds, trained indexes, billing,
+//! and the admission to the face engine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::error::{ApiError, ApiResult};
+use crate::billing::Billing;
+use crate::engine::EnginePool;
+use crate::faces::{FaceIds, IndexCache};
+use crate::fetch::Fetcher;
+use crate::metrics::Metrics;
+use crate::store::{Kind, Store, StoreError};
+
+/// Everything a request may use.
+#[derive(Debug)]
+pub struct AppState {
+    pub engine: EnginePool,
+    pub store: Arc<dyn Store>,
+    pub face_ids: FaceIds,
+    /// Collections training now; `true` when another round was asked for meanwhile.
+    pub training: Mutex<HashMap<(Kind, String), bool>>,
+    /// Trained indexes, loaded from the store on first use.
+    pub indexes: IndexCache,
+    pub fetcher: Fetcher,
+    /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
+    pub api_key: Option<String>,
+    pub billing: Arc<Billing>,
+    /// Requests allowed to hold a buffered body at once (`Server:MaxUploads`).
+    pub uploads: tokio::sync::Semaphore,
+    pub metrics: Metrics,
+    /// Requests holding or waiting for an engine instance, and the most allowed before 429.
+    pub engine_queue: AtomicUsize,
+    pub max_engine_queue: usize,
+    /// The in-browser demo's folder (web/dist), if built.
+    pub demo: Option<std::path::PathBuf>,
+    /// Swagger UI's files (npm swagger-ui-dist), if installed.
+    pub swagger_ui: Option<std::path::PathBuf>,
+    pub started: Instant,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// A place in the engine queue, given back on drop.
+#[derive(Debug)]
+pub struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AppState {
+    /// A place in the engine queue, or 429 RateLimitExceeded when `max_engine_queue` requests
+    /// already hold or wait for an engine instance.
+    pub fn admit(&self) -> ApiResult<QueueSlot<'_>> {
+        let before = self.engine_queue.fetch_add(1, Ordering::SeqCst);
+        let slot = QueueSlot(&self.engine_queue);
+        if before >= self.max_engine_queue {
+            drop(slot);
+            return Err(ApiError::RateLimitExceeded { waiting: before });
+        }
+        Ok(slot)
+    }
+
+    /// Runs a store call off the async runtime.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| StoreError::Internal(format!("the database task failed: {e}")))?
+    }
+}
