@@ -248,7 +248,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Quota(m) => ApiError::QuotaExceeded(m),
-            other => ApiError::Internal(format!("the face database failed: {other}")),
+            other => ApiError::Internal(other.to_string()),
         }
     }
 }

@@ -1,0 +1,344 @@
+//! The face database: groups and lists, persons, persisted faces with their embeddings, training
+//! results, snapshots and snapshot operations.
+//!
+//! One [`Store`] trait with the domain types; [`SqliteStore`] (sqlite.rs, migrations in
+//! `migrations/*.sql`) implements it on a file in WAL mode (the default, so data
+//! survives restarts) or in memory (`Storage:Scenario=Memory`, for tests and for parity with the
+//! Azure container's default). Every write is one transaction: a failure leaves nothing
+//! half-written. Embeddings are little-endian f32 blobs beside their concrete model id.
+
+mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteStore;
+
+/// The four kinds of face collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    PersonGroup,
+    LargePersonGroup,
+    FaceList,
+    LargeFaceList,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::PersonGroup, Kind::LargePersonGroup, Kind::FaceList, Kind::LargeFaceList];
+
+    /// The name used in the API (snapshot `type`, error codes).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::PersonGroup => "PersonGroup",
+            Kind::LargePersonGroup => "LargePersonGroup",
+            Kind::FaceList => "FaceList",
+            Kind::LargeFaceList => "LargeFaceList",
+        }
+    }
+
+    /// The name in a sentence, e.g. `Person group`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::PersonGroup => "Person group",
+            Kind::LargePersonGroup => "Large person group",
+            Kind::FaceList => "Face list",
+            Kind::LargeFaceList => "Large face list",
+        }
+    }
+
+    /// The JSON key of a collection's id, e.g. `personGroupId`.
+    pub fn id_key(self) -> &'static str {
+        match self {
+            Kind::PersonGroup => "personGroupId",
+            Kind::LargePersonGroup => "largePersonGroupId",
+            Kind::FaceList => "faceListId",
+            Kind::LargeFaceList => "largeFaceListId",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The route segment, e.g. `persongroups`.
+    pub fn route(self) -> &'static str {
+        match self {
+            Kind::PersonGroup => "persongroups",
+            Kind::LargePersonGroup => "largepersongroups",
+            Kind::FaceList => "facelists",
+            Kind::LargeFaceList => "largefacelists",
+        }
+    }
+
+    /// Whether faces belong to persons (groups) or directly to the collection (lists).
+    pub fn has_persons(self) -> bool {
+        matches!(self, Kind::PersonGroup | Kind::LargePersonGroup)
+    }
+
+    /// Whether identification or find-similar needs a trained index.
+    pub fn needs_training(self) -> bool {
+        self != Kind::FaceList
+    }
+
+    /// Most persons in one group.
+    pub fn max_persons(self) -> u64 {
+        match self {
+            Kind::PersonGroup => 10_000,
+            _ => 1_000_000,
+        }
+    }
+
+    /// Most faces: per person for groups, per list for lists.
+    pub fn max_faces(self) -> u64 {
+        match self {
+            Kind::PersonGroup | Kind::LargePersonGroup => 248,
+            Kind::FaceList => 1_000,
+            Kind::LargeFaceList => 1_000_000,
+        }
+    }
+}
+
+/// A group or list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collection {
+    pub kind: Kind,
+    pub id: String,
+    pub name: String,
+    pub user_data: Option<String>,
+    /// The API name, e.g. `recognition_01`.
+    pub recognition_model: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub person_id: String,
+    pub name: String,
+    pub user_data: Option<String>,
+    /// Persisted face ids, in the order they were added.
+    pub face_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFace {
+    pub face_id: String,
+    /// The owning person, for groups; `None` for lists.
+    pub person_id: Option<String>,
+    pub user_data: Option<String>,
+    /// The concrete model id (e.g. `sface_2021dec`).
+    pub model: String,
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrainingState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl TrainingState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainingState::Running => "running",
+            TrainingState::Succeeded => "succeeded",
+            TrainingState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    pub state: TrainingState,
+    pub created_ms: i64,
+    pub last_action_ms: i64,
+    pub last_success_ms: Option<i64>,
+    pub message: Option<String>,
+}
+
+/// A collection with everything in it: what a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    pub collection: Collection,
+    pub persons: Vec<Person>,
+    pub faces: Vec<StoredFace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub kind: Kind,
+    pub object_id: String,
+    pub apply_scope: Vec<String>,
+    pub user_data: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    /// notstarted, running, succeeded or failed.
+    pub status: String,
+    pub created_ms: i64,
+    pub last_action_ms: i64,
+    pub resource_location: Option<String>,
+    pub message: Option<String>,
+}
+
+/// One billable transaction in the usage journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// A UUID: the meter counts each id once, so a resent record is never counted twice.
+    pub id: String,
+    pub time_ms: i64,
+    pub meter: String,
+    pub quantity: u32,
+    /// What was billed, e.g. `POST /face/v1.0/detect`.
+    pub operation: String,
+}
+
+/// Why a store call did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The collection does not exist.
+    NoCollection,
+    /// The person does not exist in the collection.
+    NoPerson,
+    /// A collection with this id exists already.
+    Exists,
+    /// A quota would be passed; the message says which.
+    Quota(String),
+    /// The database failed; the message says how.
+    Internal(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NoCollection => f.write_str("the group or list does not exist"),
+            StoreError::NoPerson => f.write_str("the person does not exist"),
+            StoreError::Exists => f.write_str("the id is taken"),
+            StoreError::Quota(m) => f.write_str(m),
+            StoreError::Internal(m) => write!(f, "the face database failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Groups and lists, their persons and persisted faces, and training results.
+pub trait CollectionStore {
+    fn create_collection(&self, c: &Collection) -> StoreResult<()>;
+    fn collection(&self, kind: Kind, id: &str) -> StoreResult<Option<Collection>>;
+    /// Ids greater than `start`, sorted, at most `top`.
+    fn list_collections(&self, kind: Kind, start: Option<&str>, top: usize) -> StoreResult<Vec<Collection>>;
+    /// Sets the fields given; `Ok(false)` when the collection does not exist.
+    fn update_collection(
+        &self,
+        kind: Kind,
+        id: &str,
+        name: Option<&str>,
+        user_data: Option<Option<&str>>,
+    ) -> StoreResult<bool>;
+    /// Deletes the collection with its persons, faces, training and trained index.
+    fn delete_collection(&self, kind: Kind, id: &str) -> StoreResult<bool>;
+
+    fn create_person(&self, kind: Kind, cid: &str, person: &Person) -> StoreResult<()>;
+    fn person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<Option<Person>>;
+    fn list_persons(&self, kind: Kind, cid: &str, start: Option<&str>, top: usize) -> StoreResult<Vec<Person>>;
+    fn update_person(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: &str,
+        name: Option<&str>,
+        user_data: Option<Option<&str>>,
+    ) -> StoreResult<bool>;
+    fn delete_person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<bool>;
+
+    /// Adds a face to a list (`face.person_id` None) or to a person, within the kind's quota.
+    fn add_face(&self, kind: Kind, cid: &str, face: &StoredFace) -> StoreResult<()>;
+    fn face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<Option<StoredFace>>;
+    /// Faces of a list (or of one person) with ids greater than `start`, sorted, at most `top`.
+    fn list_faces(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: Option<&str>,
+        start: Option<&str>,
+        top: usize,
+    ) -> StoreResult<Vec<StoredFace>>;
+    fn update_face(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: Option<&str>,
+        face_id: &str,
+        user_data: Option<&str>,
+    ) -> StoreResult<bool>;
+    fn delete_face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<bool>;
+    /// Every face of the collection, in insertion order.
+    fn all_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>>;
+
+    fn training(&self, kind: Kind, cid: &str) -> StoreResult<Option<Training>>;
+    fn set_training(&self, kind: Kind, cid: &str, training: &Training) -> StoreResult<()>;
+    /// Records a successful training and replaces the trained index with `faces`, atomically,
+    /// if the collection is still the one created at `created_ms` (not deleted and made anew).
+    fn save_trained(
+        &self,
+        kind: Kind,
+        cid: &str,
+        created_ms: i64,
+        training: &Training,
+        faces: &[StoredFace],
+    ) -> StoreResult<()>;
+    /// After a restart: trainings left `running` become `failed`, and snapshot operations left
+    /// unfinished become `failed`, each with a message to start again. Returns how many.
+    fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize>;
+    /// The faces of the last successful training.
+    fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>>;
+}
+
+/// Snapshots of a collection, and the operations that take and apply them.
+pub trait SnapshotStore {
+    fn export(&self, kind: Kind, cid: &str) -> StoreResult<Option<Export>>;
+    /// Creates the collection `export.collection` describes (its kind, under `id`) with all its
+    /// persons and faces; `Exists` when the id is taken.
+    fn import(&self, id: &str, export: &Export) -> StoreResult<()>;
+
+    fn put_snapshot(&self, snapshot: &Snapshot, data: &Export) -> StoreResult<()>;
+    fn snapshot(&self, id: &str) -> StoreResult<Option<(Snapshot, Export)>>;
+    fn list_snapshots(&self) -> StoreResult<Vec<Snapshot>>;
+    fn update_snapshot(
+        &self,
+        id: &str,
+        apply_scope: Option<&[String]>,
+        user_data: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    fn delete_snapshot(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes snapshots taken before `ms`; returns how many.
+    fn delete_snapshots_before(&self, ms: i64) -> StoreResult<usize>;
+    fn put_operation(&self, op: &Operation) -> StoreResult<()>;
+    fn operation(&self, id: &str) -> StoreResult<Option<Operation>>;
+}
+
+/// The usage journal (decision 6): billable transactions until the meter acknowledges them.
+pub trait UsageJournal {
+    /// Appends to the usage journal (durably, before the billed response is sent).
+    fn record_usage(&self, record: &UsageRecord) -> StoreResult<()>;
+    /// The oldest records not yet acknowledged by the meter, at most `limit`.
+    fn unsent_usage(&self, limit: usize) -> StoreResult<Vec<UsageRecord>>;
+    /// Marks records the meter acknowledged.
+    fn mark_usage_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()>;
+    /// How many records wait for the meter.
+    fn usage_backlog(&self) -> StoreResult<u64>;
+}
+
+/// The face database: all three parts. Calls block briefly; the server makes them off the async
+/// runtime.
+pub trait Store: CollectionStore + SnapshotStore + UsageJournal + Send + Sync + std::fmt::Debug {}
+
+impl<T: CollectionStore + SnapshotStore + UsageJournal + Send + Sync + std::fmt::Debug> Store for T {}

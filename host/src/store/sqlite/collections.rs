@@ -1,0 +1,414 @@
+//! Groups and lists, persons, persisted faces and training in SQLite.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::*;
+
+impl CollectionStore for SqliteStore {
+    fn create_collection(&self, c: &Collection) -> StoreResult<()> {
+        self.with(|conn| {
+            let n = conn.execute(
+                "INSERT OR IGNORE INTO collections (kind, id, name, user_data, recognition_model, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![c.kind.name(), c.id, c.name, c.user_data, c.recognition_model, c.created_ms],
+            )?;
+            if n == 0 { Err(StoreError::Exists) } else { Ok(()) }
+        })
+    }
+
+    fn collection(&self, kind: Kind, id: &str) -> StoreResult<Option<Collection>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, name, user_data, recognition_model, created_ms FROM collections WHERE kind = ?1 AND id = ?2",
+                    params![kind.name(), id],
+                    |r| read_collection(r, kind),
+                )
+                .optional()?)
+        })
+    }
+
+    fn list_collections(&self, kind: Kind, start: Option<&str>, top: usize) -> StoreResult<Vec<Collection>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, user_data, recognition_model, created_ms FROM collections \
+                 WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![kind.name(), start.unwrap_or(""), top as i64], |r| read_collection(r, kind))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn update_collection(
+        &self,
+        kind: Kind,
+        id: &str,
+        name: Option<&str>,
+        user_data: Option<Option<&str>>,
+    ) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            if !collection_exists(&tx, kind, id)? {
+                return Ok(false);
+            }
+            if let Some(name) = name {
+                tx.execute(
+                    "UPDATE collections SET name = ?3 WHERE kind = ?1 AND id = ?2",
+                    params![kind.name(), id, name],
+                )?;
+            }
+            if let Some(ud) = user_data {
+                tx.execute(
+                    "UPDATE collections SET user_data = ?3 WHERE kind = ?1 AND id = ?2",
+                    params![kind.name(), id, ud],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn delete_collection(&self, kind: Kind, id: &str) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let n = tx.execute("DELETE FROM collections WHERE kind = ?1 AND id = ?2", params![kind.name(), id])?;
+            for table in ["persons", "faces", "training", "trained_faces"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE kind = ?1 AND cid = ?2"), params![kind.name(), id])?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn create_person(&self, kind: Kind, cid: &str, person: &Person) -> StoreResult<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            if !collection_exists(&tx, kind, cid)? {
+                return Err(StoreError::NoCollection);
+            }
+            let count: u64 = tx.query_row(
+                "SELECT COUNT(*) FROM persons WHERE kind = ?1 AND cid = ?2",
+                params![kind.name(), cid],
+                |r| r.get(0),
+            )?;
+            if count >= kind.max_persons() {
+                return Err(StoreError::Quota(format!(
+                    "Person number reached person group level limit ({}).",
+                    kind.max_persons()
+                )));
+            }
+            insert_person(&tx, kind, cid, person)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<Option<Person>> {
+        self.with(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT name, user_data FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                    params![kind.name(), cid, person_id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()?;
+            match row {
+                None => Ok(None),
+                Some((name, user_data)) => Ok(Some(Person {
+                    person_id: person_id.to_owned(),
+                    name,
+                    user_data,
+                    face_ids: person_face_ids(conn, kind, cid, person_id)?,
+                })),
+            }
+        })
+    }
+
+    fn list_persons(&self, kind: Kind, cid: &str, start: Option<&str>, top: usize) -> StoreResult<Vec<Person>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT person_id, name, user_data FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id > ?3 \
+                 ORDER BY person_id LIMIT ?4",
+            )?;
+            let rows = stmt
+                .query_map(params![kind.name(), cid, start.unwrap_or(""), top as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(person_id, name, user_data)| {
+                    let face_ids = person_face_ids(conn, kind, cid, &person_id)?;
+                    Ok(Person { person_id, name, user_data, face_ids })
+                })
+                .collect()
+        })
+    }
+
+    fn update_person(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: &str,
+        name: Option<&str>,
+        user_data: Option<Option<&str>>,
+    ) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            if !person_exists(&tx, kind, cid, person_id)? {
+                return Ok(false);
+            }
+            if let Some(name) = name {
+                tx.execute(
+                    "UPDATE persons SET name = ?4 WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                    params![kind.name(), cid, person_id, name],
+                )?;
+            }
+            if let Some(ud) = user_data {
+                tx.execute(
+                    "UPDATE persons SET user_data = ?4 WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                    params![kind.name(), cid, person_id, ud],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn delete_person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let n = tx.execute(
+                "DELETE FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                params![kind.name(), cid, person_id],
+            )?;
+            // A deleted person's faces leave the trained index too: nothing of them is kept or found.
+            for table in ["faces", "trained_faces"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE kind = ?1 AND cid = ?2 AND person_id = ?3"),
+                    params![kind.name(), cid, person_id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn add_face(&self, kind: Kind, cid: &str, face: &StoredFace) -> StoreResult<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            if !collection_exists(&tx, kind, cid)? {
+                return Err(StoreError::NoCollection);
+            }
+            if let Some(pid) = &face.person_id
+                && !person_exists(&tx, kind, cid, pid)?
+            {
+                return Err(StoreError::NoPerson);
+            }
+            let count: u64 = tx.query_row(
+                "SELECT COUNT(*) FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                params![kind.name(), cid, person_key(face.person_id.as_deref())],
+                |r| r.get(0),
+            )?;
+            if count >= kind.max_faces() {
+                return Err(StoreError::Quota(format!(
+                    "Persisted face number reached limit ({} per {}).",
+                    kind.max_faces(),
+                    if kind.has_persons() { "person" } else { "list" }
+                )));
+            }
+            insert_face(&tx, kind, cid, face)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<Option<StoredFace>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT face_id, person_id, user_data, model, embedding FROM faces \
+                     WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
+                    params![kind.name(), cid, person_key(person_id), face_id],
+                    read_face,
+                )
+                .optional()?)
+        })
+    }
+
+    fn list_faces(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: Option<&str>,
+        start: Option<&str>,
+        top: usize,
+    ) -> StoreResult<Vec<StoredFace>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT face_id, person_id, user_data, model, embedding FROM faces \
+                 WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id > ?4 ORDER BY face_id LIMIT ?5",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![kind.name(), cid, person_key(person_id), start.unwrap_or(""), top as i64],
+                    read_face,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn update_face(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: Option<&str>,
+        face_id: &str,
+        user_data: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.with(|conn| {
+            let n = conn.execute(
+                "UPDATE faces SET user_data = ?5 WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
+                params![kind.name(), cid, person_key(person_id), face_id, user_data],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<bool> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let n = tx.execute(
+                "DELETE FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
+                params![kind.name(), cid, person_key(person_id), face_id],
+            )?;
+            tx.execute(
+                "DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
+                params![kind.name(), cid, person_key(person_id), face_id],
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn all_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
+        self.with(|conn| all_faces(conn, kind, cid))
+    }
+
+    fn training(&self, kind: Kind, cid: &str) -> StoreResult<Option<Training>> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT state, created_ms, last_action_ms, last_success_ms, message FROM training \
+                     WHERE kind = ?1 AND cid = ?2",
+                    params![kind.name(), cid],
+                    |r| {
+                        Ok(Training {
+                            state: state_from(&r.get::<_, String>(0)?),
+                            created_ms: r.get(1)?,
+                            last_action_ms: r.get(2)?,
+                            last_success_ms: r.get(3)?,
+                            message: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    fn set_training(&self, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            if !collection_exists(&tx, kind, cid)? {
+                return Err(StoreError::NoCollection);
+            }
+            write_training(&tx, kind, cid, t)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn save_trained(
+        &self,
+        kind: Kind,
+        cid: &str,
+        created_ms: i64,
+        t: &Training,
+        faces: &[StoredFace],
+    ) -> StoreResult<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let same: Option<i64> = tx
+                .query_row(
+                    "SELECT created_ms FROM collections WHERE kind = ?1 AND id = ?2",
+                    params![kind.name(), cid],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if same != Some(created_ms) {
+                return Err(StoreError::NoCollection);
+            }
+            write_training(&tx, kind, cid, t)?;
+            tx.execute("DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2", params![kind.name(), cid])?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO trained_faces (kind, cid, person_id, face_id, model, embedding) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for f in faces {
+                    stmt.execute(params![
+                        kind.name(),
+                        cid,
+                        person_key(f.person_id.as_deref()),
+                        f.face_id,
+                        f.model,
+                        blob(&f.embedding)
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let trainings = tx.execute(
+                "UPDATE training SET state = 'failed', last_action_ms = ?1, \
+                 message = 'Training was interrupted by a restart of the service; train again.' WHERE state = 'running'",
+                params![now_ms],
+            )?;
+            let operations = tx.execute(
+                "UPDATE operations SET status = 'failed', last_action_ms = ?1, \
+                 message = 'The operation was interrupted by a restart of the service; start it again.' \
+                 WHERE status IN ('notstarted', 'running')",
+                params![now_ms],
+            )?;
+            tx.commit()?;
+            Ok(trainings + operations)
+        })
+    }
+
+    fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT face_id, person_id, NULL, model, embedding FROM trained_faces \
+                 WHERE kind = ?1 AND cid = ?2 ORDER BY seq",
+            )?;
+            let faces = stmt.query_map(params![kind.name(), cid], read_face)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(faces)
+        })
+    }
+}
+
+fn write_training(conn: &Connection, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO training (kind, cid, state, created_ms, last_action_ms, last_success_ms, message) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![kind.name(), cid, t.state.name(), t.created_ms, t.last_action_ms, t.last_success_ms, t.message],
+    )?;
+    Ok(())
+}

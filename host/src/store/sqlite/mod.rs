@@ -1,0 +1,163 @@
+//! The SQLite implementation of [`Store`]: one connection in WAL mode, every write one
+//! transaction, migrations from `migrations/*.sql` counted in `PRAGMA user_version`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+mod collections;
+mod snapshots;
+#[cfg(test)]
+mod tests;
+mod usage;
+
+use super::*;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_collections.sql"), include_str!("migrations/002_usage.sql")];
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+pub(super) fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(super) fn floats(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub(super) fn person_key(p: Option<&str>) -> &str {
+    p.unwrap_or("")
+}
+
+pub(super) fn state_from(s: &str) -> TrainingState {
+    match s {
+        "running" => TrainingState::Running,
+        "succeeded" => TrainingState::Succeeded,
+        _ => TrainingState::Failed,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/face.db` in WAL mode and applies pending migrations.
+    pub fn open_dir(dir: &Path) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Internal(format!("cannot create the data directory {}: {e}", dir.display())))?;
+        let conn = Connection::open(dir.join("face.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Self::init(conn)
+    }
+
+    /// A store that lives in memory and is gone when the process ends.
+    pub fn in_memory() -> StoreResult<SqliteStore> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> StoreResult<SqliteStore> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Internal(format!(
+                "the database was written by a newer version of this service (schema {version}, this one knows {}); \
+                 run the newer version or restore a backup",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Internal("the database lock is poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+pub(super) fn collection_exists(conn: &Connection, kind: Kind, cid: &str) -> StoreResult<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM collections WHERE kind = ?1 AND id = ?2", params![kind.name(), cid], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(super) fn person_exists(conn: &Connection, kind: Kind, cid: &str, pid: &str) -> StoreResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+            params![kind.name(), cid, pid],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub(super) fn read_collection(row: &rusqlite::Row<'_>, kind: Kind) -> rusqlite::Result<Collection> {
+    Ok(Collection {
+        kind,
+        id: row.get(0)?,
+        name: row.get(1)?,
+        user_data: row.get(2)?,
+        recognition_model: row.get(3)?,
+        created_ms: row.get(4)?,
+    })
+}
+
+pub(super) fn person_face_ids(conn: &Connection, kind: Kind, cid: &str, pid: &str) -> StoreResult<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT face_id FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 ORDER BY seq")?;
+    let ids = stmt.query_map(params![kind.name(), cid, pid], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+pub(super) fn read_face(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFace> {
+    let person: Option<String> = row.get(1)?;
+    Ok(StoredFace {
+        face_id: row.get(0)?,
+        person_id: person.filter(|p| !p.is_empty()),
+        user_data: row.get(2)?,
+        model: row.get(3)?,
+        embedding: floats(&row.get::<_, Vec<u8>>(4)?),
+    })
+}
+
+pub(super) fn insert_face(conn: &Connection, kind: Kind, cid: &str, f: &StoredFace) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO faces (kind, cid, person_id, face_id, user_data, model, embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![kind.name(), cid, person_key(f.person_id.as_deref()), f.face_id, f.user_data, f.model, blob(&f.embedding)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_person(conn: &Connection, kind: Kind, cid: &str, p: &Person) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO persons (kind, cid, person_id, name, user_data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![kind.name(), cid, p.person_id, p.name, p.user_data],
+    )?;
+    Ok(())
+}
+
+pub(super) fn all_faces(conn: &Connection, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT face_id, person_id, user_data, model, embedding FROM faces WHERE kind = ?1 AND cid = ?2 ORDER BY seq",
+    )?;
+    let faces = stmt.query_map(params![kind.name(), cid], read_face)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(faces)
+}

@@ -1,0 +1,164 @@
+//! The SQLite store's tests.
+
+use super::*;
+use crate::store::{CollectionStore, SnapshotStore};
+
+fn collection(kind: Kind, id: &str) -> Collection {
+    Collection {
+        kind,
+        id: id.into(),
+        name: "n".into(),
+        user_data: None,
+        recognition_model: "recognition_01".into(),
+        created_ms: 1,
+    }
+}
+
+fn person(id: &str) -> Person {
+    Person { person_id: id.into(), name: "p".into(), user_data: Some("u".into()), face_ids: vec![] }
+}
+
+fn face(id: usize, person: Option<&str>) -> StoredFace {
+    StoredFace {
+        face_id: format!("f{id:07}"),
+        person_id: person.map(String::from),
+        user_data: None,
+        model: "sface_2021dec".into(),
+        embedding: vec![id as f32, -1.5, f32::MIN_POSITIVE],
+    }
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("face-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn quotas_answer_quota_exceeded_and_write_nothing() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.create_collection(&collection(Kind::PersonGroup, "g")).unwrap();
+    store.create_person(Kind::PersonGroup, "g", &person("p")).unwrap();
+    for i in 0..248 {
+        store.add_face(Kind::PersonGroup, "g", &face(i, Some("p"))).unwrap();
+    }
+    let err = store.add_face(Kind::PersonGroup, "g", &face(248, Some("p"))).unwrap_err();
+    assert!(matches!(err, StoreError::Quota(_)), "{err:?}");
+    assert_eq!(store.person(Kind::PersonGroup, "g", "p").unwrap().unwrap().face_ids.len(), 248);
+
+    store.create_collection(&collection(Kind::FaceList, "l")).unwrap();
+    for i in 0..1000 {
+        store.add_face(Kind::FaceList, "l", &face(i, None)).unwrap();
+    }
+    assert!(matches!(store.add_face(Kind::FaceList, "l", &face(1000, None)), Err(StoreError::Quota(_))));
+    assert_eq!(store.all_faces(Kind::FaceList, "l").unwrap().len(), 1000);
+}
+
+#[test]
+fn missing_parents_and_taken_ids_are_refused() {
+    let store = SqliteStore::in_memory().unwrap();
+    assert_eq!(store.create_person(Kind::PersonGroup, "none", &person("p")), Err(StoreError::NoCollection));
+    store.create_collection(&collection(Kind::LargePersonGroup, "g")).unwrap();
+    assert_eq!(store.create_collection(&collection(Kind::LargePersonGroup, "g")), Err(StoreError::Exists));
+    // The same id in another kind is another collection.
+    store.create_collection(&collection(Kind::PersonGroup, "g")).unwrap();
+    assert_eq!(store.add_face(Kind::LargePersonGroup, "g", &face(1, Some("ghost"))), Err(StoreError::NoPerson));
+    assert!(store.all_faces(Kind::LargePersonGroup, "g").unwrap().is_empty());
+}
+
+#[test]
+fn deleting_a_person_or_collection_takes_its_faces_and_training() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.create_collection(&collection(Kind::LargePersonGroup, "g")).unwrap();
+    for p in ["a", "b"] {
+        store.create_person(Kind::LargePersonGroup, "g", &person(p)).unwrap();
+        store.add_face(Kind::LargePersonGroup, "g", &face(p.len() + p.as_bytes()[0] as usize, Some(p))).unwrap();
+    }
+    let t = Training {
+        state: TrainingState::Succeeded,
+        created_ms: 1,
+        last_action_ms: 2,
+        last_success_ms: Some(2),
+        message: None,
+    };
+    let faces = store.all_faces(Kind::LargePersonGroup, "g").unwrap();
+    store.save_trained(Kind::LargePersonGroup, "g", 1, &t, &faces).unwrap();
+    // A collection deleted and made anew is not the one trained.
+    assert_eq!(store.save_trained(Kind::LargePersonGroup, "g", 2, &t, &faces), Err(StoreError::NoCollection));
+    assert!(store.delete_person(Kind::LargePersonGroup, "g", "a").unwrap());
+    assert_eq!(store.all_faces(Kind::LargePersonGroup, "g").unwrap().len(), 1);
+    // The trained index keeps the rest of the last training, and nothing of a deleted person.
+    let trained = store.trained_faces(Kind::LargePersonGroup, "g").unwrap();
+    assert_eq!(trained.iter().map(|f| f.person_id.as_deref()).collect::<Vec<_>>(), [Some("b")]);
+    // A training interrupted by a restart is failed, not left running.
+    let running = Training { state: TrainingState::Running, ..t.clone() };
+    store.set_training(Kind::LargePersonGroup, "g", &running).unwrap();
+    assert_eq!(store.fail_interrupted(9).unwrap(), 1);
+    let after = store.training(Kind::LargePersonGroup, "g").unwrap().unwrap();
+    assert_eq!((after.state, after.last_success_ms), (TrainingState::Failed, Some(2)));
+    assert!(store.delete_collection(Kind::LargePersonGroup, "g").unwrap());
+    assert!(store.training(Kind::LargePersonGroup, "g").unwrap().is_none());
+    assert!(store.trained_faces(Kind::LargePersonGroup, "g").unwrap().is_empty());
+    store.create_collection(&collection(Kind::LargePersonGroup, "g")).unwrap();
+    assert!(store.list_persons(Kind::LargePersonGroup, "g", None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn paging_is_sorted_by_id_with_an_exclusive_start() {
+    let store = SqliteStore::in_memory().unwrap();
+    for id in ["c", "a", "b", "d"] {
+        store.create_collection(&collection(Kind::PersonGroup, id)).unwrap();
+    }
+    let ids = |start, top| -> Vec<String> {
+        store.list_collections(Kind::PersonGroup, start, top).unwrap().into_iter().map(|c| c.id).collect()
+    };
+    assert_eq!(ids(None, 10), ["a", "b", "c", "d"]);
+    assert_eq!(ids(Some("a"), 2), ["b", "c"]);
+    assert_eq!(ids(Some("d"), 2), Vec::<String>::new());
+}
+
+#[test]
+fn a_file_store_keeps_everything_across_reopening_and_embeddings_exactly() {
+    let dir = temp("reopen");
+    {
+        let store = SqliteStore::open_dir(&dir).unwrap();
+        store.create_collection(&collection(Kind::LargeFaceList, "l")).unwrap();
+        store.add_face(Kind::LargeFaceList, "l", &face(7, None)).unwrap();
+        let export = store.export(Kind::LargeFaceList, "l").unwrap().unwrap();
+        let snap = Snapshot {
+            id: "s".into(),
+            kind: Kind::LargeFaceList,
+            object_id: "l".into(),
+            apply_scope: vec!["x".into()],
+            user_data: None,
+            created_ms: 1,
+            updated_ms: 1,
+        };
+        store.put_snapshot(&snap, &export).unwrap();
+    }
+    let store = SqliteStore::open_dir(&dir).unwrap();
+    let faces = store.all_faces(Kind::LargeFaceList, "l").unwrap();
+    assert_eq!(faces, vec![face(7, None)]);
+    let (snap, export) = store.snapshot("s").unwrap().unwrap();
+    assert_eq!(snap.apply_scope, ["x"]);
+    store.import("copy", &export).unwrap();
+    assert_eq!(store.all_faces(Kind::LargeFaceList, "copy").unwrap(), faces);
+    assert_eq!(store.import("copy", &export), Err(StoreError::Exists));
+    assert_eq!(store.delete_snapshots_before(1), Ok(0));
+    assert_eq!(store.delete_snapshots_before(2), Ok(1));
+    assert!(store.snapshot("s").unwrap().is_none());
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = temp("newer");
+    drop(SqliteStore::open_dir(&dir).unwrap());
+    let conn = Connection::open(dir.join("face.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = SqliteStore::open_dir(&dir).unwrap_err();
+    assert!(err.to_string().contains("newer version"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
