@@ -12,6 +12,9 @@ scripts/setup.sh --test
 echo "test: formatting (cargo fmt --check)" >&2
 cargo fmt --all --check
 
+echo "test: no import cycle between files (cargo xtask cycles)" >&2
+cargo xtask cycles
+
 echo "test: build the wasmtime guest (wasm32-wasip2 component)" >&2
 cargo xtask guest
 

@@ -12,7 +12,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::input::MAX_IMAGE_BYTES;
+use crate::api::limits::MAX_IMAGE_BYTES;
 
 /// How URLs are fetched.
 #[derive(Debug, Clone)]

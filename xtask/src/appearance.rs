@@ -50,7 +50,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     let labels = std::fs::read_to_string(repo_root().join("xtask/labels/agegender-appearance.csv"))?;
     let (mut glasses, mut glasses_auc, mut hair, mut hair_auc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut makeup_f, mut makeup_m) = ((0, 0, 0), (0, 0, 0));
-    let gender: std::collections::HashMap<String, String> = crate::eval::csv_rows(&data.join("agegender/LABELS.csv"))?
+    let gender: std::collections::HashMap<String, String> = crate::stats::csv_rows(&data.join("agegender/LABELS.csv"))?
         .into_iter()
         .map(|r| (r[0].clone(), r[2].clone()))
         .collect();
@@ -88,7 +88,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     row(
         &format!(
             "glasses on agegender, {n} faces labelled by this project (ROC AUC {:.3})",
-            crate::eval::auc(&glasses_auc)
+            crate::stats::auc(&glasses_auc)
         ),
         scores(&glasses),
         "no reference (derived method)",
@@ -96,7 +96,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     row(
         &format!(
             "facial hair (moustache or beard >= 0.5) on the same faces (ROC AUC {:.3})",
-            crate::eval::auc(&hair_auc)
+            crate::stats::auc(&hair_auc)
         ),
         scores(&hair),
         "no reference (derived method)",
@@ -119,7 +119,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     let (mut faces, mut bald, mut invisible, mut occluded, mut contempt_top) = (0, 0, 0, [0; 3], 0);
     let mut colours = std::collections::BTreeMap::<String, usize>::new();
     let mut contempt_sum = 0.0f32;
-    for r in crate::eval::csv_rows(&dir.join("LABELS.csv"))? {
+    for r in crate::stats::csv_rows(&dir.join("LABELS.csv"))? {
         let Some(s) = seen(engine, &dir.join(&r[0]), face_core::DEFAULT_MIN_SCORE)? else { continue };
         let a = &s.attributes;
         faces += 1;
@@ -174,7 +174,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     let dir = data.join("attributes");
     let (mut masks, mut found, mut masked) = (0, 0, 0);
     let mut eyes = Vec::new();
-    for r in crate::eval::csv_rows(&dir.join("LABELS.csv"))? {
+    for r in crate::stats::csv_rows(&dir.join("LABELS.csv"))? {
         match r[1].as_str() {
             "mask" => {
                 masks += 1;

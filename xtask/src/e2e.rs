@@ -10,19 +10,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::server::build_server;
 use crate::util::{cache_dir, models_dir, python, repo_root, run, testdata_dir};
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
-}
-
-/// face-server and the guest it runs, built; returns their paths.
-pub fn build_server() -> Result<(PathBuf, PathBuf)> {
-    crate::wasm::guest(&[])?;
-    run(Command::new(env!("CARGO")).args(["build", "--package", "face-host", "--bins"]))?;
-    let target = target_dir();
-    Ok((target.join("debug/face-server"), target.join("wasm32-wasip2/debug/face_wasm.wasm")))
-}
 
 /// `cargo xtask serve [Key=value ...]`: builds and runs face-server with this checkout's guest,
 /// models and a data directory in the cache, reporting usage to a local face-meter on port 5001

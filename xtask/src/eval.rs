@@ -45,16 +45,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub(crate) fn csv_rows(path: &Path) -> Result<Vec<Vec<String>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').map(str::to_owned).collect())
-        .collect())
-}
-
 fn row(figure: &str, ours: String, reference: &str) {
     println!("| {figure} | {ours} | {reference} |");
 }
@@ -102,7 +92,7 @@ fn load(engine: &Engine, path: &Path, timings: &mut Timings) -> Result<RgbImage>
 fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result<()> {
     let dir = data.join("detection");
     let mut truth: Vec<(String, Vec<RectF>)> = Vec::new();
-    for r in csv_rows(&dir.join("LABELS.csv"))? {
+    for r in crate::stats::csv_rows(&dir.join("LABELS.csv"))? {
         let rect = RectF { left: r[3].parse()?, top: r[4].parse()?, width: r[5].parse()?, height: r[6].parse()? };
         match truth.iter_mut().find(|(p, _)| *p == r[0]) {
             Some((_, boxes)) => boxes.push(rect),
@@ -142,7 +132,7 @@ fn landmark_rows(engine: &Engine, data: &Path) -> Result<()> {
     let dir = data.join("detection");
     // path -> box index -> 68 points from dlib.
     let mut dlib: Vec<((String, String), Vec<Point>)> = Vec::new();
-    for r in csv_rows(&dir.join("landmarks68.csv"))? {
+    for r in crate::stats::csv_rows(&dir.join("landmarks68.csv"))? {
         let key = (r[0].clone(), r[1].clone());
         let p = Point::new(r[3].parse()?, r[4].parse()?);
         match dlib.iter_mut().find(|(k, _)| *k == key) {
@@ -206,7 +196,7 @@ fn analyse(engine: &Engine, path: &Path, timings: &mut Timings) -> Result<Analys
 
 fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result<()> {
     let dir = data.join("verification");
-    let labels = csv_rows(&dir.join("LABELS.csv"))?;
+    let labels = crate::stats::csv_rows(&dir.join("LABELS.csv"))?;
     let mut analysed: HashMap<String, Analysed> = HashMap::new();
     for r in &labels {
         analysed.insert(r[0].clone(), analyse(engine, &dir.join(&r[0]), timings)?);
@@ -222,7 +212,7 @@ fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Res
         "2 (score 0.6)",
     );
 
-    let pairs = csv_rows(&dir.join("pairs.csv"))?;
+    let pairs = crate::stats::csv_rows(&dir.join("pairs.csv"))?;
     for (model, reference) in
         [(RecognitionModel::SFace, "0.9929; 0.9986"), (RecognitionModel::FaceApi, "0.9823; 0.9983")]
     {
@@ -240,12 +230,12 @@ fn verification_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Res
         let correct = scored.iter().filter(|(_, same, pred)| same == pred).count();
         row(
             &format!("{}, at its published threshold: accuracy on {} usable pairs; AUC", model.id(), scored.len()),
-            format!("{:.4}; {:.4}", correct as f64 / scored.len().max(1) as f64, auc(&scored)),
+            format!("{:.4}; {:.4}", correct as f64 / scored.len().max(1) as f64, crate::stats::auc(&scored)),
             reference,
         );
     }
 
-    let split = csv_rows(&dir.join("identify_split.csv"))?;
+    let split = crate::stats::csv_rows(&dir.join("identify_split.csv"))?;
     for model in [RecognitionModel::SFace, RecognitionModel::FaceApi] {
         let gallery: Vec<(&str, &Embedding)> = split
             .iter()
@@ -333,8 +323,10 @@ fn guest_rows(data: &Path) -> Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| crate::util::repo_root().join("target"));
     let dir = data.join("verification");
-    let files: Vec<String> =
-        csv_rows(&dir.join("LABELS.csv"))?.iter().map(|r| dir.join(&r[0]).display().to_string()).collect();
+    let files: Vec<String> = crate::stats::csv_rows(&dir.join("LABELS.csv"))?
+        .iter()
+        .map(|r| dir.join(&r[0]).display().to_string())
+        .collect();
     let bad = badinput_files(data)?;
     let compare = |backend: &str, files: &[String]| -> Result<serde_json::Value> {
         let out = std::process::Command::new(env!("CARGO"))
@@ -434,7 +426,7 @@ fn attributes_of(engine: &Engine, img: &RgbImage, timings: &mut Timings) -> Resu
 fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result<()> {
     let dir = data.join("agegender");
     let (mut errors, mut right, mut missed) = (Vec::new(), 0, 0);
-    let rows = csv_rows(&dir.join("LABELS.csv"))?;
+    let rows = crate::stats::csv_rows(&dir.join("LABELS.csv"))?;
     for r in &rows {
         let img = load(engine, &dir.join(&r[0]), timings)?;
         let Some(a) = attributes_of(engine, &img, timings)? else {
@@ -455,7 +447,7 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
     let dir = data.join("attributes");
     let order = ["anger", "contempt", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"];
     let (mut total, mut top1) = (0, 0);
-    for r in csv_rows(&dir.join("LABELS.csv"))? {
+    for r in crate::stats::csv_rows(&dir.join("LABELS.csv"))? {
         let Some(want) = order.iter().position(|l| r.get(2).is_some_and(|x| x == l)) else { continue };
         if r[1] != "emotion" {
             continue;
@@ -546,23 +538,4 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
         );
     }
     Ok(())
-}
-
-/// ROC AUC by the Mann-Whitney statistic (ties count half).
-pub(crate) fn auc(scored: &[(f32, bool, bool)]) -> f64 {
-    let pos: Vec<f32> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
-    let neg: Vec<f32> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
-    let mut wins = 0.0;
-    for p in &pos {
-        for n in &neg {
-            wins += if p > n {
-                1.0
-            } else if p == n {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    wins / (pos.len() * neg.len()).max(1) as f64
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::e2e::build_server;
+use crate::server::build_server;
 use crate::util::{cache_dir, models_dir, repo_root, testdata_dir};
 
 const KEY: &str = "load-key";
@@ -249,7 +249,7 @@ pub fn load(args: &[String]) -> Result<()> {
     }
     let (server, guest) = build_server()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-    let small = crate::bench::photo_640x480()?;
+    let small = crate::util::photo_640x480()?;
     let large = testdata_dir().join("obama.jpg");
     let size = |p: &Path| -> Result<String> {
         let img = face_core::decode(&std::fs::read(p)?, &Default::default())?;

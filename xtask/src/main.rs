@@ -17,6 +17,7 @@
 
 mod appearance;
 mod bench;
+mod cycles;
 mod detect;
 mod e2e;
 mod engine;
@@ -26,13 +27,15 @@ mod load;
 mod models;
 mod npm;
 mod package;
+mod server;
+mod stats;
 mod util;
 mod wasm;
 mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,6 +58,7 @@ fn main() -> Result<()> {
         "package" => package::package(rest),
         "image-test" => image::image_test(rest),
         "web-test" => web::web_test(rest),
+        "cycles" => cycles::cycles(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

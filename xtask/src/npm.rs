@@ -7,14 +7,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{models_dir, repo_root, run, testdata_dir};
+use crate::util::{models_dir, repo_root, run, target_dir, testdata_dir};
 
 /// The wasm-bindgen version face-wasm pins; the CLI must match it exactly.
 const WASM_BINDGEN: &str = "0.2.130";
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
-}
 
 pub fn pkg_dir() -> PathBuf {
     repo_root().join("wasm/pkg")

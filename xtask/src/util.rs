@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use face_core::RgbImage;
+use image::imageops;
 use sha2::{Digest, Sha256};
 
 /// The repository root (xtask lives one level below it).
@@ -86,4 +88,28 @@ pub fn python() -> Result<PathBuf> {
     run(&mut install)?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)
+}
+
+/// The cargo target folder (`CARGO_TARGET_DIR`, a cache outside the clone in this project's scripts).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// obama.jpg fitted onto a grey 640x480 canvas, written once to the cache.
+pub fn photo_640x480() -> Result<PathBuf> {
+    let out = cache_dir().join("bench/photo_640x480.png");
+    if out.exists() {
+        return Ok(out);
+    }
+    let path = testdata_dir().join("obama.jpg");
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: run `cargo xtask testdata`", path.display()))?;
+    let img = face_core::decode(&bytes, &Default::default())?;
+    let scale = (640.0 / img.width() as f32).min(480.0 / img.height() as f32);
+    let (w, h) = ((img.width() as f32 * scale) as u32, (img.height() as f32 * scale) as u32);
+    let fitted = imageops::resize(&img, w, h, imageops::FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
+    imageops::replace(&mut canvas, &fitted, ((640 - w) / 2) as i64, ((480 - h) / 2) as i64);
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    canvas.save(&out)?;
+    Ok(out)
 }

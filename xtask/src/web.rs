@@ -70,7 +70,7 @@ pub fn web_test(args: &[String]) -> Result<()> {
         _ => bail!("usage: cargo xtask web-test [--data DIR]"),
     };
     web(&[])?;
-    let (server, guest) = crate::e2e::build_server()?;
+    let (server, guest) = crate::server::build_server()?;
     let tools = crate::npm::test_tools()?;
     let mut node = Command::new("node");
     if let Some(dir) = shared {

@@ -13,12 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::state::{AppState, Shared};
 use crate::faces::recognition_name;
 
-/// Image files must be at least this many bytes (Face API limit).
-pub const MIN_IMAGE_BYTES: usize = 1024;
-/// ... and at most this many.
-pub const MAX_IMAGE_BYTES: usize = 6 * 1024 * 1024;
-/// JSON request bodies larger than this are refused.
-pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+pub use super::limits::{MAX_IMAGE_BYTES, MAX_JSON_BYTES, MIN_IMAGE_BYTES};
 
 /// Query parameters; names compare case-insensitively, as on Azure.
 #[derive(Debug, Default)]

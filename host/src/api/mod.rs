@@ -6,6 +6,7 @@ pub mod demo;
 pub mod error;
 pub mod face;
 pub mod input;
+pub mod limits;
 pub mod middleware;
 pub mod openapi;
 pub mod persisted_faces;

@@ -1,0 +1,36 @@
+//! The small statistics and label files of `cargo xtask eval`: LABELS.csv rows and ROC AUC.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// The rows of a CSV file with a header line, each as its fields.
+pub fn csv_rows(path: &Path) -> Result<Vec<Vec<String>>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    reader
+        .records()
+        .map(|r| Ok(r.with_context(|| format!("reading {}", path.display()))?.iter().map(str::to_owned).collect()))
+        .collect()
+}
+
+/// ROC AUC by the Mann-Whitney statistic (ties count half).
+pub fn auc(scored: &[(f32, bool, bool)]) -> f64 {
+    let pos: Vec<f32> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
+    let neg: Vec<f32> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    let mut wins = 0.0;
+    for p in &pos {
+        for n in &neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (pos.len() * neg.len()).max(1) as f64
+}
