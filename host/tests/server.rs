@@ -22,6 +22,8 @@ fn missing_required_settings_refuse_to_start_with_the_setting_named() {
         (vec!["Eula=accept", "ApiKey=k"], "Billing"),
         (vec!["Eula=accept", "Billing=http://m/"], "ApiKey"),
         (vec!["Eula=accept", "Billing=http://m/", "ApiKey=k", "Storage:Scenario=Floppy"], "Storage:Scenario"),
+        // A typo is refused, not silently ignored.
+        (vec!["Eula=accept", "Billing=http://m/", "ApiKey=k", "Billing:Interval=60"], "Billing:Interval"),
     ] {
         let out =
             Command::new(env!("CARGO_BIN_EXE_face-server")).args(&args).env_clear().output().expect("face-server runs");

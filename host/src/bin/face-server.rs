@@ -124,6 +124,9 @@ fn main() -> ExitCode {
         eprintln!("face-server: {e}");
         return ExitCode::from(2);
     }
+    for setting in &settings.ignored {
+        tracing::warn!(%setting, "this Azure container setting has no effect in this service; it is ignored");
+    }
     let config = match ServerConfig::from_settings(&settings) {
         Ok(c) => c,
         Err(e) => {
