@@ -1,29 +1,33 @@
-//! Counters for `/metrics` (Prometheus text format): requests by matched route, method and status;
-//! latency histograms by route; engine pool occupancy; usage journal backlog.
+//! `/metrics` (prometheus-client, OpenMetrics text): requests by matched route, method and
+//! status; latency histograms by route; engine pool occupancy; usage journal backlog.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Histogram bucket bounds, seconds.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
 }
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: Mutex<Inner>,
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// Values read at scrape time.
@@ -37,72 +41,74 @@ pub struct Gauges {
     pub face_ids: usize,
 }
 
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pool_size: Gauge,
+    pool_busy: Gauge,
+    discarded: Counter,
+    engine_queue: Gauge,
+    usage_backlog: Gauge,
+    face_ids: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("face_requests", "HTTP requests by route, method and status", requests.clone());
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram as fn() -> _);
+        registry.register("face_request_duration_seconds", "Request latency by route", latency.clone());
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let pool_size = gauge(&mut registry, "face_engine_pool_size", "Warm engine instances");
+        let pool_busy = gauge(&mut registry, "face_engine_pool_busy", "Engine instances running a call");
+        let discarded = Counter::default();
+        registry.register(
+            "face_engine_instances_discarded",
+            "Instances discarded after a trap, timeout or memory cap",
+            discarded.clone(),
+        );
+        let engine_queue =
+            gauge(&mut registry, "face_engine_queue", "Requests holding or waiting for an engine instance");
+        let usage_backlog =
+            gauge(&mut registry, "face_usage_backlog", "Usage records not yet acknowledged by the billing endpoint");
+        let face_ids = gauge(&mut registry, "face_face_ids", "faceIds kept");
+        Metrics { registry, requests, latency, pool_size, pool_busy, discarded, engine_queue, usage_backlog, face_ids }
+    }
+}
+
 impl Metrics {
     /// One request: `route` is the route it matched (`/face/v1.0/persongroups/{personGroupId}`)
     /// or `unmatched`, so the number of label values is bounded by the route table.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let route = route.to_owned();
         let method = match method {
             "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method,
             _ => "OTHER",
         };
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        *inner.requests.entry((route.clone(), method.to_owned(), status)).or_default() += 1;
-        let h = inner.latency.entry(route).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.buckets[i] += 1;
-            }
-        }
-        h.sum += seconds;
-        h.count += 1;
+        self.requests
+            .get_or_create(&RequestLabels { route: route.to_owned(), method: method.to_owned(), status })
+            .inc();
+        self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
     }
 
-    /// The exposition text.
+    /// The exposition text, with the scrape-time values `g`.
     pub fn render(&self, g: Gauges) -> String {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.pool_size.set(as_i64(g.pool_size as u64));
+        self.pool_busy.set(as_i64(g.pool_busy as u64));
+        self.discarded.inc_by(g.pool_discarded.saturating_sub(self.discarded.get()));
+        self.engine_queue.set(as_i64(g.engine_queue as u64));
+        self.usage_backlog.set(as_i64(g.usage_backlog));
+        self.face_ids.set(as_i64(g.face_ids as u64));
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP face_requests_total HTTP requests by route, method and status.");
-        let _ = writeln!(out, "# TYPE face_requests_total counter");
-        for ((route, method, status), n) in &inner.requests {
-            let _ =
-                writeln!(out, "face_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}");
-        }
-        let _ = writeln!(out, "# HELP face_request_duration_seconds Request latency by route.");
-        let _ = writeln!(out, "# TYPE face_request_duration_seconds histogram");
-        for (route, h) in &inner.latency {
-            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
-                let _ = writeln!(out, "face_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}");
-            }
-            let _ = writeln!(out, "face_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "face_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "face_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
-        }
-        let gauges: [(&str, &str, &str, f64); 6] = [
-            ("face_engine_pool_size", "gauge", "Warm engine instances.", g.pool_size as f64),
-            ("face_engine_pool_busy", "gauge", "Engine instances running a call.", g.pool_busy as f64),
-            (
-                "face_engine_instances_discarded_total",
-                "counter",
-                "Instances discarded after a trap, timeout or memory cap.",
-                g.pool_discarded as f64,
-            ),
-            (
-                "face_engine_queue",
-                "gauge",
-                "Requests holding or waiting for an engine instance.",
-                g.engine_queue as f64,
-            ),
-            (
-                "face_usage_backlog",
-                "gauge",
-                "Usage records not yet acknowledged by the billing endpoint.",
-                g.usage_backlog as f64,
-            ),
-            ("face_face_ids", "gauge", "faceIds kept.", g.face_ids as f64),
-        ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding the metrics failed");
         }
         out
     }
@@ -117,11 +123,20 @@ mod tests {
         let m = Metrics::default();
         m.observe("POST", "/face/v1.0/detect", 200, 0.2);
         m.observe("POST", "/face/v1.0/detect", 400, 0.001);
-        let text = m.render(Gauges { pool_size: 2, usage_backlog: 5, ..Default::default() });
-        assert!(text.contains("face_requests_total{route=\"/face/v1.0/detect\",method=\"POST\",status=\"200\"} 1"));
-        assert!(text.contains("face_request_duration_seconds_bucket{route=\"/face/v1.0/detect\",le=\"0.25\"} 2"));
-        assert!(text.contains("face_request_duration_seconds_bucket{route=\"/face/v1.0/detect\",le=\"0.005\"} 1"));
-        assert!(text.contains("face_request_duration_seconds_count{route=\"/face/v1.0/detect\"} 2"));
-        assert!(text.contains("face_usage_backlog 5"));
+        let text = m.render(Gauges { pool_size: 2, usage_backlog: 5, pool_discarded: 3, ..Default::default() });
+        for wanted in [
+            "face_requests_total{route=\"/face/v1.0/detect\",method=\"POST\",status=\"200\"} 1",
+            "face_request_duration_seconds_bucket{le=\"0.25\",route=\"/face/v1.0/detect\"} 2",
+            "face_request_duration_seconds_bucket{le=\"0.005\",route=\"/face/v1.0/detect\"} 1",
+            "face_request_duration_seconds_count{route=\"/face/v1.0/detect\"} 2",
+            "face_usage_backlog 5",
+            "face_engine_instances_discarded_total 3",
+            "# EOF",
+        ] {
+            assert!(text.contains(wanted), "{wanted} missing:\n{text}");
+        }
+        // The discarded counter follows the pool's count and never goes back.
+        let text = m.render(Gauges { pool_discarded: 4, ..Default::default() });
+        assert!(text.contains("face_engine_instances_discarded_total 4"), "{text}");
     }
 }

@@ -69,7 +69,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         usage_backlog: backlog,
         face_ids: state.face_ids.len(),
     });
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Ready when the engine pool has its instances and the store answers.

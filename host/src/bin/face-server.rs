@@ -19,7 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Console logs (`Logging:Console:LogLevel`, `Logging:Console:Format=json`), and JSON lines in
 /// `<Mounts:Output>/face-server.log` when `Logging:Disk:Format=json` (level `Logging:Disk:LogLevel`).
-fn init_logging(settings: &Settings) -> Result<(), String> {
+/// The returned guard flushes the disk log's background writer when dropped at exit.
+fn init_logging(settings: &Settings) -> Result<Option<tracing_appender::non_blocking::WorkerGuard>, String> {
     let get = |k: &str| settings.other.get(k).map(String::as_str);
     let filter = |key: &str| {
         let level = get(key).unwrap_or("info").to_ascii_lowercase();
@@ -47,18 +48,21 @@ fn init_logging(settings: &Settings) -> Result<(), String> {
                 .append(true)
                 .open(&path)
                 .map_err(|e| format!("cannot open {} for the disk log (Mounts:Output): {e}", path.display()))?;
-            Some(
+            let (writer, guard) = tracing_appender::non_blocking(file);
+            Some((
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(file))
+                    .with_writer(writer)
                     .with_filter(filter("logging:disk:loglevel")?),
-            )
+                guard,
+            ))
         }
         Some(other) => return Err(format!("the Logging:Disk:Format setting {other:?} is not supported; use json")),
     };
+    let (disk, guard) = disk.unzip();
     tracing_subscriber::registry().with(console).with(disk).init();
-    Ok(())
+    Ok(guard)
 }
 
 /// `face-server healthcheck [URL]`: exits 0 when `/ready` answers 200 (the image's HEALTHCHECK;
@@ -120,10 +124,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_logging(&settings) {
-        eprintln!("face-server: {e}");
-        return ExitCode::from(2);
-    }
+    let _disk_log = match init_logging(&settings) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("face-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for setting in &settings.ignored {
         tracing::warn!(%setting, "this Azure container setting has no effect in this service; it is ignored");
     }
