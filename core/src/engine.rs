@@ -23,32 +23,48 @@ pub struct ModelBytes<'a> {
     pub sface: &'a [u8],
     /// face-api.js FaceRecognitionNet.
     pub faceapi_recognizer: &'a [u8],
+    /// The attribute nets, for `DetectOptions::attributes`; `None` leaves attributes out.
+    pub attributes: Option<AttributeBytes<'a>>,
 }
 
-/// The engine's model files, owned; `bytes()` lends them as `ModelBytes`.
+/// The attribute nets as bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct AttributeBytes<'a> {
+    /// face-api.js AgeGenderNet.
+    pub age_gender: &'a [u8],
+    /// face-api.js FaceExpressionNet.
+    pub expression: &'a [u8],
+}
+
+/// The engine's model files, owned, as `cargo xtask models` writes them; `bytes()` lends them
+/// as `ModelBytes`. The one way every native caller loads the engine:
+/// `Engine::new(&ModelSet::read_with(read)?.bytes())`.
 #[derive(Debug, Clone, Default)]
 pub struct ModelSet {
     pub detector: Vec<u8>,
     pub landmarks68: Vec<u8>,
     pub sface: Vec<u8>,
     pub faceapi_recognizer: Vec<u8>,
+    pub age_gender: Vec<u8>,
+    pub expression: Vec<u8>,
 }
 
 impl ModelSet {
-    /// The attribute nets, for `Engine::with_attribute_models`: age/gender, then expression.
-    pub const ATTRIBUTE_FILES: [&'static str; 2] = [MODELS[4].file, MODELS[5].file];
-
-    /// The file names `cargo xtask models` writes (models/manifest.toml), in field order.
-    pub const FILES: [&'static str; 4] = [MODELS[0].file, MODELS[1].file, MODELS[2].file, MODELS[3].file];
+    /// The file names `cargo xtask models` writes (models/manifest.toml), in field order: the
+    /// `file` of each entry of `MODELS`.
+    pub const FILES: [&'static str; 6] =
+        [MODELS[0].file, MODELS[1].file, MODELS[2].file, MODELS[3].file, MODELS[4].file, MODELS[5].file];
 
     /// Reads each file through `read` (the caller's I/O: a file system, a fetch, a bundle).
     pub fn read_with<E>(mut read: impl FnMut(&'static str) -> Result<Vec<u8>, E>) -> Result<ModelSet, E> {
-        let [detector, landmarks68, sface, faceapi_recognizer] = Self::FILES;
+        let [detector, landmarks68, sface, faceapi_recognizer, age_gender, expression] = Self::FILES;
         Ok(ModelSet {
             detector: read(detector)?,
             landmarks68: read(landmarks68)?,
             sface: read(sface)?,
             faceapi_recognizer: read(faceapi_recognizer)?,
+            age_gender: read(age_gender)?,
+            expression: read(expression)?,
         })
     }
 
@@ -58,6 +74,7 @@ impl ModelSet {
             landmarks68: &self.landmarks68,
             sface: &self.sface,
             faceapi_recognizer: &self.faceapi_recognizer,
+            attributes: Some(AttributeBytes { age_gender: &self.age_gender, expression: &self.expression }),
         }
     }
 }
@@ -141,15 +158,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads every model into tract, in this process. Fails with `Error::Model` naming the model
-    /// that would not load.
+    /// Loads every model into tract, in this process (the attribute nets when given). Fails
+    /// with `Error::Model` naming the model that would not load.
     pub fn new(models: &ModelBytes<'_>) -> Result<Engine> {
+        let attributes = match models.attributes {
+            Some(a) => Some(AttributeModels {
+                age_gender: Model::load(&MODELS[4], a.age_gender)?,
+                expression: Model::load(&MODELS[5], a.expression)?,
+            }),
+            None => None,
+        };
         Ok(Engine {
             detector: Model::load(&MODELS[0], models.detector)?,
             landmarks68: Model::load(&MODELS[1], models.landmarks68)?,
             sface: Model::load(&MODELS[2], models.sface)?,
             faceapi: Model::load(&MODELS[3], models.faceapi_recognizer)?,
-            attributes: None,
+            attributes,
             limits: DecodeLimits::default(),
         })
     }
@@ -175,15 +199,6 @@ impl Engine {
             },
             limits: DecodeLimits::default(),
         })
-    }
-
-    /// Adds the attribute nets (`ModelSet::ATTRIBUTE_FILES`), enabling `DetectOptions::attributes`.
-    pub fn with_attribute_models(mut self, age_gender: &[u8], expression: &[u8]) -> Result<Engine> {
-        self.attributes = Some(AttributeModels {
-            age_gender: Model::load(&MODELS[4], age_gender)?,
-            expression: Model::load(&MODELS[5], expression)?,
-        });
-        Ok(self)
     }
 
     /// The attributes of a detected face: the nets' (age, gender, emotion, smile), the measured

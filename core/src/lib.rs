@@ -15,6 +15,7 @@
 //!     landmarks68: &landmarks68,
 //!     sface: &sface,
 //!     faceapi_recognizer: &faceapi_recognizer,
+//!     attributes: None,
 //! })?;
 //! let options = face_core::DetectOptions {
 //!     recognition: Some(face_core::RecognitionModel::SFace),
@@ -58,7 +59,7 @@ pub use crate::{
     decode::{DecodeLimits, decode, from_rgba},
     detect::{DEFAULT_MIN_SCORE, Detection, input_shape_for_image as detector_input_shape},
     embed::{Embedding, RecognitionModel},
-    engine::{DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle},
+    engine::{AttributeBytes, DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle},
     error::{Error, Result},
     geometry::{Point, RectF, Similarity},
     headpose::{HeadPose, head_pose},

@@ -60,7 +60,7 @@ fn blur_exposure_and_noise_rise_along_their_ladders() {
 #[test]
 fn attributes_need_their_models() {
     let models = face_core::ModelSet::read_with(|name| Ok::<_, ()>(model(name))).unwrap();
-    let plain = face_core::Engine::new(&models.bytes()).unwrap();
+    let plain = face_core::Engine::new(&face_core::ModelBytes { attributes: None, ..models.bytes() }).unwrap();
     let options = DetectOptions { attributes: true, ..Default::default() };
     let err = plain.detect_image(&decoded("obama.jpg"), &options).unwrap_err();
     assert!(matches!(err, face_core::Error::InvalidArgument { .. }), "{err}");

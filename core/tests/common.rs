@@ -42,10 +42,7 @@ pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let models = ModelSet::read_with(|name| Ok::<_, ()>(model(name))).unwrap();
-        let [age_gender, expression] = ModelSet::ATTRIBUTE_FILES.map(model);
-        Engine::new(&models.bytes())
-            .and_then(|e| e.with_attribute_models(&age_gender, &expression))
-            .expect("models load")
+        Engine::new(&models.bytes()).expect("models load")
     })
 }
 

@@ -69,8 +69,7 @@ fn options(recognition: Option<guest::RecognitionModel>) -> guest::DetectOptions
 fn native() -> face_core::Engine {
     let dir = repo().join("models");
     let models = face_core::ModelSet::read_with(|name| std::fs::read(dir.join(name))).unwrap();
-    let [age_gender, expression] = face_core::ModelSet::ATTRIBUTE_FILES.map(|f| std::fs::read(dir.join(f)).unwrap());
-    face_core::Engine::new(&models.bytes()).unwrap().with_attribute_models(&age_gender, &expression).unwrap()
+    face_core::Engine::new(&models.bytes()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

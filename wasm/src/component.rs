@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use face_core::{Engine, ModelBytes, ModelInfo, RectF, Runner};
+use face_core::{AttributeBytes, Engine, ModelBytes, ModelInfo, RectF, Runner};
 
 wit_bindgen::generate!({ path: "wit", world: "face-engine", generate_all });
 
@@ -72,16 +72,16 @@ export!(Component);
 
 impl Guest for Component {
     fn init(models: wit::Models) -> Result<(), wit::Error> {
-        let mut engine = Engine::new(&ModelBytes {
+        let attributes = (!models.age_gender.is_empty() || !models.expression.is_empty())
+            .then(|| AttributeBytes { age_gender: &models.age_gender, expression: &models.expression });
+        let engine = Engine::new(&ModelBytes {
             detector: &models.detector,
             landmarks68: &models.landmarks68,
             sface: &models.sface,
             faceapi_recognizer: &models.faceapi_recognizer,
+            attributes,
         })
         .map_err(error)?;
-        if !models.age_gender.is_empty() || !models.expression.is_empty() {
-            engine = engine.with_attribute_models(&models.age_gender, &models.expression).map_err(error)?;
-        }
         ENGINE.with(|e| *e.borrow_mut() = Some(engine));
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! objects through serde-wasm-bindgen; errors are JS `Error`s whose `name` is the face-core
 //! variant (`FileTooSmall`, `UnsupportedFormat`, `NoFace`, ...).
 
-use face_core::{DetectOptions, Embedding, Engine, FindSimilarMode, ModelBytes};
+use face_core::{AttributeBytes, DetectOptions, Embedding, Engine, FindSimilarMode, ModelBytes};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
@@ -107,20 +107,19 @@ impl FaceEngine {
         #[wasm_bindgen(unchecked_param_type = "Models")] models: JsValue,
     ) -> Result<FaceEngine, JsValue> {
         let m: Models = from_js(models, "models")?;
+        let attributes = match (&m.age_gender, &m.expression) {
+            (Some(age_gender), Some(expression)) => Some(AttributeBytes { age_gender, expression }),
+            (None, None) => None,
+            _ => return Err(argument_error("models", "ageGender and expression come together: give both or neither")),
+        };
         let engine = Engine::new(&ModelBytes {
             detector: &m.detector,
             landmarks68: &m.landmarks68,
             sface: &m.sface,
             faceapi_recognizer: &m.faceapi_recognizer,
+            attributes,
         })
         .map_err(js_error)?;
-        let engine = match (m.age_gender, m.expression) {
-            (Some(age_gender), Some(expression)) => {
-                engine.with_attribute_models(&age_gender, &expression).map_err(js_error)?
-            }
-            (None, None) => engine,
-            _ => return Err(argument_error("models", "ageGender and expression come together: give both or neither")),
-        };
         Ok(FaceEngine { engine })
     }
 

@@ -11,9 +11,5 @@ pub fn load() -> Result<Engine> {
         std::fs::read(dir.join(name))
             .with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
     })?;
-    let [age_gender, expression] = ModelSet::ATTRIBUTE_FILES.map(|name| {
-        std::fs::read(dir.join(name))
-            .with_context(|| format!("reading {}: run `cargo xtask models` first", dir.join(name).display()))
-    });
-    Ok(Engine::new(&models.bytes())?.with_attribute_models(&age_gender?, &expression?)?)
+    Ok(Engine::new(&models.bytes())?)
 }

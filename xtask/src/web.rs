@@ -16,7 +16,7 @@ use crate::util::{models_dir, repo_root, run};
 const PAGE: [&str; 3] = ["index.html", "app.js", "style.css"];
 /// The model files the page (and the server) load: face-core's required and attribute models.
 pub fn model_files() -> impl Iterator<Item = &'static str> {
-    face_core::ModelSet::FILES.into_iter().chain(face_core::ModelSet::ATTRIBUTE_FILES)
+    face_core::ModelSet::FILES.into_iter()
 }
 
 pub fn dist_dir() -> PathBuf {
