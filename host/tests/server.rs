@@ -356,6 +356,29 @@ fn a_full_engine_queue_answers_429_with_retry_after() {
     assert!(answers.iter().all(|(s, _, _)| *s == 200 || *s == 429), "{answers:?}");
 }
 
+/// Grouping (CPU work without the engine) runs within the same admission as engine calls.
+#[test]
+fn grouping_is_admitted_like_engine_calls() {
+    let data = temp_dir("group-queue");
+    let server = start(&data, &["Storage:Scenario=Memory", "Engine:MaxQueue=1"]);
+    let (status, v) = server.call("POST", "/detect", image(photo("obama.jpg")));
+    assert_eq!(status, 200, "{v}");
+    let a = v[0]["faceId"].as_str().unwrap().to_owned();
+    let (_, v) = server.call("POST", "/detect", image(photo("biden.jpg")));
+    let b = v[0]["faceId"].as_str().unwrap().to_owned();
+    // 1000 faceIds (the two faces, repeated): seconds of work for one call.
+    let ids: Vec<&str> = (0..1000).map(|i| if i % 2 == 0 { a.as_str() } else { b.as_str() }).collect();
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| server.call("POST", "/group", Some(Body::Json(json!({ "faceIds": ids }))))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(answers.iter().any(|(s, _)| *s == 200), "{answers:?}");
+    assert!(answers.iter().any(|(s, v)| *s == 429 && code(v) == "RateLimitExceeded"), "four at once, a queue of one");
+    assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 429));
+}
+
 /// A caller without a key cannot hold the server with idle sockets: past Server:MaxConnections
 /// a new connection is not served, and a client that does not finish its headers within
 /// Server:HeaderTimeoutSeconds is disconnected, which frees its place.

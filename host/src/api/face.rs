@@ -343,16 +343,27 @@ pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyReque
         id: cid,
         at: At::Body,
     })?;
-    let mut results = Vec::with_capacity(faces.len());
-    for (id, f) in faces {
-        let candidates: Vec<Value> = index
-            .identify(&f.embedding, threshold, max as usize)
-            .into_iter()
-            .map(|(person, c)| json!({ "personId": person, "confidence": round5(c) }))
-            .collect();
-        results.push(json!({ "faceId": id, "candidates": candidates }));
-    }
+    let results = state
+        .compute(move || {
+            let mut results = Vec::with_capacity(faces.len());
+            for (id, f) in faces {
+                let candidates: Vec<Value> = index
+                    .identify(&f.embedding, threshold, max as usize)
+                    .into_iter()
+                    .map(|(person, c)| json!({ "personId": person, "confidence": round5(c) }))
+                    .collect();
+                results.push(json!({ "faceId": id, "candidates": candidates }));
+            }
+            results
+        })
+        .await?;
     ok_json(Value::Array(results))
+}
+
+/// What find-similar searches: the given faceIds' vectors, or a list's index.
+enum Candidates {
+    Faces(Vec<(String, std::sync::Arc<[f32]>)>),
+    Index(std::sync::Arc<crate::faces::Index>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,19 +397,20 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         _ => return Err(ApiError::bad_argument("2 or more of largeFaceListId, faceListId and faceIds are not null.")),
     }
     let query = cached(&state, &face_id, At::Body)?;
-    // (result key, id, cosine) for every candidate.
-    let mut scored: Vec<(&'static str, String, f32)> = Vec::new();
-    if let Some(ids) = req.face_ids {
+    // The candidates: faceIds with their vectors, or a list's index.
+    let candidates = if let Some(ids) = req.face_ids {
         if ids.len() > 1000 {
             return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (at most 1000)."));
         }
+        let mut faces = Vec::with_capacity(ids.len());
         for id in ids {
             let c = cached(&state, &id, At::Body)?;
             if c.recognition != query.recognition {
                 return Err(incompatible(query.recognition, c.recognition));
             }
-            scored.push(("faceId", id, cosine(&query.embedding, &c.embedding)));
+            faces.push((id, c.embedding));
         }
+        Candidates::Faces(faces)
     } else {
         let (kind, cid) = match (req.face_list_id, req.large_face_list_id) {
             (Some(id), _) => (Kind::FaceList, id),
@@ -417,17 +429,32 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         if index.is_empty() && kind == Kind::FaceList {
             return Err(ApiError::FaceListNotReady);
         }
-        for ((_, fid), cos) in index.rows.iter().zip(index.cosines(&query.embedding)) {
-            scored.push(("persistedFaceId", fid.clone(), cos));
-        }
-    }
-    let mut hits: Vec<(&str, String, f32)> = scored
-        .into_iter()
-        .map(|(k, id, cos)| (k, id, confidence_from_cosine(query.model, cos)))
-        .filter(|(_, _, c)| match_face || *c >= IDENTICAL_CONFIDENCE)
-        .collect();
-    hits.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
-    hits.truncate(max as usize);
+        Candidates::Index(index)
+    };
+    let hits = state
+        .compute(move || {
+            // (result key, id, cosine) for every candidate.
+            let scored: Vec<(&str, String, f32)> = match candidates {
+                Candidates::Faces(faces) => {
+                    faces.into_iter().map(|(id, e)| ("faceId", id, cosine(&query.embedding, &e))).collect()
+                }
+                Candidates::Index(index) => index
+                    .rows
+                    .iter()
+                    .zip(index.cosines(&query.embedding))
+                    .map(|((_, fid), cos)| ("persistedFaceId", fid.clone(), cos))
+                    .collect(),
+            };
+            let mut hits: Vec<(&str, String, f32)> = scored
+                .into_iter()
+                .map(|(k, id, cos)| (k, id, confidence_from_cosine(query.model, cos)))
+                .filter(|(_, _, c)| match_face || *c >= IDENTICAL_CONFIDENCE)
+                .collect();
+            hits.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+            hits.truncate(max as usize);
+            hits
+        })
+        .await?;
     ok_json(Value::Array(hits.into_iter().map(|(k, id, c)| json!({ k: id, "confidence": round5(c) })).collect()))
 }
 
@@ -449,9 +476,9 @@ pub async fn group(State(state): State<Shared>, Json(req): Json<GroupRequest>) -
     }
     let embeddings: Vec<Embedding> =
         faces.iter().map(|f| Embedding { model: f.model, vector: f.embedding.to_vec() }).collect();
-    let grouping = tokio::task::spawn_blocking(move || face_core::group(&embeddings))
-        .await
-        .map_err(|e| ApiError::internal(format!("grouping failed: {e}")))?
+    let grouping = state
+        .compute(move || face_core::group(&embeddings))
+        .await?
         .map_err(|e| ApiError::bad_argument(e.to_string()))?;
     let name = |i: &usize| json!(ids[*i]);
     let groups: Vec<Value> = grouping.groups.iter().map(|g| Value::Array(g.iter().map(name).collect())).collect();

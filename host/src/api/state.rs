@@ -66,6 +66,17 @@ impl AppState {
         Ok(slot)
     }
 
+    /// Runs CPU work of a request (searching an index, grouping) on the blocking pool, within
+    /// the same admission as engine calls: 429 when the queue is full.
+    pub async fn compute<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+        let slot = self.admit()?;
+        let out = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::internal(format!("a search task failed: {e}")));
+        drop(slot);
+        out
+    }
+
     /// Runs a store call off the async runtime.
     pub async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
     where
