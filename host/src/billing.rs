@@ -91,6 +91,9 @@ pub struct Billing {
     sending: tokio::sync::Mutex<()>,
     /// One status check at a time.
     checking: tokio::sync::Mutex<()>,
+    /// Records the journal could not take (its write failed): written again before each flush,
+    /// so work already done is neither answered with an error nor left unbilled.
+    pending: Mutex<Vec<UsageRecord>>,
 }
 
 /// What one meter call said.
@@ -119,6 +122,7 @@ impl Billing {
             }),
             sending: tokio::sync::Mutex::new(()),
             checking: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -164,19 +168,45 @@ impl Billing {
         }
     }
 
-    /// Journals one transaction. Called before the billed response is sent; the write is durable.
-    pub fn record(&self, operation: &str) -> crate::store::StoreResult<()> {
-        self.store.record_usage(&UsageRecord {
+    /// Journals one transaction; called before the billed response is sent, and durable when it
+    /// returns `true`. When the journal cannot take the record, it is kept in memory and written
+    /// again before the next flush (`false`): the answer to work already done is still sent.
+    pub fn record(&self, operation: &str) -> bool {
+        let record = UsageRecord {
             id: uuid::Uuid::new_v4().to_string(),
             time_ms: now_ms(),
             meter: METER.into(),
             quantity: 1,
             operation: operation.into(),
-        })
+        };
+        match self.store.record_usage(&record) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, %operation, "the usage journal did not take a record; it is kept in memory and written again before the next send");
+                self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+                false
+            }
+        }
     }
 
+    /// Writes the records kept in memory to the journal; returns how many are still waiting.
+    pub fn journal_pending(&self) -> usize {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut left = Vec::new();
+        for record in pending.drain(..) {
+            if let Err(e) = self.store.record_usage(&record) {
+                tracing::error!(error = %e, id = %record.id, "the usage journal still does not take a record");
+                left.push(record);
+            }
+        }
+        *pending = left;
+        pending.len()
+    }
+
+    /// Records not yet acknowledged by the meter: in the journal and waiting in memory.
     pub fn backlog(&self) -> u64 {
-        self.store.usage_backlog().unwrap_or(0)
+        let waiting = self.pending.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        self.store.usage_backlog().unwrap_or(0) + waiting
     }
 
     fn request(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Answer {
@@ -270,6 +300,7 @@ impl Billing {
         loop {
             let me = self.clone();
             let step = tokio::task::spawn_blocking(move || -> Result<Option<usize>, String> {
+                me.journal_pending();
                 let records = me.store.unsent_usage(me.config.batch).map_err(|e| e.to_string())?;
                 if records.is_empty() {
                     return Ok(None);
@@ -335,5 +366,31 @@ impl Billing {
                 tokio::time::sleep(wait).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// A real journal write that fails (its table is gone): the record waits in memory, counts
+    /// in the backlog, and is journalled once the journal takes writes again.
+    #[test]
+    fn a_record_the_journal_refuses_waits_and_is_written_later() {
+        let dir = std::env::temp_dir().join(format!("face-billing-pending-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&dir).unwrap());
+        let billing = Billing::new(BillingConfig::new("http://127.0.0.1:9", "k"), store.clone());
+        assert!(billing.record("POST /face/v1.0/detect"));
+        let sql = rusqlite::Connection::open(dir.join("face.db")).unwrap();
+        sql.execute_batch("ALTER TABLE usage RENAME TO usage_away").unwrap();
+        assert!(!billing.record("POST /face/v1.0/detect"), "the journal refused it");
+        assert_eq!(billing.journal_pending(), 1, "still refused");
+        sql.execute_batch("ALTER TABLE usage_away RENAME TO usage").unwrap();
+        assert_eq!(billing.backlog(), 2, "one journalled, one waiting");
+        assert_eq!(billing.journal_pending(), 0);
+        assert_eq!(store.usage_backlog().unwrap(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

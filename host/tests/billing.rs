@@ -61,6 +61,45 @@ fn usage_is_counted_once_per_billable_transaction() {
     assert_eq!(call("GET", &totals, Some("wrong"), None).0, 401);
 }
 
+/// A client that sends AddFace and hangs up before the answer: the face is still added (the
+/// handler runs to completion) and the work is billed once.
+#[test]
+fn work_for_a_client_that_hung_up_is_completed_and_billed() {
+    use std::io::Write;
+    let dir = temp_dir("billing-hangup");
+    let meter = start_meter(&dir.join("meter"), free_port());
+    let server = start(&dir.join("data"), &args(&fast_billing(&meter)));
+    let mut billed = 0;
+    assert_eq!(server.call("PUT", "/facelists/hung", Some(Body::Json(json!({"name": "h"})))).0, 200);
+    billed += 1;
+    let bytes = photo("obama.jpg");
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /face/v1.0/facelists/hung/persistedfaces HTTP/1.1\r\nHost: {address}\r\n\
+         Ocp-Apim-Subscription-Key: {KEY}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&bytes).unwrap();
+    stream.flush().unwrap();
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, list) = server.call("GET", "/facelists/hung", None);
+        assert_eq!(status, 200, "{list}");
+        billed += 1;
+        if list["persistedFaces"].as_array().is_some_and(|f| f.len() == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the face of the client that hung up was never added: {list}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    billed += 1; // the AddFace
+    wait_backlog_empty(&server, Duration::from_secs(20));
+    assert_eq!(meter.totals(), (billed, billed, 0), "{}", server.log_text());
+}
+
 #[test]
 fn past_the_grace_billable_queries_wait_for_the_meter_and_the_backlog_arrives_once() {
     let dir = temp_dir("billing-grace");

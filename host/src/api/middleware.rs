@@ -51,6 +51,20 @@ pub async fn log_request(State(state): State<Shared>, request: Request, next: Ne
     response
 }
 
+/// Runs the rest of the request on a task of its own, so a client that hangs up does not cancel
+/// work half done: the handler finishes and its usage is journalled. A panic in a handler
+/// becomes a 500 with the request id.
+pub async fn run_to_completion(request: Request, next: Next) -> Response {
+    let task = match REQUEST_ID.try_with(Clone::clone) {
+        Ok(id) => tokio::spawn(REQUEST_ID.scope(id, next.run(request))),
+        Err(_) => tokio::spawn(next.run(request)),
+    };
+    match task.await {
+        Ok(response) => response,
+        Err(e) => ApiError::internal(format!("the request's task failed: {e}")).into_response(),
+    }
+}
+
 /// The subscription-key check (decision 7): constant-time comparison with the configured key.
 pub async fn check_key(State(state): State<Shared>, headers: HeaderMap, request: Request, next: Next) -> Response {
     if let Some(expected) = &state.api_key {
@@ -87,12 +101,13 @@ pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> 
     if !response.status().is_success() {
         return response;
     }
+    // The work is done: its answer goes out even if the journal write fails (the record then
+    // waits in memory for the next flush), so a client never retries work that was done.
     let billing = state.billing.clone();
-    match tokio::task::spawn_blocking(move || billing.record(&operation)).await {
-        Ok(Ok(())) => response,
-        Ok(Err(e)) => ApiError::internal(format!("the usage journal write failed: {e}")).into_response(),
-        Err(e) => ApiError::internal(format!("the usage journal task failed: {e}")).into_response(),
+    if let Err(e) = tokio::task::spawn_blocking(move || billing.record(&operation)).await {
+        tracing::error!(error = %e, "the usage journal task failed");
     }
+    response
 }
 
 #[cfg(test)]
