@@ -32,8 +32,8 @@ pub async fn create<K: CollectionKind>(
     ids: Ids<K>,
     Json(req): Json<NameAndUserData>,
 ) -> ApiResult<Response> {
-    let (kind, cid) = (ids.kind(), ids.cid);
     let (name, user_data) = req.for_create()?;
+    let (kind, cid) = (ids.kind(), ids.cid);
     let person = Person { person_id: uuid::Uuid::new_v4().to_string(), name, user_data, face_ids: vec![] };
     let (id, pid) = (cid.clone(), person.person_id.clone());
     state
