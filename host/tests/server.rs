@@ -356,6 +356,30 @@ fn a_full_engine_queue_answers_429_with_retry_after() {
     assert!(answers.iter().all(|(s, _, _)| *s == 200 || *s == 429), "{answers:?}");
 }
 
+/// A body declared larger than 6 MB is refused from its Content-Length header, without waiting
+/// for the body (a client that waits for `100 Continue` sends none of it).
+#[test]
+fn an_oversized_body_is_refused_at_its_header() {
+    use std::io::{Read, Write};
+    let data = temp_dir("declared");
+    let server = start(&data, &["Storage:Scenario=Memory"]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for (length, expect) in [(200_000_000u64, ""), (10_000_000, "Expect: 100-continue\r\n")] {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!(
+            "POST /face/v1.0/detect HTTP/1.1\r\nHost: {address}\r\nOcp-Apim-Subscription-Key: {KEY}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n{expect}\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 400"), "{length} bytes declared, none sent: {text:?}");
+        assert!(text.contains("InvalidImageSize"), "{text}");
+    }
+}
+
 /// Grouping (CPU work without the engine) runs within the same admission as engine calls.
 #[test]
 fn grouping_is_admitted_like_engine_calls() {

@@ -117,7 +117,8 @@ async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
 
 /// Middleware: reads the whole request body before the handler runs, so that an answer given
 /// before the handler looks at the body (a bad parameter, an unknown id) never cuts off a
-/// client that is still sending. Bodies over 6 MB are drained and answered here.
+/// client that is still sending. Bodies over 6 MB are answered here: from the Content-Length
+/// header when there is one, else at the 6 MB mark (the rest read and dropped).
 ///
 /// At most `AppState::uploads` requests hold a body at once (the rest wait), which bounds the
 /// memory bodies take, and a body must arrive within `BODY_TIMEOUT`.
@@ -127,10 +128,24 @@ pub async fn buffer_body(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    // A body declared too large is refused from its header, without an upload place and without
+    // keeping any of it: at once when the client waits for `100 Continue` or declares more than
+    // DRAIN_LIMIT, else after reading and dropping it for at most DECLARED_DRAIN_TIME (so a
+    // client still sending receives the error rather than a reset).
+    if let Some(declared) = declared_too_long(&parts.headers) {
+        let waits =
+            parts.headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits && declared <= DRAIN_LIMIT as u64 {
+            let _ = tokio::time::timeout(DECLARED_DRAIN_TIME, read_body(body, 0)).await;
+        }
+        let mut response = body_too_big(&parts.headers).into_response();
+        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
+    }
     let Ok(_permit) = state.uploads.acquire().await else {
         return ApiError::internal("the upload limiter is closed").into_response();
     };
-    let (parts, body) = request.into_parts();
     let read = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, MAX_IMAGE_BYTES)).await {
         Ok(r) => r,
         Err(_) => {
@@ -139,18 +154,29 @@ pub async fn buffer_body(
     };
     match read {
         Ok(Some(bytes)) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(None) => {
-            let image = content_type(&parts.headers)
-                .is_none_or(|ct| ct == "application/octet-stream" || ct.starts_with("image/"));
-            if image {
-                too_big().into_response()
-            } else {
-                ApiError::bad_argument(format!("Request body is invalid: it is larger than {MAX_IMAGE_BYTES} bytes."))
-                    .into_response()
-            }
-        }
+        Ok(None) => body_too_big(&parts.headers).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The error for a body over the limit: an image's, or a JSON body's.
+fn body_too_big(headers: &HeaderMap) -> ApiError {
+    let image = content_type(headers).is_none_or(|ct| ct == "application/octet-stream" || ct.starts_with("image/"));
+    if image {
+        too_big()
+    } else {
+        ApiError::bad_argument(format!("Request body is invalid: it is larger than {MAX_IMAGE_BYTES} bytes."))
+    }
+}
+
+/// How long a body declared too large is read and dropped, so the client still sending it
+/// receives the error rather than a reset.
+const DECLARED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The Content-Length a request declares, when it passes the 6 MB limit.
+fn declared_too_long(headers: &HeaderMap) -> Option<u64> {
+    let declared: u64 = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()?;
+    (declared > MAX_IMAGE_BYTES as u64).then_some(declared)
 }
 
 /// Reads the whole body of an operation that takes none, ignoring it.
