@@ -143,11 +143,8 @@ pub fn bench(args: &[String]) -> Result<()> {
         println!("| {m} | {n:.2} | {w:.2} | {:.2} | {o:.2} | {:.2} |", w / n, n / o);
     }
     let n = ms(&native, &["pipeline"]);
-    let ort_pipeline: f64 =
-        ["face_detection_yunet_2023mar.onnx", "faceapi_landmark68.onnx", "face_recognition_sface_2021dec.onnx"]
-            .iter()
-            .map(|m| ms(&ort, &[m]))
-            .sum();
+    // The pipeline's models: the detector, the 68 landmarks and SFace (the first three of MODELS).
+    let ort_pipeline: f64 = face_core::MODELS[..3].iter().map(|m| ms(&ort, &[m.file])).sum();
     println!(
         "\nWhole pipeline on a 640x480 photo with one face (decode, detect, 68 landmarks, SFace embedding), median ms:\n"
     );
