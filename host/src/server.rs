@@ -126,6 +126,9 @@ impl ServerConfig {
             engine.deadline.as_secs(),
             "a whole number of seconds",
         )?);
+        engine.recycle_calls = parse(s, "Engine:RecycleCalls", engine.recycle_calls, "a whole number of calls")?;
+        engine.recycle_memory = parse(s, "Engine:RecycleMiB", engine.recycle_memory >> 20, "a whole number of MiB")?
+            .saturating_mul(1 << 20);
         let fetch = FetchConfig {
             allow_private: parse(s, "Security:AllowPrivateUrls", false, "true or false")?,
             timeout: Duration::from_secs(parse(s, "Security:UrlTimeoutSeconds", 10, "a whole number of seconds")?),

@@ -18,7 +18,7 @@ pub struct Settings {
 }
 
 /// The settings this service reads besides Eula, Billing and ApiKey (the README's table).
-pub const READ: [&str; 30] = [
+pub const READ: [&str; 32] = [
     "Server:Address",
     "Server:MaxFaceIds",
     "Server:SwaggerUi",
@@ -38,6 +38,8 @@ pub const READ: [&str; 30] = [
     "Engine:MemoryMiB",
     "Engine:TimeoutSeconds",
     "Engine:MaxQueue",
+    "Engine:RecycleCalls",
+    "Engine:RecycleMiB",
     "Security:AllowPrivateUrls",
     "Security:UrlTimeoutSeconds",
     "Security:RequireKey",

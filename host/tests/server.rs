@@ -382,6 +382,22 @@ fn an_oversized_body_is_refused_at_its_header() {
     }
 }
 
+/// Engine instances are replaced after Engine:RecycleCalls calls; answers go on unchanged.
+#[test]
+fn engine_instances_are_recycled_after_their_calls() {
+    let data = temp_dir("recycle");
+    let server = start(&data, &["Storage:Scenario=Memory", "Engine:PoolSize=1", "Engine:RecycleCalls=2"]);
+    let mut first = None;
+    for _ in 0..5 {
+        let (status, v) = server.call("POST", "/detect?returnFaceId=false", image(photo("obama.jpg")));
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(*first.get_or_insert_with(|| v.clone()), v, "a fresh instance answers the same");
+    }
+    let (_, s) = call("GET", &format!("{}/status", server.base), None, None);
+    assert_eq!(s["engine"]["recycled"], 2, "five calls, two instances worn out after two each: {s}");
+    assert_eq!(s["engine"]["discarded"], 0, "{s}");
+}
+
 /// Grouping (CPU work without the engine) runs within the same admission as engine calls.
 #[test]
 fn grouping_is_admitted_like_engine_calls() {

@@ -252,6 +252,7 @@ pub struct VerifyRequest {
 pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>) -> ApiResult<Response> {
     let confidence = match (&req.face_id1, &req.face_id2, &req.face_id, &req.person_id) {
         (Some(a), Some(b), _, _) => {
+            // Verify answers 404 for an unknown faceId, though the ids are in the body (as before).
             let (fa, fb) = (cached(&state, a, At::Route)?, cached(&state, b, At::Route)?);
             if fa.recognition != fb.recognition {
                 return Err(incompatible(fa.recognition, fb.recognition));

@@ -43,6 +43,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
                 "poolSize": pool.size,
                 "idle": pool.idle,
                 "discarded": pool.discarded,
+                "recycled": pool.recycled,
                 "backend": pool.backend.name(),
                 "guest": pool.guest_source.name(),
             },

@@ -38,6 +38,11 @@ pub struct EngineConfig {
     pub memory_limit: usize,
     /// Longest a call may run.
     pub deadline: Duration,
+    /// An instance is replaced by a fresh one after this many calls (0: never), so state a
+    /// long-lived guest accumulates cannot grow without bound.
+    pub recycle_calls: u64,
+    /// ... or once its linear memory has grown past this many bytes (wasm memory never shrinks).
+    pub recycle_memory: usize,
     /// Where compiled guests are cached; an entry is loaded only when it matches the sha256
     /// recorded beside the guest (see `compiled`).
     pub cache_dir: PathBuf,
@@ -106,6 +111,8 @@ impl EngineConfig {
             pool_size: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             memory_limit: 1 << 30,
             deadline: Duration::from_secs(30),
+            recycle_calls: 10_000,
+            recycle_memory: 768 << 20,
             cache_dir: cache_dir.into(),
             backend: BackendKind::default(),
         }

@@ -56,6 +56,8 @@ pub struct PoolStats {
     pub idle: usize,
     /// Instances discarded after a trap, timeout or memory-limit hit.
     pub discarded: u64,
+    /// Instances replaced after `recycle_calls` calls or past `recycle_memory`.
+    pub recycled: u64,
     /// Largest linear memory an instance has reached, bytes.
     pub peak_memory: usize,
     /// Where the compiled guest came from.
@@ -104,6 +106,8 @@ impl ResourceLimiter for Limiter {
 struct Instance {
     store: Store<State>,
     face: Face,
+    /// Calls answered since it was made.
+    calls: u64,
 }
 
 struct Inner {
@@ -117,6 +121,7 @@ struct Inner {
     permits: Arc<Semaphore>,
     config: EngineConfig,
     discarded: AtomicU64,
+    recycled: AtomicU64,
     peak: std::sync::atomic::AtomicUsize,
     stop_ticker: Arc<AtomicBool>,
     source: super::compiled::Source,
@@ -223,6 +228,7 @@ impl EnginePool {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(config.pool_size)),
                 discarded: AtomicU64::new(0),
+                recycled: AtomicU64::new(0),
                 peak: Default::default(),
                 stop_ticker,
                 source,
@@ -263,7 +269,7 @@ impl EnginePool {
             Err(e) => return Err(CallError::Unavailable(format!("loading the models: {e}"))),
         }
         inner.peak.fetch_max(store.data().limiter.peak, Ordering::Relaxed);
-        Ok(Instance { store, face })
+        Ok(Instance { store, face, calls: 0 })
     }
 
     /// Runs `call` on an instance under the memory cap and `deadline`, off the async runtime.
@@ -298,11 +304,19 @@ impl EnginePool {
             pool.inner.peak.fetch_max(limiter.peak, Ordering::Relaxed);
             match outcome {
                 Ok(answer) => {
-                    let mut idle = pool.inner.idle.lock().expect("pool lock");
-                    if idle.len() < pool.inner.config.pool_size {
-                        idle.push(instance);
+                    instance.calls += 1;
+                    let config = &pool.inner.config;
+                    let worn = (config.recycle_calls > 0 && instance.calls >= config.recycle_calls)
+                        || limiter.peak > config.recycle_memory;
+                    if worn {
+                        // The next call makes a fresh instance.
+                        pool.inner.recycled.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        let mut idle = pool.inner.idle.lock().expect("pool lock");
+                        if idle.len() < config.pool_size {
+                            idle.push(instance);
+                        }
                     }
-                    drop(idle);
                     if host_timed_out {
                         return Err(CallError::Timeout { deadline });
                     }
@@ -358,6 +372,7 @@ impl EnginePool {
             size: self.inner.config.pool_size,
             idle: self.inner.idle.lock().map(|i| i.len()).unwrap_or(0),
             discarded: self.inner.discarded.load(Ordering::Relaxed),
+            recycled: self.inner.recycled.load(Ordering::Relaxed),
             peak_memory: self.inner.peak.load(Ordering::Relaxed),
             guest_source: self.inner.source,
             backend: self.inner.config.backend,
