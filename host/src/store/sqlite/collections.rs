@@ -17,7 +17,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn collection(&self, kind: Kind, id: &str) -> StoreResult<Option<Collection>> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT id, name, user_data, recognition_model, created_ms FROM collections WHERE kind = ?1 AND id = ?2",
@@ -29,7 +29,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn list_collections(&self, kind: Kind, start: Option<&str>, top: usize) -> StoreResult<Vec<Collection>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, name, user_data, recognition_model, created_ms FROM collections \
                  WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
@@ -106,7 +106,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<Option<Person>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let row = conn
                 .query_row(
                     "SELECT name, user_data FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
@@ -127,7 +127,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn list_persons(&self, kind: Kind, cid: &str, start: Option<&str>, top: usize) -> StoreResult<Vec<Person>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT person_id, name, user_data FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id > ?3 \
                  ORDER BY person_id LIMIT ?4",
@@ -225,7 +225,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<Option<StoredFace>> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT face_id, person_id, user_data, model, embedding FROM faces \
@@ -245,7 +245,7 @@ impl CollectionStore for SqliteStore {
         start: Option<&str>,
         top: usize,
     ) -> StoreResult<Vec<StoredFace>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT face_id, person_id, user_data, model, embedding FROM faces \
                  WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id > ?4 ORDER BY face_id LIMIT ?5",
@@ -294,11 +294,11 @@ impl CollectionStore for SqliteStore {
     }
 
     fn all_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
-        self.with(|conn| all_faces(conn, kind, cid))
+        self.read(|conn| all_faces(conn, kind, cid))
     }
 
     fn training(&self, kind: Kind, cid: &str) -> StoreResult<Option<Training>> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT state, created_ms, last_action_ms, last_success_ms, message FROM training \
@@ -393,7 +393,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT face_id, person_id, NULL, model, embedding FROM trained_faces \
                  WHERE kind = ?1 AND cid = ?2 ORDER BY seq",

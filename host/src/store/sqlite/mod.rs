@@ -1,7 +1,9 @@
-//! The SQLite implementation of [`Store`]: one connection in WAL mode, every write one
-//! transaction, migrations from `migrations/*.sql` counted in `PRAGMA user_version`.
+//! The SQLite implementation of [`Store`]: one writing connection in WAL mode, every write one
+//! transaction; reads on connections of their own (a file database's WAL lets them read the last
+//! commit while a write is under way, so a long training write never stalls a lookup);
+//! migrations from `migrations/*.sql` counted in `PRAGMA user_version`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -26,8 +28,16 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/001_collections.sql"), in
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// The one writing connection.
     conn: Mutex<Connection>,
+    /// The database file, when there is one (an in-memory database is read on `conn`).
+    path: Option<PathBuf>,
+    /// Idle read-only connections to `path`.
+    readers: Mutex<Vec<Connection>>,
 }
+
+/// Idle readers kept; more are opened when reads overlap, and closed after.
+const IDLE_READERS: usize = 8;
 
 pub(super) fn blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -57,7 +67,9 @@ impl SqliteStore {
         let conn = Connection::open(dir.join("face.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store.path = Some(dir.join("face.db"));
+        Ok(store)
     }
 
     /// A store that lives in memory and is gone when the process ends.
@@ -82,12 +94,40 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
         }
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: None, readers: Mutex::new(Vec::new()) })
     }
 
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Internal("the database lock is poisoned".into()))?;
         f(&mut conn)
+    }
+
+    /// Runs a read in one read transaction (one consistent snapshot) on a read-only connection
+    /// of its own, which never waits for the writing connection.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let Some(path) = &self.path else { return self.with(|conn| f(conn)) };
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let c = Connection::open_with_flags(path, flags)?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c
+            }
+        };
+        conn.execute_batch("BEGIN")?;
+        let out = f(&conn);
+        let end = conn.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        if end.is_ok() {
+            let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        let out = out?;
+        end?;
+        Ok(out)
     }
 }
 

@@ -6,10 +6,9 @@ use super::*;
 
 impl SnapshotStore for SqliteStore {
     fn export(&self, kind: Kind, cid: &str) -> StoreResult<Option<Export>> {
-        // One transaction: persons and faces as of one instant.
-        self.with(|conn| {
-            let tx = conn.transaction()?;
-            let collection = tx
+        // One read transaction: persons and faces as of one instant.
+        self.read(|conn| {
+            let collection = conn
                 .query_row(
                     "SELECT id, name, user_data, recognition_model, created_ms FROM collections WHERE kind = ?1 AND id = ?2",
                     params![kind.name(), cid],
@@ -19,7 +18,7 @@ impl SnapshotStore for SqliteStore {
             let Some(collection) = collection else { return Ok(None) };
             let mut persons = Vec::new();
             {
-                let mut stmt = tx.prepare_cached(
+                let mut stmt = conn.prepare_cached(
                     "SELECT person_id, name, user_data FROM persons WHERE kind = ?1 AND cid = ?2 ORDER BY person_id",
                 )?;
                 let rows = stmt
@@ -28,12 +27,11 @@ impl SnapshotStore for SqliteStore {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 for (person_id, name, user_data) in rows {
-                    let face_ids = person_face_ids(&tx, kind, cid, &person_id)?;
+                    let face_ids = person_face_ids(conn, kind, cid, &person_id)?;
                     persons.push(Person { person_id, name, user_data, face_ids });
                 }
             }
-            let faces = all_faces(&tx, kind, cid)?;
-            tx.commit()?;
+            let faces = all_faces(conn, kind, cid)?;
             Ok(Some(Export { collection, persons, faces }))
         })
     }
@@ -76,7 +74,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     fn snapshot(&self, id: &str) -> StoreResult<Option<(Snapshot, Export)>> {
-        let row = self.with(|conn| {
+        let row = self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT id, kind, object_id, apply_scope, user_data, created_ms, updated_ms, data FROM snapshots \
@@ -97,7 +95,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     fn list_snapshots(&self) -> StoreResult<Vec<Snapshot>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, kind, object_id, apply_scope, user_data, created_ms, updated_ms FROM snapshots ORDER BY id",
             )?;
@@ -148,7 +146,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     fn operation(&self, id: &str) -> StoreResult<Option<Operation>> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT id, status, created_ms, last_action_ms, resource_location, message FROM operations WHERE id = ?1",

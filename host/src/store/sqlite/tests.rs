@@ -162,3 +162,39 @@ fn a_database_from_a_newer_version_is_refused() {
     assert!(err.to_string().contains("newer version"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A lookup answers while a long write holds the writing connection (a training's copy of a
+/// large collection, say), from the last commit.
+#[test]
+fn reads_do_not_wait_behind_a_write() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = temp("readers");
+    let store = Arc::new(SqliteStore::open_dir(&dir).unwrap());
+    store.create_collection(&collection(Kind::PersonGroup, "g")).unwrap();
+    let released = Arc::new(AtomicBool::new(false));
+    let (started, wait) = std::sync::mpsc::channel();
+    let writer = {
+        let (store, released) = (store.clone(), released.clone());
+        std::thread::spawn(move || {
+            store
+                .with(|conn| {
+                    let tx = conn.transaction()?;
+                    tx.execute("UPDATE collections SET name = 'renamed' WHERE id = 'g'", [])?;
+                    started.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                    released.store(true, Ordering::SeqCst);
+                    tx.commit()?;
+                    Ok(())
+                })
+                .unwrap();
+        })
+    };
+    wait.recv().unwrap();
+    let seen = store.collection(Kind::PersonGroup, "g").unwrap().unwrap();
+    assert!(!released.load(Ordering::SeqCst), "the read waited for the write");
+    assert_eq!(seen.name, "n", "the read sees the last commit, not the write under way");
+    writer.join().unwrap();
+    assert_eq!(store.collection(Kind::PersonGroup, "g").unwrap().unwrap().name, "renamed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ impl UsageJournal for SqliteStore {
     }
 
     fn unsent_usage(&self, limit: usize) -> StoreResult<Vec<UsageRecord>> {
-        self.with(|conn| Self::usage_rows(conn, limit))
+        self.read(|conn| Self::usage_rows(conn, limit))
     }
 
     fn mark_usage_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()> {
@@ -34,7 +34,7 @@ impl UsageJournal for SqliteStore {
     }
 
     fn usage_backlog(&self) -> StoreResult<u64> {
-        self.with(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM usage WHERE sent_ms IS NULL", [], |r| r.get(0))?))
+        self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM usage WHERE sent_ms IS NULL", [], |r| r.get(0))?))
     }
 }
 
