@@ -167,7 +167,9 @@ fn the_api_answers_face_api_errors_and_results() {
 pub fn wait_trained(server: &Server, path: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, t) = server.call("GET", &format!("{path}/training"), None);
+        // From the 202 on, the status is running or succeeded, never "not trained".
+        let (status, t) = server.call("GET", &format!("{path}/training"), None);
+        assert_eq!(status, 200, "training status after train: {t}");
         if t["status"] == "succeeded" {
             return;
         }

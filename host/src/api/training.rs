@@ -48,7 +48,8 @@ pub async fn trained_index(
     Ok(Some(state.indexes.put(kind, cid, Arc::new(index))))
 }
 
-/// POST /{kinds}/{id}/train: 202, and training runs in the background.
+/// POST /{kinds}/{id}/train: the training is recorded as running before the 202, so a status
+/// asked right after it says `running`; the training itself runs in the background.
 pub async fn train<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, _: NoBody) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
     let collection = collections::find(&state, kind, &cid, At::Route).await?;
@@ -62,49 +63,58 @@ pub async fn train<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, 
         }
         training.insert((kind, cid.clone()), false);
     }
+    let running = match mark_running(&state, kind, &cid).await {
+        Ok(running) => running,
+        Err(e) => {
+            state.training.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind, cid.clone()));
+            return Err(ApiError::from_store(e, kind, &cid, None));
+        }
+    };
     let task_state = state.clone();
     tokio::spawn(async move {
+        let mut running = Some(running);
         loop {
-            start_training(&task_state, kind, &cid, &collection).await;
-            let mut training = task_state.training.lock().unwrap_or_else(|p| p.into_inner());
-            match training.get_mut(&(kind, cid.clone())) {
-                Some(again) if *again => *again = false,
-                _ => {
-                    training.remove(&(kind, cid.clone()));
-                    break;
+            if let Some(r) = running.take() {
+                run_training(task_state.clone(), kind, cid.clone(), collection.clone(), r).await;
+            }
+            {
+                let mut training = task_state.training.lock().unwrap_or_else(|p| p.into_inner());
+                match training.get_mut(&(kind, cid.clone())) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        training.remove(&(kind, cid.clone()));
+                        break;
+                    }
                 }
+            }
+            match mark_running(&task_state, kind, &cid).await {
+                Ok(r) => running = Some(r),
+                Err(StoreError::NoCollection) => {}
+                Err(e) => tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start"),
             }
         }
     });
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// Records the training as running, then runs it.
-async fn start_training(state: &Shared, kind: Kind, cid: &str, collection: &Collection) {
+/// Records a training of the collection as running (keeping the last success), and returns it.
+async fn mark_running(state: &Shared, kind: Kind, cid: &str) -> Result<Training, StoreError> {
     let id = cid.to_owned();
-    let previous = match state.db(move |s| s.training(kind, &id)).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start");
-            return;
-        }
-    };
-    let started = now_ms();
-    let running = Training {
-        state: TrainingState::Running,
-        created_ms: started,
-        last_action_ms: started,
-        last_success_ms: previous.and_then(|t| t.last_success_ms),
-        message: None,
-    };
-    let (id, r) = (cid.to_owned(), running.clone());
-    if let Err(e) = state.db(move |s| s.set_training(kind, &id, &r)).await {
-        if e != StoreError::NoCollection {
-            tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start");
-        }
-        return;
-    }
-    run_training(state.clone(), kind, cid.to_owned(), collection.clone(), running).await;
+    state
+        .db(move |s| {
+            let previous = s.training(kind, &id)?;
+            let started = now_ms();
+            let running = Training {
+                state: TrainingState::Running,
+                created_ms: started,
+                last_action_ms: started,
+                last_success_ms: previous.and_then(|t| t.last_success_ms),
+                message: None,
+            };
+            s.set_training(kind, &id, &running)?;
+            Ok(running)
+        })
+        .await
 }
 
 async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collection, running: Training) {
