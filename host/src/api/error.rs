@@ -106,6 +106,11 @@ impl ApiError {
         ApiError::Internal(detail.into())
     }
 
+    /// A body-read deadline passed.
+    pub fn body_timeout(limit: Duration) -> ApiError {
+        ApiError::Timeout(format!("Request Timeout: the request body did not arrive within {} s.", limit.as_secs()))
+    }
+
     pub fn status(&self) -> StatusCode {
         use ApiError as E;
         match self {
@@ -283,13 +288,6 @@ impl From<CallError> for ApiError {
             CallError::Trap(m) => ApiError::Internal(format!("the face engine trapped on this image: {m}")),
             CallError::Unavailable(m) => ApiError::Unavailable { detail: m, retry_after: 5 },
         }
-    }
-}
-
-impl ApiError {
-    /// A body-read deadline passed.
-    pub fn body_timeout(limit: Duration) -> ApiError {
-        ApiError::Timeout(format!("Request Timeout: the request body did not arrive within {} s.", limit.as_secs()))
     }
 }
 

@@ -19,9 +19,7 @@ struct RouteLabel(String);
 /// Puts the matched route on the response (a route layer, so it runs only for matched routes).
 pub async fn label_route(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    if let Some(m) = matched
-        && response.extensions().get::<RouteLabel>().is_none()
-    {
+    if let Some(m) = matched {
         response.extensions_mut().insert(RouteLabel(m.as_str().to_owned()));
     }
     response

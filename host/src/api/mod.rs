@@ -30,7 +30,6 @@ pub fn router(state: Shared) -> Router {
     let api = routes::face_api()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(from_fn(middleware::label_route))
         .layer(from_fn_with_state(state.clone(), input::buffer_body))
         .layer(from_fn_with_state(state.clone(), middleware::bill))
         .layer(from_fn_with_state(state.clone(), middleware::check_key))

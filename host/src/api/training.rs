@@ -28,24 +28,27 @@ pub async fn trained_index(
 ) -> ApiResult<Option<Arc<Index>>> {
     let model = model_of(collection);
     let id = cid.to_owned();
-    if !kind.needs_training() {
-        let faces = state.db(move |s| s.all_faces(kind, &id)).await?;
-        return Ok(Some(Arc::new(Index::build(model, 0, &faces))));
-    }
-    if let Some(index) = state.indexes.get(kind, cid) {
-        return Ok(Some(index));
-    }
-    let loaded = state
-        .db(move |s| match s.training(kind, &id)?.and_then(|t| t.last_success_ms) {
-            Some(at) => Ok(Some((at, s.trained_faces(kind, &id)?))),
-            None => Ok(None),
-        })
-        .await?;
-    let Some((trained_ms, faces)) = loaded else { return Ok(None) };
+    let (trained_ms, faces) = if !kind.needs_training() {
+        (0, state.db(move |s| s.all_faces(kind, &id)).await?)
+    } else {
+        if let Some(index) = state.indexes.get(kind, cid) {
+            return Ok(Some(index));
+        }
+        let loaded = state
+            .db(move |s| match s.training(kind, &id)?.and_then(|t| t.last_success_ms) {
+                Some(at) => Ok(Some((at, s.trained_faces(kind, &id)?))),
+                None => Ok(None),
+            })
+            .await?;
+        let Some(loaded) = loaded else { return Ok(None) };
+        loaded
+    };
     let index = tokio::task::spawn_blocking(move || Index::build(model, trained_ms, &faces))
         .await
         .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))?;
-    Ok(Some(state.indexes.put(kind, cid, Arc::new(index))))
+    let index = Arc::new(index);
+    // A FaceList's index is its current faces, built for each search; the others are cached.
+    Ok(Some(if kind.needs_training() { state.indexes.put(kind, cid, index) } else { index }))
 }
 
 /// POST /{kinds}/{id}/train: the training is recorded as running before the 202, so a status
@@ -72,29 +75,42 @@ pub async fn train<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, 
     };
     let task_state = state.clone();
     tokio::spawn(async move {
-        let mut running = Some(running);
+        let mut running = running;
         loop {
-            if let Some(r) = running.take() {
-                run_training(task_state.clone(), kind, cid.clone(), collection.clone(), r).await;
-            }
-            {
-                let mut training = task_state.training.lock().unwrap_or_else(|p| p.into_inner());
-                match training.get_mut(&(kind, cid.clone())) {
-                    Some(again) if *again => *again = false,
-                    _ => {
-                        training.remove(&(kind, cid.clone()));
-                        break;
-                    }
-                }
+            run_training(task_state.clone(), kind, cid.clone(), collection.clone(), running).await;
+            if !another_round(&task_state, kind, &cid) {
+                break;
             }
             match mark_running(&task_state, kind, &cid).await {
-                Ok(r) => running = Some(r),
-                Err(StoreError::NoCollection) => {}
-                Err(e) => tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start"),
+                Ok(r) => running = r,
+                Err(e) => {
+                    if e != StoreError::NoCollection {
+                        tracing::error!(kind = kind.name(), id = %cid, error = %e, "training could not start");
+                    }
+                    task_state.training.lock().unwrap_or_else(|p| p.into_inner()).remove(&(kind, cid.clone()));
+                    break;
+                }
             }
         }
     });
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Whether a train call came during the round that just ended (and so another round is due);
+/// when none did, the collection is no longer training.
+fn another_round(state: &Shared, kind: Kind, cid: &str) -> bool {
+    let mut training = state.training.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (kind, cid.to_owned());
+    match training.get_mut(&key) {
+        Some(again) if *again => {
+            *again = false;
+            true
+        }
+        _ => {
+            training.remove(&key);
+            false
+        }
+    }
 }
 
 /// Records a training of the collection as running (keeping the last success), and returns it.
