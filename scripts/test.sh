@@ -36,5 +36,8 @@ cargo xtask load --seconds 3
 echo "test: the in-browser demo served by face-server, in headless Chromium" >&2
 cargo xtask web-test
 
+echo "test: fuzzing, a short pass (decode, request parsers, guest values; 20 s each)" >&2
+cargo xtask fuzz --seconds 20
+
 echo "test: the container image (hadolint; the packaged service started as its entrypoint would)" >&2
 cargo xtask image-test

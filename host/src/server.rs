@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Shared};
 use crate::billing::{Billing, BillingConfig};
 use crate::engine::{EngineConfig, EnginePool, ModelFiles};
 use crate::faces::FaceIds;
@@ -205,8 +205,10 @@ fn check_files(engine: &EngineConfig) -> Result<()> {
     Ok(())
 }
 
-/// Opens the store, warms the engine pool, and serves until SIGTERM or Ctrl-C, then drains.
-pub async fn run(config: ServerConfig) -> Result<()> {
+/// Opens the store and the usage journal, starts the engine pool and returns the state every
+/// request shares: what `run` serves (it adds the heartbeat, the sweeper and the listener), and
+/// what the fuzz targets drive in process.
+pub async fn open(config: &ServerConfig) -> Result<Shared> {
     check_files(&config.engine)?;
     let store: Arc<dyn Store> =
         match &config.storage {
@@ -237,10 +239,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         "engine ready"
     );
     let billing = Arc::new(Billing::new(config.billing.clone(), journal));
-    let heartbeat = billing.spawn_heartbeat();
     let state = Arc::new(AppState {
         engine,
-        billing: billing.clone(),
+        billing,
         uploads: tokio::sync::Semaphore::new(config.max_uploads),
         metrics: Default::default(),
         store,
@@ -255,6 +256,14 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         max_engine_queue: config.max_engine_queue,
         started,
     });
+    Ok(state)
+}
+
+/// Opens the state ([`open`]), and serves until SIGTERM or Ctrl-C, then drains.
+pub async fn run(config: ServerConfig) -> Result<()> {
+    let state = open(&config).await?;
+    let billing = state.billing.clone();
+    let heartbeat = billing.spawn_heartbeat();
     let sweeper = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

@@ -13,6 +13,7 @@
 //! - `load`     a bounded load test of face-server on loopback with wrk (detect per backend, identify)
 //! - `web`      the in-browser demo as a static folder (web/dist); `web-test` its browser test
 //! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
+//! - `fuzz`     the coverage-guided fuzz targets of tests/fuzz, N seconds each (`--seconds N`)
 //! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
 
 mod appearance;
@@ -22,6 +23,7 @@ mod detect;
 mod e2e;
 mod engine;
 mod eval;
+mod fuzz;
 mod image;
 mod load;
 mod models;
@@ -35,7 +37,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
         "image-test" => image::image_test(rest),
         "web-test" => web::web_test(rest),
         "cycles" => cycles::cycles(rest),
+        "fuzz" => fuzz::fuzz(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

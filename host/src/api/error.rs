@@ -287,6 +287,7 @@ impl From<CallError> for ApiError {
             )),
             CallError::Trap(m) => ApiError::Internal(format!("the face engine trapped on this image: {m}")),
             CallError::Unavailable(m) => ApiError::Unavailable { detail: m, retry_after: 5 },
+            CallError::Broken(m) => ApiError::Internal(format!("the face engine's answer was refused: {m}")),
         }
     }
 }

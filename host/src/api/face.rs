@@ -63,6 +63,36 @@ fn rectangle(r: &guest::Rectangle) -> Value {
     json!({ "top": r.top, "left": r.left, "width": r.width, "height": r.height })
 }
 
+/// One face of a detect answer, as the Face API writes it.
+pub fn face_json(
+    f: &guest::Face,
+    face_id: Option<uuid::Uuid>,
+    recognition_model: Option<&str>,
+    landmarks: bool,
+    attributes: &[&str],
+) -> ApiResult<Value> {
+    let mut o = Map::new();
+    if let Some(id) = face_id {
+        o.insert("faceId".into(), json!(id.to_string()));
+    }
+    if let Some(model) = recognition_model {
+        o.insert("recognitionModel".into(), json!(model));
+    }
+    o.insert("faceRectangle".into(), rectangle(&f.rectangle));
+    if landmarks {
+        let mut lm = Map::new();
+        for (name, p) in FaceLandmarks::NAMES.iter().zip(&f.landmarks27) {
+            lm.insert((*name).into(), point(p));
+        }
+        o.insert("faceLandmarks".into(), Value::Object(lm));
+    }
+    if !attributes.is_empty() {
+        let a = f.attributes.as_ref().ok_or_else(|| ApiError::internal("the engine returned no attributes"))?;
+        o.insert("faceAttributes".into(), face_attributes(a, attributes));
+    }
+    Ok(Value::Object(o))
+}
+
 /// POST /detect: faces, largest first, with faceIds kept for faceIdTimeToLive seconds.
 pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let return_face_id = q.bool("returnFaceId", true)?;
@@ -96,30 +126,17 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
     let expires = ttl(ttl_seconds);
     let mut out = Vec::with_capacity(faces.len());
     for f in faces {
-        let mut o = Map::new();
-        if return_face_id {
-            let Some(e) = f.embedding else {
-                return Err(ApiError::internal("the engine returned a face without its embedding"));
-            };
-            let id = state.face_ids.insert(CachedFace { recognition, model, embedding: e.vector.into(), expires });
-            o.insert("faceId".into(), json!(id.to_string()));
-        }
-        if return_model {
-            o.insert("recognitionModel".into(), json!(recognition));
-        }
-        o.insert("faceRectangle".into(), rectangle(&f.rectangle));
-        if return_landmarks {
-            let mut lm = Map::new();
-            for (name, p) in FaceLandmarks::NAMES.iter().zip(&f.landmarks27) {
-                lm.insert((*name).into(), point(p));
-            }
-            o.insert("faceLandmarks".into(), Value::Object(lm));
-        }
-        if !attributes.is_empty() {
-            let a = f.attributes.as_ref().ok_or_else(|| ApiError::internal("the engine returned no attributes"))?;
-            o.insert("faceAttributes".into(), face_attributes(a, &attributes));
-        }
-        out.push(Value::Object(o));
+        let id = match (return_face_id, &f.embedding) {
+            (false, _) => None,
+            (true, None) => return Err(ApiError::internal("the engine returned a face without its embedding")),
+            (true, Some(e)) => Some(state.face_ids.insert(CachedFace {
+                recognition,
+                model,
+                embedding: e.vector.clone().into(),
+                expires,
+            })),
+        };
+        out.push(face_json(&f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }
     ok_json(Value::Array(out))
 }
@@ -155,10 +172,12 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
             "age" => json!((f64::from(a.age) * 10.0).round() / 10.0),
             "gender" => json!(if matches!(a.gender, guest::Gender::Male) { "male" } else { "female" }),
             "smile" => json!(round(a.smile)),
-            "headPose" => match &a.head_pose {
-                Some(p) => json!({ "roll": round1(p.roll), "yaw": round1(p.yaw), "pitch": round1(p.pitch) }),
-                None => Value::Null,
-            },
+            // The spec's headPose is always an object; a degenerate landmark fit (no pose) reads
+            // as facing the camera rather than as a null the clients do not expect.
+            "headPose" => {
+                let p = a.head_pose.unwrap_or(guest::HeadPose { roll: 0.0, yaw: 0.0, pitch: 0.0 });
+                json!({ "roll": round1(p.roll), "yaw": round1(p.yaw), "pitch": round1(p.pitch) })
+            }
             "blur" => {
                 json!({ "blurLevel": level(a.blur.level, ["Low", "Medium", "High"]), "value": round(a.blur.value) })
             }

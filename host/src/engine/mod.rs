@@ -8,6 +8,7 @@
 //! pool makes a fresh one. The models run where `backend` says: on the host through `wasi:nn`
 //! (`nn`), loaded once per process and shared by every instance, or inside each instance.
 
+pub mod checked;
 mod compiled;
 mod nn;
 mod pool;

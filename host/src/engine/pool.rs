@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
 use super::nn::{Graphs, with_deadline};
-use super::{BackendKind, EngineConfig, FaceEngine as Face, FaceEnginePre as FacePre, guest};
+use super::{BackendKind, EngineConfig, FaceEngine as Face, FaceEnginePre as FacePre, checked, guest};
 
 /// The epoch ticks every this long; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(5);
@@ -33,6 +33,8 @@ pub enum CallError {
     Trap(String),
     /// No instance could be made (the guest or the models failed to load).
     Unavailable(String),
+    /// The guest answered with values that break the contract (see `checked`).
+    Broken(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -43,6 +45,7 @@ impl std::fmt::Display for CallError {
             CallError::MemoryLimit { limit } => write!(f, "the engine needed more than its {limit} bytes of memory"),
             CallError::Trap(m) => write!(f, "the engine failed: {m}"),
             CallError::Unavailable(m) => write!(f, "the engine is unavailable: {m}"),
+            CallError::Broken(m) => write!(f, "the engine's answer breaks its contract: {m}"),
         }
     }
 }
@@ -353,7 +356,10 @@ impl EnginePool {
         options: guest::DetectOptions,
         deadline: Duration,
     ) -> Result<Vec<guest::Face>, CallError> {
-        self.run(deadline, move |face, store| face.call_detect(store, &image, options)).await
+        let asked = checked::Asked::from(&options);
+        let faces = self.run(deadline, move |face, store| face.call_detect(store, &image, options)).await?;
+        checked::faces(&faces, &asked).map_err(CallError::Broken)?;
+        Ok(faces)
     }
 
     /// The face inside `target`, embedded with `model`.
@@ -364,7 +370,10 @@ impl EnginePool {
         model: guest::RecognitionModel,
     ) -> Result<guest::Face, CallError> {
         let deadline = self.inner.config.deadline;
-        self.run(deadline, move |face, store| face.call_embed(store, &image, target, model)).await
+        let asked = checked::Asked { max_faces: 1, landmarks: false, recognition: Some(model), attributes: false };
+        let face = self.run(deadline, move |face, store| face.call_embed(store, &image, target, model)).await?;
+        checked::face(&face, &asked).map_err(CallError::Broken)?;
+        Ok(face)
     }
 
     pub fn stats(&self) -> PoolStats {

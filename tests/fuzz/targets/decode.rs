@@ -1,0 +1,22 @@
+//! Decode: any bytes through face-core's decoder with the Face API's limits (JPEG, PNG, GIF,
+//! BMP; EXIF orientation). It must answer an image within the limits or a typed error, and never
+//! panic, run away or allocate past its cap.
+
+#![no_main]
+
+use face_core::DecodeLimits;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // Small limits as well as the defaults, so the size checks are crossed from both sides.
+    let small = DecodeLimits { min_file_bytes: 0, min_side: 1, max_side: 512, ..DecodeLimits::default() };
+    for limits in [DecodeLimits::default(), small] {
+        if let Ok(image) = face_core::decode(data, &limits) {
+            let (w, h) = image.dimensions();
+            assert!(
+                (limits.min_side..=limits.max_side).contains(&w) && (limits.min_side..=limits.max_side).contains(&h),
+                "{w}x{h} is outside the limits {limits:?}"
+            );
+            assert_eq!(image.as_raw().len(), w as usize * h as usize * 3);
+        }
+    }
+});
