@@ -17,8 +17,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::store::{Store, UsageRecord};
+use crate::store::{PendingUsage, Store, UsageRecord};
 use crate::time::{iso8601, now_ms};
+
+tokio::task_local! {
+    /// The usage of the billable request being served: its first store write that changes rows
+    /// journals it in the same transaction (`AppState::db`), else the billing layer does.
+    pub static REQUEST_USAGE: Arc<PendingUsage>;
+}
 
 /// The meter every transaction is counted on.
 pub const METER: &str = "face.transactions";
@@ -168,21 +174,26 @@ impl Billing {
         }
     }
 
-    /// Journals one transaction; called before the billed response is sent, and durable when it
-    /// returns `true`. When the journal cannot take the record, it is kept in memory and written
-    /// again before the next flush (`false`): the answer to work already done is still sent.
-    pub fn record(&self, operation: &str) -> bool {
-        let record = UsageRecord {
+    /// A new record of one billable transaction of `operation`.
+    pub fn usage(operation: &str) -> UsageRecord {
+        UsageRecord {
             id: uuid::Uuid::new_v4().to_string(),
             time_ms: now_ms(),
             meter: METER.into(),
             quantity: 1,
             operation: operation.into(),
-        };
+        }
+    }
+
+    /// Journals one transaction (one no write of its request journalled); called before the
+    /// billed response is sent, and durable when it returns `true`. When the journal cannot take
+    /// the record, it is kept in memory and written again before the next flush (`false`): the
+    /// answer to work already done is still sent.
+    pub fn record(&self, record: UsageRecord) -> bool {
         match self.store.record_usage(&record) {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(error = %e, %operation, "the usage journal did not take a record; it is kept in memory and written again before the next send");
+                tracing::error!(error = %e, operation = %record.operation, "the usage journal did not take a record; it is kept in memory and written again before the next send");
                 self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(record);
                 false
             }
@@ -382,10 +393,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&dir).unwrap());
         let billing = Billing::new(BillingConfig::new("http://127.0.0.1:9", "k"), store.clone());
-        assert!(billing.record("POST /face/v1.0/detect"));
+        assert!(billing.record(Billing::usage("POST /face/v1.0/detect")));
         let sql = rusqlite::Connection::open(dir.join("face.db")).unwrap();
         sql.execute_batch("ALTER TABLE usage RENAME TO usage_away").unwrap();
-        assert!(!billing.record("POST /face/v1.0/detect"), "the journal refused it");
+        assert!(!billing.record(Billing::usage("POST /face/v1.0/detect")), "the journal refused it");
         assert_eq!(billing.journal_pending(), 1, "still refused");
         sql.execute_batch("ALTER TABLE usage_away RENAME TO usage").unwrap();
         assert_eq!(billing.backlog(), 2, "one journalled, one waiting");

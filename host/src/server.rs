@@ -242,6 +242,7 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
     let state = Arc::new(AppState {
         engine,
         billing,
+        store_is_journal: matches!(config.storage, Storage::Sqlite(_)),
         uploads: tokio::sync::Semaphore::new(config.max_uploads),
         metrics: Default::default(),
         store,

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, REQUEST_ID};
 use super::state::Shared;
+use crate::billing::{Billing, REQUEST_USAGE};
+use crate::store::PendingUsage;
 
 /// The route a request matched (`/face/v1.0/persongroups/{personGroupId}`), carried on the
 /// response to the log and metrics; unmatched requests have none.
@@ -83,7 +85,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Billing (decision 6): billable queries are refused once the meter has been unreachable past
-/// the grace period; every successful operation is journalled before its response is sent.
+/// the grace period; every successful operation is journalled before its response is sent, a
+/// mutation in the same transaction as its effect.
 pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if let Err(refusal) = state.billing.admits() {
         return ApiError::Billing {
@@ -94,16 +97,20 @@ pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> 
         .into_response();
     }
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let operation = format!("{} {route}", request.method());
-    let response = next.run(request).await;
+    let usage = PendingUsage::new(Billing::usage(&format!("{} {route}", request.method())));
+    let response = REQUEST_USAGE.scope(usage.clone(), next.run(request)).await;
     if !response.status().is_success() {
         return response;
     }
-    // The work is done: its answer goes out even if the journal write fails (the record then
-    // waits in memory for the next flush), so a client never retries work that was done.
-    let billing = state.billing.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || billing.record(&operation)).await {
-        tracing::error!(error = %e, "the usage journal task failed");
+    // A write of the request journalled the usage with its effect; else (a detect, a read) it is
+    // journalled now. The work is done: its answer goes out even if this journal write fails
+    // (the record then waits in memory for the next flush), so a client never retries work
+    // that was done.
+    if let Some(record) = usage.take() {
+        let billing = state.billing.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || billing.record(record)).await {
+            tracing::error!(error = %e, "the usage journal task failed");
+        }
     }
     response
 }

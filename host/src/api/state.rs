@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::error::{ApiError, ApiResult};
-use crate::billing::Billing;
+use crate::billing::{Billing, REQUEST_USAGE};
 use crate::engine::EnginePool;
 use crate::faces::{FaceIds, IndexCache};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
-use crate::store::{Kind, Store, StoreError};
+use crate::store::{Kind, Store, StoreError, for_usage};
 
 /// Everything a request may use.
 #[derive(Debug)]
@@ -28,6 +28,9 @@ pub struct AppState {
     /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
     pub api_key: Option<String>,
     pub billing: Arc<Billing>,
+    /// Whether `store` is also the usage journal (not with `Storage:Scenario=Memory`, whose
+    /// journal is a file of its own), so billed writes journal their usage with their effect.
+    pub store_is_journal: bool,
     /// Requests allowed to hold a buffered body at once (`Server:MaxUploads`).
     pub uploads: tokio::sync::Semaphore,
     pub metrics: Metrics,
@@ -77,14 +80,16 @@ impl AppState {
         out
     }
 
-    /// Runs a store call off the async runtime.
+    /// Runs a store call off the async runtime. Within a billable request, and when the store is
+    /// also the usage journal, its first write that changes rows journals the request's usage.
     pub async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
+        let usage = if self.store_is_journal { REQUEST_USAGE.try_with(Arc::clone).ok() } else { None };
+        tokio::task::spawn_blocking(move || for_usage(usage, || f(store.as_ref())))
             .await
             .map_err(|e| StoreError::Internal(format!("the database task failed: {e}")))?
     }

@@ -197,6 +197,52 @@ pub struct UsageRecord {
     pub operation: String,
 }
 
+/// The usage record of the billable request that store calls are made for. The billing layer
+/// opens one per request; the first write of that request that changes rows journals it in the
+/// same transaction, so the effect and its bill commit together or not at all. When no write
+/// takes it (a detect, a read), the billing layer journals it itself once the answer is ready.
+#[derive(Debug)]
+pub struct PendingUsage(std::sync::Mutex<Option<UsageRecord>>);
+
+impl PendingUsage {
+    pub fn new(record: UsageRecord) -> std::sync::Arc<PendingUsage> {
+        std::sync::Arc::new(PendingUsage(std::sync::Mutex::new(Some(record))))
+    }
+
+    /// The record, while no write has journalled it.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Option<UsageRecord>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the record if no write has journalled it yet.
+    pub fn take(&self) -> Option<UsageRecord> {
+        self.lock().take()
+    }
+}
+
+thread_local! {
+    static PENDING_USAGE: std::cell::RefCell<Option<std::sync::Arc<PendingUsage>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, whose store calls on this thread are made for the request whose usage is `usage`.
+pub fn for_usage<T>(usage: Option<std::sync::Arc<PendingUsage>>, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<std::sync::Arc<PendingUsage>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PENDING_USAGE.set(self.0.take());
+        }
+    }
+    let _restore = Restore(PENDING_USAGE.replace(usage));
+    f()
+}
+
+/// The usage the store calls on this thread are made for (see [`for_usage`]); implementations
+/// journal it in the transaction of the first write that changes rows.
+fn pending_usage() -> Option<std::sync::Arc<PendingUsage>> {
+    PENDING_USAGE.with_borrow(Clone::clone)
+}
+
 /// Why a store call did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {

@@ -6,7 +6,7 @@ use super::*;
 
 impl CollectionStore for SqliteStore {
     fn create_collection(&self, c: &Collection) -> StoreResult<()> {
-        self.with(|conn| {
+        self.write(|conn| {
             let n = conn.execute(
                 "INSERT OR IGNORE INTO collections (kind, id, name, user_data, recognition_model, created_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -48,8 +48,7 @@ impl CollectionStore for SqliteStore {
         name: Option<&str>,
         user_data: Option<Option<&str>>,
     ) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             if !collection_exists(&tx, kind, id)? {
                 return Ok(false);
             }
@@ -65,26 +64,22 @@ impl CollectionStore for SqliteStore {
                     params![kind.name(), id, ud],
                 )?;
             }
-            tx.commit()?;
             Ok(true)
         })
     }
 
     fn delete_collection(&self, kind: Kind, id: &str) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let n = tx.execute("DELETE FROM collections WHERE kind = ?1 AND id = ?2", params![kind.name(), id])?;
             for table in ["persons", "faces", "training", "trained_faces"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE kind = ?1 AND cid = ?2"), params![kind.name(), id])?;
             }
-            tx.commit()?;
             Ok(n > 0)
         })
     }
 
     fn create_person(&self, kind: Kind, cid: &str, person: &Person) -> StoreResult<()> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             if !collection_exists(&tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
@@ -100,7 +95,6 @@ impl CollectionStore for SqliteStore {
                 )));
             }
             insert_person(&tx, kind, cid, person)?;
-            tx.commit()?;
             Ok(())
         })
     }
@@ -154,8 +148,7 @@ impl CollectionStore for SqliteStore {
         name: Option<&str>,
         user_data: Option<Option<&str>>,
     ) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             if !person_exists(&tx, kind, cid, person_id)? {
                 return Ok(false);
             }
@@ -171,14 +164,12 @@ impl CollectionStore for SqliteStore {
                     params![kind.name(), cid, person_id, ud],
                 )?;
             }
-            tx.commit()?;
             Ok(true)
         })
     }
 
     fn delete_person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let n = tx.execute(
                 "DELETE FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
                 params![kind.name(), cid, person_id],
@@ -190,14 +181,12 @@ impl CollectionStore for SqliteStore {
                     params![kind.name(), cid, person_id],
                 )?;
             }
-            tx.commit()?;
             Ok(n > 0)
         })
     }
 
     fn add_face(&self, kind: Kind, cid: &str, face: &StoredFace) -> StoreResult<()> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             if !collection_exists(&tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
@@ -219,7 +208,6 @@ impl CollectionStore for SqliteStore {
                 )));
             }
             insert_face(&tx, kind, cid, face)?;
-            tx.commit()?;
             Ok(())
         })
     }
@@ -268,7 +256,7 @@ impl CollectionStore for SqliteStore {
         face_id: &str,
         user_data: Option<&str>,
     ) -> StoreResult<bool> {
-        self.with(|conn| {
+        self.write(|conn| {
             let n = conn.execute(
                 "UPDATE faces SET user_data = ?5 WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
                 params![kind.name(), cid, person_key(person_id), face_id, user_data],
@@ -278,8 +266,7 @@ impl CollectionStore for SqliteStore {
     }
 
     fn delete_face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let n = tx.execute(
                 "DELETE FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
                 params![kind.name(), cid, person_key(person_id), face_id],
@@ -288,7 +275,6 @@ impl CollectionStore for SqliteStore {
                 "DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
                 params![kind.name(), cid, person_key(person_id), face_id],
             )?;
-            tx.commit()?;
             Ok(n > 0)
         })
     }
@@ -319,13 +305,11 @@ impl CollectionStore for SqliteStore {
     }
 
     fn set_training(&self, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             if !collection_exists(&tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
             write_training(&tx, kind, cid, t)?;
-            tx.commit()?;
             Ok(())
         })
     }
@@ -338,8 +322,7 @@ impl CollectionStore for SqliteStore {
         t: &Training,
         faces: &[StoredFace],
     ) -> StoreResult<()> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let same: Option<i64> = tx
                 .query_row(
                     "SELECT created_ms FROM collections WHERE kind = ?1 AND id = ?2",
@@ -368,14 +351,12 @@ impl CollectionStore for SqliteStore {
                     ])?;
                 }
             }
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let trainings = tx.execute(
                 "UPDATE training SET state = 'failed', last_action_ms = ?1, \
                  message = 'Training was interrupted by a restart of the service; train again.' WHERE state = 'running'",
@@ -387,7 +368,6 @@ impl CollectionStore for SqliteStore {
                  WHERE status IN ('notstarted', 'running')",
                 params![now_ms],
             )?;
-            tx.commit()?;
             Ok(trainings + operations)
         })
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 mod collections;
 mod snapshots;
@@ -100,6 +100,29 @@ impl SqliteStore {
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Internal("the database lock is poisoned".into()))?;
         f(&mut conn)
+    }
+
+    /// Runs a write in one transaction on the writing connection. When it changes rows and is
+    /// made for a billable request whose usage no write has journalled yet, the usage record is
+    /// written in the same transaction: the effect and its bill commit together.
+    pub(super) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.with(|conn| {
+            let before = conn.total_changes();
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            let pending = if tx.total_changes() > before { pending_usage() } else { None };
+            let Some(pending) = pending else {
+                tx.commit()?;
+                return Ok(out);
+            };
+            let mut record = pending.lock();
+            if let Some(r) = record.as_ref() {
+                usage::insert(&tx, r)?;
+            }
+            tx.commit()?;
+            record.take();
+            Ok(out)
+        })
     }
 
     /// Runs a read in one read transaction (one consistent snapshot) on a read-only connection

@@ -38,8 +38,7 @@ impl SnapshotStore for SqliteStore {
 
     fn import(&self, id: &str, export: &Export) -> StoreResult<()> {
         let kind = export.collection.kind;
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let c = &export.collection;
             let n = tx.execute(
                 "INSERT OR IGNORE INTO collections (kind, id, name, user_data, recognition_model, created_ms) \
@@ -55,7 +54,6 @@ impl SnapshotStore for SqliteStore {
             for f in &export.faces {
                 insert_face(&tx, kind, id, f)?;
             }
-            tx.commit()?;
             Ok(())
         })
     }
@@ -63,7 +61,7 @@ impl SnapshotStore for SqliteStore {
     fn put_snapshot(&self, s: &Snapshot, data: &Export) -> StoreResult<()> {
         let data = serde_json::to_vec(data).map_err(|e| StoreError::Internal(e.to_string()))?;
         let scope = serde_json::to_string(&s.apply_scope).map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.with(|conn| {
+        self.write(|conn| {
             conn.execute(
                 "INSERT INTO snapshots (id, kind, object_id, apply_scope, user_data, created_ms, updated_ms, data) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -111,8 +109,7 @@ impl SnapshotStore for SqliteStore {
         user_data: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.write(|tx| {
             let n = tx.execute("UPDATE snapshots SET updated_ms = ?2 WHERE id = ?1", params![id, now_ms])?;
             if let Some(scope) = apply_scope {
                 let scope = serde_json::to_string(scope).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -121,21 +118,20 @@ impl SnapshotStore for SqliteStore {
             if let Some(ud) = user_data {
                 tx.execute("UPDATE snapshots SET user_data = ?2 WHERE id = ?1", params![id, ud])?;
             }
-            tx.commit()?;
             Ok(n > 0)
         })
     }
 
     fn delete_snapshot(&self, id: &str) -> StoreResult<bool> {
-        self.with(|conn| Ok(conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])? > 0))
+        self.write(|conn| Ok(conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])? > 0))
     }
 
     fn delete_snapshots_before(&self, ms: i64) -> StoreResult<usize> {
-        self.with(|conn| Ok(conn.execute("DELETE FROM snapshots WHERE created_ms < ?1", params![ms])?))
+        self.write(|conn| Ok(conn.execute("DELETE FROM snapshots WHERE created_ms < ?1", params![ms])?))
     }
 
     fn put_operation(&self, op: &Operation) -> StoreResult<()> {
-        self.with(|conn| {
+        self.write(|conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO operations (id, status, created_ms, last_action_ms, resource_location, message) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

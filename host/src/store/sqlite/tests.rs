@@ -198,3 +198,43 @@ fn reads_do_not_wait_behind_a_write() {
     assert_eq!(store.collection(Kind::PersonGroup, "g").unwrap().unwrap().name, "renamed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_billed_write_journals_its_usage_in_its_own_transaction() {
+    use crate::store::{PendingUsage, UsageJournal, UsageRecord, for_usage};
+    let record = |id: &str| UsageRecord {
+        id: id.into(),
+        time_ms: 1,
+        meter: "face.transactions".into(),
+        quantity: 1,
+        operation: "POST /face/v1.0/facelists/{faceListId}/persistedfaces".into(),
+    };
+    let store = SqliteStore::in_memory().unwrap();
+    store.create_collection(&collection(Kind::FaceList, "l")).unwrap();
+
+    // The face and its usage commit together, once: a second write of the same request does
+    // not journal it again.
+    let usage = PendingUsage::new(record("u1"));
+    for_usage(Some(usage.clone()), || {
+        store.add_face(Kind::FaceList, "l", &face(1, None)).unwrap();
+        store.update_face(Kind::FaceList, "l", None, "f0000001", Some("d")).unwrap();
+    });
+    assert!(usage.take().is_none(), "the write took the record");
+    let ids: Vec<String> = store.unsent_usage(10).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["u1"]);
+
+    // A write that changes nothing (an unknown face) leaves the record to the billing layer.
+    let usage = PendingUsage::new(record("u2"));
+    let deleted = for_usage(Some(usage.clone()), || store.delete_face(Kind::FaceList, "l", None, "nope").unwrap());
+    assert!(!deleted);
+    assert_eq!(usage.take().map(|r| r.id).as_deref(), Some("u2"));
+
+    // When the usage cannot be written, neither is the effect: a record whose id is already in
+    // the journal makes the insert fail, and the face is not added.
+    let usage = PendingUsage::new(record("u1"));
+    let err = for_usage(Some(usage.clone()), || store.add_face(Kind::FaceList, "l", &face(2, None)));
+    assert!(err.is_err());
+    assert_eq!(store.all_faces(Kind::FaceList, "l").unwrap().len(), 1, "the face went with its usage");
+    assert!(usage.take().is_some(), "the record is still the billing layer's");
+    assert_eq!(store.usage_backlog().unwrap(), 1);
+}

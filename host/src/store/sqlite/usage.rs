@@ -6,13 +6,7 @@ use super::*;
 
 impl UsageJournal for SqliteStore {
     fn record_usage(&self, r: &UsageRecord) -> StoreResult<()> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT INTO usage (id, time_ms, meter, quantity, operation) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![r.id, r.time_ms, r.meter, r.quantity, r.operation],
-            )?;
-            Ok(())
-        })
+        self.with(|conn| insert(conn, r))
     }
 
     fn unsent_usage(&self, limit: usize) -> StoreResult<Vec<UsageRecord>> {
@@ -36,6 +30,15 @@ impl UsageJournal for SqliteStore {
     fn usage_backlog(&self) -> StoreResult<u64> {
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM usage WHERE sent_ms IS NULL", [], |r| r.get(0))?))
     }
+}
+
+/// Appends one record (on its own, or inside a billed write's transaction).
+pub(super) fn insert(conn: &Connection, r: &UsageRecord) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO usage (id, time_ms, meter, quantity, operation) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![r.id, r.time_ms, r.meter, r.quantity, r.operation],
+    )?;
+    Ok(())
 }
 
 impl SqliteStore {
