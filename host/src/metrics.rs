@@ -39,6 +39,7 @@ pub struct Gauges {
     pub engine_queue: usize,
     pub usage_backlog: u64,
     pub face_ids: usize,
+    pub memory_held: usize,
 }
 
 #[derive(Debug)]
@@ -52,6 +53,7 @@ pub struct Metrics {
     engine_queue: Gauge,
     usage_backlog: Gauge,
     face_ids: Gauge,
+    memory_held: Gauge,
 }
 
 impl Default for Metrics {
@@ -79,7 +81,23 @@ impl Default for Metrics {
         let usage_backlog =
             gauge(&mut registry, "face_usage_backlog", "Usage records not yet acknowledged by the billing endpoint");
         let face_ids = gauge(&mut registry, "face_face_ids", "faceIds kept");
-        Metrics { registry, requests, latency, pool_size, pool_busy, discarded, engine_queue, usage_backlog, face_ids }
+        let memory_held = gauge(
+            &mut registry,
+            "face_memory_held_bytes",
+            "Bytes requests hold within Server:MemoryBudgetMiB (bodies, fetched images, decoded pixels)",
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_busy,
+            discarded,
+            engine_queue,
+            usage_backlog,
+            face_ids,
+            memory_held,
+        }
     }
 }
 
@@ -106,6 +124,7 @@ impl Metrics {
         self.engine_queue.set(as_i64(g.engine_queue as u64));
         self.usage_backlog.set(as_i64(g.usage_backlog));
         self.face_ids.set(as_i64(g.face_ids as u64));
+        self.memory_held.set(as_i64(g.memory_held as u64));
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding the metrics failed");

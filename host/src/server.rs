@@ -45,8 +45,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The in-browser demo's folder, served at /demo.
     pub demo: PathBuf,
-    /// Requests that may hold a request body (up to 6 MB each) at once; more wait.
-    pub max_uploads: usize,
+    /// The bytes requests may hold at once: bodies, fetched images, decoded pixels.
+    pub memory_budget: usize,
     /// Requests that may hold or wait for an engine instance before 429 RateLimitExceeded.
     pub max_engine_queue: usize,
     /// Open connections and the deadline for a request's headers.
@@ -160,7 +160,9 @@ impl ServerConfig {
                 "a whole number of seconds",
             )?),
             demo: setting(s, "Server:Demo").map(PathBuf::from).unwrap_or_else(default_demo),
-            max_uploads: parse(s, "Server:MaxUploads", 64, "a whole number of requests")?.max(1),
+            memory_budget: parse(s, "Server:MemoryBudgetMiB", 1024usize, "a whole number of MiB")?
+                .max(8)
+                .saturating_mul(1 << 20),
             max_engine_queue: parse(s, "Engine:MaxQueue", engine.pool_size * 16, "a whole number of requests")?.max(1),
             connections: ConnectionLimits {
                 max_connections: parse(
@@ -243,7 +245,7 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
         engine,
         billing,
         store_is_journal: matches!(config.storage, Storage::Sqlite(_)),
-        uploads: tokio::sync::Semaphore::new(config.max_uploads),
+        budget: api::budget::MemoryBudget::new(config.memory_budget),
         metrics: Default::default(),
         store,
         face_ids: FaceIds::new(config.face_id_capacity),

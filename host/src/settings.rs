@@ -24,7 +24,7 @@ pub const READ: [&str; 32] = [
     "Server:SwaggerUi",
     "Server:ShutdownTimeoutSeconds",
     "Server:Demo",
-    "Server:MaxUploads",
+    "Server:MemoryBudgetMiB",
     "Server:MaxConnections",
     "Server:HeaderTimeoutSeconds",
     "Storage:Scenario",

@@ -384,6 +384,55 @@ fn an_oversized_body_is_refused_at_its_header() {
     }
 }
 
+/// One memory budget holds request bodies as they arrive and each image's decoded pixels: a
+/// request that would pass it is refused at once with 429 and Retry-After, and the bytes come
+/// back when the request that held them ends.
+#[test]
+fn the_memory_budget_refuses_at_once_past_it() {
+    use std::io::Write;
+    let data = temp_dir("budget");
+    let server = start(&data, &["Storage:Scenario=Memory", "Server:MemoryBudgetMiB=8"]);
+    let refused = |(status, v): &(u16, Value), why: &str| {
+        assert_eq!(*status, 429, "{why}: {v}");
+        assert_eq!(code(v), "RateLimitExceeded", "{why}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("Server:MemoryBudgetMiB"), "{v}");
+    };
+    // A few kilobytes of PNG whose 2000x1000 pixels alone take 14 MB decoded.
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(2000, 1000).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    refused(&server.call("POST", "/detect", image(png.into_inner())), "pixels past the budget");
+
+    // obama.jpg (280 KB, 910x1137: 7.5 MB with its pixels) fits alone, but not beside an upload
+    // that has declared 6 MB and sent a little of it.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut upload = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /face/v1.0/detect HTTP/1.1\r\nHost: {address}\r\nOcp-Apim-Subscription-Key: {KEY}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 6000000\r\n\r\n"
+    );
+    upload.write_all(head.as_bytes()).unwrap();
+    upload.write_all(&[0u8; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, status) = call("GET", &format!("{}/status", server.base), None, None);
+    assert_eq!(status["memory"]["heldBytes"], 6_000_000, "{status}");
+    refused(&server.call("POST", "/detect", image(photo("obama.jpg"))), "beside a 6 MB upload");
+
+    // The upload gives up: its bytes are given back, and the photo is served.
+    drop(upload);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = call("GET", &format!("{}/status", server.base), None, None);
+        if status["memory"]["heldBytes"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the upload's bytes were not given back: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, v) = server.call("POST", "/detect", image(photo("obama.jpg")));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}
+
 /// Engine instances are replaced after Engine:RecycleCalls calls; answers go on unchanged.
 #[test]
 fn engine_instances_are_recycled_after_their_calls() {

@@ -75,6 +75,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 429 `RateLimitExceeded`: this many requests already hold or wait for the face engine.
     RateLimitExceeded { waiting: usize },
+    /// 429 `RateLimitExceeded`: the request needs more bytes than the memory budget has left.
+    MemoryBudget { needed: usize, held: usize, budget: usize },
     /// 408 `OperationTimeOut`.
     Timeout(String),
     /// 503 `ServiceUnavailable`, with Retry-After.
@@ -135,7 +137,7 @@ impl ApiError {
             E::Billing { status: ApiStatus::OutOfQuota, .. } => StatusCode::FORBIDDEN,
             E::Billing { .. } | E::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            E::RateLimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            E::RateLimitExceeded { .. } | E::MemoryBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             E::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -166,7 +168,7 @@ impl ApiError {
             E::Billing { .. } => "BillingEndpointUnreachable",
             E::RouteNotFound => "NotFound",
             E::MethodNotAllowed => "MethodNotAllowed",
-            E::RateLimitExceeded { .. } => "RateLimitExceeded",
+            E::RateLimitExceeded { .. } | E::MemoryBudget { .. } => "RateLimitExceeded",
             E::Timeout(_) => "OperationTimeOut",
             E::Unavailable { .. } => "ServiceUnavailable",
             E::Internal(_) => "InternalServerError",
@@ -216,6 +218,13 @@ impl ApiError {
             E::RateLimitExceeded { waiting } => format!(
                 "Rate limit is exceeded: {waiting} images are already waiting for the face engine. Try again in 1 second."
             ),
+            E::MemoryBudget { needed, held, budget } => format!(
+                "Rate limit is exceeded: this request needs {} MiB and requests in progress hold {} of the server's {} \
+                 MiB memory budget (Server:MemoryBudgetMiB). Try again in 1 second.",
+                needed.div_ceil(1 << 20),
+                held.div_ceil(1 << 20),
+                budget >> 20
+            ),
             E::Unavailable { .. } => {
                 "The face engine is unavailable for the moment; try again after the Retry-After seconds.".into()
             }
@@ -232,7 +241,7 @@ impl ApiError {
     /// Seconds for the Retry-After header.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimitExceeded { .. } => Some(1),
+            ApiError::RateLimitExceeded { .. } | ApiError::MemoryBudget { .. } => Some(1),
             ApiError::Billing { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
@@ -357,6 +366,7 @@ mod tests {
             (ApiError::from_store(StoreError::NoCollection, Kind::PersonGroup, "g", None), 404, "PersonGroupNotFound"),
             (ApiError::UnsupportedMediaType("text/plain".into()), 415, "BadArgument"),
             (ApiError::RateLimitExceeded { waiting: 3 }, 429, "RateLimitExceeded"),
+            (ApiError::MemoryBudget { needed: 1, held: 2, budget: 3 }, 429, "RateLimitExceeded"),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status().as_u16(), e.code().as_str()), (status, code), "{e:?}");

@@ -120,9 +120,9 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
         recognition: return_face_id.then(|| guest_model(model)),
         attributes: !attributes.is_empty(),
     };
-    let slot = state.admit()?;
+    let (image, admission) = state.admit_image(image)?;
     let faces = state.engine.detect(image, options).await?;
-    drop(slot);
+    drop(admission);
     let expires = ttl(ttl_seconds);
     let mut out = Vec::with_capacity(faces.len());
     for f in faces {

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
+use super::budget::{Held, Image, MemoryBudget};
 use super::error::{ApiError, ApiResult};
 use super::state::{AppState, Shared};
 use crate::faces::recognition_name;
@@ -91,7 +92,17 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Reads at most `limit` bytes; `None` when the body is longer.
-async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
+async fn read_body(body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
+    read_body_within(body, limit, None).await
+}
+
+/// `read_body`, the bytes kept held within `budget` as they arrive (beyond what `held` holds
+/// already): 429 as soon as the budget runs out.
+async fn read_body_within(
+    mut body: Body,
+    limit: usize,
+    mut budget: Option<(&MemoryBudget, &mut Held)>,
+) -> ApiResult<Option<Vec<u8>>> {
     use http_body_util::BodyExt;
     let mut buf = Vec::new();
     let mut total = 0usize;
@@ -109,6 +120,10 @@ async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
                 break;
             }
         } else {
+            if let Some((budget, held)) = budget.as_mut() {
+                let short = total.saturating_sub(held.bytes());
+                budget.grow(held, short)?;
+            }
             buf.extend_from_slice(&data);
         }
     }
@@ -120,8 +135,9 @@ async fn read_body(mut body: Body, limit: usize) -> ApiResult<Option<Vec<u8>>> {
 /// client that is still sending. Bodies over 6 MB are answered here: from the Content-Length
 /// header when there is one, else at the 6 MB mark (the rest read and dropped).
 ///
-/// At most `AppState::uploads` requests hold a body at once (the rest wait), which bounds the
-/// memory bodies take, and a body must arrive within `BODY_TIMEOUT`.
+/// A body's bytes are held within the memory budget (its declared length before a byte is read,
+/// else as it arrives), until the answer is ready: past the budget, 429 with Retry-After. A body
+/// must arrive within `BODY_TIMEOUT`.
 pub async fn buffer_body(
     axum::extract::State(state): axum::extract::State<Shared>,
     request: axum::extract::Request,
@@ -143,20 +159,36 @@ pub async fn buffer_body(
         response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         return response;
     }
-    let Ok(_permit) = state.uploads.acquire().await else {
-        return ApiError::internal("the upload limiter is closed").into_response();
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    let mut held = match state.budget.hold(declared.unwrap_or(0)) {
+        Ok(h) => h,
+        Err(e) => return refuse_unread(e),
     };
-    let read = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, MAX_IMAGE_BYTES)).await {
+    let read =
+        tokio::time::timeout(BODY_TIMEOUT, read_body_within(body, MAX_IMAGE_BYTES, Some((&state.budget, &mut held))));
+    let read = match read.await {
         Ok(r) => r,
         Err(_) => {
             return ApiError::body_timeout(BODY_TIMEOUT).into_response();
         }
     };
-    match read {
+    let response = match read {
         Ok(Some(bytes)) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
         Ok(None) => body_too_big(&parts.headers).into_response(),
+        Err(e @ ApiError::MemoryBudget { .. }) => refuse_unread(e),
         Err(e) => e.into_response(),
-    }
+    };
+    drop(held);
+    response
+}
+
+/// A refusal sent before the body was read (or while it was): the connection closes after it,
+/// since the unread rest of the body cannot be told from the next request.
+fn refuse_unread(e: ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = e.into_response();
+    response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 /// The error for a body over the limit: an image's, or a JSON body's.
@@ -249,22 +281,24 @@ struct ImageUrl {
 
 /// The image of an image operation: the body's bytes (`application/octet-stream`), or the
 /// picture at `{"url": ...}` (`application/json`), within the Face API's size limits.
-pub async fn image(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Vec<u8>> {
+pub async fn image(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Image> {
     let ct = content_type(headers);
-    let bytes = match ct.as_deref() {
+    let image = match ct.as_deref() {
         Some("application/json") => {
             let req: ImageUrl = json(headers, body).await?;
             let url = req.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
                 ApiError::bad_argument("Request body is invalid: give the image as {\"url\": \"https://...\"}.")
             })?;
-            state.fetcher.fetch(url.trim()).await?
+            let bytes = state.fetcher.fetch(url.trim()).await?;
+            let held = state.budget.hold(bytes.len())?;
+            Image { bytes, held }
         }
-        None | Some("application/octet-stream") => read_image(body).await?,
-        Some(ct) if ct.starts_with("image/") => read_image(body).await?,
+        None | Some("application/octet-stream") => Image { bytes: read_image(body).await?, held: Held::default() },
+        Some(ct) if ct.starts_with("image/") => Image { bytes: read_image(body).await?, held: Held::default() },
         Some(ct) => return Err(ApiError::UnsupportedMediaType(ct.to_owned())),
     };
-    check_image_size(bytes.len())?;
-    Ok(bytes)
+    check_image_size(image.bytes.len())?;
+    Ok(image)
 }
 
 async fn read_image(body: Body) -> ApiResult<Vec<u8>> {

@@ -1,6 +1,7 @@
 //! The HTTP service: the Face API under `/face/v1.0` (its routes from the operation table in
 //! [`routes`]), and the container's own endpoints.
 
+pub mod budget;
 pub mod collections;
 pub mod demo;
 pub mod error;

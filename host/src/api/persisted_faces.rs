@@ -59,7 +59,7 @@ pub async fn add<K: CollectionKind>(
     let collection = owner(&state, &ids).await?;
     let image = input::image(&state, &headers, body).await?;
     let model = model_of(&collection);
-    let slot = state.admit()?;
+    let (image, admission) = state.admit_image(image)?;
     let face = match target {
         Some([left, top, width, height]) => {
             let rect = guest::Rect { left: left as f32, top: top as f32, width: width as f32, height: height as f32 };
@@ -85,7 +85,7 @@ pub async fn add<K: CollectionKind>(
             }
         }
     };
-    drop(slot);
+    drop(admission);
     let embedding = face.embedding.ok_or_else(|| ApiError::internal("the engine returned no embedding"))?;
     let stored = StoredFace {
         face_id: uuid::Uuid::new_v4().to_string(),

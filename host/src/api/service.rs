@@ -48,6 +48,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
                 "guest": pool.guest_source.name(),
             },
             "faceIds": state.face_ids.len(),
+            "memory": { "budgetBytes": state.budget.total(), "heldBytes": state.budget.held() },
         })),
     )
         .into_response();
@@ -69,6 +70,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         engine_queue: state.engine_queue.load(Ordering::Relaxed),
         usage_backlog: backlog,
         face_ids: state.face_ids.len(),
+        memory_held: state.budget.held(),
     });
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

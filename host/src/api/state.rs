@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::budget::{Held, Image, MemoryBudget, decoded_bytes};
 use super::error::{ApiError, ApiResult};
 use crate::billing::{Billing, REQUEST_USAGE};
 use crate::engine::EnginePool;
@@ -31,8 +32,8 @@ pub struct AppState {
     /// Whether `store` is also the usage journal (not with `Storage:Scenario=Memory`, whose
     /// journal is a file of its own), so billed writes journal their usage with their effect.
     pub store_is_journal: bool,
-    /// Requests allowed to hold a buffered body at once (`Server:MaxUploads`).
-    pub uploads: tokio::sync::Semaphore,
+    /// The bytes requests may hold: bodies, fetched images, decoded pixels (`Server:MemoryBudgetMiB`).
+    pub budget: MemoryBudget,
     pub metrics: Metrics,
     /// Requests holding or waiting for an engine instance, and the most allowed before 429.
     pub engine_queue: AtomicUsize,
@@ -45,6 +46,14 @@ pub struct AppState {
 }
 
 pub type Shared = Arc<AppState>;
+
+/// An image's admission to the engine: its place in the queue and the budget its bytes and
+/// decoded pixels hold, given back on drop (after the engine call).
+#[derive(Debug)]
+pub struct Admission<'a> {
+    _slot: QueueSlot<'a>,
+    _held: Held,
+}
 
 /// A place in the engine queue, given back on drop.
 #[derive(Debug)]
@@ -67,6 +76,15 @@ impl AppState {
             return Err(ApiError::RateLimitExceeded { waiting: before });
         }
         Ok(slot)
+    }
+
+    /// Admits an image to the engine: its decoded pixels join what it holds of the memory
+    /// budget, and it takes a place in the engine queue; 429 when either is full.
+    pub fn admit_image(&self, image: Image) -> ApiResult<(Vec<u8>, Admission<'_>)> {
+        let Image { bytes, mut held } = image;
+        self.budget.grow(&mut held, decoded_bytes(&bytes))?;
+        let slot = self.admit()?;
+        Ok((bytes, Admission { _slot: slot, _held: held }))
     }
 
     /// Runs CPU work of a request (searching an index, grouping) on the blocking pool, within
