@@ -36,6 +36,9 @@ cargo xtask load --seconds 3
 echo "test: the in-browser demo served by face-server, in headless Chromium" >&2
 cargo xtask web-test
 
+echo "test: soak, a short pass (1000 mixed requests at concurrency 16, kill -9 and restart halfway)" >&2
+cargo xtask soak --requests 1000
+
 echo "test: fuzzing, a short pass (decode, request parsers, guest values; 20 s each)" >&2
 cargo xtask fuzz --seconds 20
 

@@ -174,15 +174,10 @@ impl Billing {
         }
     }
 
-    /// A new record of one billable transaction of `operation`.
-    pub fn usage(operation: &str) -> UsageRecord {
-        UsageRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            time_ms: now_ms(),
-            meter: METER.into(),
-            quantity: 1,
-            operation: operation.into(),
-        }
+    /// A new record of one billable transaction of `operation`, with the id `id` (the request
+    /// id of the billed call, which its answer carries as `apim-request-id`).
+    pub fn usage(id: String, operation: &str) -> UsageRecord {
+        UsageRecord { id, time_ms: now_ms(), meter: METER.into(), quantity: 1, operation: operation.into() }
     }
 
     /// Journals one transaction (one no write of its request journalled); called before the
@@ -393,10 +388,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&dir).unwrap());
         let billing = Billing::new(BillingConfig::new("http://127.0.0.1:9", "k"), store.clone());
-        assert!(billing.record(Billing::usage("POST /face/v1.0/detect")));
+        assert!(billing.record(Billing::usage(uuid::Uuid::new_v4().to_string(), "POST /face/v1.0/detect")));
         let sql = rusqlite::Connection::open(dir.join("face.db")).unwrap();
         sql.execute_batch("ALTER TABLE usage RENAME TO usage_away").unwrap();
-        assert!(!billing.record(Billing::usage("POST /face/v1.0/detect")), "the journal refused it");
+        assert!(
+            !billing.record(Billing::usage(uuid::Uuid::new_v4().to_string(), "POST /face/v1.0/detect")),
+            "the journal refused it"
+        );
         assert_eq!(billing.journal_pending(), 1, "still refused");
         sql.execute_batch("ALTER TABLE usage_away RENAME TO usage").unwrap();
         assert_eq!(billing.backlog(), 2, "one journalled, one waiting");

@@ -180,6 +180,40 @@ async fn totals(State(meter): State<Arc<Meter>>, headers: HeaderMap) -> Response
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// The calling key's records, by id (`?after=<id>&limit=N`, at most 10000 a page): the audit
+/// trail a usage record's id (the request id of the billed call) is looked up in.
+async fn records(
+    State(meter): State<Arc<Meter>>,
+    headers: HeaderMap,
+    axum::extract::Query(page): axum::extract::Query<Page>,
+) -> Response {
+    let key = match meter.authorise(&headers, false) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let limit = page.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let conn = meter.conn();
+    let rows = conn
+        .prepare("SELECT id, meter, quantity, operation FROM usage WHERE key_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+        .and_then(|mut s| {
+            s.query_map(params![key, page.after.unwrap_or_default(), limit], |r| {
+                Ok(json!({ "id": r.get::<_, String>(0)?, "meter": r.get::<_, String>(1)?,
+                    "quantity": r.get::<_, i64>(2)?, "operation": r.get::<_, Option<String>>(3)? }))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    match rows {
+        Ok(rows) => axum::Json(json!({ "records": rows })).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 /// Serves until SIGTERM or Ctrl-C.
 pub async fn run(config: MeterConfig) -> Result<()> {
     let address = config.address;
@@ -188,6 +222,7 @@ pub async fn run(config: MeterConfig) -> Result<()> {
         .route("/v1/status", get(status))
         .route("/v1/usage", post(usage))
         .route("/v1/totals", get(totals))
+        .route("/v1/records", get(records))
         .with_state(meter);
     let listener =
         tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;

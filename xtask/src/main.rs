@@ -14,6 +14,7 @@
 //! - `web`      the in-browser demo as a static folder (web/dist); `web-test` its browser test
 //! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
 //! - `fuzz`     the coverage-guided fuzz targets of tests/fuzz, N seconds each (`--seconds N`)
+//! - `soak`     mixed requests against face-server with a kill -9 and restart halfway; checks writes, billing, memory
 //! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
 
 mod appearance;
@@ -30,6 +31,7 @@ mod models;
 mod npm;
 mod package;
 mod server;
+mod soak;
 mod stats;
 mod util;
 mod wasm;
@@ -37,7 +39,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,6 +64,7 @@ fn main() -> Result<()> {
         "web-test" => web::web_test(rest),
         "cycles" => cycles::cycles(rest),
         "fuzz" => fuzz::fuzz(rest),
+        "soak" => soak::soak(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

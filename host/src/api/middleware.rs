@@ -97,7 +97,9 @@ pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> 
         .into_response();
     }
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let usage = PendingUsage::new(Billing::usage(&format!("{} {route}", request.method())));
+    // The record's id is the request's, so a billed answer can be found in the meter's records.
+    let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+    let usage = PendingUsage::new(Billing::usage(id, &format!("{} {route}", request.method())));
     let response = REQUEST_USAGE.scope(usage.clone(), next.run(request)).await;
     if !response.status().is_success() {
         return response;
