@@ -6,7 +6,7 @@
 //! libFuzzer's coverage instrumentation and no sanitizer (a panic, an overflow or a debug assertion
 //! is the crash signal), while the optimised dependencies are shared with the normal build.
 //!
-//! Seeds are written fresh each run (the registry photos made small, in every format, with EXIF
+//! Seeds are written fresh for each run (the registry photos made small, in every format, with EXIF
 //! orientations and broken shapes; one request per kind of operation; raw guest answers); what the
 //! fuzzer learns is kept in `$FACE_CACHE/fuzz/corpus/<target>` for the next run. A finding (crash,
 //! timeout, out-of-memory) is saved under `$FACE_CACHE/fuzz/findings/<target>/` and fails the run,
@@ -63,7 +63,7 @@ pub fn fuzz(args: &[String]) -> Result<()> {
     let root = cache_dir().join("fuzz");
     let mut outcomes = Vec::new();
     for target in TARGETS.into_iter().filter(|t| only.as_deref().is_none_or(|o| o == *t)) {
-        let seeds = root.join("seeds").join(target);
+        let seeds = root.join(format!("seeds-{}", std::process::id())).join(target);
         let _ = std::fs::remove_dir_all(&seeds);
         std::fs::create_dir_all(&seeds)?;
         let n = write_seeds(target, &seeds)?;
@@ -71,10 +71,10 @@ pub fn fuzz(args: &[String]) -> Result<()> {
         let findings = root.join("findings").join(target);
         std::fs::create_dir_all(&corpus)?;
         std::fs::create_dir_all(&findings)?;
-        let data = root.join("data");
+        let data = root.join(format!("data-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         eprintln!("fuzz: {target} for {seconds} s from {n} seeds and {} corpus inputs", count(&corpus)?);
-        let log = root.join(format!("{target}.log"));
+        let log = root.join(format!("{target}-{}.log", std::process::id()));
         let started = Instant::now();
         let status = Command::new(target_dir().join(format!("debug/fuzz-{target}")))
             .arg(format!("-max_total_time={seconds}"))
@@ -90,6 +90,8 @@ pub fn fuzz(args: &[String]) -> Result<()> {
             .stderr(std::fs::File::options().append(true).open(&log)?)
             .status()
             .with_context(|| format!("starting fuzz-{target}"))?;
+        let _ = std::fs::remove_dir_all(&data);
+        let _ = std::fs::remove_dir_all(&seeds);
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let stat = |name: &str| -> u64 {
             text.lines()
