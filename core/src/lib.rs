@@ -59,7 +59,7 @@ pub use crate::{
     decode::{DecodeLimits, decode, from_rgba},
     detect::{DEFAULT_MIN_SCORE, Detection, input_shape_for_image as detector_input_shape},
     embed::{Embedding, RecognitionModel},
-    engine::{AttributeBytes, DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle},
+    engine::{AttributeBytes, DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle, face_square},
     error::{Error, Result},
     geometry::{Point, RectF, Similarity},
     headpose::{HeadPose, head_pose},

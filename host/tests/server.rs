@@ -433,6 +433,48 @@ fn the_memory_budget_refuses_at_once_past_it() {
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
 
+/// On the photo of Azure's recorded answer (the official SDK's test recording, from
+/// `cargo xtask testdata`), a detect with every attribute answers in the service's conventions:
+/// a face rectangle that overlaps Azure's, fields in its order, enum values in its spelling.
+#[test]
+fn detect_answers_in_the_services_conventions() {
+    let data = temp_dir("azure");
+    let server = start(&data, &["Storage:Scenario=Memory"]);
+    let azure: Value = serde_json::from_slice(&std::fs::read(cache().join("testdata/azure_queryface.json")).unwrap())
+        .expect("run `cargo xtask testdata`");
+    let attributes =
+        "age,gender,headPose,smile,facialHair,glasses,emotion,hair,makeup,occlusion,accessories,blur,exposure,noise";
+    let (status, v) =
+        server.call("POST", &format!("/detect?returnFaceAttributes={attributes}"), image(photo("azure_queryface.jpg")));
+    assert_eq!(status, 200, "{v}");
+    let (ours, theirs) = (&v[0], &azure[0]);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(ours), keys(theirs), "the face's fields in the service's order");
+    assert_eq!(keys(&ours["faceRectangle"]), keys(&theirs["faceRectangle"]));
+    assert_eq!(keys(&ours["faceAttributes"]), keys(&theirs["faceAttributes"]), "the attributes in the service's order");
+    for group in ["headPose", "facialHair", "blur", "exposure", "noise", "makeup", "occlusion", "hair"] {
+        assert_eq!(keys(&ours["faceAttributes"][group]), keys(&theirs["faceAttributes"][group]), "{group}");
+    }
+    let rect = |r: &Value| {
+        let f = |k: &str| r[k].as_f64().unwrap();
+        (f("left"), f("top"), f("left") + f("width"), f("top") + f("height"))
+    };
+    let (a, b) = (rect(&ours["faceRectangle"]), rect(&theirs["faceRectangle"]));
+    let inter = (a.2.min(b.2) - a.0.max(b.0)).max(0.0) * (a.3.min(b.3) - a.1.max(b.1)).max(0.0);
+    let union = (a.2 - a.0) * (a.3 - a.1) + (b.2 - b.0) * (b.3 - b.1) - inter;
+    assert!(inter / union >= 0.8, "IoU {} with Azure's rectangle: ours {:?}, Azure's {:?}", inter / union, a, b);
+    let at = &ours["faceAttributes"];
+    let one_of = |value: &Value, spellings: &[&str]| {
+        assert!(spellings.contains(&value.as_str().unwrap()), "{value} is not one of {spellings:?}");
+    };
+    one_of(&at["glasses"], &["NoGlasses", "ReadingGlasses", "Sunglasses", "SwimmingGoggles"]);
+    one_of(&at["blur"]["blurLevel"], &["low", "medium", "high"]);
+    one_of(&at["noise"]["noiseLevel"], &["low", "medium", "high"]);
+    one_of(&at["exposure"]["exposureLevel"], &["underExposure", "goodExposure", "overExposure"]);
+    assert_eq!(theirs["faceAttributes"]["glasses"], "NoGlasses");
+    assert_eq!(theirs["faceAttributes"]["exposure"]["exposureLevel"], "goodExposure");
+}
+
 /// Engine instances are replaced after Engine:RecycleCalls calls; answers go on unchanged.
 #[test]
 fn engine_instances_are_recycled_after_their_calls() {

@@ -7,6 +7,8 @@ The archives were already checked against the manifest's sha256 by xtask, and xt
 output file afterwards. This script only extracts and converts; it never downloads.
 """
 import argparse
+import base64
+import json
 import os
 import sys
 import tarfile
@@ -73,10 +75,42 @@ def build_models(manifest, downloads, out):
                 raise SystemExit(f"{model['name']}: unknown conversion {kind!r}")
 
 
+def split_recording(path, stem):
+    """Splits an SDK test recording (one request, one answer) into the request's photo
+    (`stem`.jpg: the base64 body, sent with chunked transfer encoding) and the answer (`stem`.json)."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    start = next(i for i, l in enumerate(lines) if l.strip() == "body: !!binary |") + 1
+    end = start
+    while end < len(lines) and lines[end].startswith("      ") and lines[end].strip():
+        end += 1
+    chunked = base64.b64decode("".join(l.strip() for l in lines[start:end]))
+    photo, i = b"", 0
+    while True:
+        j = chunked.index(b"\r\n", i)
+        size = int(chunked[i:j], 16)
+        if size == 0:
+            break
+        photo += chunked[j + 2 : j + 2 + size]
+        i = j + 2 + size + 2
+    answer = next(l.strip() for l in lines if l.strip().startswith("string: '["))
+    answer = json.loads(answer[len("string: '") : -1].replace("''", "'"))
+    with open(stem + ".jpg", "wb") as f:
+        f.write(photo)
+    with open(stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(answer, f, indent=1)
+    print(f"recording: {os.path.basename(stem)}.jpg ({len(photo)} bytes) and .json", flush=True)
+
+
 def build_testdata(manifest, downloads, out):
     os.makedirs(out, exist_ok=True)
     for entry in manifest.get("testdata", []):
         archive = os.path.join(downloads, entry["archive"])
+        if "members" in entry:
+            for path in extract(archive, entry["members"], out):
+                print(f"{entry['name']}: {os.path.basename(path)}", flush=True)
+                if entry.get("recording"):
+                    split_recording(path, os.path.join(out, entry["recording"]))
+            continue
         with tarfile.open(archive) as t:
             for member in t.getmembers():
                 if member.isfile() and member.name.startswith(entry["prefix"]):

@@ -70,6 +70,7 @@ pub fn eval(args: &[String]) -> Result<()> {
     println!("| figure | ours | reference |");
     println!("|---|---|---|");
     if !only_attributes {
+        azure_rows(&engine)?;
         detection_rows(&engine, &data, &mut timings)?;
         landmark_rows(&engine, &data)?;
         verification_rows(&engine, &data, &mut timings)?;
@@ -81,6 +82,44 @@ pub fn eval(args: &[String]) -> Result<()> {
     for stage in ["decode", "detect", "landmarks68", "embed sface", "embed faceapi", "attributes"] {
         row(&format!("median ms: {stage}"), format!("{:.1}", timings.median(stage)), "");
     }
+    Ok(())
+}
+
+/// Our answer on the photo of Azure's recorded detect answer (`cargo xtask testdata`), beside it.
+fn azure_rows(engine: &Engine) -> Result<()> {
+    let dir = crate::util::testdata_dir();
+    let photo = std::fs::read(dir.join("azure_queryface.jpg")).context("run `cargo xtask testdata`")?;
+    let azure: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("azure_queryface.json"))?)?;
+    let options = face_core::DetectOptions { attributes: true, ..Default::default() };
+    let faces = engine.detect(&photo, &options)?;
+    let face = faces.first().context("no face in Azure's recorded photo")?;
+    let r = &azure[0]["faceRectangle"];
+    let theirs = face_core::RectF {
+        left: r["left"].as_f64().unwrap_or(0.0) as f32,
+        top: r["top"].as_f64().unwrap_or(0.0) as f32,
+        width: r["width"].as_f64().unwrap_or(0.0) as f32,
+        height: r["height"].as_f64().unwrap_or(0.0) as f32,
+    };
+    let ours = face.rectangle;
+    let ours_f = face_core::RectF {
+        left: ours.left as f32,
+        top: ours.top as f32,
+        width: ours.width as f32,
+        height: ours.height as f32,
+    };
+    row(
+        "Azure's recorded photo: face rectangle (left, top, width, height), IoU with Azure's / the detector box's",
+        format!(
+            "{}, {}, {}, {}; {:.3} / {:.3}",
+            ours.left,
+            ours.top,
+            ours.width,
+            ours.height,
+            ours_f.iou(&theirs),
+            face.detection.rect.iou(&theirs)
+        ),
+        "31, 84, 97, 97 (Azure); IoU >= 0.8 (issue 14)",
+    );
     Ok(())
 }
 
@@ -106,6 +145,8 @@ fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
         [(face_core::DEFAULT_MIN_SCORE, "(ours: chosen threshold)"), (0.6, "43/43 / 0.915"), (0.9, "0.953 / 1.000")]
     {
         let (mut tp, mut fp) = (0, 0);
+        // IoU of each matched face's detector box and of its Face API rectangle with the label.
+        let (mut box_iou, mut rect_iou) = (Vec::new(), Vec::new());
         for (img, boxes) in &images {
             let found = timings.time("detect", || engine.detect_faces(img, min_score, face_core::MAX_FACES))?;
             let mut used = vec![false; boxes.len()];
@@ -114,10 +155,20 @@ fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
                     Some(i) => {
                         used[i] = true;
                         tp += 1;
+                        box_iou.push(f64::from(boxes[i].iou(&d.rect)));
+                        rect_iou.push(f64::from(boxes[i].iou(&face_core::face_square(&d.landmarks5))));
                     }
                     None => fp += 1,
                 }
             }
+        }
+        if min_score == face_core::DEFAULT_MIN_SCORE {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            row(
+                "mean IoU with dlib's hand-labelled squares: Face API rectangle / detector box",
+                format!("{:.3} / {:.3}", mean(&rect_iou), mean(&box_iou)),
+                "(the rectangle is drawn from the landmarks in the service's convention)",
+            );
         }
         row(
             &format!("YuNet, score {min_score}: recall / precision on the {total} boxes (IoU >= 0.5)"),

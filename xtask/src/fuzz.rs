@@ -63,7 +63,7 @@ pub fn fuzz(args: &[String]) -> Result<()> {
     let root = cache_dir().join("fuzz");
     let mut outcomes = Vec::new();
     for target in TARGETS.into_iter().filter(|t| only.as_deref().is_none_or(|o| o == *t)) {
-        let seeds = root.join(format!("seeds-{}", std::process::id())).join(target);
+        let seeds = root.join(format!("seeds-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&seeds);
         std::fs::create_dir_all(&seeds)?;
         let n = write_seeds(target, &seeds)?;
@@ -92,6 +92,7 @@ pub fn fuzz(args: &[String]) -> Result<()> {
             .with_context(|| format!("starting fuzz-{target}"))?;
         let _ = std::fs::remove_dir_all(&data);
         let _ = std::fs::remove_dir_all(&seeds);
+        // The log is kept only when the target found something or failed.
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let stat = |name: &str| -> u64 {
             text.lines()
@@ -104,6 +105,9 @@ pub fn fuzz(args: &[String]) -> Result<()> {
         found.sort();
         if !status.success() && found.is_empty() {
             bail!("fuzz-{target} failed ({status}) without a finding; its output is in {}", log.display());
+        }
+        if found.is_empty() {
+            let _ = std::fs::remove_file(&log);
         }
         outcomes.push(Outcome {
             target,
@@ -138,7 +142,11 @@ pub fn fuzz(args: &[String]) -> Result<()> {
                 f.display()
             );
         }
-        bail!("{} fuzz finding(s); each is saved with the command that replays it above", found.len());
+        bail!(
+            "{} fuzz finding(s); each is saved with the command that replays it above (once fixed, delete the file: \
+             findings are kept until then)",
+            found.len()
+        );
     }
     Ok(())
 }

@@ -163,11 +163,31 @@ fn hair_color(c: guest::HairColorType) -> &'static str {
     }
 }
 
-/// The `faceAttributes` object with the attributes asked for.
+/// The attribute groups in the order the service writes them (whatever the order asked in).
+const SERVICE_ORDER: [&str; 14] = [
+    "smile",
+    "headPose",
+    "gender",
+    "age",
+    "facialHair",
+    "glasses",
+    "emotion",
+    "blur",
+    "exposure",
+    "noise",
+    "makeup",
+    "accessories",
+    "occlusion",
+    "hair",
+];
+
+/// The `faceAttributes` object with the attributes asked for, spelt and ordered as the service
+/// sends them (its recorded answers: `NoGlasses`, `low`, `goodExposure`; the spec's own enums
+/// differ in case, which the official clients read either way).
 fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
     let round = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
     let mut o = Map::new();
-    for name in wanted {
+    for name in SERVICE_ORDER.iter().filter(|n| wanted.contains(n)) {
         let value = match *name {
             "age" => json!((f64::from(a.age) * 10.0).round() / 10.0),
             "gender" => json!(if matches!(a.gender, guest::Gender::Male) { "male" } else { "female" }),
@@ -176,17 +196,17 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
             // as facing the camera rather than as a null the clients do not expect.
             "headPose" => {
                 let p = a.head_pose.unwrap_or(guest::HeadPose { roll: 0.0, yaw: 0.0, pitch: 0.0 });
-                json!({ "roll": round1(p.roll), "yaw": round1(p.yaw), "pitch": round1(p.pitch) })
+                json!({ "pitch": round1(p.pitch), "roll": round1(p.roll), "yaw": round1(p.yaw) })
             }
             "blur" => {
-                json!({ "blurLevel": level(a.blur.level, ["Low", "Medium", "High"]), "value": round(a.blur.value) })
+                json!({ "blurLevel": level(a.blur.level, ["low", "medium", "high"]), "value": round(a.blur.value) })
             }
             "exposure" => json!({
-                "exposureLevel": level(a.exposure.level, ["UnderExposure", "GoodExposure", "OverExposure"]),
+                "exposureLevel": level(a.exposure.level, ["underExposure", "goodExposure", "overExposure"]),
                 "value": round(a.exposure.value),
             }),
             "noise" => {
-                json!({ "noiseLevel": level(a.noise.level, ["Low", "Medium", "High"]), "value": round(a.noise.value) })
+                json!({ "noiseLevel": level(a.noise.level, ["low", "medium", "high"]), "value": round(a.noise.value) })
             }
             "emotion" => {
                 let e = &a.emotion;
@@ -202,10 +222,10 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
                 })
             }
             "glasses" => json!(match a.glasses {
-                guest::Glasses::NoGlasses => "noGlasses",
-                guest::Glasses::ReadingGlasses => "readingGlasses",
-                guest::Glasses::Sunglasses => "sunglasses",
-                guest::Glasses::SwimmingGoggles => "swimmingGoggles",
+                guest::Glasses::NoGlasses => "NoGlasses",
+                guest::Glasses::ReadingGlasses => "ReadingGlasses",
+                guest::Glasses::Sunglasses => "Sunglasses",
+                guest::Glasses::SwimmingGoggles => "SwimmingGoggles",
             }),
             "facialHair" => json!({
                 "moustache": round(a.facial_hair.moustache),
