@@ -180,7 +180,7 @@ impl Billing {
         UsageRecord { id, time_ms: now_ms(), meter: METER.into(), quantity: 1, operation: operation.into() }
     }
 
-    /// Journals one transaction (one no write of its request journalled); called before the
+    /// Journals one transaction (one that no write of its request journalled); called before the
     /// billed response is sent, and durable when it returns `true`. When the journal cannot take
     /// the record, it is kept in memory and written again before the next flush (`false`): the
     /// answer to work already done is still sent.
