@@ -6,23 +6,13 @@
 //! face-meter; its HEALTHCHECK command, the API, /swagger and /demo are checked. Where podman is
 //! installed, `cargo xtask image-test --build` also builds the image.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{cache_dir, python, repo_root, run, testdata_dir};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::util::{Killed, cache_dir, free_port, python, repo_root, run, testdata_dir};
 
 /// `ENV` pairs of the Dockerfile's last stage.
 fn dockerfile_env(text: &str) -> Vec<(String, String)> {
@@ -34,10 +24,6 @@ fn dockerfile_env(text: &str) -> Vec<(String, String)> {
             rest.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect()
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn get(url: &str, key: Option<&str>) -> Option<(u16, String)> {

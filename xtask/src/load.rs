@@ -8,7 +8,6 @@
 //! measured in the same run; fails on any non-2xx answer or socket error.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,18 +16,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::server::build_server;
-use crate::util::{cache_dir, models_dir, repo_root, testdata_dir};
+use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, repo_root, testdata_dir};
 
 const KEY: &str = "load-key";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -116,7 +106,7 @@ fn wrk(url: &str, body: &Path, content_type: &str, seconds: u64, connections: u3
 
 /// A started face-server and where it keeps its files.
 struct Running {
-    _server: Server,
+    _server: Killed,
     pid: u32,
     base: String,
     dir: PathBuf,
@@ -126,7 +116,7 @@ fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
     let dir = std::env::temp_dir().join(format!("face-load-{}-{backend}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let log = std::fs::File::create(dir.join("server.log"))?;
     let child = Command::new(server)
@@ -140,7 +130,7 @@ fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
         .arg("Logging:Console:LogLevel=warn")
         .stderr(log)
         .spawn()?;
-    let running = Running { pid: child.id(), _server: Server(child), base, dir };
+    let running = Running { pid: child.id(), _server: Killed(child), base, dir };
     let ready = Instant::now() + Duration::from_secs(180);
     while agent().get(format!("{}/ready", running.base)).call().map(|r| r.status() != 200).unwrap_or(true) {
         if Instant::now() > ready {
@@ -149,19 +139,6 @@ fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(running)
-}
-
-/// (resident, peak resident) MB of a process, from /proc.
-fn memory_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
 }
 
 /// Runs wrk on `url` and prints and returns its figures, marking `failed` on errors.

@@ -26,7 +26,7 @@ use image::{ImageFormat, imageops};
 use serde_json::{Value, json};
 
 use crate::server::build_server;
-use crate::util::{cache_dir, models_dir, testdata_dir};
+use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, testdata_dir};
 
 const KEY: &str = "soak-key";
 const GROUP: &str = "soak-group";
@@ -287,10 +287,6 @@ fn image_server(dir: PathBuf) -> Result<String> {
     Ok(base)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn start_server(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, log: &str) -> Result<Child> {
     let log = std::fs::File::create(dir.join(log))?;
     Ok(Command::new(server)
@@ -320,12 +316,7 @@ fn wait_ready(agent: &ureq::Agent, base: &str, what: &str) -> Result<()> {
 
 /// Resident memory of a process, MB.
 fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    memory_mb(pid).0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -656,14 +647,4 @@ pub fn soak(args: &[String]) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -125,16 +125,13 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
     drop(admission);
     let expires = ttl(ttl_seconds);
     let mut out = Vec::with_capacity(faces.len());
-    for f in faces {
-        let id = match (return_face_id, &f.embedding) {
+    for mut f in faces {
+        let id = match (return_face_id, f.embedding.take()) {
             (false, _) => None,
             (true, None) => return Err(ApiError::internal("the engine returned a face without its embedding")),
-            (true, Some(e)) => Some(state.face_ids.insert(CachedFace {
-                recognition,
-                model,
-                embedding: e.vector.clone().into(),
-                expires,
-            })),
+            (true, Some(e)) => {
+                Some(state.face_ids.insert(CachedFace { recognition, model, embedding: e.vector.into(), expires }))
+            }
         };
         out.push(face_json(&f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }

@@ -22,9 +22,6 @@ impl From<&guest::DetectOptions> for Asked {
     }
 }
 
-/// Embedding length of every recognition model (face-core's `RecognitionModel::dimensions`).
-const DIMENSIONS: usize = 128;
-
 /// Checks a detect answer against what was asked.
 pub fn faces(faces: &[guest::Face], asked: &Asked) -> Result<(), String> {
     if faces.len() > asked.max_faces as usize {
@@ -65,7 +62,7 @@ pub fn face(f: &guest::Face, asked: &Asked) -> Result<(), String> {
             if e.model != *model {
                 return Err(format!("an embedding of {:?}, {model:?} was asked for", e.model));
             }
-            embedding(&e.vector)?;
+            embedding(&e.vector, face_core::RecognitionModel::from(*model).dimensions())?;
         }
     }
     match (asked.attributes, &f.attributes) {
@@ -75,10 +72,10 @@ pub fn face(f: &guest::Face, asked: &Asked) -> Result<(), String> {
     }
 }
 
-/// An embedding: the model's length, finite, of unit length.
-pub fn embedding(v: &[f32]) -> Result<(), String> {
-    if v.len() != DIMENSIONS {
-        return Err(format!("an embedding of {} values, {DIMENSIONS} expected", v.len()));
+/// An embedding: the model's length (`dimensions`), finite, of unit length.
+pub fn embedding(v: &[f32], dimensions: usize) -> Result<(), String> {
+    if v.len() != dimensions {
+        return Err(format!("an embedding of {} values, {dimensions} expected", v.len()));
     }
     finite("embedding", v)?;
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -26,6 +26,15 @@ wasmtime::component::bindgen!({ path: "../wasm/wit", world: "face-engine" });
 /// The guest's types, as the host sees them.
 pub use face::engine::types as guest;
 
+impl From<guest::RecognitionModel> for face_core::RecognitionModel {
+    fn from(m: guest::RecognitionModel) -> face_core::RecognitionModel {
+        match m {
+            guest::RecognitionModel::Sface => face_core::RecognitionModel::SFace,
+            guest::RecognitionModel::Faceapi => face_core::RecognitionModel::FaceApi,
+        }
+    }
+}
+
 /// How the pool is built.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

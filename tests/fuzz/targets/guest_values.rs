@@ -179,10 +179,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let text = serde_json::to_string(&json).expect("JSON writes");
         assert!(!text.contains("null"), "a checked face wrote a null (a NaN or infinity): {text}");
         if let (Some(model), Some(e)) = (asked.recognition, &f.embedding) {
-            let model = match model {
-                guest::RecognitionModel::Sface => face_core::RecognitionModel::SFace,
-                guest::RecognitionModel::Faceapi => face_core::RecognitionModel::FaceApi,
-            };
+            let model = face_core::RecognitionModel::from(model);
             let stored = StoredFace {
                 face_id: "f".into(),
                 person_id: Some("p".into()),
