@@ -12,8 +12,11 @@
 //!
 //! - **glasses**: a frame puts a horizontal edge across the nose bridge, between the eyes at eye
 //!   level, where bare skin has almost none. `score = (tb(bridge) - tb(ridge below it)) / 8`,
-//!   clamped to 0..1; glasses above 0.5. Sunglasses when, besides, both eye regions are darker
-//!   than 0.45 of the skin's L*. Swimming goggles are not told apart and never reported.
+//!   clamped to 0..1; glasses above 0.5. Sunglasses are told from reading glasses on the lens
+//!   region: the lens hides the eye, so both eye regions are darker than 0.45 of the skin's L*,
+//!   their 90th percentile of L* under 0.6 of it (no white of the eye shows) and their edges fewer
+//!   than the cheeks'; a dark frame or a shadowed socket darkens the median but leaves the eye's
+//!   white and edges. Swimming goggles are not told apart and never reported.
 //! - **facialHair**: moustache (between the nose base and the upper lip) and beard (the chin
 //!   below the lower lip, and both sides of the mouth): hair is darker than skin, or (grey and
 //!   white hair) as light but without the skin's tint, and full of edges. Per region,
@@ -22,7 +25,9 @@
 //!   `1 - (C*/L*)region / (C*/L*)skin` for regions at least 0.8 of the skin's L*, and edges the
 //!   region's edge energy over the skin's. Sideburns: the same score in front of the ears, counted only
 //!   beside a moustache or beard (`* clamp(2 * max(moustache, beard))`), since head hair falls
-//!   over the temples of many faces without facial hair.
+//!   over the temples of many faces without facial hair. The three scores are then weighed by
+//!   the gender and age nets (`weigh_facial_hair`): a beard on a child or a woman is rare enough
+//!   that the cues are more often wrong there than right.
 //! - **hair**: the scalp region 1.2 to 1.45 `d` above the eye line. `invisible` when under half
 //!   of it is in the image or it holds headwear; `bald = clamp(1 - ΔE/30)` against the forehead's
 //!   colour (the cheeks' when the forehead is covered); the hair colours are a softmax (τ = 8)
@@ -38,13 +43,16 @@
 //!   edges than the cheeks, further than ΔE 20 from the skin and no redder than it by 8.
 //! - **accessories**: glasses with the glasses score as confidence; a mask when the cheeks are
 //!   further than ΔE 18 from the skin above a mask's edge (under the eyes, between the brows)
-//!   and the lips show fewer edges than the cheeks, confidence `clamp(ΔE / 36)`; headwear when the
+//!   and the lips show fewer edges than the cheeks and are no redder than the skin by 5, and the
+//!   cheeks have at most 1.2 times the edges of the skin above (a beard differs from the skin as
+//!   much as a mask, but is full of edges), confidence `clamp(ΔE / 36)`; headwear when the
 //!   scalp region's colour is `other`.
 //! - **contempt**: the Facial Action Coding System codes contempt as a one-sided lip-corner
 //!   raise (AU12/AU14 on one side). `asymmetry` is the difference in height of the two mouth
 //!   corners relative to the mouth's centre line, over the mouth width (under 0.03 on 90% of
-//!   LFW portraits); `clamp((asymmetry - 0.03) / 0.1) * 0.8` of the neutral and happiness mass
-//!   moves to contempt, so the eight emotions still sum to 1.
+//!   LFW portraits); `clamp((asymmetry - 0.03) / 0.1) * 0.8 * (1 - happiness)` of the neutral
+//!   and happiness mass moves to contempt, so the eight emotions still sum to 1. The
+//!   `1 - happiness` keeps a broad smile, which raises both corners, from reading as contempt.
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -191,6 +199,8 @@ pub struct Cues {
     pub eye_edges: f32,
     pub mouth_edges: f32,
     pub lower_delta_e: f32,
+    pub eye_bright: f32,
+    pub lower_edges: f32,
 }
 
 /// Face frame: origin between the eye centres, unit the distance between them.
@@ -254,6 +264,8 @@ struct Stats {
     tb: f32,
     /// Share of the grid inside the image.
     inside: f32,
+    /// The 90th percentile of L*.
+    bright: f32,
 }
 
 impl Stats {
@@ -330,6 +342,11 @@ fn stats(samples: &[Sample], total: usize) -> Stats {
         ta: samples.iter().map(|s| s.ta).sum::<f32>() / n,
         tb: samples.iter().map(|s| s.tb).sum::<f32>() / n,
         inside: samples.len() as f32 / total.max(1) as f32,
+        bright: {
+            let mut v: Vec<f32> = samples.iter().map(|s| s.lab[0]).collect();
+            v.sort_by(f32::total_cmp);
+            v[(v.len() * 9 / 10).min(v.len() - 1)]
+        },
     }
 }
 
@@ -405,9 +422,15 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
     let (le, re) = (at(36).0.min(at(39).0), at(42).0.max(at(45).0));
     let eyes = [s.stats(&[region(le, -0.3, -0.12, 0.12)]), s.stats(&[region(0.3, re, -0.12, 0.12)])];
     let eye_darkness = eyes.iter().map(|e| e.lab[0] / skin_l).fold(0.0f32, f32::max);
+    let eye_bright = eyes.iter().map(|e| e.bright / skin_l).fold(0.0f32, f32::max);
+    // Sunglasses: the lens hides the eye. Both eye regions are dark (median L* under 0.45 of the
+    // skin's), no white of the eye shows through (their 90th percentile under 0.6 of it) and the
+    // eye's own edges are gone (fewer than the cheeks' in both). A dark frame or a shadowed eye socket
+    // darkens the median, but leaves the eye's white and its edges.
+    let lens_edges = eyes.iter().map(|e| e.ta.max(e.tb) / skin_t).fold(0.0f32, f32::max);
     let glasses = if glasses_score < 0.5 {
         Glasses::NoGlasses
-    } else if eye_darkness < 0.45 {
+    } else if eye_darkness < 0.45 && eye_bright < 0.6 && lens_edges < 1.0 {
         Glasses::Sunglasses
     } else {
         Glasses::ReadingGlasses
@@ -506,7 +529,15 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
     ]);
     let lower = s.stats(&[region(-0.7, -0.4, 0.55, 0.8), region(0.4, 0.7, 0.55, 0.8)]);
     let lower_delta_e = lower.delta_e(&upper);
-    let mask = upper.inside >= 0.5 && lower.inside >= 0.5 && lower_delta_e > 18.0 && mouth_edges < 1.0;
+    let lower_edges = lower.ta.max(lower.tb) / upper.ta.max(upper.tb).max(0.5);
+    // No lips show through a mask (no redder than the skin by 5), and it is smooth: a beard
+    // differs from the skin as much as a mask does, but is full of edges.
+    let mask = upper.inside >= 0.5
+        && lower.inside >= 0.5
+        && lower_delta_e > 18.0
+        && mouth_edges < 1.0
+        && lip_redness < 5.0
+        && lower_edges < 1.2;
     let mouth_covered = mask || (mouth_edges < 1.0 && mouth.delta_e(&skin) > 20.0 && lip_redness < 8.0);
     let occlusion = Occlusion {
         forehead_occluded: forehead.inside >= 0.5 && forehead.delta_e(&skin) > 28.0,
@@ -563,16 +594,34 @@ pub fn appearance(img: &RgbImage, l: &[Point]) -> Option<Appearance> {
             eye_edges,
             mouth_edges,
             lower_delta_e,
+            eye_bright,
+            lower_edges,
         },
     })
+}
+
+/// Facial hair weighed by whom it is seen on: the colour and edge cues above also fire on
+/// shadows under the jaw, make-up and a child's soft skin, and a beard on a child or a woman is
+/// rare enough that there they are more often wrong than right. Each score is multiplied by
+/// `clamp((p_male - 0.5) / 0.4)` (the gender net's probability of a man) and by
+/// `clamp((age - 14) / 6)` (the age net's estimate).
+pub(crate) fn weigh_facial_hair(hair: FacialHair, p_male: f32, age: f32) -> FacialHair {
+    let w = clamp01((p_male - 0.5) / 0.4) * clamp01((age - 14.0) / 6.0);
+    FacialHair {
+        moustache: round3(hair.moustache * w),
+        beard: round3(hair.beard * w),
+        sideburns: round3(hair.sideburns * w),
+    }
 }
 
 /// The Face API's eight emotions from the expression net's seven (neutral, happy, sad, angry,
 /// fearful, disgusted, surprised) and the mouth-corner asymmetry: part of the neutral and
 /// happiness mass moves to contempt.
 pub fn emotion(expressions: &[f32; 7], mouth_asymmetry: f32) -> Emotion {
-    let share = clamp01((mouth_asymmetry - 0.03) / 0.1) * 0.8;
     let [neutral, happiness, sadness, anger, fear, disgust, surprise] = *expressions;
+    // A broad smile raises both corners (AU12 on both sides): whatever asymmetry it shows is
+    // not contempt, so the share fades with the happiness the expression net sees.
+    let share = clamp01((mouth_asymmetry - 0.03) / 0.1) * 0.8 * (1.0 - happiness).max(0.0);
     Emotion {
         anger,
         contempt: (neutral + happiness) * share,
@@ -609,6 +658,20 @@ mod tests {
         }
         assert_eq!(emotion(&e, 0.0).contempt, 0.0);
         assert!(emotion(&e, 0.3).contempt > emotion(&e, 0.1).contempt);
+        // A broad smile, however lopsided its corners read, is happiness, not contempt.
+        let smile = [0.02, 0.96, 0.004, 0.004, 0.004, 0.004, 0.004];
+        assert!(emotion(&smile, 0.3).contempt < 0.04, "{:?}", emotion(&smile, 0.3));
+        assert!(emotion(&smile, 0.3).happiness > 0.9);
+    }
+
+    #[test]
+    fn facial_hair_needs_a_grown_man() {
+        let seen = FacialHair { moustache: 0.9, beard: 0.8, sideburns: 0.7 };
+        assert_eq!(weigh_facial_hair(seen, 0.98, 40.0), seen);
+        for (p_male, age) in [(0.1, 40.0), (0.98, 8.0), (0.5, 30.0)] {
+            let w = weigh_facial_hair(seen, p_male, age);
+            assert!(w.moustache.max(w.beard).max(w.sideburns) < 0.5, "{p_male} {age}: {w:?}");
+        }
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl Engine {
                 reason: format!("68 landmarks are needed, {} were given", landmarks68.len()),
             });
         }
-        attributes::attributes(models, img, &det.rect, landmarks68)
+        attributes::attributes(models, img, &face_square(&det.landmarks5), landmarks68)
     }
 
     /// Replaces the decode limits (defaults: the Face API's).

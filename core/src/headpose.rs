@@ -1,12 +1,22 @@
-//! Head pose from the 68 landmarks: a scaled-orthographic fit of six points of a generic 3-D face
-//! (nose tip, chin, outer eye corners, mouth corners) to their image positions, by least
-//! squares; the rotation is then read as roll, yaw and pitch in degrees.
+//! Head pose from the 68 landmarks: a scaled-orthographic fit of fifteen rigid points of a mean
+//! 3-D face to their image positions, by least squares; the rotation is then read as roll, yaw and
+//! pitch in degrees.
 //!
-//! Angles follow the right-hand rule in image coordinates (x right, y down, z away from the
-//! viewer), applied roll, then yaw, then pitch, as Azure's Face documentation describes (its
-//! sample rotates the face rectangle clockwise by `roll`): roll > 0 is the head tilted clockwise
-//! in the image, yaw > 0 the face turned toward the image's left (the subject's right), pitch > 0
-//! the face turned down.
+//! The points are the ones expressions barely move: the nose (bridge, tip, base and wings), the
+//! four eye corners and the jaw contour beside the cheekbones (1, 2, 14, 15). Mouth and chin are
+//! left out: a smile lifts the mouth corners and an open mouth drops the chin, which a fit through
+//! them reads as pitch. Each point's x and y are its mean frontal position over the 400 faces of
+//! shared/data/agegender (found by the face-api.js landmark net, in the frame of the outer eye
+//! corners, mirrored halves averaged), so a frontal face fits with no bias; its depth comes from
+//! facial anthropometry (outer eye corners about 0.45 of their distance behind the nose tip, the
+//! jaw contour about 1.1). The deep jaw points steady pitch and yaw against the nose's
+//! individual shape; their cost is that a profile past about 40 degrees of yaw reads low, because
+//! the contour a net finds there is the silhouette, not the same point of the face.
+//!
+//! Angles are in the Face API's convention, as its recorded answers fix the signs: roll > 0 is the
+//! head tilted clockwise in the image (Azure's sample rotates the face rectangle by `roll`), yaw >
+//! 0 the face turned toward the image's right (the subject's left), pitch > 0 the face turned
+//! down.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,15 +30,24 @@ pub struct HeadPose {
     pub pitch: f32,
 }
 
-/// 68-point indices and the generic face's coordinates (x right, y up, z toward the viewer;
-/// arbitrary units): nose tip, chin, outer eye corners, mouth corners.
-const MODEL: [(usize, [f64; 3]); 6] = [
+/// 68-point indices and the mean face's coordinates (x right, y up, z toward the viewer; the
+/// outer eye corners 450 apart, the nose tip at the origin).
+const MODEL: [(usize, [f64; 3]); 15] = [
+    (1, [-369.0, 96.0, -495.0]),
+    (2, [-353.0, 2.0, -495.0]),
+    (14, [353.0, 2.0, -495.0]),
+    (15, [369.0, 96.0, -495.0]),
+    (27, [0.0, 189.0, -143.0]),
+    (28, [0.0, 121.0, -105.0]),
+    (29, [0.0, 57.0, -60.0]),
     (30, [0.0, 0.0, 0.0]),
-    (8, [0.0, -330.0, -65.0]),
-    (36, [-225.0, 170.0, -135.0]),
-    (45, [225.0, 170.0, -135.0]),
-    (48, [-150.0, -150.0, -125.0]),
-    (54, [150.0, -150.0, -125.0]),
+    (31, [-63.0, -31.0, -113.0]),
+    (33, [0.0, -49.0, -68.0]),
+    (35, [63.0, -31.0, -113.0]),
+    (36, [-225.0, 203.0, -203.0]),
+    (39, [-100.0, 195.0, -150.0]),
+    (42, [100.0, 195.0, -150.0]),
+    (45, [225.0, 203.0, -203.0]),
 ];
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -103,10 +122,11 @@ pub fn head_pose(landmarks68: &[Point]) -> Option<HeadPose> {
     let yaw_up = (-r3[0]).clamp(-1.0, 1.0).asin();
     let pitch_up = r3[1].atan2(r3[2]);
     let roll_up = r2[0].atan2(r1[0]);
-    // To the image frame (y down, z away): roll and yaw change sign, pitch keeps it.
+    // To the image frame (y down, z away) roll changes sign and pitch keeps it; yaw keeps the
+    // y-up frame's sign, which is the Face API's (toward the image's right is positive).
     let pose = HeadPose {
         roll: -roll_up.to_degrees() as f32,
-        yaw: -yaw_up.to_degrees() as f32,
+        yaw: yaw_up.to_degrees() as f32,
         pitch: pitch_up.to_degrees() as f32,
     };
     [pose.roll, pose.yaw, pose.pitch].iter().all(|v| v.is_finite()).then_some(pose)
@@ -119,9 +139,9 @@ mod tests {
     /// The model's points seen after rotating the face, projected orthographically into an
     /// image (y down), padded to 68 points.
     fn seen(roll: f64, yaw: f64, pitch: f64) -> Vec<Point> {
-        let (r, y, p) = (roll.to_radians(), yaw.to_radians(), pitch.to_radians());
-        // Image-frame rotation (x right, y down, z away) Rz(r) Ry(y) Rx(p), applied to model
-        // points converted to that frame.
+        let (r, y, p) = (roll.to_radians(), -yaw.to_radians(), pitch.to_radians());
+        // Image-frame rotation (x right, y down, z away) Rz(r) Ry(-y) Rx(p), applied to model
+        // points converted to that frame (the Face API's yaw turns the other way round y).
         let rx = |v: [f64; 3]| [v[0], v[1] * p.cos() - v[2] * p.sin(), v[1] * p.sin() + v[2] * p.cos()];
         let ry = |v: [f64; 3]| [v[0] * y.cos() + v[2] * y.sin(), v[1], -v[0] * y.sin() + v[2] * y.cos()];
         let rz = |v: [f64; 3]| [v[0] * r.cos() - v[1] * r.sin(), v[0] * r.sin() + v[1] * r.cos(), v[2]];
@@ -147,15 +167,15 @@ mod tests {
 
     #[test]
     fn signs_mean_what_the_documentation_says() {
-        // Clockwise in the image: the chin moves toward the image's left.
+        // Clockwise in the image: the nose tip moves toward the image's left of the bridge.
         let tilted = seen(20.0, 0.0, 0.0);
-        assert!(tilted[8].x < tilted[30].x);
-        // Yaw > 0: the nose tip moves toward the image's left of the face's centre.
+        assert!(tilted[30].x < tilted[27].x);
+        // Yaw > 0: the nose tip moves toward the image's right of the face's centre.
         let turned = seen(0.0, 30.0, 0.0);
-        assert!(turned[30].x < (turned[36].x + turned[45].x) / 2.0);
-        // Pitch > 0: the nose tip moves down toward the mouth.
+        assert!(turned[30].x > (turned[36].x + turned[45].x) / 2.0);
+        // Pitch > 0: the nose tip moves down toward the nose base.
         let (level, down) = (seen(0.0, 0.0, 0.0), seen(0.0, 0.0, 25.0));
-        assert!(down[48].y - down[30].y < level[48].y - level[30].y);
+        assert!(down[33].y - down[30].y < level[33].y - level[30].y);
         // ... and the fit reads each back with that sign.
         assert!(head_pose(&tilted).unwrap().roll > 10.0);
         assert!(head_pose(&turned).unwrap().yaw > 20.0);

@@ -435,7 +435,9 @@ fn the_memory_budget_refuses_at_once_past_it() {
 
 /// On the photo of Azure's recorded answer (the official SDK's test recording, from
 /// `cargo xtask testdata`), a detect with every attribute answers in the service's conventions:
-/// a face rectangle that overlaps Azure's, fields in its order, enum values in its spelling.
+/// a face rectangle that overlaps Azure's, fields in its order, enum values in its spelling, and
+/// the values code branches on (glasses, the blur, exposure and noise levels, yaw's sign, a level
+/// pitch, no facial hair) as Azure answered.
 #[test]
 fn detect_answers_in_the_services_conventions() {
     let data = temp_dir("azure");
@@ -473,6 +475,24 @@ fn detect_answers_in_the_services_conventions() {
     one_of(&at["exposure"]["exposureLevel"], &["underExposure", "goodExposure", "overExposure"]);
     assert_eq!(theirs["faceAttributes"]["glasses"], "NoGlasses");
     assert_eq!(theirs["faceAttributes"]["exposure"]["exposureLevel"], "goodExposure");
+    // And the values agree with the service's where code branches on them.
+    let az = &theirs["faceAttributes"];
+    assert_eq!(at["glasses"], az["glasses"]);
+    for (group, level) in [("blur", "blurLevel"), ("exposure", "exposureLevel"), ("noise", "noiseLevel")] {
+        assert_eq!(at[group][level], az[group][level], "{group}: ours {}, Azure's {}", at[group], az[group]);
+    }
+    let angle = |v: &Value, k: &str| v["headPose"][k].as_f64().unwrap();
+    assert_eq!(
+        angle(at, "yaw").signum(),
+        angle(az, "yaw").signum(),
+        "yaw's sign: {} vs {}",
+        at["headPose"],
+        az["headPose"]
+    );
+    assert!(angle(at, "pitch").abs() < 10.0, "a frontal face reads level: {}", at["headPose"]);
+    for k in ["moustache", "beard", "sideburns"] {
+        assert!(at["facialHair"][k].as_f64().unwrap() < 0.5, "{}", at["facialHair"]);
+    }
 }
 
 /// Engine instances are replaced after Engine:RecycleCalls calls; answers go on unchanged.

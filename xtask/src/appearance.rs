@@ -50,6 +50,8 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     let labels = std::fs::read_to_string(repo_root().join("xtask/labels/agegender-appearance.csv"))?;
     let (mut glasses, mut glasses_auc, mut hair, mut hair_auc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut makeup_f, mut makeup_m) = ((0, 0, 0), (0, 0, 0));
+    // Rows: labelled without / with glasses; columns: answered none, reading, sunglasses.
+    let mut confusion = [[0usize; 3]; 2];
     let gender: std::collections::HashMap<String, String> = crate::stats::csv_rows(&data.join("agegender/LABELS.csv"))?
         .into_iter()
         .map(|r| (r[0].clone(), r[2].clone()))
@@ -61,6 +63,12 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
         let a = &s.attributes;
         let (g, h) = (g == "1", h == "1");
         glasses.push((a.glasses != Glasses::NoGlasses, g));
+        let kind = match a.glasses {
+            Glasses::NoGlasses => 0,
+            Glasses::ReadingGlasses => 1,
+            _ => 2,
+        };
+        confusion[usize::from(g)][kind] += 1;
         glasses_auc.push((s.cues.glasses, g, false));
         let fh = a.facial_hair.moustache.max(a.facial_hair.beard);
         hair.push((fh >= 0.5, h));
@@ -94,6 +102,14 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
         "no reference (derived method)",
     );
     row(
+        "glasses answers on the same faces: labelled without glasses -> none / reading / sunglasses; with glasses -> the same",
+        format!(
+            "without: {} / {} / {}; with: {} / {} / {}",
+            confusion[0][0], confusion[0][1], confusion[0][2], confusion[1][0], confusion[1][1], confusion[1][2]
+        ),
+        "without: all none; with: reading (no labelled face wears sunglasses) (issue 14)",
+    );
+    row(
         &format!(
             "facial hair (moustache or beard >= 0.5) on the same faces (ROC AUC {:.3})",
             crate::stats::auc(&hair_auc)
@@ -119,6 +135,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
     let (mut faces, mut bald, mut invisible, mut occluded, mut contempt_top) = (0, 0, 0, [0; 3], 0);
     let mut colours = std::collections::BTreeMap::<String, usize>::new();
     let mut contempt_sum = 0.0f32;
+    let (mut pitch, mut yaw, mut verification_masks) = (Vec::new(), Vec::new(), 0);
     for r in crate::stats::csv_rows(&dir.join("LABELS.csv"))? {
         let Some(s) = seen(engine, &dir.join(&r[0]), face_core::DEFAULT_MIN_SCORE)? else { continue };
         let a = &s.attributes;
@@ -128,6 +145,11 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
         if let Some(c) = a.hair.hair_color.first() {
             *colours.entry(format!("{:?}", c.color).to_lowercase()).or_default() += 1;
         }
+        if let Some(p) = a.head_pose {
+            pitch.push(f64::from(p.pitch.abs()));
+            yaw.push(f64::from(p.yaw.abs()));
+        }
+        verification_masks += usize::from(a.accessories.iter().any(|x| x.kind == AccessoryType::Mask));
         occluded[0] += usize::from(a.occlusion.forehead_occluded);
         occluded[1] += usize::from(a.occlusion.eye_occluded);
         occluded[2] += usize::from(a.occlusion.mouth_occluded);
@@ -163,6 +185,19 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
         "occlusion on the same faces: forehead / eye / mouth occluded (almost none are)",
         format!("{} / {} / {}", occluded[0], occluded[1], occluded[2]),
         "near 0 / 0 / 0",
+    );
+    row(
+        &format!(
+            "head pose on the same faces (mostly frontal): median |pitch| / |yaw|, degrees ({} fits)",
+            pitch.len()
+        ),
+        format!("{:.1} / {:.1}", crate::eval::median(pitch), crate::eval::median(yaw)),
+        "under 8 / under 8 (issue 14)",
+    );
+    row(
+        &format!("masks on the same bare faces: false-mask rate ({faces} faces)"),
+        format!("{:.3} ({verification_masks})", verification_masks as f64 / faces.max(1) as f64),
+        "0",
     );
     row(
         "contempt on the same faces: mean, and faces where it is the top emotion",

@@ -37,7 +37,7 @@ impl Timings {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -69,8 +69,8 @@ pub fn eval(args: &[String]) -> Result<()> {
     let mut timings = Timings::default();
     println!("| figure | ours | reference |");
     println!("|---|---|---|");
+    azure_rows(&engine)?;
     if !only_attributes {
-        azure_rows(&engine)?;
         detection_rows(&engine, &data, &mut timings)?;
         landmark_rows(&engine, &data)?;
         verification_rows(&engine, &data, &mut timings)?;
@@ -120,6 +120,63 @@ fn azure_rows(engine: &Engine) -> Result<()> {
         ),
         "31, 84, 97, 97 (Azure); IoU >= 0.8 (issue 14)",
     );
+    let attributes = face.attributes.as_ref().context("no attributes for Azure's recorded photo")?;
+    let theirs = &azure[0]["faceAttributes"];
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let pose = attributes.head_pose.context("no head pose for Azure's recorded photo")?;
+    let p = &theirs["headPose"];
+    row(
+        "Azure's recorded photo: head pose roll, yaw, pitch",
+        format!("{:.1}, {:.1}, {:.1}", pose.roll, pose.yaw, pose.pitch),
+        &format!(
+            "{}, {}, {} (Azure); yaw's sign equal and |pitch| < 10 (issue 14)",
+            number(&p["roll"]),
+            number(&p["yaw"]),
+            number(&p["pitch"])
+        ),
+    );
+    let level = |m: &face_core::Measure| format!("{:?} {:.2}", m.level, m.value).to_lowercase();
+    let theirs_level = |key: &str, level_key: &str| {
+        format!("{} {}", theirs[key][level_key].as_str().unwrap_or("?"), number(&theirs[key]["value"]))
+    };
+    row(
+        "Azure's recorded photo: blur / exposure / noise (our levels low, medium, high are the service's low, medium, high and under, good, over)",
+        format!("{} / {} / {}", level(&attributes.blur), level(&attributes.exposure), level(&attributes.noise)),
+        &format!(
+            "{} / {} / {} (Azure)",
+            theirs_level("blur", "blurLevel"),
+            theirs_level("exposure", "exposureLevel"),
+            theirs_level("noise", "noiseLevel")
+        ),
+    );
+    row(
+        "Azure's recorded photo: glasses / facial hair (moustache, beard, sideburns) / contempt",
+        format!(
+            "{:?} / {}, {}, {} / {:.2}",
+            attributes.glasses,
+            attributes.facial_hair.moustache,
+            attributes.facial_hair.beard,
+            attributes.facial_hair.sideburns,
+            attributes.emotion.contempt
+        ),
+        &format!(
+            "{} / {}, {}, {} / {} (Azure)",
+            theirs["glasses"].as_str().unwrap_or("?"),
+            number(&theirs["facialHair"]["moustache"]),
+            number(&theirs["facialHair"]["beard"]),
+            number(&theirs["facialHair"]["sideburns"]),
+            number(&theirs["emotion"]["contempt"])
+        ),
+    );
+    // The registry's sharp portraits (face_recognition's sdist) beside Azure's.
+    let mut shown = Vec::new();
+    for name in ["azure_queryface.jpg", "obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"] {
+        let faces = engine.detect(&std::fs::read(dir.join(name))?, &options)?;
+        if let Some(a) = faces.first().and_then(|f| f.attributes.as_ref()) {
+            shown.push(format!("{name} {}", level(&a.blur)));
+        }
+    }
+    row("blur of the sharp portraits in the test photos", shown.join(", "), "low (Azure: 0.0 on its photo) (issue 14)");
     Ok(())
 }
 
@@ -477,6 +534,8 @@ fn attributes_of(engine: &Engine, img: &RgbImage, timings: &mut Timings) -> Resu
 fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result<()> {
     let dir = data.join("agegender");
     let (mut errors, mut right, mut missed) = (Vec::new(), 0, 0);
+    // (faces, with facial hair >= 0.5) by labelled group; faces answered with a mask.
+    let (mut children, mut women, mut men, mut masks) = ((0, 0), (0, 0), (0, 0), 0);
     let rows = crate::stats::csv_rows(&dir.join("LABELS.csv"))?;
     for r in &rows {
         let img = load(engine, &dir.join(&r[0]), timings)?;
@@ -484,15 +543,38 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
             missed += 1;
             continue;
         };
-        errors.push((a.age - r[1].parse::<f32>()?).abs() as f64);
+        let age: f32 = r[1].parse()?;
+        errors.push((a.age - age).abs() as f64);
         let truth = if r[2] == "male" { face_core::Gender::Male } else { face_core::Gender::Female };
         right += usize::from(a.gender == truth);
+        let hair = a.facial_hair.moustache.max(a.facial_hair.beard).max(a.facial_hair.sideburns) >= 0.5;
+        let group = if age < 16.0 {
+            &mut children
+        } else if r[2] == "female" {
+            &mut women
+        } else {
+            &mut men
+        };
+        group.0 += 1;
+        group.1 += usize::from(hair);
+        masks += usize::from(a.accessories.iter().any(|x| x.kind == face_core::AccessoryType::Mask));
     }
     let mae = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
     row(
         &format!("age MAE / gender accuracy on agegender ({} faces, {missed} not detected)", errors.len()),
         format!("{mae:.2} / {:.4}", right as f64 / errors.len().max(1) as f64),
         "at most 5.5 / at least 0.92 (face-api.js on its square crop: 5.03 / 0.9275)",
+    );
+    let rate = |g: (usize, usize)| format!("{:.3} ({} of {})", g.1 as f64 / g.0.max(1) as f64, g.1, g.0);
+    row(
+        "facial hair (moustache, beard or sideburns >= 0.5) on agegender: children under 16 / women / men",
+        format!("{} / {} / {}", rate(children), rate(women), rate(men)),
+        "at most 0.02 / at most 0.02 / (men: no labels) (issue 14)",
+    );
+    row(
+        &format!("masks on agegender's bare faces: false-mask rate ({} faces)", errors.len()),
+        format!("{:.3} ({masks})", masks as f64 / errors.len().max(1) as f64),
+        "0",
     );
 
     let dir = data.join("attributes");
@@ -519,11 +601,12 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
     );
 
     // Head pose: the sign of the labelled angle on attributes/headpose. The file names say left
-    // and right in the image's frame (right_face.png turns toward the image's right; the
-    // wryneck photos tilt the top of the head toward that side).
+    // and right in the image's frame (right_face.png turns toward the image's right, which is
+    // a positive yaw in the Face API's convention; the wryneck photos tilt the top of the head
+    // toward that side).
     let expect: [(&str, fn(&face_core::HeadPose) -> f32, f32); 6] = [
-        ("headpose/left_face.jpeg", |p| p.yaw, 1.0),
-        ("headpose/right_face.png", |p| p.yaw, -1.0),
+        ("headpose/left_face.jpeg", |p| p.yaw, -1.0),
+        ("headpose/right_face.png", |p| p.yaw, 1.0),
         ("headpose/rise_face.jpeg", |p| p.pitch, -1.0),
         ("headpose/lower_face.jpeg", |p| p.pitch, 1.0),
         ("headpose/left_wryneck.png", |p| p.roll, -1.0),
