@@ -39,6 +39,9 @@ cargo xtask web-test
 echo "test: soak, a short pass (1000 mixed requests at concurrency 16, kill -9 and restart halfway)" >&2
 cargo xtask soak --requests 1000
 
+echo "test: scale, a short pass (a 20,000-face LargePersonGroup and LargeFaceList: train, identify, restart)" >&2
+cargo xtask scale --faces 20000 --requests 40
+
 echo "test: fuzzing, a short pass (decode, request parsers, guest values; 20 s each)" >&2
 cargo xtask fuzz --seconds 20
 

@@ -1,5 +1,5 @@
-//! Detected faces kept for later calls (faceIds, each with its own time to live), the
-//! recognition models behind the API's names, and the identification index built by training.
+//! Detected faces kept for later calls (faceIds, each with its own time to live) and the
+//! recognition models behind the API's names. The trained index is in `index`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,6 @@ use face_core::RecognitionModel;
 use uuid::Uuid;
 
 use crate::engine::guest;
-use crate::store::{Kind, StoredFace};
 
 /// The `recognitionModel` names of the API, each bound to one concrete model. `recognition_01`
 /// is the SDK's default, so it gets the most accurate model (SFace); `recognition_03`, Azure's
@@ -123,102 +122,6 @@ impl FaceIds {
     }
 }
 
-/// A trained collection: its faces' unit vectors in one matrix, for brute-force cosine search.
-#[derive(Debug)]
-pub struct Index {
-    pub model: RecognitionModel,
-    /// When the training it holds succeeded (ms since the epoch); a cached index is only ever
-    /// replaced by a newer one.
-    pub trained_ms: i64,
-    /// (person id for groups, persisted face id), one per row.
-    pub rows: Vec<(Option<String>, String)>,
-    vectors: Vec<f32>,
-    dim: usize,
-}
-
-impl Index {
-    /// Builds the index from stored faces of one model; faces of another model are skipped.
-    pub fn build(model: RecognitionModel, trained_ms: i64, faces: &[StoredFace]) -> Index {
-        let dim = model.dimensions();
-        let mut rows = Vec::with_capacity(faces.len());
-        let mut vectors = Vec::with_capacity(faces.len() * dim);
-        for f in faces.iter().filter(|f| f.model == model.id() && f.embedding.len() == dim) {
-            let norm = f.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if !(norm.is_finite() && norm > 0.0) {
-                continue;
-            }
-            vectors.extend(f.embedding.iter().map(|x| x / norm));
-            rows.push((f.person_id.clone(), f.face_id.clone()));
-        }
-        Index { model, trained_ms, rows, vectors, dim }
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// Cosine similarity of `query` with every row.
-    pub fn cosines(&self, query: &[f32]) -> Vec<f32> {
-        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if query.len() != self.dim || !(norm.is_finite() && norm > 0.0) {
-            return vec![0.0; self.rows.len()];
-        }
-        self.vectors
-            .chunks_exact(self.dim)
-            .map(|row| (row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm).clamp(-1.0, 1.0))
-            .collect()
-    }
-
-    /// Persons ranked by their best face's confidence, those at or above `threshold`, at most `max`.
-    pub fn identify(&self, query: &[f32], threshold: f32, max: usize) -> Vec<(String, f32)> {
-        let mut best: HashMap<&str, f32> = HashMap::new();
-        for ((person, _), cos) in self.rows.iter().zip(self.cosines(query)) {
-            let Some(person) = person else { continue };
-            let c = face_core::confidence_from_cosine(self.model, cos);
-            let e = best.entry(person.as_str()).or_insert(0.0);
-            *e = e.max(c);
-        }
-        let mut ranked: Vec<(String, f32)> =
-            best.into_iter().filter(|(_, c)| *c >= threshold).map(|(p, c)| (p.to_owned(), c)).collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        ranked.truncate(max);
-        ranked
-    }
-}
-
-/// The trained indexes in memory, by collection; loaded from the store on first use.
-#[derive(Debug, Default)]
-pub struct IndexCache(Mutex<HashMap<(Kind, String), Arc<Index>>>);
-
-impl IndexCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(Kind, String), Arc<Index>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn get(&self, kind: Kind, id: &str) -> Option<Arc<Index>> {
-        self.map().get(&(kind, id.to_owned())).cloned()
-    }
-
-    /// Caches `index` unless a newer training is cached already; returns the one cached.
-    pub fn put(&self, kind: Kind, id: &str, index: Arc<Index>) -> Arc<Index> {
-        let mut map = self.map();
-        let slot = map.entry((kind, id.to_owned())).or_insert_with(|| index.clone());
-        if slot.trained_ms < index.trained_ms {
-            *slot = index;
-        }
-        slot.clone()
-    }
-
-    /// Drops the collection's index, so the next search reloads it from the store.
-    pub fn forget(&self, kind: Kind, id: &str) {
-        self.map().remove(&(kind, id.to_owned()));
-    }
-}
-
 /// Default time to live of a faceId, and its bounds (seconds).
 pub const FACE_ID_TTL: (u64, u64, u64) = (86_400, 60, 86_400);
 
@@ -262,39 +165,5 @@ mod tests {
         assert_eq!(recognition_name("recognition_04"), None);
         assert_eq!(concrete_model("recognition_01"), Some(RecognitionModel::SFace));
         assert_eq!(concrete_model("recognition_02"), Some(RecognitionModel::FaceApi));
-    }
-
-    #[test]
-    fn the_index_ranks_persons_by_their_best_face() {
-        let unit = |i: usize| {
-            let mut v = vec![0.0f32; 128];
-            v[i] = 1.0;
-            v
-        };
-        let mut close = unit(0);
-        close[1] = 0.3;
-        let stored = |face: &str, person: &str, embedding: Vec<f32>| StoredFace {
-            face_id: face.into(),
-            person_id: Some(person.into()),
-            user_data: None,
-            model: RecognitionModel::SFace.id().into(),
-            embedding,
-        };
-        let faces = vec![
-            stored("f1", "far", unit(5)),
-            stored("f2", "near", close.clone()),
-            stored("f3", "near", unit(7)),
-            stored("f4", "exact", unit(0)),
-            // Another model's face is left out.
-            StoredFace { model: "faceapi_resnet".into(), ..stored("f5", "other", unit(0)) },
-        ];
-        let index = Index::build(RecognitionModel::SFace, 0, &faces);
-        assert_eq!(index.len(), 4);
-        let ranked = index.identify(&unit(0), 0.5, 5);
-        let persons: Vec<&str> = ranked.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(persons, ["exact", "near"], "{ranked:?}");
-        assert!(ranked[0].1 > ranked[1].1);
-        assert_eq!(index.identify(&unit(0), 0.5, 1).len(), 1);
-        assert!(index.identify(&unit(9), 0.5, 5).is_empty());
     }
 }

@@ -6,7 +6,8 @@
 //!   wasmtime instances with a memory cap and a deadline per call.
 //! - `api`: the Face v1.0 REST routes (axum), their errors and the OpenAPI document.
 //! - `store`: the face database (SQLite, on disk or in memory).
-//! - `faces`: faceIds with their time to live, recognition model names, the trained index.
+//! - `faces`: faceIds with their time to live, recognition model names; `index`: the trained
+//!   index identify and find-similar search (int8, exact re-ranking, persisted in parts).
 //! - `fetch`: image URLs fetched with SSRF guards.
 //! - `billing`: the usage journal and the heartbeat to the Billing endpoint; `meter`: face-meter,
 //!   the reference billing endpoint; `metrics`: the Prometheus counters of `/metrics`.
@@ -18,6 +19,7 @@ pub mod billing;
 pub mod engine;
 pub mod faces;
 pub mod fetch;
+pub mod index;
 pub mod listen;
 pub mod meter;
 pub mod metrics;

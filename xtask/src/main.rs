@@ -15,6 +15,7 @@
 //! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
 //! - `fuzz`     the coverage-guided fuzz targets of tests/fuzz, N seconds each (`--seconds N`)
 //! - `soak`     mixed requests against face-server with a kill -9 and restart halfway; checks writes, billing, memory
+//! - `scale`    a LargePersonGroup and a LargeFaceList of a million faces: train, identify, find-similar, AddFace, restart
 //! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
 
 mod appearance;
@@ -30,6 +31,7 @@ mod load;
 mod models;
 mod npm;
 mod package;
+mod scale;
 mod server;
 mod soak;
 mod stats;
@@ -39,7 +41,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,6 +67,7 @@ fn main() -> Result<()> {
         "cycles" => cycles::cycles(rest),
         "fuzz" => fuzz::fuzz(rest),
         "soak" => soak::soak(rest),
+        "scale" => scale::scale(rest),
         "-h" | "--help" | "help" => {
             eprintln!("{USAGE}");
             Ok(())

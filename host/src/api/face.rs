@@ -16,6 +16,7 @@ use super::state::Shared;
 use super::training::trained_index;
 use crate::engine::guest;
 use crate::faces::{CachedFace, FACE_ID_TTL, concrete_model, guest_model, ttl};
+use crate::index::{Index, cosine_for};
 use crate::store::Kind;
 
 /// The attribute names `returnFaceAttributes` may list.
@@ -377,30 +378,105 @@ pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyReque
     }
     let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
         kind,
-        id: cid,
+        id: cid.clone(),
         at: At::Body,
     })?;
-    let results = state
-        .compute(move || {
-            let mut results = Vec::with_capacity(faces.len());
-            for (id, f) in faces {
-                let candidates: Vec<Value> = index
-                    .identify(&f.embedding, threshold, max as usize)
-                    .into_iter()
-                    .map(|(person, c)| json!({ "personId": person, "confidence": round5(c) }))
-                    .collect();
-                results.push(json!({ "faceId": id, "candidates": candidates }));
-            }
-            results
+    let queries: Vec<std::sync::Arc<[f32]>> = faces.iter().map(|(_, f)| f.embedding.clone()).collect();
+    let found = search(&state, kind, &cid, index, queries, threshold, max as usize).await?;
+    let results = faces
+        .into_iter()
+        .zip(found)
+        .map(|((id, _), hits)| {
+            let candidates: Vec<Value> = hits
+                .into_iter()
+                .map(|h| json!({ "personId": h.person.unwrap_or_default(), "confidence": round5(h.confidence) }))
+                .collect();
+            json!({ "faceId": id, "candidates": candidates })
         })
-        .await?;
+        .collect();
     ok_json(Value::Array(results))
 }
 
-/// What find-similar searches: the given faceIds' vectors, or a list's index.
+/// A row's (person, face) ids.
+type RowIds = (Option<String>, String);
+
+/// One answer of [`search`]: a person of a group (with its best face) or a face of a list.
+struct Hit {
+    person: Option<String>,
+    face: String,
+    confidence: f32,
+}
+
+/// The best `k` persons of a group (or faces of a list) for each query at or above
+/// `min_confidence`, best first, with exact confidences: the int8 index picks the candidates
+/// (every one that could be in the answer, see `crate::index`), and their stored embeddings
+/// score them.
+async fn search(
+    state: &Shared,
+    kind: Kind,
+    cid: &str,
+    index: std::sync::Arc<Index>,
+    queries: Vec<std::sync::Arc<[f32]>>,
+    min_confidence: f32,
+    k: usize,
+) -> ApiResult<Vec<Vec<Hit>>> {
+    let model = index.model;
+    let (ix, qs) = (index.clone(), queries.clone());
+    // Per query, its candidate units, each as its live rows' (person, face) ids.
+    let picked: Vec<Vec<Vec<RowIds>>> = state
+        .compute(move || {
+            let refs: Vec<&[f32]> = qs.iter().map(|q| &q[..]).collect();
+            ix.candidates(&refs, cosine_for(model, min_confidence), k)
+                .into_iter()
+                .map(|units| {
+                    units.into_iter().map(|u| ix.rows_of(u).into_iter().map(|r| ix.ids(r)).collect()).collect()
+                })
+                .collect()
+        })
+        .await?;
+    let mut wanted: Vec<String> = picked.iter().flatten().flatten().map(|(_, f)| f.clone()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let id = cid.to_owned();
+    let names = wanted.clone();
+    let stored = state.db(move |s| s.embeddings(kind, &id, &names)).await?;
+    let exact: std::collections::HashMap<String, Vec<f32>> =
+        wanted.into_iter().zip(stored).filter_map(|(id, e)| e.map(|e| (id, e))).collect();
+    state
+        .compute(move || {
+            picked
+                .into_iter()
+                .zip(&queries)
+                .map(|(units, q)| {
+                    let mut hits: Vec<Hit> = units
+                        .into_iter()
+                        .filter_map(|rows| {
+                            rows.into_iter()
+                                .filter_map(|(person, face)| {
+                                    let e = exact.get(&face)?;
+                                    let confidence = confidence_from_cosine(model, cosine(q, e));
+                                    Some(Hit { person, face, confidence })
+                                })
+                                .max_by(|a, b| a.confidence.total_cmp(&b.confidence).then_with(|| b.face.cmp(&a.face)))
+                        })
+                        .filter(|h| h.confidence >= min_confidence)
+                        .collect();
+                    let key = |h: &Hit| h.person.clone().unwrap_or_else(|| h.face.clone());
+                    hits.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| key(a).cmp(&key(b))));
+                    hits.truncate(k);
+                    hits
+                })
+                .collect()
+        })
+        .await
+}
+
+/// What find-similar searches: the given faceIds' vectors or a FaceList's faces (at most 1,000,
+/// scored one by one), or a LargeFaceList's trained index.
 enum Candidates {
     Faces(Vec<(String, std::sync::Arc<[f32]>)>),
-    Index(std::sync::Arc<crate::faces::Index>),
+    List(Vec<crate::store::StoredFace>),
+    Index(Kind, String, std::sync::Arc<Index>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -458,40 +534,64 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         if collection.recognition_model != query.recognition {
             return Err(incompatible(query.recognition, &collection.recognition_model));
         }
-        let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
-            kind,
-            id: cid,
-            at: At::Body,
-        })?;
-        if index.is_empty() && kind == Kind::FaceList {
-            return Err(ApiError::FaceListNotReady);
+        if kind == Kind::FaceList {
+            let id = cid.clone();
+            let faces = state.db(move |s| s.all_faces(kind, &id)).await?;
+            if faces.is_empty() {
+                return Err(ApiError::FaceListNotReady);
+            }
+            Candidates::List(faces)
+        } else {
+            let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
+                kind,
+                id: cid.clone(),
+                at: At::Body,
+            })?;
+            Candidates::Index(kind, cid, index)
         }
-        Candidates::Index(index)
     };
-    let hits = state
-        .compute(move || {
-            // (result key, id, cosine) for every candidate.
-            let scored: Vec<(&str, String, f32)> = match candidates {
-                Candidates::Faces(faces) => {
-                    faces.into_iter().map(|(id, e)| ("faceId", id, cosine(&query.embedding, &e))).collect()
-                }
-                Candidates::Index(index) => index
-                    .rows
-                    .iter()
-                    .zip(index.cosines(&query.embedding))
-                    .map(|((_, fid), cos)| ("persistedFaceId", fid.clone(), cos))
-                    .collect(),
-            };
-            let mut hits: Vec<(&str, String, f32)> = scored
+    let min_confidence = if match_face { 0.0 } else { IDENTICAL_CONFIDENCE };
+    let hits: Vec<(&str, String, f32)> = match candidates {
+        Candidates::Index(kind, cid, index) => {
+            search(&state, kind, &cid, index, vec![query.embedding.clone()], min_confidence, max as usize)
+                .await?
+                .pop()
+                .unwrap_or_default()
                 .into_iter()
-                .map(|(k, id, cos)| (k, id, confidence_from_cosine(query.model, cos)))
-                .filter(|(_, _, c)| match_face || *c >= IDENTICAL_CONFIDENCE)
-                .collect();
-            hits.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
-            hits.truncate(max as usize);
-            hits
-        })
-        .await?;
+                .map(|h| ("persistedFaceId", h.face, h.confidence))
+                .collect()
+        }
+        scored => {
+            state
+                .compute(move || {
+                    // (result key, id, cosine) for every candidate.
+                    let scored: Vec<(&str, String, f32)> = match scored {
+                        Candidates::Faces(faces) => {
+                            faces.into_iter().map(|(id, e)| ("faceId", id, cosine(&query.embedding, &e))).collect()
+                        }
+                        Candidates::List(faces) => faces
+                            .into_iter()
+                            .filter(|f| f.model == query.model.id())
+                            .map(|f| ("persistedFaceId", f.face_id, cosine(&query.embedding, &f.embedding)))
+                            .collect(),
+                        Candidates::Index(..) => Vec::new(),
+                    };
+                    let mut hits: Vec<(&str, String, f32)> = scored
+                        .into_iter()
+                        .map(|(k, id, cos)| (k, id, confidence_from_cosine(query.model, cos)))
+                        .filter(|(_, _, c)| *c >= min_confidence)
+                        .collect();
+                    let keep = (max as usize).min(hits.len());
+                    if keep > 0 && keep < hits.len() {
+                        hits.select_nth_unstable_by(keep - 1, |a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+                        hits.truncate(keep);
+                    }
+                    hits.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+                    hits
+                })
+                .await?
+        }
+    };
     ok_json(Value::Array(hits.into_iter().map(|(k, id, c)| json!({ k: id, "confidence": round5(c) })).collect()))
 }
 

@@ -140,9 +140,9 @@ pub async fn update<K: CollectionKind>(
 pub async fn delete<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, _: NoBody) -> ApiResult<Response> {
     owner(&state, &ids).await?;
     let (kind, cid, person, fid) = (ids.kind(), ids.cid, ids.person, ids.face.unwrap_or_default());
-    let (id, c) = (fid.clone(), cid.clone());
-    let found = state.db(move |s| s.delete_face(kind, &c, person.as_deref(), &id)).await?;
-    state.indexes.forget(kind, &cid);
+    let (id, c, p) = (fid.clone(), cid.clone(), person.clone());
+    let found = state.db(move |s| s.delete_face(kind, &c, p.as_deref(), &id)).await?;
+    state.indexes.kill_face(kind, &cid, person.as_deref(), &fid);
     if found { Ok(ok_empty()) } else { Err(ApiError::PersistedFaceNotFound(fid)) }
 }
 

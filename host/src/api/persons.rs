@@ -79,6 +79,8 @@ pub async fn delete<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>,
     find(&state, kind, &cid, &pid).await?;
     let (id, person) = (cid.clone(), pid.clone());
     let found = state.db(move |s| s.delete_person(kind, &id, &person)).await?;
-    state.indexes.forget(kind, &cid);
+    // The trained index keeps answering, without this person (the store logged the deaths for
+    // an index loaded later).
+    state.indexes.kill_person(kind, &cid, &pid);
     if found { Ok(ok_empty()) } else { Err(ApiError::PersonNotFound { id: pid, at: At::Route }) }
 }

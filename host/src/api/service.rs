@@ -48,7 +48,11 @@ pub async fn status(State(state): State<Shared>) -> Response {
                 "guest": pool.guest_source.name(),
             },
             "faceIds": state.face_ids.len(),
-            "memory": { "budgetBytes": state.budget.total(), "heldBytes": state.budget.held() },
+            "memory": {
+                "budgetBytes": state.budget.total(),
+                "heldBytes": state.budget.held(),
+                "trainedIndexBytes": state.indexes.memory_bytes(),
+            },
         })),
     )
         .into_response();

@@ -10,8 +10,9 @@ use super::budget::{Held, Image, MemoryBudget, decoded_bytes};
 use super::error::{ApiError, ApiResult};
 use crate::billing::{Billing, REQUEST_USAGE};
 use crate::engine::EnginePool;
-use crate::faces::{FaceIds, IndexCache};
+use crate::faces::FaceIds;
 use crate::fetch::Fetcher;
+use crate::index::IndexCache;
 use crate::metrics::Metrics;
 use crate::store::{Kind, Store, StoreError, for_usage};
 

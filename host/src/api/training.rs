@@ -13,42 +13,92 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::NoBody;
 use super::reply::ok_json;
 use super::state::Shared;
-use crate::faces::Index;
-use crate::store::{Collection, Kind, StoreError, Training, TrainingState};
+use face_core::RecognitionModel;
+
+use crate::index::{Builder, Index, Row};
+use crate::store::{Collection, Kind, Store, StoreError, Training, TrainingState};
 use crate::time::{iso8601, now_ms};
 
-/// The index identification and find-similar search: a FaceList's current faces, or for the
-/// other kinds the faces of the last successful training (`None` if never trained), kept in
-/// memory after the first load.
+/// The index identification and find-similar search in a LargeFaceList or a group: the last
+/// successful training's (`None` if never trained), kept in memory after the first load, which
+/// concurrent searches share.
 pub async fn trained_index(
     state: &Shared,
     kind: Kind,
     cid: &str,
     collection: &Collection,
 ) -> ApiResult<Option<Arc<Index>>> {
-    let model = model_of(collection);
-    let id = cid.to_owned();
-    let (trained_ms, faces) = if !kind.needs_training() {
-        (0, state.db(move |s| s.all_faces(kind, &id)).await?)
-    } else {
-        if let Some(index) = state.indexes.get(kind, cid) {
-            return Ok(Some(index));
-        }
-        let loaded = state
-            .db(move |s| match s.training(kind, &id)?.and_then(|t| t.last_success_ms) {
-                Some(at) => Ok(Some((at, s.trained_faces(kind, &id)?))),
-                None => Ok(None),
-            })
-            .await?;
-        let Some(loaded) = loaded else { return Ok(None) };
-        loaded
-    };
-    let index = tokio::task::spawn_blocking(move || Index::build(model, trained_ms, &faces))
+    if let Some(index) = state.indexes.get(kind, cid) {
+        return Ok(Some(index));
+    }
+    let loading = state.indexes.load_lock(kind, cid);
+    let _one_load = loading.lock().await;
+    if let Some(index) = state.indexes.get(kind, cid) {
+        return Ok(Some(index));
+    }
+    let (store, id, model) = (state.store.clone(), cid.to_owned(), model_of(collection));
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || load(store.as_ref(), kind, &id, model))
         .await
-        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))?;
-    let index = Arc::new(index);
-    // A FaceList's index is its current faces, built for each search; the others are cached.
-    Ok(Some(if kind.needs_training() { state.indexes.put(kind, cid, index) } else { index }))
+        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
+    let Some(index) = loaded else { return Ok(None) };
+    tracing::info!(
+        kind = kind.name(),
+        id = %cid,
+        faces = index.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "trained index loaded"
+    );
+    let index = state.indexes.put(kind, cid, Arc::new(index));
+    mark_deaths(state, kind, cid, &index).await?;
+    Ok(Some(index))
+}
+
+/// Reads the last successful training's index from the store.
+fn load(store: &dyn Store, kind: Kind, cid: &str, model: RecognitionModel) -> Result<Option<Index>, StoreError> {
+    let Some(at) = store.training(kind, cid)?.and_then(|t| t.last_success_ms) else { return Ok(None) };
+    if let Some(bytes) = store.index_bytes(kind, cid, at)? {
+        return Index::from_bytes(&bytes).map(Some).map_err(|e| StoreError::Internal(e.to_string()));
+    }
+    // Trained by a version that kept a copy of the faces instead of an index.
+    read_faces(store, kind, cid, model, true, at).map(Some)
+}
+
+/// An index of the collection's faces (with `trained`, of the older versions' copy of them).
+fn read_faces(
+    store: &dyn Store,
+    kind: Kind,
+    cid: &str,
+    model: RecognitionModel,
+    trained: bool,
+    trained_ms: i64,
+) -> Result<Index, StoreError> {
+    let mut builder = Builder::new(model, kind.has_persons());
+    let mut read = 0u64;
+    store.scan_faces(kind, cid, trained, &mut |f| {
+        if f.model == model.id() {
+            builder
+                .push(Row { face_id: f.face_id, person_id: f.person_id, embedding: f.embedding })
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+        }
+        read += 1;
+        if read.is_multiple_of(100_000) {
+            tracing::info!(kind = kind.name(), id = %cid, faces = read, "training: reading faces");
+        }
+        Ok(())
+    })?;
+    Ok(builder.build(trained_ms))
+}
+
+/// Marks dead in `index` the faces deleted since its training. Called after the index is
+/// cached: a delete that commits later finds it cached and marks it itself.
+async fn mark_deaths(state: &Shared, kind: Kind, cid: &str, index: &Arc<Index>) -> ApiResult<()> {
+    let id = cid.to_owned();
+    let dead = state.db(move |s| s.dead_faces(kind, &id)).await?;
+    for (person, face) in &dead {
+        index.kill_face(person.as_deref(), face);
+    }
+    Ok(())
 }
 
 /// POST /{kinds}/{id}/train: the training is recorded as running before the 202, so a status
@@ -133,30 +183,51 @@ async fn mark_running(state: &Shared, kind: Kind, cid: &str) -> Result<Training,
         .await
 }
 
+/// Bytes of one stored part of a trained index.
+const INDEX_PART: usize = 8 << 20;
+
 async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collection, running: Training) {
     let model = model_of(&collection);
-    let id = cid.clone();
     let result: Result<(), StoreError> = async {
-        let faces = state.db(move |s| s.all_faces(kind, &id)).await?;
-        let done_at = now_ms();
+        let started = std::time::Instant::now();
+        // The new index is built beside the one in use, with no lock that requests wait on:
+        // the faces are read in one read transaction of their own, and identify answers from
+        // the previous training until the new one is swapped in.
+        let scanned_ms = now_ms();
+        let trained_ms = scanned_ms.max(running.last_success_ms.unwrap_or(0) + 1);
+        let (store, id) = (state.store.clone(), cid.clone());
+        let index = tokio::task::spawn_blocking(move || -> Result<Index, StoreError> {
+            let index = read_faces(store.as_ref(), kind, &id, model, false, trained_ms)?;
+            tracing::info!(kind = kind.name(), id = %id, faces = index.len(), "training: index built; writing it");
+            let parts = index
+                .write_parts(INDEX_PART, &mut |part, bytes| store.put_index_part(kind, &id, trained_ms, part, bytes))?;
+            tracing::debug!(kind = kind.name(), id = %id, parts, "training: index written");
+            Ok(index)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
         let done = Training {
             state: TrainingState::Succeeded,
-            last_action_ms: done_at,
-            last_success_ms: Some(done_at),
+            last_action_ms: now_ms(),
+            last_success_ms: Some(trained_ms),
             message: None,
             ..running.clone()
         };
-        let (faces, index) = tokio::task::spawn_blocking(move || {
-            let index = Index::build(model, done_at, &faces);
-            (faces, index)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let (id, created) = (cid.clone(), collection.created_ms);
+        state.db(move |s| s.save_trained(kind, &id, created, &done, scanned_ms)).await?;
+        let faces = index.len();
+        let index = state.indexes.put(kind, &cid, Arc::new(index));
         let id = cid.clone();
-        let created = collection.created_ms;
-        state.db(move |s| s.save_trained(kind, &id, created, &done, &faces)).await?;
-        state.indexes.put(kind, &cid, Arc::new(index));
-        tracing::info!(kind = kind.name(), id = %cid, ms = done_at - running.created_ms, "training succeeded");
+        for (person, face) in state.db(move |s| s.dead_faces(kind, &id)).await? {
+            index.kill_face(person.as_deref(), &face);
+        }
+        tracing::info!(
+            kind = kind.name(),
+            id = %cid,
+            faces,
+            ms = started.elapsed().as_millis() as u64,
+            "training succeeded"
+        );
         Ok(())
     }
     .await;

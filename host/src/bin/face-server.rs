@@ -110,11 +110,45 @@ fn compile_guest(guest: Option<String>) -> ExitCode {
     }
 }
 
+/// `face-server bulk-load DATA_DIRECTORY FILE`: loads a file of faces (format in the store's
+/// `bulk` module) into the face database in `DATA_DIRECTORY`, many faces to a transaction;
+/// `cargo xtask scale` fills its million-face collections so. Run it while no face-server uses
+/// that folder.
+fn bulk_load(dir: Option<String>, file: Option<String>) -> ExitCode {
+    let (Some(dir), Some(file)) = (dir, file) else {
+        eprintln!("usage: face-server bulk-load DATA_DIRECTORY FILE");
+        return ExitCode::from(2);
+    };
+    let run = || -> Result<face_host::store::Loaded, String> {
+        let store = face_host::store::SqliteStore::open_dir(std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
+        let f = std::fs::File::open(&file).map_err(|e| format!("{file}: {e}"))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
+        store
+            .bulk_load(&mut reader, &mut |done| {
+                if done.faces.is_multiple_of(200_000) {
+                    eprintln!("face-server bulk-load: {} faces, {} persons", done.faces, done.persons);
+                }
+            })
+            .map_err(|e| e.to_string())
+    };
+    match run() {
+        Ok(done) => {
+            eprintln!("face-server bulk-load: loaded {} faces and {} persons from {file}", done.faces, done.persons);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("face-server bulk-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     match std::env::args().nth(1).as_deref() {
         Some("healthcheck") => return healthcheck(args.nth(1)),
         Some("compile-guest") => return compile_guest(args.nth(1)),
+        Some("bulk-load") => return bulk_load(args.nth(1), args.next()),
         _ => {}
     }
     let settings = match Settings::parse(std::env::args().skip(1), std::env::vars()) {

@@ -11,7 +11,7 @@ mod sqlite;
 
 use serde::{Deserialize, Serialize};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{Loaded, SqliteStore};
 
 /// The four kinds of face collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -330,21 +330,52 @@ pub trait CollectionStore {
 
     fn training(&self, kind: Kind, cid: &str) -> StoreResult<Option<Training>>;
     fn set_training(&self, kind: Kind, cid: &str, training: &Training) -> StoreResult<()>;
-    /// Records a successful training and replaces the trained index with `faces`, atomically,
-    /// if the collection is still the one created at `created_ms` (not deleted and made anew).
+    /// Records a successful training whose index parts were written ([`put_index_part`]),
+    /// atomically, if the collection is still the one created at `created_ms` (not deleted and
+    /// made anew): older indexes go, and so do the deaths the training's scan (begun at
+    /// `scanned_ms`) already saw.
+    ///
+    /// [`put_index_part`]: CollectionStore::put_index_part
     fn save_trained(
         &self,
         kind: Kind,
         cid: &str,
         created_ms: i64,
         training: &Training,
-        faces: &[StoredFace],
+        scanned_ms: i64,
     ) -> StoreResult<()>;
+    /// One part of a trained index's bytes (`crate::index::Index::to_bytes`), each its own short
+    /// write, so that writing a large index never holds the database long.
+    fn put_index_part(&self, kind: Kind, cid: &str, trained_ms: i64, part: u32, data: &[u8]) -> StoreResult<()>;
+    /// The bytes of the index trained at `trained_ms`, its parts in order; `None` if none.
+    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>>;
+    /// The faces deleted since the last training, as (person id, face id), which a trained
+    /// index marks dead.
+    fn dead_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<(Option<String>, String)>>;
+    /// Every face of the collection now (or, with `trained`, of the copy of faces older
+    /// versions kept for the trained index), one at a time, in no particular order.
+    fn scan_faces(
+        &self,
+        kind: Kind,
+        cid: &str,
+        trained: bool,
+        f: &mut dyn FnMut(ScannedFace<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()>;
+    /// The embeddings of these faces of the collection, `None` for a face that is gone.
+    fn embeddings(&self, kind: Kind, cid: &str, face_ids: &[String]) -> StoreResult<Vec<Option<Vec<f32>>>>;
     /// After a restart: trainings left `running` become `failed`, and snapshot operations left
     /// unfinished become `failed`, each with a message to start again. Returns how many.
     fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize>;
-    /// The faces of the last successful training.
-    fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>>;
+}
+
+/// One face as a scan reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScannedFace<'a> {
+    pub face_id: &'a str,
+    pub person_id: Option<&'a str>,
+    /// The concrete model id.
+    pub model: &'a str,
+    pub embedding: &'a [f32],
 }
 
 /// Snapshots of a collection, and the operations that take and apply them.

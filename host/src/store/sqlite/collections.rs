@@ -71,7 +71,7 @@ impl CollectionStore for SqliteStore {
     fn delete_collection(&self, kind: Kind, id: &str) -> StoreResult<bool> {
         self.write(|tx| {
             let n = tx.execute("DELETE FROM collections WHERE kind = ?1 AND id = ?2", params![kind.name(), id])?;
-            for table in ["persons", "faces", "training", "trained_faces"] {
+            for table in ["persons", "faces", "training", "trained_faces", "trained_index", "trained_dead", "counts"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE kind = ?1 AND cid = ?2"), params![kind.name(), id])?;
             }
             Ok(n > 0)
@@ -83,11 +83,7 @@ impl CollectionStore for SqliteStore {
             if !collection_exists(&tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
-            let count: u64 = tx.query_row(
-                "SELECT COUNT(*) FROM persons WHERE kind = ?1 AND cid = ?2",
-                params![kind.name(), cid],
-                |r| r.get(0),
-            )?;
+            let count = counted(&tx, kind, cid, "persons")?;
             if count >= kind.max_persons() {
                 return Err(StoreError::Quota(format!(
                     "Person number reached person group level limit ({}).",
@@ -131,12 +127,26 @@ impl CollectionStore for SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else { return Ok(Vec::new()) };
+            // The page's faces in one query over the index on (kind, cid, person_id).
+            let mut faces = conn.prepare_cached(
+                "SELECT person_id, face_id FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id >= ?3 \
+                 AND person_id <= ?4 ORDER BY person_id, seq",
+            )?;
+            let mut by_person = std::collections::HashMap::<String, Vec<String>>::new();
+            for row in faces.query_map(params![kind.name(), cid, first.0, last.0], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })? {
+                let (p, f) = row?;
+                by_person.entry(p).or_default().push(f);
+            }
+            Ok(rows
+                .into_iter()
                 .map(|(person_id, name, user_data)| {
-                    let face_ids = person_face_ids(conn, kind, cid, &person_id)?;
-                    Ok(Person { person_id, name, user_data, face_ids })
+                    let face_ids = by_person.remove(&person_id).unwrap_or_default();
+                    Person { person_id, name, user_data, face_ids }
                 })
-                .collect()
+                .collect())
         })
     }
 
@@ -174,7 +184,13 @@ impl CollectionStore for SqliteStore {
                 "DELETE FROM persons WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
                 params![kind.name(), cid, person_id],
             )?;
-            // A deleted person's faces leave the trained index too: nothing of them is kept or found.
+            // A deleted person's faces leave the trained index too: nothing of them is kept or
+            // found. The index marks them dead, also when it is loaded after a restart.
+            tx.execute(
+                "INSERT INTO trained_dead (kind, cid, person_id, face_id, at_ms) \
+                 SELECT kind, cid, person_id, face_id, ?4 FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                params![kind.name(), cid, person_id, crate::time::now_ms()],
+            )?;
             for table in ["faces", "trained_faces"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE kind = ?1 AND cid = ?2 AND person_id = ?3"),
@@ -195,11 +211,16 @@ impl CollectionStore for SqliteStore {
             {
                 return Err(StoreError::NoPerson);
             }
-            let count: u64 = tx.query_row(
-                "SELECT COUNT(*) FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
-                params![kind.name(), cid, person_key(face.person_id.as_deref())],
-                |r| r.get(0),
-            )?;
+            // A list's faces are counted by the triggers of migration 003; a person's (at most 248)
+            // through the index on (kind, cid, person_id).
+            let count: u64 = match &face.person_id {
+                None => counted(&tx, kind, cid, "faces")?,
+                Some(pid) => tx.query_row(
+                    "SELECT COUNT(*) FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
+                    params![kind.name(), cid, pid],
+                    |r| r.get(0),
+                )?,
+            };
             if count >= kind.max_faces() {
                 return Err(StoreError::Quota(format!(
                     "Persisted face number reached limit ({} per {}).",
@@ -271,6 +292,12 @@ impl CollectionStore for SqliteStore {
                 "DELETE FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
                 params![kind.name(), cid, person_key(person_id), face_id],
             )?;
+            if n > 0 && kind.needs_training() {
+                tx.execute(
+                    "INSERT INTO trained_dead (kind, cid, person_id, face_id, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![kind.name(), cid, person_key(person_id), face_id, crate::time::now_ms()],
+                )?;
+            }
             tx.execute(
                 "DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3 AND face_id = ?4",
                 params![kind.name(), cid, person_key(person_id), face_id],
@@ -314,14 +341,7 @@ impl CollectionStore for SqliteStore {
         })
     }
 
-    fn save_trained(
-        &self,
-        kind: Kind,
-        cid: &str,
-        created_ms: i64,
-        t: &Training,
-        faces: &[StoredFace],
-    ) -> StoreResult<()> {
+    fn save_trained(&self, kind: Kind, cid: &str, created_ms: i64, t: &Training, scanned_ms: i64) -> StoreResult<()> {
         self.write(|tx| {
             let same: Option<i64> = tx
                 .query_row(
@@ -333,25 +353,120 @@ impl CollectionStore for SqliteStore {
             if same != Some(created_ms) {
                 return Err(StoreError::NoCollection);
             }
-            write_training(&tx, kind, cid, t)?;
+            let trained =
+                t.last_success_ms.ok_or_else(|| StoreError::Internal("a saved training has no time".into()))?;
+            let parts: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM trained_index WHERE kind = ?1 AND cid = ?2 AND trained_ms = ?3",
+                params![kind.name(), cid, trained],
+                |r| r.get(0),
+            )?;
+            if parts == 0 {
+                return Err(StoreError::Internal("the trained index was not written".into()));
+            }
+            write_training(tx, kind, cid, t)?;
+            // The previous index, the legacy copy of faces, and the deaths the new index's scan
+            // already saw go; deaths since the scan began stay for it.
+            tx.execute(
+                "DELETE FROM trained_index WHERE kind = ?1 AND cid = ?2 AND trained_ms <> ?3",
+                params![kind.name(), cid, trained],
+            )?;
             tx.execute("DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2", params![kind.name(), cid])?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO trained_faces (kind, cid, person_id, face_id, model, embedding) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                for f in faces {
-                    stmt.execute(params![
-                        kind.name(),
-                        cid,
-                        person_key(f.person_id.as_deref()),
-                        f.face_id,
-                        f.model,
-                        blob(&f.embedding)
-                    ])?;
+            tx.execute(
+                "DELETE FROM trained_dead WHERE kind = ?1 AND cid = ?2 AND at_ms < ?3",
+                params![kind.name(), cid, scanned_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn put_index_part(&self, kind: Kind, cid: &str, trained_ms: i64, part: u32, data: &[u8]) -> StoreResult<()> {
+        // Outside any billed request's transaction: a part changes no face.
+        crate::store::for_usage(None, || {
+            self.write(|tx| {
+                if !collection_exists(tx, kind, cid)? {
+                    return Err(StoreError::NoCollection);
                 }
+                tx.execute(
+                    "INSERT OR REPLACE INTO trained_index (kind, cid, trained_ms, part, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![kind.name(), cid, trained_ms, part, data],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT data FROM trained_index WHERE kind = ?1 AND cid = ?2 AND trained_ms = ?3 ORDER BY part",
+            )?;
+            let mut rows = stmt.query(params![kind.name(), cid, trained_ms])?;
+            let mut out: Option<Vec<u8>> = None;
+            while let Some(r) = rows.next()? {
+                out.get_or_insert_with(Vec::new).extend_from_slice(r.get_ref(0)?.as_blob()?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn dead_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<(Option<String>, String)>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT person_id, face_id FROM trained_dead WHERE kind = ?1 AND cid = ?2")?;
+            let rows = stmt
+                .query_map(params![kind.name(), cid], |r| {
+                    Ok((Some(r.get::<_, String>(0)?).filter(|p| !p.is_empty()), r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn scan_faces(
+        &self,
+        kind: Kind,
+        cid: &str,
+        trained: bool,
+        f: &mut dyn FnMut(ScannedFace<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.read(|conn| {
+            let sql = if trained {
+                "SELECT face_id, person_id, model, embedding FROM trained_faces WHERE kind = ?1 AND cid = ?2"
+            } else {
+                "SELECT face_id, person_id, model, embedding FROM faces WHERE kind = ?1 AND cid = ?2"
+            };
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query(params![kind.name(), cid])?;
+            let mut embedding = Vec::new();
+            while let Some(r) = rows.next()? {
+                let person = r.get_ref(1)?.as_str_or_null()?.filter(|p| !p.is_empty());
+                embedding.clear();
+                embedding.extend(
+                    r.get_ref(3)?.as_blob()?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                f(ScannedFace {
+                    face_id: r.get_ref(0)?.as_str()?,
+                    person_id: person,
+                    model: r.get_ref(2)?.as_str()?,
+                    embedding: &embedding,
+                })?;
             }
             Ok(())
+        })
+    }
+
+    fn embeddings(&self, kind: Kind, cid: &str, face_ids: &[String]) -> StoreResult<Vec<Option<Vec<f32>>>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT embedding FROM faces WHERE kind = ?1 AND cid = ?2 AND face_id = ?3")?;
+            face_ids
+                .iter()
+                .map(|id| {
+                    Ok(stmt
+                        .query_row(params![kind.name(), cid, id], |r| Ok(floats(r.get_ref(0)?.as_blob()?)))
+                        .optional()?)
+                })
+                .collect()
         })
     }
 
@@ -371,17 +486,12 @@ impl CollectionStore for SqliteStore {
             Ok(trainings + operations)
         })
     }
+}
 
-    fn trained_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT face_id, person_id, NULL, model, embedding FROM trained_faces \
-                 WHERE kind = ?1 AND cid = ?2 ORDER BY seq",
-            )?;
-            let faces = stmt.query_map(params![kind.name(), cid], read_face)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(faces)
-        })
-    }
+/// A collection's persons or faces, as the triggers of migration 003 count them.
+fn counted(conn: &Connection, kind: Kind, cid: &str, column: &str) -> StoreResult<u64> {
+    let sql = format!("SELECT {column} FROM counts WHERE kind = ?1 AND cid = ?2");
+    Ok(conn.query_row(&sql, params![kind.name(), cid], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0).max(0) as u64)
 }
 
 fn write_training(conn: &Connection, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {

@@ -8,11 +8,14 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+mod bulk;
 mod collections;
 mod snapshots;
 #[cfg(test)]
 mod tests;
 mod usage;
+
+pub use bulk::Loaded;
 
 use super::*;
 
@@ -22,8 +25,18 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> StoreError {
+        StoreError::Internal(e.to_string())
+    }
+}
+
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_collections.sql"), include_str!("migrations/002_usage.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_collections.sql"),
+    include_str!("migrations/002_usage.sql"),
+    include_str!("migrations/003_scale.sql"),
+];
 
 /// The SQLite store.
 #[derive(Debug)]

@@ -52,6 +52,15 @@ fn quotas_answer_quota_exceeded_and_write_nothing() {
     }
     assert!(matches!(store.add_face(Kind::FaceList, "l", &face(1000, None)), Err(StoreError::Quota(_))));
     assert_eq!(store.all_faces(Kind::FaceList, "l").unwrap().len(), 1000);
+    // The count the quota reads follows deletes, and a list made anew starts from zero.
+    let gone = store.all_faces(Kind::FaceList, "l").unwrap()[0].face_id.clone();
+    assert!(store.delete_face(Kind::FaceList, "l", None, &gone).unwrap());
+    store.add_face(Kind::FaceList, "l", &face(1000, None)).unwrap();
+    assert!(matches!(store.add_face(Kind::FaceList, "l", &face(1001, None)), Err(StoreError::Quota(_))));
+    assert!(store.delete_collection(Kind::FaceList, "l").unwrap());
+    store.create_collection(&collection(Kind::FaceList, "l")).unwrap();
+    store.add_face(Kind::FaceList, "l", &face(1, None)).unwrap();
+    assert_eq!(store.all_faces(Kind::FaceList, "l").unwrap().len(), 1);
 }
 
 #[test]
@@ -81,15 +90,27 @@ fn deleting_a_person_or_collection_takes_its_faces_and_training() {
         last_success_ms: Some(2),
         message: None,
     };
-    let faces = store.all_faces(Kind::LargePersonGroup, "g").unwrap();
-    store.save_trained(Kind::LargePersonGroup, "g", 1, &t, &faces).unwrap();
+    // A training is saved only once its index is written.
+    assert!(store.save_trained(Kind::LargePersonGroup, "g", 1, &t, 2).is_err());
+    store.put_index_part(Kind::LargePersonGroup, "g", 2, 0, b"part 0").unwrap();
+    store.put_index_part(Kind::LargePersonGroup, "g", 2, 1, b", part 1").unwrap();
+    store.save_trained(Kind::LargePersonGroup, "g", 1, &t, 2).unwrap();
+    assert_eq!(store.index_bytes(Kind::LargePersonGroup, "g", 2).unwrap().as_deref(), Some(&b"part 0, part 1"[..]));
+    assert_eq!(store.index_bytes(Kind::LargePersonGroup, "g", 3).unwrap(), None);
     // A collection deleted and made anew is not the one trained.
-    assert_eq!(store.save_trained(Kind::LargePersonGroup, "g", 2, &t, &faces), Err(StoreError::NoCollection));
+    assert_eq!(store.save_trained(Kind::LargePersonGroup, "g", 2, &t, 2), Err(StoreError::NoCollection));
     assert!(store.delete_person(Kind::LargePersonGroup, "g", "a").unwrap());
     assert_eq!(store.all_faces(Kind::LargePersonGroup, "g").unwrap().len(), 1);
-    // The trained index keeps the rest of the last training, and nothing of a deleted person.
-    let trained = store.trained_faces(Kind::LargePersonGroup, "g").unwrap();
-    assert_eq!(trained.iter().map(|f| f.person_id.as_deref()).collect::<Vec<_>>(), [Some("b")]);
+    // The trained index keeps the rest of the last training; a deleted person's faces are
+    // logged for it to mark dead.
+    let dead = store.dead_faces(Kind::LargePersonGroup, "g").unwrap();
+    assert_eq!(dead.iter().map(|d| d.0.as_deref()).collect::<Vec<_>>(), [Some("a")]);
+    // A newer training's scan saw that death: saving it clears the log and the older index.
+    store.put_index_part(Kind::LargePersonGroup, "g", 5, 0, b"new").unwrap();
+    let newer = Training { last_success_ms: Some(5), ..t.clone() };
+    store.save_trained(Kind::LargePersonGroup, "g", 1, &newer, crate::time::now_ms() + 1).unwrap();
+    assert!(store.dead_faces(Kind::LargePersonGroup, "g").unwrap().is_empty());
+    assert_eq!(store.index_bytes(Kind::LargePersonGroup, "g", 2).unwrap(), None);
     // A training interrupted by a restart is failed, not left running.
     let running = Training { state: TrainingState::Running, ..t.clone() };
     store.set_training(Kind::LargePersonGroup, "g", &running).unwrap();
@@ -98,7 +119,7 @@ fn deleting_a_person_or_collection_takes_its_faces_and_training() {
     assert_eq!((after.state, after.last_success_ms), (TrainingState::Failed, Some(2)));
     assert!(store.delete_collection(Kind::LargePersonGroup, "g").unwrap());
     assert!(store.training(Kind::LargePersonGroup, "g").unwrap().is_none());
-    assert!(store.trained_faces(Kind::LargePersonGroup, "g").unwrap().is_empty());
+    assert_eq!(store.index_bytes(Kind::LargePersonGroup, "g", 5).unwrap(), None);
     store.create_collection(&collection(Kind::LargePersonGroup, "g")).unwrap();
     assert!(store.list_persons(Kind::LargePersonGroup, "g", None, 10).unwrap().is_empty());
 }

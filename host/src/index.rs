@@ -1,0 +1,840 @@
+//! The trained index that identify and find-similar search, made for a million faces.
+//!
+//! - **Compact.** Each face is its unit vector quantised to int8 with a scale of its own
+//!   (`v ≈ scale * code`, the largest component at ±127): 128 bytes and 4 for SFace, so 1,000,000
+//!   faces take about 130 MB, plus 16 bytes per face id and 20 per person.
+//! - **Exact answers.** The int8 scores only choose candidates. For unit vectors the int8 score
+//!   is within a bound `B` of the true cosine (see [`Query::bound`]; about 0.02 for SFace), so
+//!   every face that could be in the exact answer scores at least `threshold - B` and at least
+//!   the k-th best score `- 2B`; those candidates are then scored again from their stored f32
+//!   embeddings, and the answer is the exact scan's.
+//! - **Persons contiguous.** Rows are sorted by person (lists: by face), so a person's best face
+//!   is a running maximum over one run of rows, and a person or face is found by binary search.
+//! - **One pass for all queries.** Each row is read once and scored against every query face of
+//!   the call; the threshold becomes a cosine once per call; the best k are kept by selection,
+//!   never by sorting every row; above [`PARALLEL_ROWS`] rows the scan is split across threads.
+//! - **Deletes mark rows dead** in the live index (a bit per row) instead of dropping it.
+//! - **Persisted** in a compact binary form ([`Index::to_bytes`]), so a restart does not retrain.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use face_core::RecognitionModel;
+use uuid::Uuid;
+
+use crate::store::Kind;
+
+/// Above this many rows a search splits the scan across the machine's threads.
+pub const PARALLEL_ROWS: usize = 100_000;
+
+/// The format's first eight bytes.
+const MAGIC: &[u8; 8] = b"FACEIDX1";
+
+/// One face as training reads it from the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub face_id: &'a str,
+    /// The owning person, for groups.
+    pub person_id: Option<&'a str>,
+    pub embedding: &'a [f32],
+}
+
+/// Why an index could not be built or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexError(pub String);
+
+impl std::fmt::Display for IndexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IndexError {}
+
+fn id_of(raw: &str, what: &str) -> Result<u128, IndexError> {
+    Uuid::parse_str(raw).map(|u| u.as_u128()).map_err(|_| {
+        IndexError(format!(
+            "the {what} id {raw:?} is not a UUID; the trained index holds only the ids this service makes"
+        ))
+    })
+}
+
+/// Collects rows for an index, in any order.
+#[derive(Debug)]
+pub struct Builder {
+    model: RecognitionModel,
+    dim: usize,
+    has_persons: bool,
+    keys: Vec<(u128, u128)>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Builder {
+    pub fn new(model: RecognitionModel, has_persons: bool) -> Builder {
+        Builder { model, dim: model.dimensions(), has_persons, keys: Vec::new(), codes: Vec::new(), scales: Vec::new() }
+    }
+
+    /// Adds a face; a face of the wrong length or without a direction is left out (`Ok(false)`).
+    pub fn push(&mut self, row: Row<'_>) -> Result<bool, IndexError> {
+        if row.embedding.len() != self.dim {
+            return Ok(false);
+        }
+        let face = id_of(row.face_id, "persisted face")?;
+        let person = match (self.has_persons, row.person_id) {
+            (true, Some(p)) => id_of(p, "person")?,
+            (true, None) => return Err(IndexError(format!("the face {} of a group has no person", row.face_id))),
+            (false, _) => 0,
+        };
+        let Some(scale) = quantise(row.embedding, &mut self.codes) else { return Ok(false) };
+        self.scales.push(scale);
+        self.keys.push((person, face));
+        Ok(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The index: rows sorted by person, then face.
+    pub fn build(self, trained_ms: i64) -> Index {
+        let Builder { model, dim, has_persons, keys, codes, scales } = self;
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| keys[i as usize]);
+        let mut sorted_codes = Vec::with_capacity(codes.len());
+        let mut sorted_scales = Vec::with_capacity(scales.len());
+        let mut faces = Vec::with_capacity(keys.len());
+        let (mut persons, mut starts) = (Vec::new(), Vec::new());
+        for (row, &i) in order.iter().enumerate() {
+            let i = i as usize;
+            sorted_codes.extend_from_slice(&codes[i * dim..(i + 1) * dim]);
+            sorted_scales.push(scales[i]);
+            faces.push(keys[i].1);
+            if has_persons && persons.last() != Some(&keys[i].0) {
+                persons.push(keys[i].0);
+                starts.push(row as u32);
+            }
+        }
+        drop(codes);
+        Index::assemble(model, trained_ms, has_persons, faces, persons, starts, sorted_codes, sorted_scales)
+    }
+}
+
+/// Quantises `v` (any length) as its unit vector to int8, appending the codes; returns the scale,
+/// or `None` when `v` has no direction or is not finite.
+fn quantise(v: &[f32], codes: &mut Vec<i8>) -> Option<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let peak = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) / norm;
+    if !(norm.is_finite() && norm > 0.0 && peak.is_finite() && peak > 0.0) {
+        return None;
+    }
+    let scale = peak / 127.0;
+    codes.extend(v.iter().map(|x| (x / norm / scale).round().clamp(-127.0, 127.0) as i8));
+    Some(scale)
+}
+
+/// A trained collection: see the module's documentation.
+#[derive(Debug)]
+pub struct Index {
+    pub model: RecognitionModel,
+    /// When the training it holds succeeded (ms since the epoch); a cached index is only ever
+    /// replaced by a newer one.
+    pub trained_ms: i64,
+    dim: usize,
+    has_persons: bool,
+    /// Per row, sorted by (person, face).
+    faces: Vec<u128>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+    /// The largest scale, for the error bound.
+    max_scale: f32,
+    /// Groups: the persons, sorted, and where each one's rows start (one more entry, the end).
+    persons: Vec<u128>,
+    starts: Vec<u32>,
+    /// One bit per row: deleted since the training.
+    dead: Vec<AtomicU64>,
+}
+
+/// One query face, quantised.
+struct Query {
+    /// The int8 codes widened to i16, as the kernels read them.
+    wide: Vec<i16>,
+    scale: f32,
+    /// The most the int8 score can differ from the true cosine, for any row of the index.
+    bound: f32,
+}
+
+/// A candidate: (int8 score, unit, row of its best face).
+type Scored = (f32, u32, u32);
+
+impl Index {
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        model: RecognitionModel,
+        trained_ms: i64,
+        has_persons: bool,
+        faces: Vec<u128>,
+        persons: Vec<u128>,
+        mut starts: Vec<u32>,
+        codes: Vec<i8>,
+        scales: Vec<f32>,
+    ) -> Index {
+        if has_persons {
+            starts.push(faces.len() as u32);
+        }
+        let max_scale = scales.iter().fold(0.0f32, |m, s| m.max(*s));
+        let dead = (0..faces.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        Index {
+            model,
+            trained_ms,
+            dim: model.dimensions(),
+            has_persons,
+            faces,
+            codes,
+            scales,
+            max_scale,
+            persons,
+            starts,
+            dead,
+        }
+    }
+
+    /// An index of these faces, for a FaceList searched as it is now.
+    pub fn from_faces<'a>(
+        model: RecognitionModel,
+        trained_ms: i64,
+        has_persons: bool,
+        rows: impl IntoIterator<Item = Row<'a>>,
+    ) -> Result<Index, IndexError> {
+        let mut b = Builder::new(model, has_persons);
+        for row in rows {
+            b.push(row)?;
+        }
+        Ok(b.build(trained_ms))
+    }
+
+    /// Rows, live or dead.
+    pub fn len(&self) -> usize {
+        self.faces.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.faces.is_empty()
+    }
+
+    /// Rows not deleted since the training.
+    pub fn live(&self) -> usize {
+        self.len() - self.dead.iter().map(|w| w.load(Ordering::Relaxed).count_ones() as usize).sum::<usize>()
+    }
+
+    /// Bytes held in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.faces.len() * 16
+            + self.codes.len()
+            + self.scales.len() * 4
+            + self.persons.len() * 16
+            + self.starts.len() * 4
+            + self.dead.len() * 8
+    }
+
+    fn is_dead(&self, row: usize) -> bool {
+        self.dead[row / 64].load(Ordering::Relaxed) & (1 << (row % 64)) != 0
+    }
+
+    fn kill_row(&self, row: usize) {
+        self.dead[row / 64].fetch_or(1 << (row % 64), Ordering::Relaxed);
+    }
+
+    /// The rows of unit `u`: a person's faces, or one face of a list.
+    fn unit_rows(&self, u: usize) -> std::ops::Range<usize> {
+        if self.has_persons { self.starts[u] as usize..self.starts[u + 1] as usize } else { u..u + 1 }
+    }
+
+    fn units(&self) -> usize {
+        if self.has_persons { self.persons.len() } else { self.faces.len() }
+    }
+
+    /// Marks a deleted person's faces dead; `false` when the person is not in the index.
+    pub fn kill_person(&self, person_id: &str) -> bool {
+        let Ok(p) = Uuid::parse_str(person_id).map(|u| u.as_u128()) else { return false };
+        let Ok(u) = self.persons.binary_search(&p) else { return false };
+        self.unit_rows(u).for_each(|r| self.kill_row(r));
+        true
+    }
+
+    /// Marks a deleted face dead; `false` when it is not in the index.
+    pub fn kill_face(&self, person_id: Option<&str>, face_id: &str) -> bool {
+        let Ok(f) = Uuid::parse_str(face_id).map(|u| u.as_u128()) else { return false };
+        let rows = if self.has_persons {
+            let Some(Ok(p)) = person_id.map(|p| Uuid::parse_str(p).map(|u| u.as_u128())) else { return false };
+            let Ok(u) = self.persons.binary_search(&p) else { return false };
+            self.unit_rows(u)
+        } else {
+            0..self.faces.len()
+        };
+        let Ok(i) = self.faces[rows.clone()].binary_search(&f) else { return false };
+        self.kill_row(rows.start + i);
+        true
+    }
+
+    /// The face id of a row and, for groups, its person's id.
+    pub fn ids(&self, row: u32) -> (Option<String>, String) {
+        let row = row as usize;
+        let person = self.has_persons.then(|| {
+            let u = self.starts.partition_point(|&s| s as usize <= row) - 1;
+            Uuid::from_u128(self.persons[u]).to_string()
+        });
+        (person, Uuid::from_u128(self.faces[row]).to_string())
+    }
+
+    fn query(&self, v: &[f32]) -> Option<Query> {
+        if v.len() != self.dim {
+            return None;
+        }
+        let mut codes = Vec::with_capacity(self.dim);
+        let scale = quantise(v, &mut codes)?;
+        // For unit vectors v = s_v c_v + e_v and q = s_q c_q + e_q with |e| <= s / 2 per
+        // component: |v.q - s_v s_q c_v.c_q| <= (s_q / 2) |s_v c_v|_1 + (s_v / 2) |q|_1, and
+        // |s_v c_v|_1 <= |v|_1 + d s_v / 2 <= sqrt(d) + d s_v / 2.
+        let d = self.dim as f32;
+        let q_l1 = codes.iter().map(|&c| (f32::from(c) * scale).abs()).sum::<f32>() + d * scale / 2.0;
+        let s = self.max_scale;
+        let bound = scale / 2.0 * (d.sqrt() + d * s / 2.0) + s / 2.0 * q_l1;
+        Some(Query { wide: codes.iter().map(|&c| i16::from(c)).collect(), scale, bound: bound * 1.001 + 1e-6 })
+    }
+
+    /// For each query (in order), the candidates for its best `k` units at or above the cosine
+    /// `min_cos`: every unit whose exact best cosine could be among them, with the row of its
+    /// best face by int8 score. The caller scores them exactly ([`Index::rows_of`]).
+    pub fn candidates(&self, queries: &[&[f32]], min_cos: f32, k: usize) -> Vec<Vec<u32>> {
+        let prepared: Vec<Option<Query>> = queries.iter().map(|q| self.query(q)).collect();
+        let live: Vec<&Query> = prepared.iter().flatten().collect();
+        let mut out = vec![Vec::new(); queries.len()];
+        if live.is_empty() || k == 0 || self.is_empty() {
+            return out;
+        }
+        let units = self.units();
+        let threads = if self.len() >= PARALLEL_ROWS {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8)
+        } else {
+            1
+        };
+        let per = units.div_ceil(threads);
+        let parts: Vec<Vec<Vec<Scored>>> = if threads == 1 {
+            vec![self.scan(&live, 0..units, min_cos, k)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let live = &live;
+                        s.spawn(move || self.scan(live, t * per..((t + 1) * per).min(units), min_cos, k))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            })
+        };
+        let mut live_i = 0;
+        for (slot, q) in out.iter_mut().zip(&prepared) {
+            let Some(q) = q else { continue };
+            let merged: Vec<Scored> = parts.iter().flat_map(|p| p[live_i].iter().copied()).collect();
+            *slot = keep(merged, min_cos, k, q.bound).into_iter().map(|(_, u, _)| u).collect();
+            live_i += 1;
+        }
+        out
+    }
+
+    /// The live rows of these units (candidates from [`Index::candidates`]).
+    pub fn rows_of(&self, unit: u32) -> Vec<u32> {
+        self.unit_rows(unit as usize).filter(|&r| !self.is_dead(r)).map(|r| r as u32).collect()
+    }
+
+    fn scan(&self, queries: &[&Query], units: std::ops::Range<usize>, min_cos: f32, k: usize) -> Vec<Vec<Scored>> {
+        #[cfg(target_arch = "x86_64")]
+        if self.dim.is_multiple_of(16) && self.dim <= 1024 && std::arch::is_x86_feature_detected!("avx2") {
+            return self.scan_with(queries, units, min_cos, k, &|row, qs, out| {
+                // SAFETY: the CPU has AVX2 (checked above) and every row and query is `dim`
+                // long, a multiple of 16 (checked above): all `dots_avx2` needs.
+                #[allow(unsafe_code)]
+                unsafe {
+                    dots_avx2(row, qs, out)
+                }
+            });
+        }
+        self.scan_with(queries, units, min_cos, k, &dots)
+    }
+
+    /// Scores every live row of `units` against every query; per query keeps the units that
+    /// may be in its best `k` at or above `min_cos` (a superset, pruned as the k-th best rises).
+    fn scan_with(
+        &self,
+        queries: &[&Query],
+        units: std::ops::Range<usize>,
+        min_cos: f32,
+        k: usize,
+        kernel: &dyn Fn(&[i8], &[&Query], &mut [i32]),
+    ) -> Vec<Vec<Scored>> {
+        let mut dots = vec![0i32; queries.len()];
+        let dim = self.dim;
+        let mut kept: Vec<Vec<Scored>> = vec![Vec::new(); queries.len()];
+        // Per query: the k best scores so far (a min-heap), whose least is a floor for the k-th best.
+        let mut best: Vec<std::collections::BinaryHeap<std::cmp::Reverse<Ordered>>> =
+            vec![std::collections::BinaryHeap::with_capacity(k + 1); queries.len()];
+        let mut unit_best = vec![(f32::NEG_INFINITY, 0u32); queries.len()];
+        for u in units {
+            unit_best.iter_mut().for_each(|b| *b = (f32::NEG_INFINITY, 0));
+            let mut any = false;
+            for r in self.unit_rows(u) {
+                if self.is_dead(r) {
+                    continue;
+                }
+                any = true;
+                let row = &self.codes[r * dim..(r + 1) * dim];
+                let s_row = self.scales[r];
+                kernel(row, queries, &mut dots);
+                for ((q, b), &d) in queries.iter().zip(unit_best.iter_mut()).zip(&dots) {
+                    let score = d as f32 * s_row * q.scale;
+                    if score > b.0 {
+                        *b = (score, r as u32);
+                    }
+                }
+            }
+            if !any {
+                continue;
+            }
+            for (((q, b), heap), kept) in queries.iter().zip(&unit_best).zip(best.iter_mut()).zip(kept.iter_mut()) {
+                if b.0 < min_cos - q.bound {
+                    continue;
+                }
+                let floor =
+                    if heap.len() >= k { heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0) } else { f32::NEG_INFINITY };
+                if b.0 < floor - 2.0 * q.bound {
+                    continue;
+                }
+                kept.push((b.0, u as u32, b.1));
+                if heap.len() < k {
+                    heap.push(std::cmp::Reverse(Ordered(b.0)));
+                } else if b.0 > floor {
+                    heap.pop();
+                    heap.push(std::cmp::Reverse(Ordered(b.0)));
+                }
+                if kept.len() > 4 * k + 1024 {
+                    let f = heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0);
+                    kept.retain(|c| c.0 >= f - 2.0 * q.bound);
+                }
+            }
+        }
+        kept
+    }
+
+    /// The index in its persisted form: a header, then the face ids, persons, run starts,
+    /// scales and codes, little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.memory_bytes());
+        let _ = self.write_parts(usize::MAX, &mut |_, part: &[u8]| {
+            out.extend_from_slice(part);
+            Ok::<(), ()>(())
+        });
+        out
+    }
+
+    /// [`Index::to_bytes`]'s bytes in parts of `part_size` (the last one shorter), each handed
+    /// to `f` with its number as soon as it is full, so no second copy of a large index is made.
+    pub fn write_parts<E>(&self, part_size: usize, f: &mut dyn FnMut(u32, &[u8]) -> Result<(), E>) -> Result<u32, E> {
+        let mut w = Parts { buf: Vec::with_capacity(part_size.min(1 << 24)), size: part_size.max(1), next: 0, f };
+        let model = self.model.id().as_bytes();
+        w.put(MAGIC)?;
+        w.put(&(model.len() as u32).to_le_bytes())?;
+        w.put(model)?;
+        w.put(&self.trained_ms.to_le_bytes())?;
+        w.put(&[u8::from(self.has_persons)])?;
+        w.put(&(self.faces.len() as u64).to_le_bytes())?;
+        w.put(&(self.persons.len() as u64).to_le_bytes())?;
+        for f in &self.faces {
+            w.put(&f.to_le_bytes())?;
+        }
+        for p in &self.persons {
+            w.put(&p.to_le_bytes())?;
+        }
+        for s in self.starts.iter().take(self.persons.len()) {
+            w.put(&s.to_le_bytes())?;
+        }
+        for s in &self.scales {
+            w.put(&s.to_le_bytes())?;
+        }
+        for chunk in self.codes.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().map(|&c| c as u8).collect();
+            w.put(&bytes)?;
+        }
+        w.finish()
+    }
+
+    /// Reads [`Index::to_bytes`]'s form back, checking every length and value.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Index, IndexError> {
+        let bad = |what: &str| IndexError(format!("the stored trained index is damaged ({what}); train again"));
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(8).ok_or_else(|| bad("header"))? != MAGIC {
+            return Err(bad("not an index"));
+        }
+        let model_len = r.u32().ok_or_else(|| bad("header"))? as usize;
+        let model = std::str::from_utf8(r.take(model_len).ok_or_else(|| bad("header"))?).map_err(|_| bad("model"))?;
+        let model = RecognitionModel::from_id(model).ok_or_else(|| bad("model"))?;
+        let trained_ms =
+            i64::from_le_bytes(r.take(8).ok_or_else(|| bad("header"))?.try_into().map_err(|_| bad("header"))?);
+        let has_persons = r.take(1).ok_or_else(|| bad("header"))?[0] == 1;
+        let rows = r.u64().ok_or_else(|| bad("header"))? as usize;
+        let persons = r.u64().ok_or_else(|| bad("header"))? as usize;
+        let dim = model.dimensions();
+        let need = rows.checked_mul(16 + 4 + dim).and_then(|n| n.checked_add(persons.checked_mul(20)?));
+        if need != Some(bytes.len() - r.at) || (has_persons && persons > rows) || (!has_persons && persons != 0) {
+            return Err(bad("lengths"));
+        }
+        let u128s = |r: &mut Reader<'_>, n: usize| -> Vec<u128> {
+            r.take(n * 16)
+                .unwrap_or_default()
+                .chunks_exact(16)
+                .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
+                .collect()
+        };
+        let faces = u128s(&mut r, rows);
+        let person_ids = u128s(&mut r, persons);
+        let starts: Vec<u32> = r
+            .take(persons * 4)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+            .collect();
+        let scales: Vec<f32> = r
+            .take(rows * 4)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+            .collect();
+        let codes: Vec<i8> = r.take(rows * dim).unwrap_or_default().iter().map(|&b| b as i8).collect();
+        let ordered = |v: &[u128]| v.windows(2).all(|w| w[0] < w[1]);
+        if has_persons {
+            let runs_ok = starts.first().is_none_or(|&s| s == 0)
+                && starts.windows(2).all(|w| w[0] < w[1])
+                && starts.last().is_none_or(|&s| (s as usize) < rows)
+                && (rows == 0 || !starts.is_empty());
+            if !ordered(&person_ids) || !runs_ok {
+                return Err(bad("persons"));
+            }
+        } else if !ordered(&faces) {
+            return Err(bad("faces"));
+        }
+        if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(bad("scales"));
+        }
+        Ok(Index::assemble(model, trained_ms, has_persons, faces, person_ids, starts, codes, scales))
+    }
+}
+
+/// Cuts a stream of bytes into numbered parts.
+struct Parts<'f, E> {
+    buf: Vec<u8>,
+    size: usize,
+    next: u32,
+    f: &'f mut dyn FnMut(u32, &[u8]) -> Result<(), E>,
+}
+
+impl<E> Parts<'_, E> {
+    fn put(&mut self, mut bytes: &[u8]) -> Result<(), E> {
+        while !bytes.is_empty() {
+            let room = self.size - self.buf.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.buf.extend_from_slice(now);
+            bytes = later;
+            if self.buf.len() == self.size {
+                (self.f)(self.next, &self.buf)?;
+                self.next += 1;
+                self.buf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands over the last part; returns how many parts there were.
+    fn finish(mut self) -> Result<u32, E> {
+        if !self.buf.is_empty() || self.next == 0 {
+            (self.f)(self.next, &self.buf)?;
+            self.next += 1;
+        }
+        Ok(self.next)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let out = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(out)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// The dot products of one int8 row with every query (`out[i] = row . queries[i]`). The
+/// arithmetic wraps so that overflow checks (on in the dev profile) do not slow it; it cannot
+/// overflow, as 127 * 127 * 16384 < 2^31 for any embedding this service makes.
+fn dots(row: &[i8], queries: &[&Query], out: &mut [i32]) {
+    for (q, o) in queries.iter().zip(out.iter_mut()) {
+        *o = row.iter().zip(&q.wide).fold(0i32, |s, (&a, &b)| s.wrapping_add(i32::from(a).wrapping_mul(i32::from(b))));
+    }
+}
+
+/// [`dots`] with AVX2: the row is widened to i16 once, then each query costs one multiply-add
+/// (`vpmaddwd`, 16 products) and one add per 16 components.
+///
+/// # Safety
+/// The CPU must have AVX2, and `row` and every query must have the same length, a multiple of
+/// 16, at most 1024.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+unsafe fn dots_avx2(row: &[i8], queries: &[&Query], out: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let blocks = (row.len() / 16).min(64);
+    let mut wide = [_mm256_setzero_si256(); 64];
+    for (b, w) in wide.iter_mut().enumerate().take(blocks) {
+        // SAFETY: block b is row[16 b..16 b + 16], inside `row`.
+        *w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().add(16 * b).cast()) });
+    }
+    for (q, o) in queries.iter().zip(out.iter_mut()) {
+        let mut acc = _mm256_setzero_si256();
+        for (b, w) in wide.iter().enumerate().take(blocks) {
+            // SAFETY: the query is as long as the row: block b is inside it.
+            let v = unsafe { _mm256_loadu_si256(q.wide.as_ptr().add(16 * b).cast()) };
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(*w, v));
+        }
+        let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        *o = _mm_cvtsi128_si32(s);
+    }
+}
+
+/// An f32 that orders totally, for the heaps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ordered(f32);
+
+impl Eq for Ordered {}
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The candidates that may be in the exact best `k` at or above `min_cos`, given int8 scores
+/// within `bound` of the truth: at least `min_cos - bound`, and at least the k-th best `- 2 bound`.
+fn keep(mut all: Vec<Scored>, min_cos: f32, k: usize, bound: f32) -> Vec<Scored> {
+    all.retain(|c| c.0 >= min_cos - bound);
+    if all.len() > k {
+        let (_, kth, _) = all.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+        let floor = kth.0 - 2.0 * bound;
+        all.retain(|c| c.0 >= floor);
+    }
+    all
+}
+
+/// The cosine at which `model`'s confidence reaches `confidence` (the least cosine with at least
+/// that confidence), found once per call so the scan compares cosines.
+pub fn cosine_for(model: RecognitionModel, confidence: f32) -> f32 {
+    if confidence <= 0.0 {
+        return -1.0;
+    }
+    let (mut lo, mut hi) = (-1.0f32, 1.0f32);
+    if face_core::confidence_from_cosine(model, hi) < confidence {
+        return f32::INFINITY;
+    }
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if face_core::confidence_from_cosine(model, mid) >= confidence { hi = mid } else { lo = mid }
+    }
+    lo
+}
+
+/// The trained indexes in memory, by collection; loaded from the store on first use.
+#[derive(Debug, Default)]
+pub struct IndexCache {
+    cached: std::sync::Mutex<std::collections::HashMap<(Kind, String), std::sync::Arc<Index>>>,
+    /// One lock per collection being loaded, so concurrent searches share one load.
+    loading: std::sync::Mutex<std::collections::HashMap<(Kind, String), std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl IndexCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(Kind, String), std::sync::Arc<Index>>> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock a load of the collection's index holds.
+    pub fn load_lock(&self, kind: Kind, id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        // Locks nobody holds or waits for are dropped as others are made.
+        loading.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
+        loading.entry((kind, id.to_owned())).or_default().clone()
+    }
+
+    pub fn get(&self, kind: Kind, id: &str) -> Option<std::sync::Arc<Index>> {
+        self.map().get(&(kind, id.to_owned())).cloned()
+    }
+
+    /// Caches `index` unless a newer training is cached already; returns the one cached.
+    pub fn put(&self, kind: Kind, id: &str, index: std::sync::Arc<Index>) -> std::sync::Arc<Index> {
+        let mut map = self.map();
+        let slot = map.entry((kind, id.to_owned())).or_insert_with(|| index.clone());
+        if slot.trained_ms < index.trained_ms {
+            *slot = index;
+        }
+        slot.clone()
+    }
+
+    /// Drops the collection's index (the collection is gone or replaced).
+    pub fn forget(&self, kind: Kind, id: &str) {
+        self.map().remove(&(kind, id.to_owned()));
+    }
+
+    /// Marks a deleted face dead in the cached index, if one is cached.
+    pub fn kill_face(&self, kind: Kind, id: &str, person_id: Option<&str>, face_id: &str) {
+        if let Some(index) = self.get(kind, id) {
+            index.kill_face(person_id, face_id);
+        }
+    }
+
+    /// Marks a deleted person's faces dead in the cached index, if one is cached.
+    pub fn kill_person(&self, kind: Kind, id: &str, person_id: &str) {
+        if let Some(index) = self.get(kind, id) {
+            index.kill_person(person_id);
+        }
+    }
+
+    /// Bytes the cached indexes hold.
+    pub fn memory_bytes(&self) -> usize {
+        self.map().values().map(|i| i.memory_bytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A seeded pseudo-random unit vector.
+    fn vector(seed: u64, dim: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..dim)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 20_001) as f32 / 10_000.0 - 1.0
+            })
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    fn uuid(n: u64) -> String {
+        Uuid::from_u128(u128::from(n) * 7919 + 1).to_string()
+    }
+
+    /// `n` persons with `per` faces each around a centre of their own.
+    fn group(n: u64, per: u64) -> Vec<(String, String, Vec<f32>)> {
+        let mut out = Vec::new();
+        for p in 0..n {
+            let centre = vector(p, 128);
+            for f in 0..per {
+                let noise = vector(1_000_000 + p * per + f, 128);
+                let v: Vec<f32> = centre.iter().zip(&noise).map(|(c, e)| c + 0.6 * e).collect();
+                out.push((uuid(p), uuid(1_000_000 + p * per + f), v));
+            }
+        }
+        out
+    }
+
+    fn exact_best(faces: &[(String, String, Vec<f32>)], q: &[f32], k: usize) -> Vec<(String, f32)> {
+        let mut best = std::collections::HashMap::<&str, f32>::new();
+        for (p, _, v) in faces {
+            let c = face_core::cosine(v, q);
+            let e = best.entry(p).or_insert(-2.0);
+            *e = e.max(c);
+        }
+        let mut ranked: Vec<(String, f32)> = best.into_iter().map(|(p, c)| (p.to_owned(), c)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(k);
+        ranked
+    }
+
+    #[test]
+    fn candidates_hold_the_exact_best_persons() {
+        let faces = group(300, 4);
+        let rows = faces.iter().map(|(p, f, v)| Row { face_id: f, person_id: Some(p), embedding: v });
+        let index = Index::from_faces(RecognitionModel::SFace, 1, true, rows).unwrap();
+        assert_eq!(index.len(), 1200);
+        for seed in 0..20 {
+            let q = vector(5_000_000 + seed, 128);
+            let q: Vec<f32> = q.iter().zip(&faces[(seed * 37) as usize].2).map(|(a, b)| a + b).collect();
+            let cands = index.candidates(&[&q], -1.0, 5);
+            let exact = exact_best(&faces, &q, 5);
+            let held: Vec<String> = cands[0].iter().map(|&u| index.ids(index.rows_of(u)[0]).0.unwrap()).collect();
+            for (p, _) in &exact {
+                assert!(held.contains(p), "seed {seed}: {p} missing from {} candidates", held.len());
+            }
+            assert!(held.len() < 60, "the bound keeps the candidates few: {}", held.len());
+        }
+    }
+
+    #[test]
+    fn dead_rows_are_never_found_and_the_bytes_round_trip() {
+        let faces = group(20, 3);
+        let rows = faces.iter().map(|(p, f, v)| Row { face_id: f, person_id: Some(p), embedding: v });
+        let index = Index::from_faces(RecognitionModel::SFace, 42, true, rows).unwrap();
+        let (p0, f0, v0) = &faces[0];
+        let top = |ix: &Index| {
+            ix.candidates(&[v0], 0.5, 1)[0].iter().map(|&u| ix.ids(ix.rows_of(u)[0]).0.unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(top(&index), [p0.clone()]);
+        assert!(index.kill_face(Some(p0), f0));
+        assert_eq!(index.live(), 59);
+        assert!(index.kill_person(p0));
+        assert!(!index.kill_person(&uuid(999)));
+        assert!(!top(&index).contains(p0), "a deleted person is not found");
+        let back = Index::from_bytes(&index.to_bytes()).unwrap();
+        assert_eq!((back.len(), back.trained_ms, back.live()), (60, 42, 60), "deaths are not part of the training");
+        assert_eq!(top(&back), [p0.clone()]);
+        let mut damaged = index.to_bytes();
+        damaged.truncate(damaged.len() - 1);
+        assert!(Index::from_bytes(&damaged).is_err());
+        assert!(Index::from_bytes(b"FACEIDX1").is_err());
+    }
+
+    #[test]
+    fn the_threshold_becomes_a_cosine() {
+        for c in [0.1f32, 0.5, 0.9] {
+            let cos = cosine_for(RecognitionModel::SFace, c);
+            assert!(face_core::confidence_from_cosine(RecognitionModel::SFace, cos + 1e-4) >= c);
+            assert!(face_core::confidence_from_cosine(RecognitionModel::SFace, cos - 1e-3) < c);
+        }
+        assert_eq!(cosine_for(RecognitionModel::SFace, 0.0), -1.0);
+    }
+}

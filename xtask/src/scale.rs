@@ -1,0 +1,562 @@
+//! `cargo xtask scale [--faces N] [--concurrency C] [--requests R]`: a LargePersonGroup and a
+//! LargeFaceList of N faces (default 1,000,000, Azure's limit), driven over HTTP.
+//!
+//! The gallery is the real SFace embeddings of shared/data's verification photos
+//! (identify_split.csv: gallery rows as persons, probe rows as queries), plus distractors made
+//! from them, seeded (xorshift, seed 2026): each distractor identity is a random real gallery
+//! face pushed away by a random direction three times its length (so it sits about cos 0.3 from
+//! its origin, like another person), normalised, and each of its two faces is that centre plus a
+//! random direction of 0.8 its length (about cos 0.6 between the two, like one person's photos).
+//! So the nearest neighbours of a real probe are real faces and hard negatives, as in a real
+//! gallery. The collections are filled through `face-server bulk-load` (many faces to a
+//! transaction); everything measured after that goes through the real face-server on loopback.
+//!
+//! Every figure comes with its baseline measured in the same run: AddFace at N against a
+//! 1,000-face group, detect and verify during a training against idle, top-1 against an exact
+//! f32 scan of the same gallery.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::server::build_server;
+use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, shared_data, testdata_dir};
+
+const KEY: &str = "scale-key";
+const GROUP: &str = "scale-group";
+const LIST: &str = "scale-list";
+const SMALL: &str = "scale-small";
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A random direction: uniform components, unit length.
+    fn direction(&mut self, dim: usize) -> Vec<f32> {
+        unit((0..dim).map(|_| (self.next() % 20_001) as f32 / 10_000.0 - 1.0).collect())
+    }
+}
+
+fn unit(v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn plus(a: &[f32], b: &[f32], k: f32) -> Vec<f32> {
+    unit(a.iter().zip(b).map(|(x, y)| x + k * y).collect())
+}
+
+/// A person's or face's UUID in the bulk files, from a number.
+fn uuid(n: u64, what: u64) -> u128 {
+    Uuid::from_u64_pair(0x5ca1_e000_0000_4000 | what, 0x8000_0000_0000_0000 | n).as_u128()
+}
+
+/// A bulk file for `face-server bulk-load`.
+struct Bulk(std::io::BufWriter<std::fs::File>);
+
+impl Bulk {
+    fn create(path: &Path, kind: u8, cid: &str, dim: usize) -> Result<Bulk> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        w.write_all(b"FACEBULK")?;
+        w.write_all(&[kind])?;
+        for s in [cid, "recognition_01", "sface_2021dec"] {
+            w.write_all(&(s.len() as u16).to_le_bytes())?;
+            w.write_all(s.as_bytes())?;
+        }
+        w.write_all(&(dim as u32).to_le_bytes())?;
+        Ok(Bulk(w))
+    }
+
+    fn face(&mut self, person: u128, face: u128, v: &[f32]) -> Result<()> {
+        self.0.write_all(&person.to_le_bytes())?;
+        self.0.write_all(&face.to_le_bytes())?;
+        for x in v {
+            self.0.write_all(&x.to_le_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    fn call(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> (u16, Value, f64) {
+        let url = format!("{}/face/v1.0{path}", self.base);
+        let t = Instant::now();
+        let r = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Ocp-Apim-Subscription-Key", KEY).call(),
+            ("DELETE", _) => self.agent.delete(&url).header("Ocp-Apim-Subscription-Key", KEY).call(),
+            (m, body) => {
+                let (ct, bytes) = body.unwrap_or(("application/json", b"{}".to_vec()));
+                let req = if m == "PUT" { self.agent.put(&url) } else { self.agent.post(&url) };
+                req.header("Ocp-Apim-Subscription-Key", KEY).header("Content-Type", ct).send(&bytes[..])
+            }
+        };
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        match r {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let text = r.body_mut().read_to_string().unwrap_or_default();
+                let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+                (status, v, ms)
+            }
+            Err(e) => (0, json!(e.to_string()), ms),
+        }
+    }
+
+    fn json(&self, method: &str, path: &str, body: Value) -> (u16, Value, f64) {
+        self.call(method, path, Some(("application/json", serde_json::to_vec(&body).unwrap_or_default())))
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Value) -> Result<Value> {
+        let (s, v, _) = self.json(method, path, body);
+        if !(200..300).contains(&s) {
+            bail!("{method} {path} answered {s}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// Trains and waits; returns the seconds from the call to `succeeded`.
+    fn train(&self, route: &str, id: &str) -> Result<f64> {
+        let t = Instant::now();
+        self.ok("POST", &format!("/{route}/{id}/train"), json!({}))?;
+        self.wait_trained(route, id, t)
+    }
+
+    fn wait_trained(&self, route: &str, id: &str, t: Instant) -> Result<f64> {
+        loop {
+            let v = self.ok("GET", &format!("/{route}/{id}/training"), Value::Null)?;
+            match v["status"].as_str() {
+                Some("succeeded") => return Ok(t.elapsed().as_secs_f64()),
+                Some("failed") => bail!("training {route}/{id} failed: {v}"),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+/// Latencies of `calls` spread over `clients` threads: sorted ms.
+fn under_load(clients: usize, calls: usize, f: &(dyn Fn(usize) -> Result<f64> + Sync)) -> Result<Vec<f64>> {
+    let per = calls.div_ceil(clients);
+    let mut all = std::thread::scope(|s| -> Result<Vec<f64>> {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| s.spawn(move || (0..per).map(|i| f(c * per + i)).collect::<Result<Vec<f64>>>()))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.extend(h.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??);
+        }
+        Ok(out)
+    })?;
+    all.sort_by(f64::total_cmp);
+    Ok(all)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn start(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, log: &str) -> Result<Killed> {
+    Ok(Killed(
+        Command::new(server)
+            .args(["Eula=accept", &format!("Billing=http://127.0.0.1:{meter}/"), &format!("ApiKey={KEY}")])
+            .arg(format!("Server:Address=127.0.0.1:{port}"))
+            .arg(format!("Storage:DataDirectory={}", dir.join("data").display()))
+            .arg(format!("Engine:Guest={}", guest.display()))
+            .arg(format!("Engine:Models={}", models_dir().display()))
+            .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
+            .arg("Logging:Console:LogLevel=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log))?)
+            .spawn()?,
+    ))
+}
+
+fn wait_ready(http: &Http) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while http.agent.get(format!("{}/ready", http.base)).call().map(|r| r.status() != 200).unwrap_or(true) {
+        if Instant::now() > deadline {
+            bail!("face-server was not ready within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn db_mb(dir: &Path) -> f64 {
+    ["face.db", "face.db-wal"]
+        .iter()
+        .map(|f| std::fs::metadata(dir.join("data").join(f)).map(|m| m.len()).unwrap_or(0) as f64 / 1e6)
+        .sum()
+}
+
+pub fn scale(args: &[String]) -> Result<()> {
+    let (mut faces, mut clients, mut requests) = (1_000_000usize, 4usize, 200usize);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num =
+            |what: &str| -> Result<usize> { Ok(it.next().with_context(|| format!("{what} needs a number"))?.parse()?) };
+        match a.as_str() {
+            "--faces" => faces = num("--faces")?,
+            "--concurrency" => clients = num("--concurrency")?.max(1),
+            "--requests" => requests = num("--requests")?.max(clients),
+            other => bail!(
+                "unknown argument {other:?}; usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R]"
+            ),
+        }
+    }
+    let data = shared_data();
+    let split = crate::stats::csv_rows(&data.join("verification/identify_split.csv"))
+        .with_context(|| format!("scale reads {}", data.display()))?;
+
+    // The real faces: SFace embeddings of the gallery and probe photos.
+    let engine = crate::engine::load()?;
+    let (mut gallery, mut probes): (Vec<(usize, Vec<f32>)>, Vec<(usize, PathBuf)>) = (Vec::new(), Vec::new());
+    let mut identities: Vec<String> = Vec::new();
+    for r in &split {
+        let path = data.join("verification").join(&r[0]);
+        let img = engine.decode(&std::fs::read(&path)?)?;
+        let Some(det) = engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, 1)?.into_iter().next() else {
+            continue;
+        };
+        let who = match identities.iter().position(|i| *i == r[1]) {
+            Some(i) => i,
+            None => {
+                identities.push(r[1].clone());
+                identities.len() - 1
+            }
+        };
+        if r[2] == "probe" {
+            probes.push((who, path));
+        } else {
+            let e = engine.embed(&img, &det, None, face_core::RecognitionModel::SFace)?;
+            gallery.push((who, e.vector));
+        }
+    }
+    let dim = gallery.first().context("no gallery face found")?.1.len();
+    if faces < gallery.len() + 2 {
+        bail!("--faces must be at least {} (the real gallery and one distractor)", gallery.len() + 2);
+    }
+    eprintln!(
+        "scale: {} real gallery faces of {} persons, {} probes; {} faces in all",
+        gallery.len(),
+        identities.len(),
+        probes.len(),
+        faces
+    );
+
+    let (server, guest) = build_server()?;
+    let dir = cache_dir().join("scale");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data"))?;
+
+    // The bulk files: the group (real persons, then two-face distractor persons), the list (the
+    // same faces), and a 1,000-face group as AddFace's baseline.
+    let t = Instant::now();
+    let mut group = Bulk::create(&dir.join("group.bulk"), 1, GROUP, dim)?;
+    let mut list = Bulk::create(&dir.join("list.bulk"), 3, LIST, dim)?;
+    let mut small = Bulk::create(&dir.join("small.bulk"), 1, SMALL, dim)?;
+    // Every gallery vector, with its person number, for the exact scan.
+    let mut all: Vec<(u64, Vec<f32>)> = Vec::with_capacity(faces);
+    for (i, (who, v)) in gallery.iter().enumerate() {
+        all.push((*who as u64, v.clone()));
+        group.face(uuid(*who as u64, 1), uuid(i as u64, 2), v)?;
+        list.face(0, uuid(i as u64, 2), v)?;
+        small.face(uuid(*who as u64, 1), uuid(i as u64, 3), v)?;
+    }
+    let mut rng = Rng(2026);
+    let mut person = identities.len() as u64;
+    while all.len() < faces {
+        let origin = &gallery[(rng.next() % gallery.len() as u64) as usize].1;
+        let centre = plus(origin, &rng.direction(dim), 3.0);
+        for _ in 0..2.min(faces - all.len()) {
+            let v = plus(&centre, &rng.direction(dim), 0.8);
+            let n = all.len() as u64;
+            group.face(uuid(person, 1), uuid(n, 2), &v)?;
+            list.face(0, uuid(n, 2), &v)?;
+            if n < 1000 {
+                small.face(uuid(person, 1), uuid(n, 3), &v)?;
+            }
+            all.push((person, v));
+        }
+        person += 1;
+    }
+    drop((group, list, small));
+    let persons = person;
+    eprintln!("scale: {faces} faces of {persons} persons written in {:.1} s; loading them", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    for file in ["group.bulk", "list.bulk", "small.bulk"] {
+        let status = Command::new(&server).arg("bulk-load").arg(dir.join("data")).arg(dir.join(file)).status()?;
+        if !status.success() {
+            bail!("face-server bulk-load {file} failed");
+        }
+        std::fs::remove_file(dir.join(file))?;
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+
+    // The exact answer: each probe's best person by an f32 scan of every gallery face.
+    let probe_vectors: Vec<(usize, Vec<f32>)> = probes
+        .iter()
+        .map(|(who, path)| -> Result<(usize, Vec<f32>)> {
+            let img = engine.decode(&std::fs::read(path)?)?;
+            let det =
+                engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, 1)?.into_iter().next().context("probe face")?;
+            Ok((*who, engine.embed(&img, &det, None, face_core::RecognitionModel::SFace)?.vector))
+        })
+        .collect::<Result<_>>()?;
+    let exact_right = probe_vectors
+        .iter()
+        .filter(|(who, q)| {
+            let best = all.iter().map(|(p, v)| (face_core::cosine(q, v), *p)).max_by(|a, b| a.0.total_cmp(&b.0));
+            best.is_some_and(|(_, p)| p == *who as u64)
+        })
+        .count();
+
+    let meter_port = free_port()?;
+    let _meter = Killed(
+        Command::new(server.with_file_name("face-meter"))
+            .arg(format!("Keys={KEY}"))
+            .arg(format!("Address=127.0.0.1:{meter_port}"))
+            .arg(format!("DataDirectory={}", dir.join("meter").display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("meter.log"))?)
+            .spawn()?,
+    );
+    let port = free_port()?;
+    let http = Http {
+        agent: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let mut child = start(&server, &guest, &dir, port, meter_port, "server-1.log")?;
+    wait_ready(&http)?;
+
+    // The probes' faceIds.
+    let mut face_ids: Vec<(usize, String)> = Vec::new();
+    for (who, path) in &probes {
+        let (s, v, _) = http.call(
+            "POST",
+            "/detect?returnFaceId=true&recognitionModel=recognition_01",
+            Some(("application/octet-stream", std::fs::read(path)?)),
+        );
+        match v[0]["faceId"].as_str() {
+            Some(id) if s == 200 => face_ids.push((*who, id.to_owned())),
+            _ => bail!("detect on {} answered {s}: {v}", path.display()),
+        }
+    }
+    let db_before = db_mb(&dir);
+    // The baseline: the server warm (engine instances made by the detects), no index loaded.
+    let rss_idle = memory_mb(child.0.id()).0;
+    eprintln!("scale: training {GROUP} ({faces} faces)");
+    let train_group_s = http.train("largepersongroups", GROUP)?;
+    eprintln!("scale: training {LIST} ({faces} faces)");
+    let train_list_s = http.train("largefacelists", LIST)?;
+    http.train("largepersongroups", SMALL)?;
+    let db_after = db_mb(&dir);
+
+    // Top-1 of the real probes, one identify per probe.
+    let person_of = |who: usize| Uuid::from_u128(uuid(who as u64, 1)).to_string();
+    let top1 = |http: &Http, face_ids: &[(usize, String)]| -> Result<usize> {
+        let mut right = 0;
+        for (who, id) in face_ids {
+            let v = http.ok(
+                "POST",
+                "/identify",
+                json!({ "faceIds": [id], "largePersonGroupId": GROUP, "confidenceThreshold": 0.0 }),
+            )?;
+            right += usize::from(v[0]["candidates"][0]["personId"].as_str() == Some(person_of(*who).as_str()));
+        }
+        Ok(right)
+    };
+    let right = top1(&http, &face_ids)?;
+    let rss_trained = memory_mb(child.0.id()).0;
+    let status: Value = http
+        .agent
+        .get(format!("{}/status", http.base))
+        .call()
+        .ok()
+        .and_then(|mut r| serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok())
+        .unwrap_or(Value::Null);
+    let index_mb = status["memory"]["trainedIndexBytes"].as_f64().unwrap_or(f64::NAN) / 1e6;
+
+    // Identify with 10 query faces, find-similar, under `clients` concurrent clients.
+    let ten = |i: usize| -> Vec<&str> { (0..10).map(|k| face_ids[(i + k) % face_ids.len()].1.as_str()).collect() };
+    let identify = under_load(clients, requests, &|i| {
+        let (s, v, ms) = http.json("POST", "/identify", json!({ "faceIds": ten(i), "largePersonGroupId": GROUP }));
+        if s != 200 {
+            bail!("identify answered {s}: {v}");
+        }
+        Ok(ms)
+    })?;
+    let similar = under_load(clients, requests, &|i| {
+        let (s, v, ms) = http.json(
+            "POST",
+            "/findsimilars",
+            json!({ "faceId": face_ids[i % face_ids.len()].1, "largeFaceListId": LIST }),
+        );
+        if s != 200 {
+            bail!("findsimilars answered {s}: {v}");
+        }
+        Ok(ms)
+    })?;
+
+    // AddFace at N against the 1,000-face group, the same photo to a real person of each.
+    let photo = std::fs::read(testdata_dir().join("obama.jpg")).context("run `cargo xtask testdata`")?;
+    let add = |gid: &str| -> Result<Vec<f64>> {
+        let p = http.ok("POST", &format!("/largepersongroups/{gid}/persons"), json!({ "name": "added" }))?;
+        let pid = p["personId"].as_str().unwrap_or_default().to_owned();
+        under_load(clients, (requests / 4).clamp(clients, 240), &|_| {
+            let (s, v, ms) = http.call(
+                "POST",
+                &format!("/largepersongroups/{gid}/persons/{pid}/persistedfaces"),
+                Some(("application/octet-stream", photo.clone())),
+            );
+            if s != 200 {
+                bail!("AddFace answered {s}: {v}");
+            }
+            Ok(ms)
+        })
+    };
+    let add_small = add(SMALL)?;
+    let add_large = add(GROUP)?;
+
+    // Detect and verify, idle and while the group trains again; identify meanwhile answers
+    // from the previous training.
+    let verify_pair = (face_ids[0].1.clone(), face_ids[1].1.clone());
+    let detect_verify = |i: usize| -> Result<f64> {
+        if i % 2 == 0 {
+            let (s, v, ms) =
+                http.call("POST", "/detect?returnFaceId=false", Some(("application/octet-stream", photo.clone())));
+            if s != 200 {
+                bail!("detect answered {s}: {v}");
+            }
+            Ok(ms)
+        } else {
+            let (s, v, ms) =
+                http.json("POST", "/verify", json!({ "faceId1": verify_pair.0, "faceId2": verify_pair.1 }));
+            if s != 200 {
+                bail!("verify answered {s}: {v}");
+            }
+            Ok(ms)
+        }
+    };
+    let idle = under_load(2, 40, &detect_verify)?;
+    let t = Instant::now();
+    http.ok("POST", &format!("/largepersongroups/{GROUP}/train"), json!({}))?;
+    let (mut during, mut identify_during, mut identify_failed) = (Vec::new(), 0usize, 0usize);
+    loop {
+        let status = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
+        if status["status"] == "succeeded" {
+            break;
+        }
+        if status["status"] == "failed" {
+            bail!("the second training failed: {status}");
+        }
+        during.extend(under_load(2, 4, &detect_verify)?);
+        let (s, _, _) = http.json("POST", "/identify", json!({ "faceIds": ten(0), "largePersonGroupId": GROUP }));
+        identify_during += 1;
+        identify_failed += usize::from(s != 200);
+    }
+    let retrain_s = t.elapsed().as_secs_f64();
+    during.sort_by(f64::total_cmp);
+
+    // A restart: the index is read back, not retrained, and answers as before it.
+    let before = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
+    let right_before = top1(&http, &face_ids)?;
+    drop(child);
+    child = start(&server, &guest, &dir, port, meter_port, "server-2.log")?;
+    wait_ready(&http)?;
+    // The faceIds died with the old process; detect the probes again.
+    face_ids.clear();
+    for (who, path) in &probes {
+        let (_, v, _) = http.call(
+            "POST",
+            "/detect?returnFaceId=true&recognitionModel=recognition_01",
+            Some(("application/octet-stream", std::fs::read(path)?)),
+        );
+        face_ids.push((*who, v[0]["faceId"].as_str().unwrap_or_default().to_owned()));
+    }
+    let t_load = Instant::now();
+    let first = http.ok("POST", "/identify", json!({ "faceIds": [face_ids[0].1], "largePersonGroupId": GROUP }))?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    if first[0]["candidates"].as_array().is_none_or(|c| c.is_empty()) {
+        bail!("after the restart, identify found no one: {first}");
+    }
+    let after = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
+    let right_after = top1(&http, &face_ids)?;
+    let rss_restarted = memory_mb(child.0.id()).0;
+    drop(child);
+
+    let ms = |v: &[f64]| format!("{:.1} / {:.1}", pct(v, 0.5), pct(v, 0.99));
+    println!(
+        "| figure ({faces} faces, {persons} persons; {clients} clients) | value | baseline in the same run | ratio |"
+    );
+    println!("|---|---|---|---|");
+    println!("| fill through `face-server bulk-load`, group + list + 1K group | {fill_s:.1} s | | |");
+    println!("| train the LargePersonGroup | {train_group_s:.1} s | | |");
+    println!("| train the LargeFaceList | {train_list_s:.1} s | | |");
+    println!("| identify, 10 query faces, p50 / p99 ms | {} | | |", ms(&identify));
+    println!("| find-similar on the LargeFaceList, p50 / p99 ms | {} | | |", ms(&similar));
+    println!(
+        "| AddFace p50 / p99 ms, at {faces} / at 1,000 faces | {} | {} | {:.2} (p99) |",
+        ms(&add_large),
+        ms(&add_small),
+        pct(&add_large, 0.99) / pct(&add_small, 0.99)
+    );
+    println!(
+        "| detect and verify during a training, p50 / p99 ms (identify answered {} of {identify_during} calls meanwhile) | {} | {} idle | {:.2} (p99) |",
+        identify_during - identify_failed,
+        ms(&during),
+        ms(&idle),
+        pct(&during, 0.99) / pct(&idle, 0.99)
+    );
+    println!("| the second training, under that load | {retrain_s:.1} s | | |");
+    println!(
+        "| top-1 of the {} real probes, identify / exact f32 scan | {right} | {exact_right} | {} |",
+        probes.len(),
+        if right == exact_right { "equal" } else { "DIFFERENT" }
+    );
+    println!(
+        "| resident memory of face-server, MB: both indexes trained / warm, before training (the indexes' own bytes: {index_mb:.0} MB) | {rss_trained:.0} | {rss_idle:.0} | +{:.0} MB |",
+        rss_trained - rss_idle
+    );
+    println!(
+        "| face.db growth from the two trainings (the indexes' stored parts, with the WAL) | {:.0} MB | {db_before:.0} MB before | |",
+        db_after - db_before
+    );
+    println!(
+        "| after a restart: first identify (loads the index) / top-1 / training kept | {load_s:.2} s / {right_after} / {} | top-1 {right_before} before it | |",
+        if before["lastSuccessfulTrainingDateTime"] == after["lastSuccessfulTrainingDateTime"] { "yes" } else { "NO" }
+    );
+    println!("| resident memory after the restart and one group loaded, MB | {rss_restarted:.0} | | |");
+    if right != exact_right
+        || right_after != right_before
+        || before["lastSuccessfulTrainingDateTime"] != after["lastSuccessfulTrainingDateTime"]
+        || identify_failed > 0
+    {
+        bail!(
+            "scale: the index did not keep the exact scan's answers, the training across the restart, or identify during training"
+        );
+    }
+    Ok(())
+}
