@@ -191,7 +191,7 @@ pub fn rows(engine: &Engine, data: &Path, row: fn(&str, String, &str), print_cue
             "head pose on the same faces (mostly frontal): median |pitch| / |yaw|, degrees ({} fits)",
             pitch.len()
         ),
-        format!("{:.1} / {:.1}", crate::eval::median(pitch), crate::eval::median(yaw)),
+        format!("{:.1} / {:.1}", crate::stats::median(pitch), crate::stats::median(yaw)),
         "under 8 / under 8 (issue 14)",
     );
     row(

@@ -33,16 +33,8 @@ impl Timings {
     }
 
     fn median(&self, stage: &str) -> f64 {
-        self.stages.get(stage).map(|v| median(v.clone())).unwrap_or(f64::NAN)
+        self.stages.get(stage).map(|v| crate::stats::median(v.clone())).unwrap_or(f64::NAN)
     }
-}
-
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn row(figure: &str, ours: String, reference: &str) {
@@ -274,14 +266,14 @@ fn landmark_rows(engine: &Engine, data: &Path) -> Result<()> {
         };
         let ours = engine.landmarks68(img, det)?;
         let per_point: Vec<f64> = ours.iter().zip(truth).map(|(a, b)| (a.distance(*b) / eye_corners) as f64).collect();
-        errors.push(median(per_point));
+        errors.push(crate::stats::median(per_point));
     }
     row(
         &format!(
             "68-point landmarks vs dlib's points, median error / eye-corner distance ({} faces, {unmatched} not detected)",
             errors.len()
         ),
-        format!("{:.3}", median(errors)),
+        format!("{:.3}", crate::stats::median(errors)),
         "0.057",
     );
     Ok(())

@@ -34,3 +34,12 @@ pub fn auc(scored: &[(f32, bool, bool)]) -> f64 {
     }
     wins / (pos.len() * neg.len()).max(1) as f64
 }
+
+/// The median (the upper one of an even count); NaN when empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}

@@ -344,7 +344,7 @@ pub trait CollectionStore {
         training: &Training,
         scanned_ms: i64,
     ) -> StoreResult<()>;
-    /// One part of a trained index's bytes (`crate::index::Index::to_bytes`), each its own short
+    /// One part of a trained index's bytes (its persisted form, from the `index` module), each its own short
     /// write, so that writing a large index never holds the database long.
     fn put_index_part(&self, kind: Kind, cid: &str, trained_ms: i64, part: u32, data: &[u8]) -> StoreResult<()>;
     /// The bytes of the index trained at `trained_ms`, its parts in order; `None` if none.
