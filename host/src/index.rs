@@ -354,12 +354,13 @@ impl Index {
     fn scan(&self, queries: &[&Query], units: std::ops::Range<usize>, min_cos: f32, k: usize) -> Vec<Vec<Scored>> {
         #[cfg(target_arch = "x86_64")]
         if self.dim.is_multiple_of(16) && self.dim <= 1024 && std::arch::is_x86_feature_detected!("avx2") {
-            return self.scan_with(queries, units, min_cos, k, &|row, qs, out| {
-                // SAFETY: the CPU has AVX2 (checked above) and every row and query is `dim`
-                // long, a multiple of 16 (checked above): all `dots_avx2` needs.
+            return self.scan_with(queries, units, min_cos, k, &|rows, qs, out| {
+                // SAFETY: the CPU has AVX2 (checked above); every query is `dim` long, a multiple
+                // of 16 of at most 1024 (checked above); `scan_with` passes whole rows and an
+                // `out` of rows times queries: all `dots_avx2` needs.
                 #[allow(unsafe_code)]
                 unsafe {
-                    dots_avx2(row, qs, out)
+                    dots_avx2(rows, qs, out)
                 }
             });
         }
@@ -376,55 +377,73 @@ impl Index {
         k: usize,
         kernel: &dyn Fn(&[i8], &[&Query], &mut [i32]),
     ) -> Vec<Vec<Scored>> {
-        let mut dots = vec![0i32; queries.len()];
-        let dim = self.dim;
-        let mut kept: Vec<Vec<Scored>> = vec![Vec::new(); queries.len()];
+        let (dim, nq) = (self.dim, queries.len());
+        // The rows of whole units are scored in blocks of about BLOCK rows, one kernel call each.
+        const BLOCK: usize = 512;
+        let mut dots = vec![0i32; (BLOCK + 248) * nq];
+        let mut kept: Vec<Vec<Scored>> = vec![Vec::new(); nq];
         // Per query: the k best scores so far (a min-heap), whose least is a floor for the k-th best.
         let mut best: Vec<std::collections::BinaryHeap<std::cmp::Reverse<Ordered>>> =
-            vec![std::collections::BinaryHeap::with_capacity(k + 1); queries.len()];
-        let mut unit_best = vec![(f32::NEG_INFINITY, 0u32); queries.len()];
-        for u in units {
-            unit_best.iter_mut().for_each(|b| *b = (f32::NEG_INFINITY, 0));
-            let mut any = false;
-            for r in self.unit_rows(u) {
-                if self.is_dead(r) {
+            vec![std::collections::BinaryHeap::with_capacity(k + 1); nq];
+        let mut unit_best = vec![(f32::NEG_INFINITY, 0u32); nq];
+        let mut u = units.start;
+        while u < units.end {
+            let first = self.unit_rows(u).start;
+            let mut last_unit = u;
+            while last_unit + 1 < units.end && self.unit_rows(last_unit + 1).end - first <= BLOCK {
+                last_unit += 1;
+            }
+            let rows = first..self.unit_rows(last_unit).end;
+            if dots.len() < rows.len() * nq {
+                dots.resize(rows.len() * nq, 0);
+            }
+            kernel(&self.codes[rows.start * dim..rows.end * dim], queries, &mut dots[..rows.len() * nq]);
+            for unit in u..=last_unit {
+                unit_best.iter_mut().for_each(|b| *b = (f32::NEG_INFINITY, 0));
+                let mut any = false;
+                for r in self.unit_rows(unit) {
+                    if self.is_dead(r) {
+                        continue;
+                    }
+                    any = true;
+                    let s_row = self.scales[r];
+                    let at = (r - rows.start) * nq;
+                    for ((q, b), &d) in queries.iter().zip(unit_best.iter_mut()).zip(&dots[at..at + nq]) {
+                        let score = d as f32 * s_row * q.scale;
+                        if score > b.0 {
+                            *b = (score, r as u32);
+                        }
+                    }
+                }
+                if !any {
                     continue;
                 }
-                any = true;
-                let row = &self.codes[r * dim..(r + 1) * dim];
-                let s_row = self.scales[r];
-                kernel(row, queries, &mut dots);
-                for ((q, b), &d) in queries.iter().zip(unit_best.iter_mut()).zip(&dots) {
-                    let score = d as f32 * s_row * q.scale;
-                    if score > b.0 {
-                        *b = (score, r as u32);
+                for (((q, b), heap), kept) in queries.iter().zip(&unit_best).zip(best.iter_mut()).zip(kept.iter_mut()) {
+                    if b.0 < min_cos - q.bound {
+                        continue;
+                    }
+                    let floor = if heap.len() >= k {
+                        heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0)
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    if b.0 < floor - 2.0 * q.bound {
+                        continue;
+                    }
+                    kept.push((b.0, unit as u32, b.1));
+                    if heap.len() < k {
+                        heap.push(std::cmp::Reverse(Ordered(b.0)));
+                    } else if b.0 > floor {
+                        heap.pop();
+                        heap.push(std::cmp::Reverse(Ordered(b.0)));
+                    }
+                    if kept.len() > 4 * k + 1024 {
+                        let f = heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0);
+                        kept.retain(|c| c.0 >= f - 2.0 * q.bound);
                     }
                 }
             }
-            if !any {
-                continue;
-            }
-            for (((q, b), heap), kept) in queries.iter().zip(&unit_best).zip(best.iter_mut()).zip(kept.iter_mut()) {
-                if b.0 < min_cos - q.bound {
-                    continue;
-                }
-                let floor =
-                    if heap.len() >= k { heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0) } else { f32::NEG_INFINITY };
-                if b.0 < floor - 2.0 * q.bound {
-                    continue;
-                }
-                kept.push((b.0, u as u32, b.1));
-                if heap.len() < k {
-                    heap.push(std::cmp::Reverse(Ordered(b.0)));
-                } else if b.0 > floor {
-                    heap.pop();
-                    heap.push(std::cmp::Reverse(Ordered(b.0)));
-                }
-                if kept.len() > 4 * k + 1024 {
-                    let f = heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0);
-                    kept.retain(|c| c.0 >= f - 2.0 * q.bound);
-                }
-            }
+            u = last_unit + 1;
         }
         kept
     }
@@ -588,43 +607,53 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The dot products of one int8 row with every query (`out[i] = row . queries[i]`). The
-/// arithmetic wraps so that overflow checks (on in the dev profile) do not slow it; it cannot
-/// overflow, as 127 * 127 * 16384 < 2^31 for any embedding this service makes.
-fn dots(row: &[i8], queries: &[&Query], out: &mut [i32]) {
-    for (q, o) in queries.iter().zip(out.iter_mut()) {
-        *o = row.iter().zip(&q.wide).fold(0i32, |s, (&a, &b)| s.wrapping_add(i32::from(a).wrapping_mul(i32::from(b))));
+/// The dot products of each int8 row in `rows` (rows of the queries' length, back to back) with
+/// every query: `out[row * queries + i] = row . queries[i]`. The arithmetic wraps so that
+/// overflow checks (on in the dev profile) do not slow it; it cannot overflow, as
+/// 127 * 127 * 16384 < 2^31 for any embedding this service makes.
+fn dots(rows: &[i8], queries: &[&Query], out: &mut [i32]) {
+    let dim = queries.first().map_or(1, |q| q.wide.len()).max(1);
+    for (row, out) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(queries.len())) {
+        for (q, o) in queries.iter().zip(out.iter_mut()) {
+            *o = row
+                .iter()
+                .zip(&q.wide)
+                .fold(0i32, |s, (&a, &b)| s.wrapping_add(i32::from(a).wrapping_mul(i32::from(b))));
+        }
     }
 }
 
-/// [`dots`] with AVX2: the row is widened to i16 once, then each query costs one multiply-add
+/// [`dots`] with AVX2: each row is widened to i16 once, then each query costs one multiply-add
 /// (`vpmaddwd`, 16 products) and one add per 16 components.
 ///
 /// # Safety
-/// The CPU must have AVX2, and `row` and every query must have the same length, a multiple of
-/// 16, at most 1024.
+/// The CPU must have AVX2; every query must have the same length, a multiple of 16 and at most
+/// 1024; `rows` must be whole rows of that length and `out` at least rows times queries long.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(unsafe_code)]
-unsafe fn dots_avx2(row: &[i8], queries: &[&Query], out: &mut [i32]) {
+unsafe fn dots_avx2(rows: &[i8], queries: &[&Query], out: &mut [i32]) {
     use std::arch::x86_64::*;
-    let blocks = (row.len() / 16).min(64);
+    let Some(dim) = queries.first().map(|q| q.wide.len()) else { return };
+    let blocks = (dim / 16).min(64);
     let mut wide = [_mm256_setzero_si256(); 64];
-    for (b, w) in wide.iter_mut().enumerate().take(blocks) {
-        // SAFETY: block b is row[16 b..16 b + 16], inside `row`.
-        *w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().add(16 * b).cast()) });
-    }
-    for (q, o) in queries.iter().zip(out.iter_mut()) {
-        let mut acc = _mm256_setzero_si256();
-        for (b, w) in wide.iter().enumerate().take(blocks) {
-            // SAFETY: the query is as long as the row: block b is inside it.
-            let v = unsafe { _mm256_loadu_si256(q.wide.as_ptr().add(16 * b).cast()) };
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(*w, v));
+    for (row, out) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(queries.len())) {
+        for (b, w) in wide.iter_mut().enumerate().take(blocks) {
+            // SAFETY: block b is row[16 b..16 b + 16], inside `row`.
+            *w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().add(16 * b).cast()) });
         }
-        let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-        *o = _mm_cvtsi128_si32(s);
+        for (q, o) in queries.iter().zip(out.iter_mut()) {
+            let mut acc = _mm256_setzero_si256();
+            for (b, w) in wide.iter().enumerate().take(blocks) {
+                // SAFETY: the query is as long as the row: block b is inside it.
+                let v = unsafe { _mm256_loadu_si256(q.wide.as_ptr().add(16 * b).cast()) };
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(*w, v));
+            }
+            let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+            *o = _mm_cvtsi128_si32(s);
+        }
     }
 }
 

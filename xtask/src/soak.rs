@@ -10,7 +10,8 @@
 //!   delete is gone;
 //! - the meter holds a record for every answered billable call (its id is the answer's
 //!   `apim-request-id`), each once; records beyond those are calls whose answer the kill cut off;
-//! - resident memory at the middle and end is within 1.5x of its value after warm-up.
+//! - resident memory at the middle and end is within 1.5x of its value after warm-up (for the end, the
+//!   larger of the two warm-ups).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -630,13 +631,16 @@ pub fn soak(args: &[String]) -> Result<()> {
         ));
     }
     let mb = |when: &str| memory.iter().find(|(w, _)| *w == when).map_or(f64::NAN, |m| m.1);
-    for (warm, later) in [("after warm-up", "middle (before the kill)"), ("after the restart's warm-up", "end")] {
-        if mb(later) > 1.5 * mb(warm) {
-            failures.push(format!(
-                "resident memory grew from {:.0} MB ({warm}) to {:.0} MB ({later})",
-                mb(warm),
-                mb(later)
-            ));
+    // The end is compared with the larger warm value: in a short run the restart's warm-up point
+    // (10% of the requests after the restart, many of them refused while it was down) can come
+    // before the engine pool has filled again, and the first warm-up is the same server on the
+    // same data.
+    let warm_end = mb("after warm-up").max(mb("after the restart's warm-up"));
+    for (warm, base, later) in
+        [("after warm-up", mb("after warm-up"), "middle (before the kill)"), ("the larger warm-up", warm_end, "end")]
+    {
+        if mb(later) > 1.5 * base {
+            failures.push(format!("resident memory grew from {base:.0} MB ({warm}) to {:.0} MB ({later})", mb(later)));
         }
     }
     if !restarted.load(Ordering::SeqCst) {
