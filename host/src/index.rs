@@ -398,6 +398,31 @@ impl Index {
                 dots.resize(rows.len() * nq, 0);
             }
             kernel(&self.codes[rows.start * dim..rows.end * dim], queries, &mut dots[..rows.len() * nq]);
+            // Most blocks hold no candidate for any query: their best score is below every
+            // query's bar, and their units need no look.
+            let bars: Vec<f32> = queries
+                .iter()
+                .zip(&best)
+                .map(|(q, heap)| {
+                    let floor = if heap.len() >= k {
+                        heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0)
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    (min_cos - q.bound).max(floor - 2.0 * q.bound)
+                })
+                .collect();
+            let mut block_best = vec![f32::NEG_INFINITY; nq];
+            for (r, d) in rows.clone().zip(dots.chunks_exact(nq)) {
+                let s_row = self.scales[r];
+                for ((m, &d), q) in block_best.iter_mut().zip(d).zip(queries) {
+                    *m = m.max(d as f32 * s_row * q.scale);
+                }
+            }
+            if block_best.iter().zip(&bars).all(|(m, bar)| m < bar) {
+                u = last_unit + 1;
+                continue;
+            }
             for unit in u..=last_unit {
                 unit_best.iter_mut().for_each(|b| *b = (f32::NEG_INFINITY, 0));
                 let mut any = false;
@@ -642,7 +667,25 @@ unsafe fn dots_avx2(rows: &[i8], queries: &[&Query], out: &mut [i32]) {
             // SAFETY: block b is row[16 b..16 b + 16], inside `row`.
             *w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().add(16 * b).cast()) });
         }
-        for (q, o) in queries.iter().zip(out.iter_mut()) {
+        // Four queries at a time: four independent sums, reduced together by three
+        // horizontal adds into the four results.
+        let mut fours = queries.chunks_exact(4);
+        let mut o4 = out.chunks_exact_mut(4);
+        for (q, o) in (&mut fours).zip(&mut o4) {
+            let mut acc = [_mm256_setzero_si256(); 4];
+            for (b, w) in wide.iter().enumerate().take(blocks) {
+                for (a, q) in acc.iter_mut().zip(q) {
+                    // SAFETY: the query is as long as the row: block b is inside it.
+                    let v = unsafe { _mm256_loadu_si256(q.wide.as_ptr().add(16 * b).cast()) };
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(*w, v));
+                }
+            }
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+            let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            // SAFETY: `o` is four i32s, the 16 bytes written.
+            unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), s) };
+        }
+        for (q, o) in fours.remainder().iter().zip(o4.into_remainder()) {
             let mut acc = _mm256_setzero_si256();
             for (b, w) in wide.iter().enumerate().take(blocks) {
                 // SAFETY: the query is as long as the row: block b is inside it.
