@@ -1,14 +1,14 @@
 //! The values crossing the WIT boundary from the guest: any faces a guest could return are
 //! either refused by the host's contract check (`engine::checked`) or safe for every host path
-//! that uses them: the Face API JSON, the faceId cache's embedding, and a trained index's cosines.
+//! that uses them: the Face API JSON, the faceId cache's embedding, and a trained index's
+//! candidates and its stored form.
 
 #![no_main]
 
 use face_host::api::face::{ATTRIBUTES, face_json};
 use face_host::engine::checked::{self, Asked};
 use face_host::engine::guest;
-use face_host::faces::Index;
-use face_host::store::StoredFace;
+use face_host::index::{Index, Row};
 
 /// Reads values out of the fuzzer's bytes; past the end, zeros.
 struct Reader<'a>(&'a [u8]);
@@ -180,18 +180,19 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(!text.contains("null"), "a checked face wrote a null (a NaN or infinity): {text}");
         if let (Some(model), Some(e)) = (asked.recognition, &f.embedding) {
             let model = face_core::RecognitionModel::from(model);
-            let stored = StoredFace {
-                face_id: "f".into(),
-                person_id: Some("p".into()),
-                user_data: None,
-                model: model.id().into(),
-                embedding: e.vector.clone(),
-            };
-            let index = Index::build(model, 0, &[stored]);
-            for (person, confidence) in index.identify(&e.vector, 0.0, 1) {
-                assert_eq!(person, "p");
-                assert!((0.0..=1.0).contains(&confidence), "confidence {confidence} of a face with itself");
+            let (face, person) = (uuid::Uuid::from_u128(1).to_string(), uuid::Uuid::from_u128(2).to_string());
+            let row = Row { face_id: &face, person_id: Some(&person), embedding: &e.vector };
+            let index = Index::from_faces(model, 0, true, [row]).expect("an index of UUID ids builds");
+            assert_eq!(index.len(), 1, "a checked embedding is indexed");
+            let found = index.candidates(&[&e.vector], -1.0, 1);
+            assert_eq!(found[0].len(), 1, "a face finds itself");
+            for row in index.rows_of(found[0][0]) {
+                assert_eq!(index.ids(row), (Some(person.clone()), face.clone()));
             }
+            let confidence = face_core::confidence_from_cosine(model, face_core::cosine(&e.vector, &e.vector));
+            assert!((0.0..=1.0).contains(&confidence), "confidence {confidence} of a face with itself");
+            let back = Index::from_bytes(&index.to_bytes()).expect("an index reads back");
+            assert_eq!((back.len(), back.live()), (1, 1));
         }
     }
 });
