@@ -40,7 +40,7 @@ echo "test: soak, a short pass (1000 mixed requests at concurrency 16, kill -9 a
 cargo xtask soak --requests 1000
 
 echo "test: scale, a short pass (a 20,000-face LargePersonGroup and LargeFaceList: train, identify, restart)" >&2
-cargo xtask scale --faces 20000 --requests 40
+cargo xtask scale --faces 20000 --requests 40 --registry-photos
 
 echo "test: fuzzing, a short pass (decode, request parsers, guest values; 20 s each)" >&2
 cargo xtask fuzz --seconds 20

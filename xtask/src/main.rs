@@ -41,7 +41,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

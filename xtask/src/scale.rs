@@ -2,7 +2,8 @@
 //! LargeFaceList of N faces (default 1,000,000, Azure's limit), driven over HTTP.
 //!
 //! The gallery is the real SFace embeddings of shared/data's verification photos
-//! (identify_split.csv: gallery rows as persons, probe rows as queries), plus distractors made
+//! (identify_split.csv: gallery rows as persons, probe rows as queries; with `--registry-photos`,
+//! the registry's test photos instead, as the test command runs it), plus distractors made
 //! from them, seeded (xorshift, seed 2026): each distractor identity is a random real gallery
 //! face pushed away by a random direction three times its length (so it sits about cos 0.3 from
 //! its origin, like another person), normalised, and each of its two faces is that centre plus a
@@ -209,6 +210,7 @@ fn db_mb(dir: &Path) -> f64 {
 
 pub fn scale(args: &[String]) -> Result<()> {
     let (mut faces, mut clients, mut requests) = (1_000_000usize, 4usize, 200usize);
+    let mut registry_photos = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num =
@@ -217,40 +219,62 @@ pub fn scale(args: &[String]) -> Result<()> {
             "--faces" => faces = num("--faces")?,
             "--concurrency" => clients = num("--concurrency")?.max(1),
             "--requests" => requests = num("--requests")?.max(clients),
+            "--registry-photos" => registry_photos = true,
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R]"
+                "unknown argument {other:?}; usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]"
             ),
         }
     }
-    let data = shared_data();
-    let split = crate::stats::csv_rows(&data.join("verification/identify_split.csv"))
-        .with_context(|| format!("scale reads {}", data.display()))?;
+    // (path, identity, role) of the real photos: shared/data's identification split, or with
+    // --registry-photos the registry's test photos (`cargo xtask testdata`), which any clone has.
+    let split: Vec<(PathBuf, String, String)> = if registry_photos {
+        let dir = testdata_dir();
+        [
+            ("obama.jpg", "obama", "gallery"),
+            ("biden.jpg", "biden", "gallery"),
+            ("azure_queryface.jpg", "azure_queryface", "gallery"),
+            ("obama2.jpg", "obama", "probe"),
+            ("obama3.jpg", "obama", "probe"),
+        ]
+        .iter()
+        .map(|(f, who, role)| (dir.join(f), (*who).to_owned(), (*role).to_owned()))
+        .collect()
+    } else {
+        let data = shared_data();
+        crate::stats::csv_rows(&data.join("verification/identify_split.csv"))
+            .with_context(|| format!("scale reads {} (or run it with --registry-photos)", data.display()))?
+            .into_iter()
+            .map(|r| (data.join("verification").join(&r[0]), r[1].clone(), r[2].clone()))
+            .collect()
+    };
 
     // The real faces: SFace embeddings of the gallery and probe photos.
     let engine = crate::engine::load()?;
     let (mut gallery, mut probes): (Vec<(usize, Vec<f32>)>, Vec<(usize, PathBuf)>) = (Vec::new(), Vec::new());
     let mut identities: Vec<String> = Vec::new();
-    for r in &split {
-        let path = data.join("verification").join(&r[0]);
-        let img = engine.decode(&std::fs::read(&path)?)?;
+    for (path, identity, role) in &split {
+        let img = engine.decode(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
         let Some(det) = engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, 1)?.into_iter().next() else {
             continue;
         };
-        let who = match identities.iter().position(|i| *i == r[1]) {
+        let who = match identities.iter().position(|i| i == identity) {
             Some(i) => i,
             None => {
-                identities.push(r[1].clone());
+                identities.push(identity.clone());
                 identities.len() - 1
             }
         };
-        if r[2] == "probe" {
-            probes.push((who, path));
+        if role == "probe" {
+            probes.push((who, path.clone()));
         } else {
             let e = engine.embed(&img, &det, None, face_core::RecognitionModel::SFace)?;
             gallery.push((who, e.vector));
         }
     }
     let dim = gallery.first().context("no gallery face found")?.1.len();
+    if probes.len() < 2 {
+        bail!("scale needs at least two probe faces, found {}", probes.len());
+    }
     if faces < gallery.len() + 2 {
         bail!("--faces must be at least {} (the real gallery and one distractor)", gallery.len() + 2);
     }
