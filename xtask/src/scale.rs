@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::server::build_server;
+use crate::server::{build_server, start_meter, wait_ready};
 use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, shared_data, testdata_dir};
 
 const KEY: &str = "scale-key";
@@ -167,13 +167,6 @@ fn under_load(clients: usize, calls: usize, f: &(dyn Fn(usize) -> Result<f64> + 
     Ok(all)
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn start(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, log: &str) -> Result<Killed> {
     Ok(Killed(
         Command::new(server)
@@ -188,17 +181,6 @@ fn start(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, log: &s
             .stderr(std::fs::File::create(dir.join(log))?)
             .spawn()?,
     ))
-}
-
-fn wait_ready(http: &Http) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while http.agent.get(format!("{}/ready", http.base)).call().map(|r| r.status() != 200).unwrap_or(true) {
-        if Instant::now() > deadline {
-            bail!("face-server was not ready within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 fn db_mb(dir: &Path) -> f64 {
@@ -353,16 +335,7 @@ pub fn scale(args: &[String]) -> Result<()> {
         })
         .count();
 
-    let meter_port = free_port()?;
-    let _meter = Killed(
-        Command::new(server.with_file_name("face-meter"))
-            .arg(format!("Keys={KEY}"))
-            .arg(format!("Address=127.0.0.1:{meter_port}"))
-            .arg(format!("DataDirectory={}", dir.join("meter").display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("meter.log"))?)
-            .spawn()?,
-    );
+    let (_meter, meter_port) = start_meter(&server, &dir, KEY)?;
     let port = free_port()?;
     let http = Http {
         agent: ureq::Agent::config_builder()
@@ -373,7 +346,7 @@ pub fn scale(args: &[String]) -> Result<()> {
         base: format!("http://127.0.0.1:{port}"),
     };
     let mut child = start(&server, &guest, &dir, port, meter_port, "server-1.log")?;
-    wait_ready(&http)?;
+    wait_ready(&http.agent, &http.base, "face-server")?;
 
     // The probes' faceIds.
     let mut face_ids: Vec<(usize, String)> = Vec::new();
@@ -509,7 +482,7 @@ pub fn scale(args: &[String]) -> Result<()> {
     let right_before = top1(&http, &face_ids)?;
     drop(child);
     child = start(&server, &guest, &dir, port, meter_port, "server-2.log")?;
-    wait_ready(&http)?;
+    wait_ready(&http.agent, &http.base, "face-server")?;
     // The faceIds died with the old process; detect the probes again.
     face_ids.clear();
     for (who, path) in &probes {
@@ -531,7 +504,7 @@ pub fn scale(args: &[String]) -> Result<()> {
     let rss_restarted = memory_mb(child.0.id()).0;
     drop(child);
 
-    let ms = |v: &[f64]| format!("{:.1} / {:.1}", pct(v, 0.5), pct(v, 0.99));
+    let ms = |v: &[f64]| format!("{:.1} / {:.1}", crate::stats::percentile(v, 0.5), crate::stats::percentile(v, 0.99));
     println!(
         "| figure ({faces} faces, {persons} persons; {clients} clients) | value | baseline in the same run | ratio |"
     );
@@ -545,14 +518,14 @@ pub fn scale(args: &[String]) -> Result<()> {
         "| AddFace p50 / p99 ms, at {faces} / at 1,000 faces | {} | {} | {:.2} (p99) |",
         ms(&add_large),
         ms(&add_small),
-        pct(&add_large, 0.99) / pct(&add_small, 0.99)
+        crate::stats::percentile(&add_large, 0.99) / crate::stats::percentile(&add_small, 0.99)
     );
     println!(
         "| detect and verify during a training, p50 / p99 ms (identify answered {} of {identify_during} calls meanwhile) | {} | {} idle | {:.2} (p99) |",
         identify_during - identify_failed,
         ms(&during),
         ms(&idle),
-        pct(&during, 0.99) / pct(&idle, 0.99)
+        crate::stats::percentile(&during, 0.99) / crate::stats::percentile(&idle, 0.99)
     );
     println!("| the second training, under that load | {retrain_s:.1} s | | |");
     println!(

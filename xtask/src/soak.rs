@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use image::{ImageFormat, imageops};
 use serde_json::{Value, json};
 
-use crate::server::build_server;
+use crate::server::{build_server, start_meter, wait_ready};
 use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, testdata_dir};
 
 const KEY: &str = "soak-key";
@@ -304,27 +304,9 @@ fn start_server(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, 
         .spawn()?)
 }
 
-fn wait_ready(agent: &ureq::Agent, base: &str, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while agent.get(format!("{base}/ready")).call().map(|r| r.status() != 200).unwrap_or(true) {
-        if Instant::now() > deadline {
-            bail!("{what} was not ready within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
 /// Resident memory of a process, MB.
 fn rss_mb(pid: u32) -> f64 {
     memory_mb(pid).0
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 pub fn soak(args: &[String]) -> Result<()> {
@@ -355,16 +337,7 @@ pub fn soak(args: &[String]) -> Result<()> {
     }
     let image_base = image_server(dir.join("images"))?;
 
-    let meter_port = free_port()?;
-    let _meter = Killed(
-        Command::new(server.with_file_name("face-meter"))
-            .arg(format!("Keys={KEY}"))
-            .arg(format!("Address=127.0.0.1:{meter_port}"))
-            .arg(format!("DataDirectory={}", dir.join("meter").display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("meter.log"))?)
-            .spawn()?,
-    );
+    let (_meter, meter_port) = start_meter(&server, &dir, KEY)?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -589,7 +562,11 @@ pub fn soak(args: &[String]) -> Result<()> {
         answers.len(),
         answers.len() as f64 / seconds
     );
-    println!("| p50 / p99 ms | {:.1} / {:.1} |", percentile(&ms, 0.5), percentile(&ms, 0.99));
+    println!(
+        "| p50 / p99 ms | {:.1} / {:.1} |",
+        crate::stats::percentile(&ms, 0.5),
+        crate::stats::percentile(&ms, 0.99)
+    );
     println!("| 5xx other than 503 | {} |", bad_5xx.len());
     println!(
         "| 429 / 503 | {} / {} |",
