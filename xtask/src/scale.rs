@@ -26,27 +26,16 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::server::{build_server, start_meter, wait_ready};
-use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, shared_data, testdata_dir};
+use crate::util::{Killed, Rng, cache_dir, free_port, memory_mb, models_dir, shared_data, testdata_dir};
 
 const KEY: &str = "scale-key";
 const GROUP: &str = "scale-group";
 const LIST: &str = "scale-list";
 const SMALL: &str = "scale-small";
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A random direction: uniform components, unit length.
-    fn direction(&mut self, dim: usize) -> Vec<f32> {
-        unit((0..dim).map(|_| (self.next() % 20_001) as f32 / 10_000.0 - 1.0).collect())
-    }
+/// A random direction: uniform components, unit length.
+fn direction(rng: &mut Rng, dim: usize) -> Vec<f32> {
+    unit((0..dim).map(|_| (rng.next() % 20_001) as f32 / 10_000.0 - 1.0).collect())
 }
 
 fn unit(v: Vec<f32>) -> Vec<f32> {
@@ -291,9 +280,9 @@ pub fn scale(args: &[String]) -> Result<()> {
     let mut person = identities.len() as u64;
     while all.len() < faces {
         let origin = &gallery[(rng.next() % gallery.len() as u64) as usize].1;
-        let centre = plus(origin, &rng.direction(dim), 3.0);
+        let centre = plus(origin, &direction(&mut rng, dim), 3.0);
         for _ in 0..2.min(faces - all.len()) {
-            let v = plus(&centre, &rng.direction(dim), 0.8);
+            let v = plus(&centre, &direction(&mut rng, dim), 0.8);
             let n = all.len() as u64;
             group.face(uuid(person, 1), uuid(n, 2), &v)?;
             list.face(0, uuid(n, 2), &v)?;

@@ -27,7 +27,7 @@ use image::{ImageFormat, imageops};
 use serde_json::{Value, json};
 
 use crate::server::{build_server, start_meter, wait_ready};
-use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, testdata_dir};
+use crate::util::{Killed, Rng, cache_dir, free_port, memory_mb, models_dir, testdata_dir};
 
 const KEY: &str = "soak-key";
 const GROUP: &str = "soak-group";
@@ -90,22 +90,6 @@ impl Soak {
 
     fn json(&self, op: &'static str, method: &str, path: &str, body: Value) -> Answer {
         self.call(op, method, path, "application/json", serde_json::to_vec(&body).expect("JSON"))
-    }
-}
-
-/// A small xorshift generator: the mix needs no more.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 

@@ -142,3 +142,21 @@ pub fn memory_mb(pid: u32) -> (f64, f64) {
     };
     (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
 }
+
+/// A small seeded xorshift generator, for reproducible test loads and data.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
