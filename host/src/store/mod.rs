@@ -332,8 +332,8 @@ pub trait CollectionStore {
     fn set_training(&self, kind: Kind, cid: &str, training: &Training) -> StoreResult<()>;
     /// Records a successful training whose index parts were written ([`put_index_part`]),
     /// atomically, if the collection is still the one created at `created_ms` (not deleted and
-    /// made anew): older indexes go, and so do the deaths the training's scan (begun at
-    /// `scanned_ms`) already saw.
+    /// made anew): older indexes go, and so do the deaths logged over a minute before the
+    /// training's scan began (at `scanned_ms`), which it surely saw.
     ///
     /// [`put_index_part`]: CollectionStore::put_index_part
     fn save_trained(

@@ -365,7 +365,9 @@ impl CollectionStore for SqliteStore {
             }
             write_training(tx, kind, cid, t)?;
             // The previous index, the legacy copy of faces, and the deaths the new index's scan
-            // already saw go; deaths since the scan began stay for it.
+            // surely saw go. A delete stamped just before the scan began may have committed after
+            // its read transaction started, so a minute of deaths before the scan stays too:
+            // marking a face that is not in the index dead changes nothing.
             tx.execute(
                 "DELETE FROM trained_index WHERE kind = ?1 AND cid = ?2 AND trained_ms <> ?3",
                 params![kind.name(), cid, trained],
@@ -373,7 +375,7 @@ impl CollectionStore for SqliteStore {
             tx.execute("DELETE FROM trained_faces WHERE kind = ?1 AND cid = ?2", params![kind.name(), cid])?;
             tx.execute(
                 "DELETE FROM trained_dead WHERE kind = ?1 AND cid = ?2 AND at_ms < ?3",
-                params![kind.name(), cid, scanned_ms],
+                params![kind.name(), cid, scanned_ms - DEATHS_KEPT_MS],
             )?;
             Ok(())
         })
@@ -487,6 +489,9 @@ impl CollectionStore for SqliteStore {
         })
     }
 }
+
+/// How long before a training's scan began the deaths logged for its index are kept.
+const DEATHS_KEPT_MS: i64 = 60_000;
 
 /// A collection's persons or faces, as the triggers of migration 003 count them.
 fn counted(conn: &Connection, kind: Kind, cid: &str, column: &str) -> StoreResult<u64> {
