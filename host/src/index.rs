@@ -91,14 +91,6 @@ impl Builder {
         Ok(true)
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// The index: rows sorted by person, then face.
     pub fn build(self, trained_ms: i64) -> Index {
         let Builder { model, dim, has_persons, keys, codes, scales } = self;
@@ -386,6 +378,7 @@ impl Index {
         let mut best: Vec<std::collections::BinaryHeap<std::cmp::Reverse<Ordered>>> =
             vec![std::collections::BinaryHeap::with_capacity(k + 1); nq];
         let mut unit_best = vec![(f32::NEG_INFINITY, 0u32); nq];
+        let (mut bars, mut block_best) = (vec![0f32; nq], vec![0f32; nq]);
         let mut u = units.start;
         while u < units.end {
             let first = self.unit_rows(u).start;
@@ -400,19 +393,12 @@ impl Index {
             kernel(&self.codes[rows.start * dim..rows.end * dim], queries, &mut dots[..rows.len() * nq]);
             // Most blocks hold no candidate for any query: their best score is below every
             // query's bar, and their units need no look.
-            let bars: Vec<f32> = queries
-                .iter()
-                .zip(&best)
-                .map(|(q, heap)| {
-                    let floor = if heap.len() >= k {
-                        heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0)
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    (min_cos - q.bound).max(floor - 2.0 * q.bound)
-                })
-                .collect();
-            let mut block_best = vec![f32::NEG_INFINITY; nq];
+            for ((bar, q), heap) in bars.iter_mut().zip(queries).zip(&best) {
+                let floor =
+                    if heap.len() >= k { heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0) } else { f32::NEG_INFINITY };
+                *bar = (min_cos - q.bound).max(floor - 2.0 * q.bound);
+            }
+            block_best.fill(f32::NEG_INFINITY);
             for (r, d) in rows.clone().zip(dots.chunks_exact(nq)) {
                 let s_row = self.scales[r];
                 for ((m, &d), q) in block_best.iter_mut().zip(d).zip(queries) {

@@ -18,15 +18,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::server::{build_server, start_meter, wait_ready};
-use crate::util::{Killed, Rng, cache_dir, free_port, memory_mb, models_dir, shared_data, testdata_dir};
+use crate::server::{Served, build_server, start_meter, wait_ready};
+use crate::util::{Rng, cache_dir, free_port, memory_mb, shared_data, testdata_dir};
 
 const KEY: &str = "scale-key";
 const GROUP: &str = "scale-group";
@@ -156,22 +156,6 @@ fn under_load(clients: usize, calls: usize, f: &(dyn Fn(usize) -> Result<f64> + 
     Ok(all)
 }
 
-fn start(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, log: &str) -> Result<Killed> {
-    Ok(Killed(
-        Command::new(server)
-            .args(["Eula=accept", &format!("Billing=http://127.0.0.1:{meter}/"), &format!("ApiKey={KEY}")])
-            .arg(format!("Server:Address=127.0.0.1:{port}"))
-            .arg(format!("Storage:DataDirectory={}", dir.join("data").display()))
-            .arg(format!("Engine:Guest={}", guest.display()))
-            .arg(format!("Engine:Models={}", models_dir().display()))
-            .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
-            .arg("Logging:Console:LogLevel=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(log))?)
-            .spawn()?,
-    ))
-}
-
 fn db_mb(dir: &Path) -> f64 {
     ["face.db", "face.db-wal"]
         .iter()
@@ -221,7 +205,8 @@ pub fn scale(args: &[String]) -> Result<()> {
 
     // The real faces: SFace embeddings of the gallery and probe photos.
     let engine = crate::engine::load()?;
-    let (mut gallery, mut probes): (Vec<(usize, Vec<f32>)>, Vec<(usize, PathBuf)>) = (Vec::new(), Vec::new());
+    // Gallery: (person, embedding); probes: (person, photo, embedding).
+    let (mut gallery, mut probes): (Vec<(usize, Vec<f32>)>, Vec<(usize, PathBuf, Vec<f32>)>) = (Vec::new(), Vec::new());
     let mut identities: Vec<String> = Vec::new();
     for (path, identity, role) in &split {
         let img = engine.decode(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
@@ -235,11 +220,11 @@ pub fn scale(args: &[String]) -> Result<()> {
                 identities.len() - 1
             }
         };
+        let e = engine.embed(&img, &det, None, face_core::RecognitionModel::SFace)?.vector;
         if role == "probe" {
-            probes.push((who, path.clone()));
+            probes.push((who, path.clone(), e));
         } else {
-            let e = engine.embed(&img, &det, None, face_core::RecognitionModel::SFace)?;
-            gallery.push((who, e.vector));
+            gallery.push((who, e));
         }
     }
     let dim = gallery.first().context("no gallery face found")?.1.len();
@@ -307,18 +292,9 @@ pub fn scale(args: &[String]) -> Result<()> {
     let fill_s = t.elapsed().as_secs_f64();
 
     // The exact answer: each probe's best person by an f32 scan of every gallery face.
-    let probe_vectors: Vec<(usize, Vec<f32>)> = probes
+    let exact_right = probes
         .iter()
-        .map(|(who, path)| -> Result<(usize, Vec<f32>)> {
-            let img = engine.decode(&std::fs::read(path)?)?;
-            let det =
-                engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, 1)?.into_iter().next().context("probe face")?;
-            Ok((*who, engine.embed(&img, &det, None, face_core::RecognitionModel::SFace)?.vector))
-        })
-        .collect::<Result<_>>()?;
-    let exact_right = probe_vectors
-        .iter()
-        .filter(|(who, q)| {
+        .filter(|(who, _, q)| {
             let best = all.iter().map(|(p, v)| (face_core::cosine(q, v), *p)).max_by(|a, b| a.0.total_cmp(&b.0));
             best.is_some_and(|(_, p)| p == *who as u64)
         })
@@ -334,12 +310,13 @@ pub fn scale(args: &[String]) -> Result<()> {
             .into(),
         base: format!("http://127.0.0.1:{port}"),
     };
-    let mut child = start(&server, &guest, &dir, port, meter_port, "server-1.log")?;
+    let served = Served { server: &server, guest: &guest, dir: &dir, port, meter: meter_port, key: KEY };
+    let mut child = served.start(&["Logging:Console:LogLevel=info"], "server-1.log")?;
     wait_ready(&http.agent, &http.base, "face-server")?;
 
     // The probes' faceIds.
     let mut face_ids: Vec<(usize, String)> = Vec::new();
-    for (who, path) in &probes {
+    for (who, path, _) in &probes {
         let (s, v, _) = http.call(
             "POST",
             "/detect?returnFaceId=true&recognitionModel=recognition_01",
@@ -470,11 +447,11 @@ pub fn scale(args: &[String]) -> Result<()> {
     let before = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
     let right_before = top1(&http, &face_ids)?;
     drop(child);
-    child = start(&server, &guest, &dir, port, meter_port, "server-2.log")?;
+    child = served.start(&["Logging:Console:LogLevel=info"], "server-2.log")?;
     wait_ready(&http.agent, &http.base, "face-server")?;
     // The faceIds died with the old process; detect the probes again.
     face_ids.clear();
-    for (who, path) in &probes {
+    for (who, path, _) in &probes {
         let (_, v, _) = http.call(
             "POST",
             "/detect?returnFaceId=true&recognitionModel=recognition_01",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::util::{Killed, free_port, run, target_dir};
+use crate::util::{Killed, cache_dir, free_port, models_dir, run, target_dir};
 
 /// face-server and the guest it runs, built; returns their paths.
 pub fn build_server() -> Result<(PathBuf, PathBuf)> {
@@ -42,4 +42,39 @@ pub fn wait_ready(agent: &ureq::Agent, base: &str, what: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+/// face-server on loopback for a subcommand: its binary and guest, its folder (data in
+/// `dir/data`, logs beside), its port, the face-meter's port and the key both accept.
+pub struct Served<'a> {
+    pub server: &'a Path,
+    pub guest: &'a Path,
+    pub dir: &'a Path,
+    pub port: u16,
+    pub meter: u16,
+    pub key: &'a str,
+}
+
+impl Served<'_> {
+    /// Starts it with the settings every subcommand gives, then `extra`; its log goes to `dir/log`.
+    pub fn start(&self, extra: &[&str], log: &str) -> Result<Killed> {
+        let log = std::fs::File::create(self.dir.join(log))?;
+        Ok(Killed(
+            Command::new(self.server)
+                .args([
+                    "Eula=accept",
+                    &format!("Billing=http://127.0.0.1:{}/", self.meter),
+                    &format!("ApiKey={}", self.key),
+                ])
+                .arg(format!("Server:Address=127.0.0.1:{}", self.port))
+                .arg(format!("Storage:DataDirectory={}", self.dir.join("data").display()))
+                .arg(format!("Engine:Guest={}", self.guest.display()))
+                .arg(format!("Engine:Models={}", models_dir().display()))
+                .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?,
+        ))
+    }
 }

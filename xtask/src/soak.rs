@@ -16,8 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,8 +25,8 @@ use anyhow::{Context, Result, bail};
 use image::{ImageFormat, imageops};
 use serde_json::{Value, json};
 
-use crate::server::{build_server, start_meter, wait_ready};
-use crate::util::{Killed, Rng, cache_dir, free_port, memory_mb, models_dir, testdata_dir};
+use crate::server::{Served, build_server, start_meter, wait_ready};
+use crate::util::{Rng, free_port, memory_mb, testdata_dir};
 
 const KEY: &str = "soak-key";
 const GROUP: &str = "soak-group";
@@ -272,22 +271,6 @@ fn image_server(dir: PathBuf) -> Result<String> {
     Ok(base)
 }
 
-fn start_server(server: &Path, guest: &Path, dir: &Path, port: u16, meter: u16, log: &str) -> Result<Child> {
-    let log = std::fs::File::create(dir.join(log))?;
-    Ok(Command::new(server)
-        .args(["Eula=accept", &format!("Billing=http://127.0.0.1:{meter}/"), &format!("ApiKey={KEY}")])
-        .arg(format!("Server:Address=127.0.0.1:{port}"))
-        .arg(format!("Storage:DataDirectory={}", dir.join("data").display()))
-        .arg(format!("Engine:Guest={}", guest.display()))
-        .arg(format!("Engine:Models={}", models_dir().display()))
-        .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
-        .args(["Billing:IntervalSeconds=2", "Billing:RetrySeconds=1", "Security:AllowPrivateUrls=true"])
-        .arg("Logging:Console:LogLevel=warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?)
-}
-
 /// Resident memory of a process, MB.
 fn rss_mb(pid: u32) -> f64 {
     memory_mb(pid).0
@@ -329,7 +312,15 @@ pub fn soak(args: &[String]) -> Result<()> {
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
-    let mut child = Killed(start_server(&server, &guest, &dir, port, meter_port, "server-1.log")?);
+    let served = Served { server: &server, guest: &guest, dir: &dir, port, meter: meter_port, key: KEY };
+    // Frequent heartbeats, so the meter sees the calls before the checks; the loopback image server.
+    let settings = [
+        "Billing:IntervalSeconds=2",
+        "Billing:RetrySeconds=1",
+        "Security:AllowPrivateUrls=true",
+        "Logging:Console:LogLevel=warn",
+    ];
+    let mut child = served.start(&settings, "server-1.log")?;
     wait_ready(&agent, &base, "face-server")?;
     eprintln!(
         "soak: {total} requests from {concurrency} clients; the server is killed after {} and restarted",
@@ -400,7 +391,7 @@ pub fn soak(args: &[String]) -> Result<()> {
             child.0.kill()?;
             child.0.wait()?;
             eprintln!("soak: face-server killed (SIGKILL) after {n} requests; restarting it on the same data");
-            child = Killed(start_server(&server, &guest, &dir, port, meter_port, "server-2.log")?);
+            child = served.start(&settings, "server-2.log")?;
             wait_ready(&agent, &base, "the restarted face-server")?;
             restarted.store(true, Ordering::SeqCst);
             phase = 2;

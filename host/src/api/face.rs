@@ -438,10 +438,12 @@ async fn search(
     wanted.sort_unstable();
     wanted.dedup();
     let id = cid.to_owned();
-    let names = wanted.clone();
-    let stored = state.db(move |s| s.embeddings(kind, &id, &names)).await?;
-    let exact: std::collections::HashMap<String, Vec<f32>> =
-        wanted.into_iter().zip(stored).filter_map(|(id, e)| e.map(|e| (id, e))).collect();
+    let exact: std::collections::HashMap<String, Vec<f32>> = state
+        .db(move |s| {
+            let stored = s.embeddings(kind, &id, &wanted)?;
+            Ok(wanted.into_iter().zip(stored).filter_map(|(id, e)| e.map(|e| (id, e))).collect())
+        })
+        .await?;
     state
         .compute(move || {
             picked

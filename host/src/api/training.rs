@@ -92,11 +92,10 @@ fn read_faces(
 
 /// Marks dead in `index` the faces deleted since its training. Called after the index is
 /// cached: a delete that commits later finds it cached and marks it itself.
-async fn mark_deaths(state: &Shared, kind: Kind, cid: &str, index: &Arc<Index>) -> ApiResult<()> {
+async fn mark_deaths(state: &Shared, kind: Kind, cid: &str, index: &Index) -> Result<(), StoreError> {
     let id = cid.to_owned();
-    let dead = state.db(move |s| s.dead_faces(kind, &id)).await?;
-    for (person, face) in &dead {
-        index.kill_face(person.as_deref(), face);
+    for (person, face) in state.db(move |s| s.dead_faces(kind, &id)).await? {
+        index.kill_face(person.as_deref(), &face);
     }
     Ok(())
 }
@@ -217,10 +216,7 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
         state.db(move |s| s.save_trained(kind, &id, created, &done, scanned_ms)).await?;
         let faces = index.len();
         let index = state.indexes.put(kind, &cid, Arc::new(index));
-        let id = cid.clone();
-        for (person, face) in state.db(move |s| s.dead_faces(kind, &id)).await? {
-            index.kill_face(person.as_deref(), &face);
-        }
+        mark_deaths(&state, kind, &cid, &index).await?;
         tracing::info!(
             kind = kind.name(),
             id = %cid,
