@@ -5,7 +5,7 @@
 // `new Worker(import.meta.url, { type: "module" })`, and in the worker (no `document`) the same
 // module answers the page's requests, so detection never freezes the page. Where module workers
 // are missing, the engine runs in the page instead. Everything is loaded by relative URL (./pkg,
-// ./models), so any static file server works, and face-server serves it at /demo/.
+// and the models packaged in it, ./pkg/models), so any static file server works, and face-server serves it at /demo/.
 
 import { FaceEngine, verify, group, version } from "./pkg/index.js";
 
@@ -104,7 +104,7 @@ function engineHost() {
     switch (request.type) {
       case "load": {
         const items = [{ key: "wasm", url: WASM_URL.href }];
-        for (const [key, file] of Object.entries(MODELS)) items.push({ key, url: new URL(`./models/${file}`, request.base).href });
+        for (const [key, file] of Object.entries(MODELS)) items.push({ key, url: new URL(`./pkg/models/${file}`, request.base).href });
         const fetched = await download(items, (p) => onProgress({ stage: "download", ...p }));
         onProgress({ stage: "init" });
         const bytes = Object.fromEntries(fetched.results.map((r) => [r.key, r.bytes]));

@@ -1,7 +1,7 @@
-// The npm package as a user gets it: packed, installed into an empty folder, used by a short
-// script; and its API (verify, findSimilar, group, errors) on real photos. Run by
-// `cargo xtask npm-test`, which builds the package and sets FACE_NPM_PKG, FACE_MODELS_DIR and
-// FACE_TESTDATA.
+// The npm package as a user gets it: packed, installed into an empty folder, used by a five-line
+// script with no model paths (and one with the worker API); and its API (verify, findSimilar,
+// group, errors) on real photos. Run by `cargo xtask npm-test`, which builds the package and sets
+// FACE_NPM_PKG, FACE_MODELS_DIR and FACE_TESTDATA.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -15,19 +15,26 @@ const photos = process.env.FACE_TESTDATA;
 assert.ok(pkg && models && photos, "run through `cargo xtask npm-test`");
 const photo = (name) => path.join(photos, name);
 
+// What a user writes: the packaged models, no paths, five lines.
 const SCRIPT = `import { readFile } from "node:fs/promises";
 import { FaceEngine, verify } from "face-engine-wasm";
-const m = process.env.FACE_MODELS_DIR + "/";
-const engine = await FaceEngine.create({ detector: m + "face_detection_yunet_2023mar.onnx", landmarks68: m + "faceapi_landmark68.onnx",
-  sface: m + "face_recognition_sface_2021dec.onnx", faceapiRecognizer: m + "faceapi_recognition.onnx" });
-const options = { recognition: "sface_2021dec" };
-const [a] = engine.detect(await readFile(process.argv[2]), options);
-const [b] = engine.detect(await readFile(process.argv[3]), options);
-const [c] = engine.detect(await readFile(process.argv[4]), options);
-console.log(JSON.stringify({ rectangle: a.rectangle, pupilLeft: a.landmarks.pupilLeft, same: verify(a.embedding, b.embedding), other: verify(a.embedding, c.embedding) }));
+const engine = await FaceEngine.create();
+const [a, b, c] = await Promise.all(process.argv.slice(2).map(async (file) => engine.detect(await readFile(file), { recognition: "sface_2021dec", attributes: true })[0]));
+console.log(JSON.stringify({ rectangle: a.rectangle, pupilLeft: a.landmarks.pupilLeft, gender: a.attributes.gender, same: verify(a.embedding, b.embedding), other: verify(a.embedding, c.embedding) }));
 `;
 
-test("the packed package installs into an empty folder and a ten-line script uses it", () => {
+// The same off the calling thread; no close(): an idle worker must not keep Node running.
+const WORKER_SCRIPT = `import { readFile } from "node:fs/promises";
+import { FaceEngine } from "face-engine-wasm";
+const engine = await FaceEngine.createInWorker();
+const faces = await engine.detect(await readFile(process.argv[2]));
+const [a, b] = await Promise.all(process.argv.slice(2).map(async (file) => (await engine.detect(await readFile(file), { recognition: "sface_2021dec" }))[0].embedding));
+let error = null;
+try { await engine.detect(new Uint8Array(10)); } catch (e) { error = e.name; }
+console.log(JSON.stringify({ faces: faces.length, version: await engine.version(), same: await engine.verify(a, b), error }));
+`;
+
+test("the packed package installs into an empty folder and a five-line script uses its own models", () => {
   const work = mkdtempSync(path.join(tmpdir(), "face-npm-"));
   const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", work, pkg], { encoding: "utf8" }).trim().split("\n").pop();
   const app = path.join(work, "app");
@@ -35,18 +42,34 @@ test("the packed package installs into an empty folder and a ten-line script use
   writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
   execFileSync("npm", ["install", "--silent", "--no-audit", "--no-fund", "--offline", path.join(work, tarball)], { cwd: app });
   writeFileSync(path.join(app, "detect.mjs"), SCRIPT);
-  assert.ok(SCRIPT.trim().split("\n").length <= 10);
+  assert.ok(SCRIPT.trim().split("\n").length <= 5);
+  // No model path anywhere: not in the script, not in its environment.
+  const env = { ...process.env };
+  delete env.FACE_MODELS_DIR;
   const out = execFileSync("node", ["detect.mjs", photo("obama.jpg"), photo("obama2.jpg"), photo("biden.jpg")], {
     cwd: app,
     encoding: "utf8",
-    env: { ...process.env, FACE_MODELS_DIR: models },
+    env,
   });
   const result = JSON.parse(out);
   assert.ok(result.rectangle.width > 50 && result.rectangle.height > 50);
   assert.ok(result.pupilLeft.x > result.rectangle.left && result.pupilLeft.x < result.rectangle.left + result.rectangle.width);
+  assert.equal(result.gender, "male");
   assert.equal(result.same.isIdentical, true);
   assert.equal(result.other.isIdentical, false);
   assert.ok(result.same.confidence > result.other.confidence);
+
+  writeFileSync(path.join(app, "worker.mjs"), WORKER_SCRIPT);
+  const inWorker = JSON.parse(execFileSync("node", ["worker.mjs", photo("obama.jpg"), photo("obama2.jpg")], {
+    cwd: app,
+    encoding: "utf8",
+    env,
+    timeout: 120_000,
+  }));
+  assert.equal(inWorker.faces, 1);
+  assert.match(inWorker.version, /^\d+\.\d+\.\d+$/);
+  assert.equal(inWorker.same.isIdentical, true);
+  assert.equal(inWorker.error, "FileTooSmall");
 });
 
 test("the API: pixels, findSimilar, group, version, and named errors", async () => {

@@ -1,5 +1,6 @@
-// Shared by the browser and Node entry points: model loading and the FaceEngine wrapper over the
-// wasm-bindgen API. `host` supplies how to load the wasm and how to read a model source.
+// Shared by the browser and Node entry points: model loading, the FaceEngine wrapper over the
+// wasm-bindgen API, and the worker-backed engine. `host` supplies how to load the wasm, how to
+// read a model source, where the packaged models and wasm are, and how to start a worker.
 import init, { FaceEngine as RawEngine, verify, findSimilar, group, version } from "./dist/face_engine.js";
 
 const MODEL_KEYS = ["detector", "landmarks68", "sface", "faceapiRecognizer"];
@@ -10,6 +11,12 @@ function namedError(name, message) {
   error.name = name;
   return error;
 }
+
+const asBytes = (v) =>
+  v instanceof Uint8Array ? v
+  : v instanceof ArrayBuffer ? new Uint8Array(v)
+  : ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+  : null;
 
 export function makeApi(host) {
   let ready;
@@ -22,21 +29,19 @@ export function makeApi(host) {
         ready = undefined;
         throw error;
       }));
-  const asBytes = (v) =>
-    v instanceof Uint8Array ? v
-    : v instanceof ArrayBuffer ? new Uint8Array(v)
-    : ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
-    : null;
 
   class FaceEngine {
     /**
-     * Loads the engine. `models` maps detector, landmarks68, sface and faceapiRecognizer to
-     * bytes (Uint8Array / ArrayBuffer) or to where to read them (a URL, or a path in Node).
+     * Loads the engine. Without `models`, the six models packaged with this package (all
+     * attributes available). Otherwise `models` maps detector, landmarks68, sface and
+     * faceapiRecognizer (and optionally ageGender and expression) to bytes (Uint8Array /
+     * ArrayBuffer) or to where to read them (a URL, or a path in Node).
      */
     static async create(models, options = {}) {
       await load(options.wasm);
-      if (!models || typeof models !== "object") {
-        throw namedError("InvalidArgument", `models must be an object with ${MODEL_KEYS.join(", ")}`);
+      models ??= host.packagedModels();
+      if (typeof models !== "object") {
+        throw namedError("InvalidArgument", `models must be an object with ${MODEL_KEYS.join(", ")}, or left out for the packaged ones`);
       }
       const bytes = {};
       for (const key of MODEL_KEYS) {
@@ -52,6 +57,27 @@ export function makeApi(host) {
         if (source !== undefined && source !== null) bytes[key] = asBytes(source) ?? (await host.readSource(source));
       }
       return new FaceEngine(RawEngine.fromModels(bytes));
+    }
+
+    /**
+     * The same engine in a worker (a Web Worker in browsers, a worker thread in Node), so that
+     * detection never blocks the calling thread: every method returns a promise. `close()` stops
+     * the worker.
+     */
+    static async createInWorker(models, options = {}) {
+      const resolved = {};
+      for (const [key, source] of Object.entries(models ?? host.packagedModels())) {
+        resolved[key] = source === undefined || source === null || asBytes(source) ? source : host.resolveSource(source);
+      }
+      const wasm = options.wasm === undefined || asBytes(options.wasm) ? options.wasm : host.resolveSource(options.wasm);
+      const engine = new WorkerEngine(host.startWorker());
+      try {
+        await engine.call("create", [resolved, { wasm: wasm ?? host.resolveSource(host.packagedWasm()) }]);
+      } catch (error) {
+        engine.close();
+        throw error;
+      }
+      return engine;
     }
 
     constructor(raw) {
@@ -71,4 +97,109 @@ export function makeApi(host) {
   }
 
   return { FaceEngine, verify, findSimilar, group, version, load };
+}
+
+/**
+ * The caller's side of a worker: each call is a message `{ id, op, args }`, answered by
+ * `{ id, result }` or `{ id, error: { name, message } }`. `port` (from the entry point) posts
+ * messages, delivers answers and failures, holds the thread open while calls are pending (Node),
+ * and terminates the worker.
+ */
+class WorkerEngine {
+  constructor(port) {
+    this.port = port;
+    this.pending = new Map();
+    this.next = 1;
+    this.failed = null;
+    port.listen(
+      ({ id, result, error }) => {
+        const call = this.pending.get(id);
+        if (!call) return;
+        this.pending.delete(id);
+        if (this.pending.size === 0) port.idle();
+        if (error) call.reject(namedError(error.name, error.message));
+        else call.resolve(result);
+      },
+      (message) => this.fail(message),
+    );
+  }
+
+  fail(message) {
+    if (this.failed) return;
+    this.failed = message;
+    for (const call of this.pending.values()) call.reject(namedError("WorkerFailed", message));
+    this.pending.clear();
+    this.port.idle();
+  }
+
+  call(op, args) {
+    if (this.failed) return Promise.reject(namedError("WorkerFailed", this.failed));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.port.busy();
+      this.port.post({ id, op, args });
+    });
+  }
+
+  /** Faces in an encoded image (bytes) or in pixels, as `FaceEngine.detect`; the image is copied to the worker. */
+  detect(image, options) {
+    if (!(image && typeof image.width === "number" && image.data) && !asBytes(image)) {
+      return Promise.reject(namedError("InvalidArgument", "detect takes image bytes (Uint8Array, ArrayBuffer, a typed-array view) or ImageData"));
+    }
+    return this.call("detect", [image, options]);
+  }
+
+  verify(a, b) {
+    return this.call("verify", [a, b]);
+  }
+
+  findSimilar(query, candidates, mode, max) {
+    return this.call("findSimilar", [query, candidates, mode, max]);
+  }
+
+  group(embeddings) {
+    return this.call("group", [embeddings]);
+  }
+
+  version() {
+    return this.call("version", []);
+  }
+
+  /** Stops the worker; pending calls fail with `WorkerFailed`. */
+  close() {
+    if (!this.failed) this.fail("the engine was closed");
+    this.port.terminate();
+  }
+}
+
+/**
+ * The worker's side: answers the messages `port` delivers with `api` (the entry point's exports).
+ * Results and errors go back as plain values.
+ */
+export function serveWorker(api, port) {
+  let engine = null;
+  const ops = {
+    create: async (models, options) => {
+      engine = await api.FaceEngine.create(models, options);
+      return true;
+    },
+    detect: (image, options) => {
+      if (!engine) throw namedError("InvalidArgument", "the worker's engine is not created yet");
+      return engine.detect(image, options);
+    },
+    verify: (a, b) => api.verify(a, b),
+    findSimilar: (query, candidates, mode, max) => api.findSimilar(query, candidates, mode, max),
+    group: (embeddings) => api.group(embeddings),
+    version: () => api.version(),
+  };
+  port.listen(async ({ id, op, args }) => {
+    try {
+      const handler = ops[op];
+      if (!handler) throw namedError("InvalidArgument", `unknown worker operation ${op}`);
+      port.post({ id, result: await handler(...args) });
+    } catch (e) {
+      port.post({ id, error: { name: e?.name ?? "Error", message: e?.message ?? String(e) } });
+    }
+  });
 }

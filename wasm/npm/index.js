@@ -1,5 +1,7 @@
-// Browser entry point: the wasm and models are fetched by URL (or given as bytes).
-import { makeApi } from "./engine.js";
+// Browser (and bundler) entry point: the wasm and models are fetched by URL (or given as bytes).
+// The packaged files are named with `new URL("./…", import.meta.url)` literals, so Vite, webpack
+// and esbuild copy them into the build as assets.
+import { makeApi, serveWorker } from "./engine.js";
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -7,9 +9,43 @@ async function fetchBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+const packagedWasm = () => new URL("./dist/face_engine_bg.wasm", import.meta.url);
+
+const packagedModels = () => ({
+  detector: new URL("./models/face_detection_yunet_2023mar.onnx", import.meta.url),
+  landmarks68: new URL("./models/faceapi_landmark68.onnx", import.meta.url),
+  sface: new URL("./models/face_recognition_sface_2021dec.onnx", import.meta.url),
+  faceapiRecognizer: new URL("./models/faceapi_recognition.onnx", import.meta.url),
+  ageGender: new URL("./models/faceapi_age_gender.onnx", import.meta.url),
+  expression: new URL("./models/faceapi_expression.onnx", import.meta.url),
+});
+
 const api = makeApi({
-  loadWasm: async (wasm) => wasm ?? new URL("./dist/face_engine_bg.wasm", import.meta.url),
+  loadWasm: async (wasm) => wasm ?? packagedWasm(),
   readSource: (source) => fetchBytes(source),
+  packagedModels,
+  packagedWasm,
+  // Relative URLs are resolved against the page here, not against the worker's script there.
+  resolveSource: (source) => new URL(String(source), globalThis.location?.href).href,
+  startWorker: () => {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    return {
+      post: (message) => worker.postMessage(message),
+      listen: (onMessage, onFailure) => {
+        worker.onmessage = (event) => onMessage(event.data);
+        worker.onerror = (event) => {
+          event.preventDefault();
+          onFailure(event.message || "the engine worker could not start");
+        };
+      },
+      busy: () => {},
+      idle: () => {},
+      terminate: () => worker.terminate(),
+    };
+  },
 });
 
 export const { FaceEngine, verify, findSimilar, group, version } = api;
+
+/** Answers a worker's messages with this module's API (used by worker.js). */
+export const serveThisWorker = (port) => serveWorker(api, port);

@@ -1,6 +1,8 @@
-// Node entry point: the wasm is read from the package; models from paths, file: or http(s) URLs, or bytes.
+// Node entry point: the wasm and models are read from the package; other models from paths,
+// file: or http(s) URLs, or bytes.
 import { readFile } from "node:fs/promises";
-import { makeApi } from "./engine.js";
+import { Worker } from "node:worker_threads";
+import { makeApi, serveWorker } from "./engine.js";
 
 async function readSource(source) {
   const text = String(source);
@@ -12,13 +14,47 @@ async function readSource(source) {
   return new Uint8Array(await readFile(text.startsWith("file:") ? new URL(text) : text));
 }
 
+const packagedWasm = () => new URL("./dist/face_engine_bg.wasm", import.meta.url);
+
+const packagedModels = () => ({
+  detector: new URL("./models/face_detection_yunet_2023mar.onnx", import.meta.url),
+  landmarks68: new URL("./models/faceapi_landmark68.onnx", import.meta.url),
+  sface: new URL("./models/face_recognition_sface_2021dec.onnx", import.meta.url),
+  faceapiRecognizer: new URL("./models/faceapi_recognition.onnx", import.meta.url),
+  ageGender: new URL("./models/faceapi_age_gender.onnx", import.meta.url),
+  expression: new URL("./models/faceapi_expression.onnx", import.meta.url),
+});
+
 const api = makeApi({
   // Node's fetch cannot read files: a path or file: URL for the wasm is read here.
   loadWasm: async (wasm) =>
-    wasm === undefined ? await readFile(new URL("./dist/face_engine_bg.wasm", import.meta.url))
+    wasm === undefined ? await readFile(packagedWasm())
     : typeof wasm === "string" || wasm instanceof URL ? await readSource(wasm)
     : wasm,
   readSource,
+  packagedModels,
+  packagedWasm,
+  // Paths stay paths (the worker thread shares the working directory); URLs become strings.
+  resolveSource: (source) => String(source),
+  startWorker: () => {
+    const worker = new Worker(new URL("./node-worker.js", import.meta.url));
+    // An idle worker does not keep the process alive; one with calls pending does.
+    worker.unref();
+    return {
+      post: (message) => worker.postMessage(message),
+      listen: (onMessage, onFailure) => {
+        worker.on("message", onMessage);
+        worker.on("error", (error) => onFailure(error?.message ?? String(error)));
+        worker.on("exit", (code) => onFailure(`the engine worker exited (code ${code})`));
+      },
+      busy: () => worker.ref(),
+      idle: () => worker.unref(),
+      terminate: () => worker.terminate(),
+    };
+  },
 });
 
 export const { FaceEngine, verify, findSimilar, group, version } = api;
+
+/** Answers a worker thread's messages with this module's API (used by node-worker.js). */
+export const serveThisWorker = (port) => serveWorker(api, port);

@@ -5,13 +5,13 @@
 //! ratios, wasm sizes and start-up times; then `cargo xtask load` (REST detect throughput and
 //! face-server's resident memory for each engine backend) in the same run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::util::{cache_dir, models_dir, photo_640x480, python, repo_root, run, target_dir};
+use crate::util::{cache_dir, models_dir, photo_640x480, python, repo_root, target_dir};
 
 /// Runs a command and parses the last line of its standard output as JSON.
 fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
@@ -35,31 +35,6 @@ fn gzip_size(path: &Path) -> Result<u64> {
         .arg(path)
         .output()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().context("gzip size")
-}
-
-/// `wasm` through npm binaryen's wasm-opt -O3 (Debian's binaryen 108 breaks wasm-bindgen output),
-/// cached by the input's sha256: the JS build of wasm-opt takes minutes on an 18 MB module.
-fn wasm_opt(tools: &Path, wasm: &Path) -> Result<PathBuf> {
-    let digest = crate::util::sha256_file(wasm)?;
-    let out = cache_dir().join(format!("bench/wasm-opt-{}.wasm", &digest[..16]));
-    if !out.exists() {
-        eprintln!("bench: wasm-opt -O3 on {} (minutes, once per build)", wasm.display());
-        let tmp = out.with_extension("tmp");
-        run(Command::new(tools.join("node_modules/.bin/wasm-opt"))
-            .args([
-                "-O3",
-                "--enable-simd",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "-o",
-            ])
-            .arg(&tmp)
-            .arg(wasm))?;
-        std::fs::rename(&tmp, &out)?;
-    }
-    Ok(out)
 }
 
 pub fn bench(args: &[String]) -> Result<()> {
@@ -174,20 +149,19 @@ pub fn bench(args: &[String]) -> Result<()> {
     ] {
         println!("| {name} | {g:.2} | {native:.2} | {:.2} |", g / native);
     }
+    let built_wasm = crate::npm::bindgen_dir().join("face_engine_bg.wasm");
     let npm_wasm = crate::npm::pkg_dir().join("dist/face_engine_bg.wasm");
     println!("\nSizes and start-up:\n");
     println!("| what | figure |");
     println!("|---|---|");
-    for (name, path) in [("guest component (wasip2)", &guest_wasm), ("npm package wasm", &npm_wasm)] {
+    for (name, path) in [
+        ("guest component (wasip2)", &guest_wasm),
+        ("npm wasm as wasm-bindgen builds it", &built_wasm),
+        ("npm wasm as shipped (binaryen wasm-opt -O3)", &npm_wasm),
+    ] {
         let raw = std::fs::metadata(path)?.len();
         println!("| {name}: raw / gzip -9 | {:.1} MB / {:.1} MB |", raw as f64 / 1e6, gzip_size(path)? as f64 / 1e6);
     }
-    let optimised = wasm_opt(&tests, &npm_wasm)?;
-    println!(
-        "| npm package wasm after binaryen wasm-opt -O3: raw / gzip -9 | {:.1} MB / {:.1} MB |",
-        std::fs::metadata(&optimised)?.len() as f64 / 1e6,
-        gzip_size(&optimised)? as f64 / 1e6
-    );
     println!(
         "| guest: compiling the component with Cranelift (face-server compile-guest) | {:.0} ms |",
         ms(&guest, &["compile_ms"])

@@ -42,8 +42,12 @@ pub struct Source {
 
 #[derive(Debug, Deserialize)]
 pub struct ModelEntry {
+    pub name: String,
     pub file: String,
     pub sha256: String,
+    /// The `[[source]]` it comes out of.
+    pub source: String,
+    pub license: String,
 }
 
 pub fn manifest() -> Result<Manifest> {

@@ -1,5 +1,5 @@
 //! `cargo xtask web`: the in-browser demo as one static folder, `web/dist/`: the page (`web/`),
-//! the npm package (`pkg/`, built by `cargo xtask npm`) and the models (`models/`). Any static
+//! the npm package with its models (`pkg/`, built by `cargo xtask npm`). Any static
 //! file server can serve it; face-server serves it at `/demo`.
 //! `cargo xtask web-test`: builds it and runs the demo's Playwright test (web/test) in headless
 //! Chromium against the page served by the real face-server; with `--data ../shared/data`, also
@@ -48,16 +48,13 @@ pub fn web(args: &[String]) -> Result<()> {
     if dist.exists() {
         std::fs::remove_dir_all(&dist).with_context(|| format!("clearing {}", dist.display()))?;
     }
-    std::fs::create_dir_all(dist.join("models"))?;
+    std::fs::create_dir_all(&dist)?;
     for file in PAGE {
         std::fs::copy(repo_root().join("web").join(file), dist.join(file))
             .with_context(|| format!("copying web/{file}"))?;
     }
+    // The package brings the models (pkg/models), which the page loads with its own progress.
     copy_dir(&crate::npm::pkg_dir(), &dist.join("pkg"))?;
-    for model in model_files() {
-        std::fs::copy(models_dir().join(model), dist.join("models").join(model))
-            .with_context(|| format!("copying models/{model}: run `cargo xtask models`"))?;
-    }
     eprintln!("web: the demo in {} (serve it with any static file server, or face-server at /demo)", dist.display());
     Ok(())
 }
