@@ -1,11 +1,11 @@
 // The in-browser demo of face-engine-wasm (the npm package in ./pkg): detection, the 27 Face API
 // landmarks, attributes, verification and grouping, all computed in this tab.
 //
-// This one file is both the page's script and the engine's worker: the page starts
-// `new Worker(import.meta.url, { type: "module" })`, and in the worker (no `document`) the same
-// module answers the page's requests, so detection never freezes the page. Where module workers
-// are missing, the engine runs in the page instead. Everything is loaded by relative URL (./pkg,
-// and the models packaged in it, ./pkg/models), so any static file server works, and face-server serves it at /demo/.
+// The engine runs in the package's own worker (`FaceEngine.createInWorker`), so detection never
+// freezes the page; where a module worker cannot start, it runs in the page instead. The page
+// downloads the wasm and the models itself, to show progress, and hands the bytes over.
+// Everything is loaded by relative URL (./pkg, and the models packaged in it, ./pkg/models), so
+// any static file server works, and face-server serves it at /demo/.
 
 import { FaceEngine, verify, group, version } from "./pkg/index.js";
 
@@ -24,10 +24,8 @@ const PHOTO_OPTIONS = { landmarks: true, recognition: "sface_2021dec", attribute
 /** Camera frames: no embedding (nothing to compare a passing frame with), so it keeps up. */
 const LIVE_OPTIONS = { landmarks: true, recognition: null, attributes: true };
 
-const IN_WORKER = typeof document === "undefined" && typeof self !== "undefined" && typeof self.postMessage === "function";
-
 // ---------------------------------------------------------------------------------------------
-// The engine side: runs in the worker (or in the page where there is no module worker).
+// The engine.
 
 function namedError(name, message) {
   const error = new Error(message);
@@ -93,119 +91,66 @@ async function download(items, onProgress) {
   return { results, bytes: loaded, ms: performance.now() - started };
 }
 
-/** The engine's request handler: { type, ... } in, a result out (errors keep their `name`). */
-function engineHost() {
-  let engine = null;
-  const need = () => {
-    if (!engine) throw namedError("NotReady", "the engine has not finished loading");
-    return engine;
-  };
-  return async function handle(request, onProgress) {
-    switch (request.type) {
-      case "load": {
-        const items = [{ key: "wasm", url: WASM_URL.href }];
-        for (const [key, file] of Object.entries(MODELS)) items.push({ key, url: new URL(`./pkg/models/${file}`, request.base).href });
-        const fetched = await download(items, (p) => onProgress({ stage: "download", ...p }));
-        onProgress({ stage: "init" });
-        const bytes = Object.fromEntries(fetched.results.map((r) => [r.key, r.bytes]));
-        const { wasm, ...models } = bytes;
-        const t0 = performance.now();
-        engine = await FaceEngine.create(models, { wasm });
-        const initMs = performance.now() - t0;
-        return { version: version(), downloadMs: fetched.ms, downloadBytes: fetched.bytes, initMs };
+/**
+ * The engine behind the page's requests ({ type, ... } in, a result with its `ms` out): the
+ * package's worker-backed engine, or the engine in the page where a module worker cannot start.
+ * Errors keep the engine's `name`.
+ */
+class EngineClient {
+  constructor() {
+    this.engine = null;
+    this.mode = typeof Worker === "function" ? "in a Web Worker" : "in the page";
+  }
+
+  async load(base, onProgress) {
+    const items = [{ key: "wasm", url: WASM_URL.href }];
+    for (const [key, file] of Object.entries(MODELS)) items.push({ key, url: new URL(`./pkg/models/${file}`, base).href });
+    const fetched = await download(items, (p) => onProgress({ stage: "download", ...p }));
+    onProgress({ stage: "init" });
+    const { wasm, ...models } = Object.fromEntries(fetched.results.map((r) => [r.key, r.bytes]));
+    const t0 = performance.now();
+    if (typeof Worker === "function") {
+      try {
+        this.engine = await FaceEngine.createInWorker(models, { wasm });
+      } catch (e) {
+        // A worker that cannot start (an old browser, say) gives way to the engine in the page.
+        if (e.name !== "WorkerFailed") throw e;
       }
+    }
+    if (!this.engine) {
+      this.mode = "in the page";
+      const local = await FaceEngine.create(models, { wasm });
+      this.engine = {
+        detect: async (image, options) => local.detect(image, options),
+        verify: async (a, b) => verify(a, b),
+        group: async (embeddings) => group(embeddings),
+        version: async () => version(),
+      };
+    }
+    const initMs = performance.now() - t0;
+    return { version: await this.engine.version(), downloadMs: fetched.ms, downloadBytes: fetched.bytes, initMs };
+  }
+
+  async call(request, { onProgress } = {}) {
+    if (request.type === "load") return this.load(request.base, onProgress ?? (() => {}));
+    if (!this.engine) throw namedError("NotReady", "the engine has not finished loading");
+    const t0 = performance.now();
+    switch (request.type) {
       case "detect": {
-        const t0 = performance.now();
-        const faces = need().detect(request.image, request.options);
+        const faces = await this.engine.detect(request.image, request.options);
         return { faces, ms: performance.now() - t0 };
       }
       case "verify": {
-        const t0 = performance.now();
-        const result = verify(request.a, request.b);
+        const result = await this.engine.verify(request.a, request.b);
         return { ...result, ms: performance.now() - t0 };
       }
       case "group": {
-        const t0 = performance.now();
-        const result = group(request.embeddings);
+        const result = await this.engine.group(request.embeddings);
         return { ...result, ms: performance.now() - t0 };
       }
       default:
         throw namedError("InvalidArgument", `unknown request ${request.type}`);
     }
-  };
-}
-
-function errorInfo(e) {
-  return { name: (e && e.name) || "Error", message: (e && e.message) || String(e) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The page side.
-
-/** Talks to the engine in a worker; falls back to running it in the page. */
-class EngineClient {
-  constructor() {
-    this.pending = new Map();
-    this.nextId = 1;
-    this.inline = null;
-    this.worker = null;
-    if (typeof Worker === "function") {
-      try {
-        this.worker = new Worker(import.meta.url, { type: "module" });
-        this.worker.onmessage = ({ data }) => this.answer(data);
-        this.worker.onerror = (event) => {
-          event.preventDefault();
-          this.failWorker(event.message || "the engine worker could not start");
-        };
-      } catch {
-        this.worker = null;
-      }
-    }
-    if (!this.worker) this.inline = engineHost();
-  }
-
-  get mode() {
-    return this.worker ? "in a Web Worker" : "in the page";
-  }
-
-  answer({ id, progress, result, error }) {
-    const call = this.pending.get(id);
-    if (!call) return;
-    if (progress) {
-      call.onProgress?.(progress);
-      return;
-    }
-    this.pending.delete(id);
-    if (error) call.reject(namedError(error.name, error.message));
-    else call.resolve(result);
-  }
-
-  /** The worker died (it could not load, say): its calls fail; `useInline` starts over in the page. */
-  failWorker(message) {
-    this.worker?.terminate();
-    this.worker = null;
-    this.failed = message;
-    for (const call of this.pending.values()) call.reject(namedError("WorkerFailed", message));
-    this.pending.clear();
-  }
-
-  useInline() {
-    this.failed = null;
-    this.inline = engineHost();
-  }
-
-  call(request, { transfer = [], onProgress } = {}) {
-    if (this.failed) return Promise.reject(namedError("WorkerFailed", this.failed));
-    if (this.inline) {
-      return this.inline(request, (p) => onProgress?.(p)).catch((e) => {
-        throw namedError(errorInfo(e).name, errorInfo(e).message);
-      });
-    }
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
-      this.worker.postMessage({ ...request, id }, transfer);
-    });
   }
 }
 
@@ -283,14 +228,7 @@ function startPage() {
   const progress = $("load-progress");
   const loadStatus = $("load-status");
   $("engine-mode").textContent = `(running ${engine.mode})`;
-  const load = (onProgress) => engine.call({ type: "load", base: document.baseURI }, { onProgress });
-  // A worker that cannot start (an old browser, say) gives way to the engine in the page.
-  const loadEngine = (onProgress) => load(onProgress).catch((e) => {
-    if (e.name !== "WorkerFailed") throw e;
-    engine.useInline();
-    $("engine-mode").textContent = `(running ${engine.mode})`;
-    return load(onProgress);
-  });
+  const loadEngine = (onProgress) => engine.call({ type: "load", base: document.baseURI }, { onProgress });
   const showProgress = (p) => {
     if (p.stage === "download") {
       if (p.total > 0) {
@@ -372,7 +310,7 @@ function startPage() {
       const tDetect = performance.now();
       let answer;
       try {
-        answer = await engine.call({ type: "detect", image: new Uint8Array(buffer), options: PHOTO_OPTIONS }, { transfer: [buffer] });
+        answer = await engine.call({ type: "detect", image: new Uint8Array(buffer), options: PHOTO_OPTIONS });
       } finally {
         times.roundTrip = performance.now() - tDetect;
       }
@@ -784,7 +722,7 @@ function startPage() {
       const grabMs = performance.now() - tGrab;
       if (frame) {
         try {
-          const answer = await engine.call({ type: "detect", image: { data: frame.data, width: frame.width, height: frame.height }, options: LIVE_OPTIONS }, { transfer: [frame.data.buffer] });
+          const answer = await engine.call({ type: "detect", image: { data: frame.data, width: frame.width, height: frame.height }, options: LIVE_OPTIONS });
           if (!camera.running) break;
           overlay.width = frame.width;
           overlay.height = frame.height;
@@ -816,23 +754,4 @@ function startPage() {
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// Which side this is.
-
-if (IN_WORKER) {
-  const handle = engineHost();
-  // One request at a time, in order: the engine is synchronous anyway.
-  let queue = Promise.resolve();
-  self.onmessage = ({ data }) => {
-    queue = queue.then(async () => {
-      try {
-        const result = await handle(data, (progress) => self.postMessage({ id: data.id, progress }));
-        self.postMessage({ id: data.id, result });
-      } catch (e) {
-        self.postMessage({ id: data.id, error: errorInfo(e) });
-      }
-    });
-  };
-} else {
-  startPage();
-}
+startPage();

@@ -212,6 +212,8 @@ describe("the in-browser demo served by face-server", { timeout: process.env.FAC
     assert.ok(version.length > 0 && version !== "loading…", `engine version shown: ${version}`);
     assert.equal((await page.getByTestId("footer-version").textContent()).trim(), version);
     assert.equal(await page.getByTestId("loading").isHidden(), true);
+    // The engine runs in the package's worker, not in the page.
+    assert.equal((await page.locator("#engine-mode").textContent()).trim(), "(running in a Web Worker)");
   });
 
   test("the faces drawn match the server's REST detect for each photo", { timeout: 240_000 }, async () => {
