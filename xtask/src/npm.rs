@@ -101,7 +101,7 @@ fn package_models(dir: &Path) -> Result<()> {
          libfacedetection, MIT), `MIT-face-api.txt` (face-api.js).\n\n\
          | file | model | from | license | sha256 |\n|---|---|---|---|---|\n",
     );
-    for file in crate::web::model_files() {
+    for file in face_core::ModelSet::FILES {
         let model =
             manifest.model.iter().find(|m| m.file == file).with_context(|| format!("{file} in the manifest"))?;
         let source = manifest
