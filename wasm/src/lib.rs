@@ -58,7 +58,11 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+        // At run time (cargo test sets it), not compile time: clones share one target folder,
+        // and a test binary built in another clone must read this clone's models.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+            .join("../models");
         let models = ModelSet::read_with(|name| std::fs::read(dir.join(name))).expect("run `cargo xtask models` first");
         Engine::new(&models.bytes()).unwrap()
     }
