@@ -13,7 +13,8 @@ import { FaceEngine, verify, group, version } from "./pkg/index.js";
 const MODELS = {
   detector: "face_detection_yunet_2023mar.onnx",
   landmarks68: "faceapi_landmark68.onnx",
-  sface: "face_recognition_sface_2021dec.onnx",
+  // The registry's int8 form, which the engine folds into the f32 weights as it loads it.
+  sface: "face_recognition_sface_2021dec_int8bq.onnx",
   faceapiRecognizer: "faceapi_recognition.onnx",
   ageGender: "faceapi_age_gender.onnx",
   expression: "faceapi_expression.onnx",

@@ -33,6 +33,7 @@ mod appearance;
 mod attributes;
 mod compare;
 mod decode;
+mod dequant;
 mod detect;
 mod embed;
 mod engine;

