@@ -1,5 +1,7 @@
-//! `cargo xtask npm`: the npm package (face-wasm's wasm-bindgen API for wasm32-unknown-unknown,
-//! wasm-bindgen-cli at exactly the crate's version, the JS entry points and types) in wasm/pkg.
+//! `cargo xtask npm`: the npm package in wasm/pkg: face-wasm's wasm-bindgen API for
+//! wasm32-unknown-unknown (wasm-bindgen-cli at exactly the crate's version, then wasm-opt -O3,
+//! cached by the input's sha256), the JS entry points and types, and the six models with their
+//! licenses.
 //! `cargo xtask npm-test`: builds it, then runs Node's test runner on wasm/npm-test: the packed
 //! package in an empty folder (Node), in headless Chromium, and in a fresh Vite app.
 
@@ -91,8 +93,8 @@ pub fn npm(args: &[String]) -> Result<()> {
 const SFACE_F32: &str = "face_recognition_sface_2021dec.onnx";
 const SFACE_INT8: &str = "face_recognition_sface_2021dec_int8bq.onnx";
 
-/// The six models (SFace in its registry form), their licenses, and a README naming each one's source package, license and
-/// sha256 (from models/manifest.toml), in `dir`.
+/// The six models (SFace in its registry form), their licenses, and a README naming each one's
+/// source package, license and sha256 (from models/manifest.toml), in `dir`.
 fn package_models(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let manifest = crate::models::manifest()?;

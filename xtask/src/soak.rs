@@ -11,8 +11,9 @@
 //! - the meter holds a record for every answered billable call (its id is the answer's
 //!   `apim-request-id`), each once; records beyond those are calls whose answer the kill cut off;
 //! - resident memory does not keep growing: it is sampled every 200 ms, and within each life of the
-//!   server the peak over the last 15% of its requests is within 1.5x of the peak over its first
-//!   15% after warm-up; the second life's late peak is within 1.5x of the first's (memory that
+//!   server the peak while the run's requests 35-50% (first life) or 85-100% (second life) were
+//!   issued is within 1.5x of the peak over requests 10-25% or 60-75% (after a warm-up of a tenth
+//!   of the requests); the second life's late peak is within 1.5x of the first's (memory that
 //!   grows with the stored data shows there). Peaks over windows, not single readings: one
 //!   reading swings by 50 MB or more as 16 photos pass through the engine at once.
 
@@ -412,8 +413,7 @@ pub fn soak(args: &[String]) -> Result<()> {
     samples[1].push((total, rss_mb(child.0.id())));
     // Peak resident MB over the samples read while the issued requests were in (from, to] of the run.
     let peak = |life: usize, from: f64, to: f64| {
-        let range = (from * total as f64) as usize..=(to * total as f64) as usize;
-        let range = (*range.start() + 1)..=*range.end();
+        let range = (from * total as f64) as usize + 1..=(to * total as f64) as usize;
         samples[life].iter().filter(|(n, _)| range.contains(n)).map(|s| s.1).fold(f64::NAN, f64::max)
     };
     // Each life's early window starts after a warm-up of a tenth of the requests.
