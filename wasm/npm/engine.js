@@ -70,7 +70,15 @@ export function makeApi(host) {
         resolved[key] = source === undefined || source === null || asBytes(source) ? source : host.resolveSource(source);
       }
       const wasm = options.wasm === undefined || asBytes(options.wasm) ? options.wasm : host.resolveSource(options.wasm);
-      const engine = new WorkerEngine(host.startWorker());
+      let port;
+      try {
+        port = host.startWorker();
+      } catch (error) {
+        // A page may not start workers (a file:// page, a Content-Security-Policy): say so by the
+        // same name as a worker that fails later, so callers can fall back to create().
+        throw namedError("WorkerFailed", `the worker could not start: ${error?.message ?? error}`);
+      }
+      const engine = new WorkerEngine(port);
       try {
         await engine.call("create", [resolved, { wasm: wasm ?? host.resolveSource(host.packagedWasm()) }]);
       } catch (error) {
@@ -138,7 +146,15 @@ class WorkerEngine {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.port.busy();
-      this.port.post({ id, op, args });
+      try {
+        this.port.post({ id, op, args });
+      } catch (error) {
+        // Arguments the structured clone refuses (a function in the options, say): this call
+        // fails, the worker stays usable, and nothing keeps the thread (Node) alive for it.
+        this.pending.delete(id);
+        if (this.pending.size === 0) this.port.idle();
+        reject(namedError("InvalidArgument", `the arguments cannot be sent to the worker: ${error?.message ?? error}`));
+      }
     });
   }
 

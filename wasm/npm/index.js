@@ -1,24 +1,14 @@
 // Browser (and bundler) entry point: the wasm and models are fetched by URL (or given as bytes).
-// The packaged files are named with `new URL("./…", import.meta.url)` literals, so Vite, webpack
-// and esbuild copy them into the build as assets.
+// The packaged files are named in packaged.js with `new URL("./…", import.meta.url)` literals, so
+// Vite, webpack and esbuild copy them into the build as assets.
 import { makeApi, serveWorker } from "./engine.js";
+import { packagedModels, packagedWasm } from "./packaged.js";
 
 async function fetchBytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`fetching ${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
 }
-
-const packagedWasm = () => new URL("./dist/face_engine_bg.wasm", import.meta.url);
-
-const packagedModels = () => ({
-  detector: new URL("./models/face_detection_yunet_2023mar.onnx", import.meta.url),
-  landmarks68: new URL("./models/faceapi_landmark68.onnx", import.meta.url),
-  sface: new URL("./models/face_recognition_sface_2021dec_int8bq.onnx", import.meta.url),
-  faceapiRecognizer: new URL("./models/faceapi_recognition.onnx", import.meta.url),
-  ageGender: new URL("./models/faceapi_age_gender.onnx", import.meta.url),
-  expression: new URL("./models/faceapi_expression.onnx", import.meta.url),
-});
 
 const api = makeApi({
   loadWasm: async (wasm) => wasm ?? packagedWasm(),

@@ -3,6 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { makeApi, serveWorker } from "./engine.js";
+import { packagedModels, packagedWasm } from "./packaged.js";
 
 async function readSource(source) {
   const text = String(source);
@@ -13,17 +14,6 @@ async function readSource(source) {
   }
   return new Uint8Array(await readFile(text.startsWith("file:") ? new URL(text) : text));
 }
-
-const packagedWasm = () => new URL("./dist/face_engine_bg.wasm", import.meta.url);
-
-const packagedModels = () => ({
-  detector: new URL("./models/face_detection_yunet_2023mar.onnx", import.meta.url),
-  landmarks68: new URL("./models/faceapi_landmark68.onnx", import.meta.url),
-  sface: new URL("./models/face_recognition_sface_2021dec_int8bq.onnx", import.meta.url),
-  faceapiRecognizer: new URL("./models/faceapi_recognition.onnx", import.meta.url),
-  ageGender: new URL("./models/faceapi_age_gender.onnx", import.meta.url),
-  expression: new URL("./models/faceapi_expression.onnx", import.meta.url),
-});
 
 const api = makeApi({
   // Node's fetch cannot read files: a path or file: URL for the wasm is read here.
