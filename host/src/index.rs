@@ -3,7 +3,7 @@
 //! - **Compact.** Each face is its unit vector quantised to int8 with a scale of its own
 //!   (`v ≈ scale * code`, the largest component at ±127): 128 bytes and 4 for SFace, so 1,000,000
 //!   faces take about 130 MB, plus 16 bytes per face id and 20 per person.
-//! - **Exact answers.** The int8 scores only choose candidates. For unit vectors the int8 score
+//! - **Exact answers below [`PREFILTER_ROWS`].** The int8 scores only choose candidates. For unit vectors the int8 score
 //!   is within a bound `B` of the true cosine (see [`Query::bound`]; about 0.02 for SFace), so
 //!   every face that could be in the exact answer scores at least `threshold - B` and at least
 //!   the k-th best score `- 2B`; those candidates are then scored again from their stored f32
@@ -15,8 +15,8 @@
 //!   never by sorting every row; above [`PARALLEL_ROWS`] rows the scan is split across threads.
 //! - **Narrowed first above [`PREFILTER_ROWS`].** From 200,000 rows a search first keeps, per query
 //!   face, the [`PREFILTER_KEEP`] rows nearest to it by sign (one bit per dimension, about the
-//!   collection's mean: 16 bytes a face, compared with XOR and popcount), then scores only those as
-//!   above. This part is approximate: a face outside the kept rows is not found. `cargo xtask
+//!   collection's mean: 16 more bytes a face, compared with XOR and popcount), then scores only
+//!   those as above. This part is approximate: a face outside the kept rows is not found. `cargo xtask
 //!   scale` measures identification top-1 against the exact f32 scan at 1,000,000 faces.
 //! - **Deletes mark rows dead** in the live index (a bit per row) instead of dropping it.
 //! - **Persisted** in a compact binary form ([`Index::to_bytes`]), so a restart does not retrain.
@@ -204,7 +204,7 @@ impl Index {
         let max_scale = scales.iter().fold(0.0f32, |m, s| m.max(*s));
         let dead = (0..faces.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let dim = model.dimensions();
-        let (mean, signs) = if faces.len() >= PREFILTER_ROWS && dim.is_multiple_of(64) && dim < 256 {
+        let (mean, signs) = if faces.len() >= PREFILTER_ROWS && dim.is_multiple_of(64) && dim < 255 {
             let mut mean = vec![0f64; dim];
             for (row, &scale) in codes.chunks_exact(dim).zip(&scales) {
                 for (m, &c) in mean.iter_mut().zip(row) {
@@ -344,7 +344,8 @@ impl Index {
 
     /// For each query (in order), the candidates for its best `k` units at or above the cosine
     /// `min_cos`: every unit whose exact best cosine could be among them, with the row of its
-    /// best face by int8 score. The caller scores them exactly ([`Index::rows_of`]).
+    /// best face by int8 score. The caller scores them exactly ([`Index::rows_of`]). From
+    /// [`PREFILTER_ROWS`] rows, only the rows the sign prefilter kept are candidates.
     pub fn candidates(&self, queries: &[&[f32]], min_cos: f32, k: usize) -> Vec<Vec<u32>> {
         let prepared: Vec<Option<Query>> = queries.iter().map(|q| self.query(q)).collect();
         let live: Vec<&Query> = prepared.iter().flatten().collect();
@@ -390,8 +391,8 @@ impl Index {
     fn prefiltered(&self, queries: &[&Query], threads: usize) -> Vec<Vec<Scored>> {
         let (n, nq, dim) = (self.len(), queries.len(), self.dim);
         let words = dim / 64;
-        // Pass 1, across threads: each row's distance to each query (at most `dim`, under 256),
-        // and how many rows lie at each distance.
+        // Pass 1, across threads: each live row's distance to each query (at most `dim`, under
+        // 255), and how many live rows lie at each distance.
         let mut far = vec![0u8; n * nq];
         let per = n.div_ceil(threads.max(1));
         let histograms: Vec<Vec<u32>> = std::thread::scope(|s| {
@@ -402,7 +403,12 @@ impl Index {
                     s.spawn(move || {
                         let mut histogram = vec![0u32; nq * (dim + 1)];
                         let signs = &self.signs[t * per * words..];
-                        for (row, out) in signs.chunks_exact(words).zip(out.chunks_exact_mut(nq)) {
+                        for (i, (row, out)) in signs.chunks_exact(words).zip(out.chunks_exact_mut(nq)).enumerate() {
+                            if self.is_dead(t * per + i) {
+                                // Farther than any cut (at most `dim`, under 255): never kept, never counted.
+                                out.fill(u8::MAX);
+                                continue;
+                            }
                             for ((o, q), h) in out.iter_mut().zip(queries).zip(histogram.chunks_exact_mut(dim + 1)) {
                                 let d = row.iter().zip(&q.signs).map(|(a, b)| (a ^ b).count_ones()).sum::<u32>();
                                 *o = d as u8;
@@ -973,28 +979,34 @@ mod tests {
 
     #[test]
     fn the_sign_prefilter_keeps_the_best_person_of_a_large_group() {
-        // Just past the size where searches are narrowed by sign first.
-        let faces = group(PREFILTER_ROWS as u64 / 4, 4);
+        // Just past the size where searches are narrowed by sign first. Every face shares one
+        // offset, as real embeddings share a mean: signs taken about zero instead of about the
+        // collection's mean would be mostly the offset's, and would keep the wrong rows.
+        let offset = vector(99, 128);
+        let shift = |v: &[f32]| -> Vec<f32> { v.iter().zip(&offset).map(|(x, o)| x + 0.8 * o).collect() };
+        let persons = PREFILTER_ROWS as u64 / 4;
+        let mut faces = group(persons, 4);
+        for face in &mut faces {
+            face.2 = shift(&face.2);
+        }
         let rows = faces.iter().map(|(p, f, v)| Row { face_id: f, person_id: Some(p), embedding: v });
         let index = Index::from_faces(RecognitionModel::SFace, 1, true, rows).unwrap();
         assert!(!index.signs.is_empty() && index.signs.len() == index.len() * 2);
-        // Twenty query faces, each a new photo of a known person (about cos 0.75 to their faces),
-        // all in one call.
+        // Twenty query faces, each a new photo of a known person (its centre plus noise of its
+        // own: about cos 0.7 to that person's faces), all in one call.
         let queries: Vec<Vec<f32>> = (0..20u64)
             .map(|seed| {
                 let noise = vector(7_000_000 + seed, 128);
-                let face = &faces[(seed * 9_973) as usize % faces.len()].2;
-                face.iter().zip(&noise).map(|(a, b)| a + 0.5 * b).collect()
+                let centre = vector(seed * 9_973 % persons, 128);
+                shift(&centre.iter().zip(&noise).map(|(c, e)| c + 0.6 * e).collect::<Vec<f32>>())
             })
             .collect();
         let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
-        let cands = index.candidates(&refs, 0.3, 1);
         let by_id: std::collections::HashMap<&str, &[f32]> =
             faces.iter().map(|(_, f, v)| (f.as_str(), v.as_slice())).collect();
-        for (q, cands) in queries.iter().zip(&cands) {
-            let exact = exact_best(&faces, q, 1);
-            // The caller's exact re-ranking of the candidates.
-            let best = cands
+        // The caller's exact re-ranking of the candidates: the best person and cosine.
+        let best = |cands: &[u32], q: &[f32]| {
+            cands
                 .iter()
                 .flat_map(|&u| index.rows_of(u))
                 .map(|r| {
@@ -1002,10 +1014,21 @@ mod tests {
                     (person.unwrap(), face_core::cosine(by_id[face.as_str()], q))
                 })
                 .max_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("a candidate");
-            assert_eq!(best.0, exact[0].0, "top-1 person");
+        };
+        let cands = index.candidates(&refs, 0.3, 1);
+        for (q, cands) in queries.iter().zip(&cands) {
+            let exact = exact_best(&faces, q, 1);
+            assert_eq!(best(cands, q).expect("a candidate").0, exact[0].0, "top-1 person");
             assert!(cands.len() < 50, "{} candidates", cands.len());
         }
+        // A deleted person is never found, and is not counted among the rows kept.
+        let gone = exact_best(&faces, &queries[0], 1)[0].0.clone();
+        assert!(index.kill_person(&gone));
+        let after = index.candidates(&refs[..1], -1.0, 1);
+        let found = best(&after[0], &queries[0]).expect("a candidate");
+        assert_ne!(found.0, gone);
+        let live: Vec<_> = faces.iter().filter(|(p, _, _)| *p != gone).cloned().collect();
+        assert_eq!(found.0, exact_best(&live, &queries[0], 1)[0].0, "top-1 once the best is deleted");
     }
 
     #[test]
