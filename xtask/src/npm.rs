@@ -38,8 +38,17 @@ pub fn bindgen_dir() -> PathBuf {
 }
 
 /// The package's files beside `dist/`, from wasm/npm.
-const TEMPLATE: [&str; 8] =
-    ["package.json", "README.md", "engine.js", "index.js", "node.js", "worker.js", "node-worker.js", "index.d.ts"];
+const TEMPLATE: [&str; 9] = [
+    "package.json",
+    "README.md",
+    "engine.js",
+    "packaged.js",
+    "index.js",
+    "node.js",
+    "worker.js",
+    "node-worker.js",
+    "index.d.ts",
+];
 
 pub fn npm(args: &[String]) -> Result<()> {
     if !args.is_empty() {
@@ -134,9 +143,9 @@ fn package_models(dir: &Path) -> Result<()> {
 
 /// `wasm` through npm binaryen's wasm-opt -O3 (Debian's binaryen 108 breaks wasm-bindgen output),
 /// cached by the input's sha256: the JS build of wasm-opt takes minutes on an 18 MB module.
-pub fn wasm_opt(tools: &Path, wasm: &Path) -> Result<PathBuf> {
+fn wasm_opt(tools: &Path, wasm: &Path) -> Result<PathBuf> {
     let digest = crate::util::sha256_file(wasm)?;
-    let out = cache_dir().join(format!("bench/wasm-opt-{}.wasm", &digest[..16]));
+    let out = cache_dir().join(format!("npm/wasm-opt-{}.wasm", &digest[..16]));
     if !out.exists() {
         eprintln!("npm: wasm-opt -O3 on {} (minutes, once per build)", wasm.display());
         std::fs::create_dir_all(out.parent().context("a cache folder")?)?;

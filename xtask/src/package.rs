@@ -55,7 +55,8 @@ pub fn package(args: &[String]) -> Result<()> {
     for ext in ["wasm", "cwasm", "cwasm.sha256"] {
         copy(&guest.with_extension(ext), &out.join("face_wasm").with_extension(ext))?;
     }
-    for m in crate::web::model_files() {
+    // The models the server loads: face-core's required and attribute models.
+    for m in face_core::ModelSet::FILES {
         copy(&models_dir().join(m), &out.join("models").join(m))?;
     }
     // The onnxruntime library for Engine:Backend=onnxruntime, where face-server looks by default.

@@ -14,11 +14,6 @@ use crate::util::{models_dir, repo_root, run};
 
 /// The files of the page itself, copied from `web/`.
 const PAGE: [&str; 3] = ["index.html", "app.js", "style.css"];
-/// The model files the page (and the server) load: face-core's required and attribute models.
-pub fn model_files() -> impl Iterator<Item = &'static str> {
-    face_core::ModelSet::FILES.into_iter()
-}
-
 pub fn dist_dir() -> PathBuf {
     repo_root().join("web/dist")
 }
