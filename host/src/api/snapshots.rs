@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, NoBody, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
-use crate::store::{Export, Kind, Operation, Snapshot, StoreError};
+use crate::store::{Kind, Operation, Snapshot, StoreError};
 use crate::time::{iso8601, now_ms};
 
 /// Snapshots expire this long after they are taken, as on Azure.
@@ -36,9 +36,9 @@ pub async fn expire(state: &Shared) {
 }
 
 /// A snapshot that has not expired, or 404 `SnapshotNotFound`.
-async fn live_snapshot(state: &Shared, sid: &str) -> ApiResult<(Snapshot, Export)> {
+async fn live_snapshot(state: &Shared, sid: &str) -> ApiResult<Snapshot> {
     let id = sid.to_owned();
-    state.db(move |s| s.snapshot(&id)).await?.filter(|(s, _)| live(s)).ok_or(ApiError::SnapshotNotFound(sid.into()))
+    state.db(move |s| s.snapshot(&id)).await?.filter(live).ok_or(ApiError::SnapshotNotFound(sid.into()))
 }
 
 /// The account snapshots belong to: a UUID derived from this service's key.
@@ -141,7 +141,7 @@ pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> 
         let snapshot = Snapshot {
             id: uuid::Uuid::new_v4().to_string(),
             kind,
-            object_id: object_id.clone(),
+            object_id,
             apply_scope,
             user_data,
             created_ms: now,
@@ -149,10 +149,7 @@ pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> 
         };
         let sid = snapshot.id.clone();
         let result = task
-            .db(move |s| {
-                let export = s.export(kind, &object_id)?.ok_or(StoreError::NoCollection)?;
-                s.put_snapshot(&snapshot, &export)
-            })
+            .db(move |s| s.take_snapshot(&snapshot))
             .await
             .map(|()| format!("/snapshots/{sid}"))
             .map_err(|e| format!("The snapshot could not be taken: {e}."));
@@ -188,7 +185,7 @@ fn snapshot_id(p: &str) -> ApiResult<String> {
 /// GET /snapshots/{id}
 pub async fn get(State(state): State<Shared>, Path(sid): Path<String>) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
-    let (s, _) = live_snapshot(&state, &sid).await?;
+    let s = live_snapshot(&state, &sid).await?;
     ok_json(snapshot_json(&state, &s))
 }
 
@@ -240,7 +237,7 @@ pub async fn apply(
         return Err(ApiError::bad_argument("'mode' is invalid; the only mode is CreateNew."));
     }
     let object_id = req.object_id.unwrap_or_default();
-    let (snapshot, export) = live_snapshot(&state, &sid).await?;
+    let snapshot = live_snapshot(&state, &sid).await?;
     collections::checked_id(snapshot.kind, &object_id)?;
     let op = new_operation(&state).await?;
     let response = accepted(&op.id);
@@ -249,7 +246,7 @@ pub async fn apply(
         let kind = snapshot.kind;
         let target = object_id.clone();
         let result = task
-            .db(move |s| s.import(&target, &export))
+            .db(move |s| s.apply_snapshot(&snapshot.id, &target))
             .await
             .map(|()| format!("/{}/{object_id}", kind.route()))
             .map_err(|e| match e {

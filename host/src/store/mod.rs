@@ -155,14 +155,6 @@ pub struct Training {
     pub message: Option<String>,
 }
 
-/// A collection with everything in it: what a snapshot holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Export {
-    pub collection: Collection,
-    pub persons: Vec<Person>,
-    pub faces: Vec<StoredFace>,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub id: String,
@@ -380,13 +372,15 @@ pub struct ScannedFace<'a> {
 
 /// Snapshots of a collection, and the operations that take and apply them.
 pub trait SnapshotStore {
-    fn export(&self, kind: Kind, cid: &str) -> StoreResult<Option<Export>>;
-    /// Creates the collection `export.collection` describes (its kind, under `id`) with all its
-    /// persons and faces; `Exists` when the id is taken.
-    fn import(&self, id: &str, export: &Export) -> StoreResult<()>;
-
-    fn put_snapshot(&self, snapshot: &Snapshot, data: &Export) -> StoreResult<()>;
-    fn snapshot(&self, id: &str) -> StoreResult<Option<(Snapshot, Export)>>;
+    /// Stores `snapshot` with a copy of its collection (`kind`, `object_id`), its persons and
+    /// faces as of one instant, made inside the database (nothing passes through memory);
+    /// `NoCollection` when the collection is gone.
+    fn take_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    /// Creates the collection snapshot `sid` holds (its kind, under `id`) with all its persons and
+    /// faces, in one transaction; `Exists` when the id is taken.
+    fn apply_snapshot(&self, sid: &str, id: &str) -> StoreResult<()>;
+    /// A snapshot's description (what it holds is not read).
+    fn snapshot(&self, id: &str) -> StoreResult<Option<Snapshot>>;
     fn list_snapshots(&self) -> StoreResult<Vec<Snapshot>>;
     fn update_snapshot(
         &self,

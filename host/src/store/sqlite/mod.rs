@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_collections.sql"),
     include_str!("migrations/002_usage.sql"),
     include_str!("migrations/003_scale.sql"),
+    include_str!("migrations/004_snapshot_rows.sql"),
 ];
 
 /// The SQLite store.

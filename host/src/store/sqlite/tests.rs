@@ -139,6 +139,18 @@ fn paging_is_sorted_by_id_with_an_exclusive_start() {
     assert_eq!(ids(Some("d"), 2), Vec::<String>::new());
 }
 
+fn snapshot(id: &str, kind: Kind, object_id: &str, created_ms: i64) -> Snapshot {
+    Snapshot {
+        id: id.into(),
+        kind,
+        object_id: object_id.into(),
+        apply_scope: vec!["x".into()],
+        user_data: None,
+        created_ms,
+        updated_ms: created_ms,
+    }
+}
+
 #[test]
 fn a_file_store_keeps_everything_across_reopening_and_embeddings_exactly() {
     let dir = temp("reopen");
@@ -146,31 +158,84 @@ fn a_file_store_keeps_everything_across_reopening_and_embeddings_exactly() {
         let store = SqliteStore::open_dir(&dir).unwrap();
         store.create_collection(&collection(Kind::LargeFaceList, "l")).unwrap();
         store.add_face(Kind::LargeFaceList, "l", &face(7, None)).unwrap();
-        let export = store.export(Kind::LargeFaceList, "l").unwrap().unwrap();
-        let snap = Snapshot {
-            id: "s".into(),
-            kind: Kind::LargeFaceList,
-            object_id: "l".into(),
-            apply_scope: vec!["x".into()],
-            user_data: None,
-            created_ms: 1,
-            updated_ms: 1,
-        };
-        store.put_snapshot(&snap, &export).unwrap();
+        store.take_snapshot(&snapshot("s", Kind::LargeFaceList, "l", 1)).unwrap();
     }
     let store = SqliteStore::open_dir(&dir).unwrap();
     let faces = store.all_faces(Kind::LargeFaceList, "l").unwrap();
     assert_eq!(faces, vec![face(7, None)]);
-    let (snap, export) = store.snapshot("s").unwrap().unwrap();
+    let snap = store.snapshot("s").unwrap().unwrap();
     assert_eq!(snap.apply_scope, ["x"]);
-    store.import("copy", &export).unwrap();
+    store.apply_snapshot("s", "copy").unwrap();
     assert_eq!(store.all_faces(Kind::LargeFaceList, "copy").unwrap(), faces);
-    assert_eq!(store.import("copy", &export), Err(StoreError::Exists));
+    assert_eq!(store.apply_snapshot("s", "copy"), Err(StoreError::Exists));
     assert_eq!(store.delete_snapshots_before(1), Ok(0));
     assert_eq!(store.delete_snapshots_before(2), Ok(1));
     assert!(store.snapshot("s").unwrap().is_none());
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_snapshot_is_its_collection_at_one_instant_and_applies_whole() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.create_collection(&collection(Kind::LargePersonGroup, "g")).unwrap();
+    for p in ["p2", "p1"] {
+        store.create_person(Kind::LargePersonGroup, "g", &person(p)).unwrap();
+    }
+    for (i, p) in [(3, "p1"), (1, "p2"), (2, "p1")] {
+        store.add_face(Kind::LargePersonGroup, "g", &face(i, Some(p))).unwrap();
+    }
+    store.take_snapshot(&snapshot("s", Kind::LargePersonGroup, "g", 1)).unwrap();
+    // Changes after the snapshot are not in it.
+    store.add_face(Kind::LargePersonGroup, "g", &face(4, Some("p2"))).unwrap();
+    store.apply_snapshot("s", "copy").unwrap();
+    let copied = store.collection(Kind::LargePersonGroup, "copy").unwrap().unwrap();
+    assert_eq!((copied.name.as_str(), copied.id.as_str()), ("n", "copy"));
+    let p1 = store.person(Kind::LargePersonGroup, "copy", "p1").unwrap().unwrap();
+    assert_eq!(p1.face_ids, [face(3, None).face_id, face(2, None).face_id], "faces in the order they were added");
+    assert_eq!(store.person(Kind::LargePersonGroup, "copy", "p2").unwrap().unwrap().face_ids.len(), 1);
+    assert_eq!(store.all_faces(Kind::LargePersonGroup, "copy").unwrap().len(), 3);
+    // The quota counts of the new group follow its rows.
+    for i in 5..(5 + 246) {
+        store.add_face(Kind::LargePersonGroup, "copy", &face(i, Some("p1"))).unwrap();
+    }
+    assert!(matches!(
+        store.add_face(Kind::LargePersonGroup, "copy", &face(999, Some("p1"))),
+        Err(StoreError::Quota(_))
+    ));
+    // A snapshot of a collection that is gone is refused, and leaves nothing behind.
+    assert_eq!(store.take_snapshot(&snapshot("t", Kind::LargeFaceList, "none", 1)), Err(StoreError::NoCollection));
+    assert!(store.snapshot("t").unwrap().is_none());
+    // Deleting a snapshot deletes its rows.
+    assert!(store.delete_snapshot("s").unwrap());
+    let left: i64 = store
+        .with(|c| Ok(c.query_row("SELECT (SELECT COUNT(*) FROM snapshot_faces) + (SELECT COUNT(*) FROM snapshot_persons) + (SELECT COUNT(*) FROM snapshot_collections)", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn a_snapshot_taken_before_the_rows_migration_still_applies() {
+    let store = SqliteStore::in_memory().unwrap();
+    // The JSON form snapshots had before migration 004.
+    let export = serde_json::json!({
+        "collection": collection(Kind::FaceList, "old"),
+        "persons": [],
+        "faces": [face(1, None), face(2, None)],
+    });
+    store
+        .with(|c| {
+            c.execute(
+                "INSERT INTO snapshots (id, kind, object_id, apply_scope, user_data, created_ms, updated_ms, data) \
+                 VALUES ('s', 'FaceList', 'old', '[]', NULL, 1, 1, ?1)",
+                [serde_json::to_vec(&export).unwrap()],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.snapshot("s").unwrap().unwrap().kind, Kind::FaceList);
+    store.apply_snapshot("s", "new").unwrap();
+    assert_eq!(store.all_faces(Kind::FaceList, "new").unwrap(), [face(1, None), face(2, None)]);
 }
 
 #[test]
