@@ -10,7 +10,8 @@
 //! random direction of 0.8 its length (about cos 0.6 between the two, like one person's photos).
 //! So the nearest neighbours of a real probe are real faces and hard negatives, as in a real
 //! gallery. The collections are filled through `face-server bulk-load` (many faces to a
-//! transaction); everything measured after that goes through the real face-server on loopback.
+//! transaction); everything measured after that goes through the real face-server on loopback,
+//! ending with a snapshot of the list taken and applied as a new list.
 //!
 //! Every figure comes with its baseline measured in the same run: AddFace at N against a
 //! 1,000-face group, detect and verify during a training against idle, top-1 against an exact
@@ -468,7 +469,38 @@ pub fn scale(args: &[String]) -> Result<()> {
     let after = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
     let right_after = top1(&http, &face_ids)?;
     let rss_restarted = memory_mb(child.0.id()).0;
+
+    // A snapshot of the LargeFaceList, taken and applied as a new list (rows copied inside the
+    // database); each waited for through what the API shows: the snapshot listed, the list there.
+    let wait = |path: &str, done: &dyn Fn(&Value) -> bool| -> Result<f64> {
+        let t = Instant::now();
+        loop {
+            let (s, v, _) = http.call("GET", path, None);
+            if s == 200 && done(&v) {
+                return Ok(t.elapsed().as_secs_f64());
+            }
+            if t.elapsed() > Duration::from_secs(1800) {
+                bail!("GET {path} did not show the snapshot's result within 30 minutes: {s} {v}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    eprintln!("scale: a snapshot of {LIST}, taken and applied as a new list");
+    let scope = json!(["00000000-0000-4000-8000-000000000001"]);
+    http.ok("POST", "/snapshots", json!({ "type": "LargeFaceList", "objectId": LIST, "applyScope": scope }))?;
+    let take_s = wait("/snapshots?type=LargeFaceList", &|v| v.as_array().is_some_and(|a| !a.is_empty()))?;
+    let sid =
+        http.ok("GET", "/snapshots?type=LargeFaceList", Value::Null)?[0]["id"].as_str().unwrap_or_default().to_owned();
+    let copy = format!("{LIST}-copy");
+    http.ok("POST", &format!("/snapshots/{sid}/apply"), json!({ "objectId": copy }))?;
+    let apply_s = wait(&format!("/largefacelists/{copy}"), &|_| true)?;
+    let page = http.ok("GET", &format!("/largefacelists/{copy}/persistedfaces?top=1000"), Value::Null)?;
+    let copied = page.as_array().map_or(0, Vec::len);
+    let rss_snapshot = memory_mb(child.0.id()).0;
     drop(child);
+    if copied != faces.min(1000) {
+        bail!("the list applied from the snapshot shows {copied} faces on its first page");
+    }
 
     let ms = |v: &[f64]| format!("{:.1} / {:.1}", crate::stats::percentile(v, 0.5), crate::stats::percentile(v, 0.99));
     println!(
@@ -512,6 +544,9 @@ pub fn scale(args: &[String]) -> Result<()> {
         if before["lastSuccessfulTrainingDateTime"] == after["lastSuccessfulTrainingDateTime"] { "yes" } else { "NO" }
     );
     println!("| resident memory after the restart and one group loaded, MB | {rss_restarted:.0} | | |");
+    println!(
+        "| snapshot of the LargeFaceList: take / apply as a new list, s (resident MB after both) | {take_s:.1} / {apply_s:.1} ({rss_snapshot:.0}) | | |"
+    );
     if right != exact_right
         || right_after != right_before
         || before["lastSuccessfulTrainingDateTime"] != after["lastSuccessfulTrainingDateTime"]
