@@ -133,6 +133,48 @@ fn sign_bits<'a>(codes: &'a [i8], scale: f32, mean: &'a [f32]) -> impl Iterator<
     })
 }
 
+/// Pass 1 of [`Index::prefiltered`] over the rows from `first` (their sign words `signs`): each
+/// live row's distance to each query into `out` (`u8::MAX` for a dead row: farther than any cut,
+/// which is at most `dim`, under 255), and how many live rows lie at each distance per query into
+/// `histogram`.
+#[inline(always)]
+fn sign_distances(
+    index: &Index,
+    first: usize,
+    signs: &[u64],
+    out: &mut [u8],
+    queries: &[&Query],
+    histogram: &mut [u32],
+) {
+    let (nq, dim) = (queries.len(), index.dim);
+    for (i, (row, out)) in signs.chunks_exact(dim / 64).zip(out.chunks_exact_mut(nq)).enumerate() {
+        if index.is_dead(first + i) {
+            out.fill(u8::MAX);
+            continue;
+        }
+        for ((o, q), h) in out.iter_mut().zip(queries).zip(histogram.chunks_exact_mut(dim + 1)) {
+            let d = row.iter().zip(&q.signs).map(|(a, b)| (a ^ b).count_ones()).sum::<u32>();
+            *o = d as u8;
+            h[d as usize] += 1;
+        }
+    }
+}
+
+/// [`sign_distances`] compiled with the CPU's population count instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+#[allow(unsafe_code)]
+unsafe fn sign_distances_popcnt(
+    index: &Index,
+    first: usize,
+    signs: &[u64],
+    out: &mut [u8],
+    queries: &[&Query],
+    histogram: &mut [u32],
+) {
+    sign_distances(index, first, signs, out, queries, histogram)
+}
+
 /// Quantises `v` (any length) as its unit vector to int8, appending the codes; returns the scale,
 /// or `None` when `v` has no direction or is not finite.
 fn quantise(v: &[f32], codes: &mut Vec<i8>) -> Option<f32> {
@@ -403,18 +445,16 @@ impl Index {
                     s.spawn(move || {
                         let mut histogram = vec![0u32; nq * (dim + 1)];
                         let signs = &self.signs[t * per * words..];
-                        for (i, (row, out)) in signs.chunks_exact(words).zip(out.chunks_exact_mut(nq)).enumerate() {
-                            if self.is_dead(t * per + i) {
-                                // Farther than any cut (at most `dim`, under 255): never kept, never counted.
-                                out.fill(u8::MAX);
-                                continue;
-                            }
-                            for ((o, q), h) in out.iter_mut().zip(queries).zip(histogram.chunks_exact_mut(dim + 1)) {
-                                let d = row.iter().zip(&q.signs).map(|(a, b)| (a ^ b).count_ones()).sum::<u32>();
-                                *o = d as u8;
-                                h[d as usize] += 1;
-                            }
+                        #[cfg(target_arch = "x86_64")]
+                        if std::arch::is_x86_feature_detected!("popcnt") {
+                            // SAFETY: the CPU has the instruction the function is compiled for.
+                            #[allow(unsafe_code)]
+                            unsafe {
+                                sign_distances_popcnt(self, t * per, signs, out, queries, &mut histogram)
+                            };
+                            return histogram;
                         }
+                        sign_distances(self, t * per, signs, out, queries, &mut histogram);
                         histogram
                     })
                 })
