@@ -14,8 +14,8 @@
 //!   server the peak over the last 30% of its requests is within 1.5x of the peak over 20-50%
 //!   (after a warm-up of a fifth; the second life starts when the restarted server is ready); the
 //!   second life's late peak is within 1.5x of the first's (memory that grows with the stored
-//!   data shows there). Peaks over windows, not single readings: one
-//!   reading swings by 50 MB or more as 16 photos pass through the engine at once.
+//!   data shows there). Peaks over windows, not single readings: one reading swings by 50 MB or
+//!   more as 16 photos pass through the engine at once.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
