@@ -13,11 +13,12 @@
 //! - **One pass for all queries.** Each row is read once and scored against every query face of
 //!   the call; the threshold becomes a cosine once per call; the best k are kept by selection,
 //!   never by sorting every row; above [`PARALLEL_ROWS`] rows the scan is split across threads.
-//! - **Narrowed first above [`PREFILTER_ROWS`].** From 200,000 rows a search first keeps, per query
-//!   face, the [`PREFILTER_KEEP`] rows nearest to it by sign (one bit per dimension, about the
-//!   collection's mean: 16 more bytes a face, compared with XOR and popcount), then scores only
-//!   those as above. This part is approximate: a face outside the kept rows is not found. `cargo xtask
-//!   scale` measures identification top-1 against the exact f32 scan at 1,000,000 faces.
+//! - **Narrowed first above [`PREFILTER_ROWS`].** From 200,000 rows a search keeps, per query
+//!   face, about [`PREFILTER_KEEP`] rows nearest to it by sign (one bit per dimension, about the
+//!   collection's mean: 16 more bytes a face, compared with XOR and popcount; the distance cut
+//!   read from every 64th row), and scores only those, in the same pass. This part is
+//!   approximate: a face outside the kept rows is not found. `cargo xtask scale` measures
+//!   identification top-1 against the exact f32 scan at 1,000,000 faces.
 //! - **Deletes mark rows dead** in the live index (a bit per row) instead of dropping it.
 //! - **Persisted** in a compact binary form ([`Index::to_bytes`]), so a restart does not retrain.
 
@@ -133,46 +134,23 @@ fn sign_bits<'a>(codes: &'a [i8], scale: f32, mean: &'a [f32]) -> impl Iterator<
     })
 }
 
-/// Pass 1 of [`Index::prefiltered`] over the rows from `first` (their sign words `signs`): each
-/// live row's distance to each query into `out` (`u8::MAX` for a dead row: farther than any cut,
-/// which is at most `dim`, under 255), and how many live rows lie at each distance per query into
-/// `histogram`.
+/// The number of sign bits on which two rows' words differ.
 #[inline(always)]
-fn sign_distances(
-    index: &Index,
-    first: usize,
-    signs: &[u64],
-    out: &mut [u8],
-    queries: &[&Query],
-    histogram: &mut [u32],
-) {
-    let (nq, dim) = (queries.len(), index.dim);
-    for (i, (row, out)) in signs.chunks_exact(dim / 64).zip(out.chunks_exact_mut(nq)).enumerate() {
-        if index.is_dead(first + i) {
-            out.fill(u8::MAX);
-            continue;
-        }
-        for ((o, q), h) in out.iter_mut().zip(queries).zip(histogram.chunks_exact_mut(dim + 1)) {
-            let d = row.iter().zip(&q.signs).map(|(a, b)| (a ^ b).count_ones()).sum::<u32>();
-            *o = d as u8;
-            h[d as usize] += 1;
-        }
-    }
+fn sign_distance(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(a, b)| (a ^ b).count_ones()).sum()
 }
 
-/// [`sign_distances`] compiled with the CPU's population count instruction.
+/// [`Index::sign_scan`] compiled with the CPU's population count instruction.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
 #[allow(unsafe_code)]
-unsafe fn sign_distances_popcnt(
+unsafe fn sign_scan_popcnt(
     index: &Index,
-    first: usize,
-    signs: &[u64],
-    out: &mut [u8],
     queries: &[&Query],
-    histogram: &mut [u32],
-) {
-    sign_distances(index, first, signs, out, queries, histogram)
+    cut: &[u32],
+    units: std::ops::Range<usize>,
+) -> Vec<Vec<Scored>> {
+    index.sign_scan(queries, cut, units)
 }
 
 /// Quantises `v` (any length) as its unit vector to int8, appending the codes; returns the scale,
@@ -427,85 +405,89 @@ impl Index {
         out
     }
 
-    /// [`Index::scan`] over the rows nearest each query by sign: per query, the [`PREFILTER_KEEP`]
-    /// rows (more on a tie) with the fewest sign bits unlike the query's, scored in int8; per unit,
-    /// its best kept row. [`keep`] then applies the threshold and `k` as for the scan.
+    /// [`Index::scan`] over the rows nearest each query by sign: per query, about
+    /// [`PREFILTER_KEEP`] rows with the fewest sign bits unlike the query's, scored in int8; per
+    /// unit, its best kept row. [`keep`] then applies the threshold and `k` as for the scan.
+    ///
+    /// The distance within which a query keeps its rows comes from every 64th row (the smallest
+    /// within which that sample holds `PREFILTER_KEEP / 64` live rows), so the rows are read once,
+    /// across threads, in runs of whole units.
     fn prefiltered(&self, queries: &[&Query], threads: usize) -> Vec<Vec<Scored>> {
-        let (n, nq, dim) = (self.len(), queries.len(), self.dim);
-        let words = dim / 64;
-        // Pass 1, across threads: each live row's distance to each query (at most `dim`, under
-        // 255), and how many live rows lie at each distance.
-        let mut far = vec![0u8; n * nq];
-        let per = n.div_ceil(threads.max(1));
-        let histograms: Vec<Vec<u32>> = std::thread::scope(|s| {
-            let handles: Vec<_> = far
-                .chunks_mut(per * nq)
-                .enumerate()
-                .map(|(t, out)| {
+        const STEP: usize = 64;
+        let (dim, words) = (self.dim, self.dim / 64);
+        let mut histogram = vec![0u32; queries.len() * (dim + 1)];
+        for r in (0..self.len()).step_by(STEP).filter(|&r| !self.is_dead(r)) {
+            let row = &self.signs[r * words..(r + 1) * words];
+            for (q, h) in queries.iter().zip(histogram.chunks_exact_mut(dim + 1)) {
+                h[sign_distance(row, &q.signs) as usize] += 1;
+            }
+        }
+        let want = PREFILTER_KEEP.div_ceil(STEP) as u32;
+        let cut: Vec<u32> = histogram
+            .chunks_exact(dim + 1)
+            .map(|h| {
+                let mut total = 0;
+                h.iter()
+                    .position(|&c| {
+                        total += c;
+                        total >= want
+                    })
+                    .unwrap_or(dim) as u32
+            })
+            .collect();
+        let units = self.units();
+        let per = units.div_ceil(threads.max(1));
+        let parts: Vec<Vec<Vec<Scored>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..units)
+                .step_by(per.max(1))
+                .map(|u0| {
+                    let (cut, range) = (&cut, u0..(u0 + per).min(units));
                     s.spawn(move || {
-                        let mut histogram = vec![0u32; nq * (dim + 1)];
-                        let signs = &self.signs[t * per * words..];
                         #[cfg(target_arch = "x86_64")]
                         if std::arch::is_x86_feature_detected!("popcnt") {
                             // SAFETY: the CPU has the instruction the function is compiled for.
                             #[allow(unsafe_code)]
-                            unsafe {
-                                sign_distances_popcnt(self, t * per, signs, out, queries, &mut histogram)
-                            };
-                            return histogram;
+                            return unsafe { sign_scan_popcnt(self, queries, cut, range) };
                         }
-                        sign_distances(self, t * per, signs, out, queries, &mut histogram);
-                        histogram
+                        self.sign_scan(queries, cut, range)
                     })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
         });
-        // The distance within which each query keeps PREFILTER_KEEP rows.
-        let cut: Vec<u8> = (0..nq)
-            .map(|q| {
-                let mut total = 0usize;
-                for d in 0..=dim {
-                    total +=
-                        histograms.iter().map(|h| h.get(q * (dim + 1) + d).map_or(0, |&c| c as usize)).sum::<usize>();
-                    if total >= PREFILTER_KEEP {
-                        return d as u8;
-                    }
-                }
-                dim as u8
-            })
-            .collect();
-        // Pass 2: the kept rows, in row order (so a person's rows come together), scored in int8.
-        let mut kept: Vec<Vec<Scored>> = vec![Vec::new(); nq];
-        let mut last_unit = vec![u32::MAX; nq];
-        let mut unit = 0usize;
+        (0..queries.len())
+            .map(|q| parts.iter().flat_map(|p| p.get(q).into_iter().flatten().copied()).collect())
+            .collect()
+    }
+
+    /// Per query, the best int8-scored row of each of `units` among its live rows within the
+    /// query's `cut` of sign bits.
+    #[inline(always)]
+    fn sign_scan(&self, queries: &[&Query], cut: &[u32], units: std::ops::Range<usize>) -> Vec<Vec<Scored>> {
+        let (dim, words) = (self.dim, self.dim / 64);
+        let mut kept: Vec<Vec<Scored>> = vec![Vec::new(); queries.len()];
+        let mut best: Vec<Option<(f32, u32)>> = vec![None; queries.len()];
         let mut dot = [0i32];
-        for (r, d) in far.chunks_exact(nq).enumerate() {
-            if !d.iter().zip(&cut).any(|(d, c)| d <= c) || self.is_dead(r) {
-                continue;
-            }
-            if self.has_persons {
-                while self.starts[unit + 1] as usize <= r {
-                    unit += 1;
-                }
-            } else {
-                unit = r;
-            }
-            let code = &self.codes[r * dim..(r + 1) * dim];
-            for (q, ((query, kept), last)) in queries.iter().zip(&mut kept).zip(&mut last_unit).enumerate() {
-                if d[q] > cut[q] {
+        for u in units {
+            for r in self.unit_rows(u) {
+                if self.is_dead(r) {
                     continue;
                 }
-                dots(code, std::slice::from_ref(query), &mut dot);
-                let score = dot[0] as f32 * self.scales[r] * query.scale;
-                if *last == unit as u32 {
-                    let best = kept.last_mut().expect("the unit's first row was kept");
-                    if score > best.0 {
-                        *best = (score, unit as u32, r as u32);
+                let row = &self.signs[r * words..(r + 1) * words];
+                for ((query, &cut), best) in queries.iter().zip(cut).zip(&mut best) {
+                    if sign_distance(row, &query.signs) > cut {
+                        continue;
                     }
-                } else {
-                    kept.push((score, unit as u32, r as u32));
-                    *last = unit as u32;
+                    dots(&self.codes[r * dim..(r + 1) * dim], std::slice::from_ref(query), &mut dot);
+                    let score = dot[0] as f32 * self.scales[r] * query.scale;
+                    if best.is_none_or(|(b, _)| score > b) {
+                        *best = Some((score, r as u32));
+                    }
+                }
+            }
+            for (kept, best) in kept.iter_mut().zip(&mut best) {
+                if let Some((score, r)) = best.take() {
+                    kept.push((score, u as u32, r));
                 }
             }
         }
