@@ -3,11 +3,11 @@
 //! - **Compact.** Each face is its unit vector quantised to int8 with a scale of its own
 //!   (`v ≈ scale * code`, the largest component at ±127): 128 bytes and 4 for SFace, so 1,000,000
 //!   faces take about 130 MB, plus 16 bytes per face id and 20 per person.
-//! - **Exact answers below [`PREFILTER_ROWS`].** The int8 scores only choose candidates. For unit vectors the int8 score
-//!   is within a bound `B` of the true cosine (see [`Query::bound`]; about 0.02 for SFace), so
-//!   every face that could be in the exact answer scores at least `threshold - B` and at least
-//!   the k-th best score `- 2B`; those candidates are then scored again from their stored f32
-//!   embeddings, and the answer is the exact scan's.
+//! - **Exact answers below [`PREFILTER_ROWS`].** The int8 scores only choose candidates. For
+//!   unit vectors the int8 score is within a bound `B` of the true cosine (see [`Query::bound`];
+//!   about 0.02 for SFace), so every face that could be in the exact answer scores at least
+//!   `threshold - B` and at least the k-th best score `- 2B`; those candidates are then scored
+//!   again from their stored f32 embeddings, and the answer is the exact scan's.
 //! - **Persons contiguous.** Rows are sorted by person (lists: by face), so a person's best face
 //!   is a running maximum over one run of rows, and a person or face is found by binary search.
 //! - **One pass for all queries.** Each row is read once and scored against every query face of
