@@ -224,7 +224,7 @@ impl Index {
         let max_scale = scales.iter().fold(0.0f32, |m, s| m.max(*s));
         let dead = (0..faces.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let dim = model.dimensions();
-        let (mean, signs) = if faces.len() >= PREFILTER_ROWS && dim.is_multiple_of(64) && dim < 255 {
+        let (mean, signs) = if faces.len() >= PREFILTER_ROWS && dim.is_multiple_of(64) {
             let mut mean = vec![0f64; dim];
             for (row, &scale) in codes.chunks_exact(dim).zip(&scales) {
                 for (m, &c) in mean.iter_mut().zip(row) {

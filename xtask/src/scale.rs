@@ -472,12 +472,12 @@ pub fn scale(args: &[String]) -> Result<()> {
 
     // A snapshot of the LargeFaceList, taken and applied as a new list (rows copied inside the
     // database); each waited for through what the API shows: the snapshot listed, the list there.
-    let wait = |path: &str, done: &dyn Fn(&Value) -> bool| -> Result<f64> {
+    let wait = |path: &str, done: &dyn Fn(&Value) -> bool| -> Result<(f64, Value)> {
         let t = Instant::now();
         loop {
             let (s, v, _) = http.call("GET", path, None);
             if s == 200 && done(&v) {
-                return Ok(t.elapsed().as_secs_f64());
+                return Ok((t.elapsed().as_secs_f64(), v));
             }
             if t.elapsed() > Duration::from_secs(1800) {
                 bail!("GET {path} did not show the snapshot's result within 30 minutes: {s} {v}");
@@ -488,12 +488,11 @@ pub fn scale(args: &[String]) -> Result<()> {
     eprintln!("scale: a snapshot of {LIST}, taken and applied as a new list");
     let scope = json!(["00000000-0000-4000-8000-000000000001"]);
     http.ok("POST", "/snapshots", json!({ "type": "LargeFaceList", "objectId": LIST, "applyScope": scope }))?;
-    let take_s = wait("/snapshots?type=LargeFaceList", &|v| v.as_array().is_some_and(|a| !a.is_empty()))?;
-    let sid =
-        http.ok("GET", "/snapshots?type=LargeFaceList", Value::Null)?[0]["id"].as_str().unwrap_or_default().to_owned();
+    let (take_s, listed) = wait("/snapshots?type=LargeFaceList", &|v| v.as_array().is_some_and(|a| !a.is_empty()))?;
+    let sid = listed[0]["id"].as_str().unwrap_or_default();
     let copy = format!("{LIST}-copy");
     http.ok("POST", &format!("/snapshots/{sid}/apply"), json!({ "objectId": copy }))?;
-    let apply_s = wait(&format!("/largefacelists/{copy}"), &|_| true)?;
+    let (apply_s, _) = wait(&format!("/largefacelists/{copy}"), &|_| true)?;
     let page = http.ok("GET", &format!("/largefacelists/{copy}/persistedfaces?top=1000"), Value::Null)?;
     let copied = page.as_array().map_or(0, Vec::len);
     let rss_snapshot = memory_mb(child.0.id()).0;
