@@ -13,12 +13,13 @@
 //! - **One pass for all queries.** Each row is read once and scored against every query face of
 //!   the call; the threshold becomes a cosine once per call; the best k are kept by selection,
 //!   never by sorting every row; above [`PARALLEL_ROWS`] rows the scan is split across threads.
-//! - **Narrowed first above [`PREFILTER_ROWS`].** From 200,000 rows a search keeps, per query
-//!   face, about [`PREFILTER_KEEP`] rows nearest to it by sign (one bit per dimension, about the
-//!   collection's mean: 16 more bytes a face, compared with XOR and popcount; the distance cut
-//!   read from every 64th row), and scores only those, in the same pass. This part is
-//!   approximate: a face outside the kept rows is not found. `cargo xtask scale` measures
-//!   identification top-1 against the exact f32 scan at 1,000,000 faces.
+//! - **Narrowed first from [`PREFILTER_ROWS`].** From 200,000 rows the faces are also split into
+//!   about `sqrt(rows)` lists by their nearest centre (an inverted file: k-means on a sample of
+//!   the rows, then every row assigned, in int8 with the scan's kernel). A search scores the
+//!   centres, then only the rows of the nearest lists until at least [`PREFILTER_SCAN`] rows per
+//!   query face (about 3% of a million). This part is approximate: a face outside the scanned
+//!   lists is not found. `cargo xtask scale` measures identification top-1 against the exact f32
+//!   scan at 1,000,000 faces.
 //! - **Deletes mark rows dead** in the live index (a bit per row) instead of dropping it.
 //! - **Persisted** in a compact binary form ([`Index::to_bytes`]), so a restart does not retrain.
 
@@ -35,8 +36,12 @@ pub const PARALLEL_ROWS: usize = 100_000;
 /// From this many rows, searches are narrowed by sign first (see the module's documentation).
 pub const PREFILTER_ROWS: usize = 200_000;
 
-/// Rows kept per query face by the sign prefilter, before int8 scoring.
-pub const PREFILTER_KEEP: usize = 16_384;
+/// Rows scored per query face once searches are narrowed: the nearest lists' rows, at least these.
+pub const PREFILTER_SCAN: usize = 32_768;
+
+/// Lloyd iterations of the lists' centres, on a sample of [`SAMPLE_PER_LIST`] rows per list.
+const KMEANS_ROUNDS: usize = 6;
+const SAMPLE_PER_LIST: usize = 48;
 
 /// The format's first eight bytes.
 const MAGIC: &[u8; 8] = b"FACEIDX1";
@@ -123,34 +128,8 @@ impl Builder {
             }
         }
         drop(codes);
-        Index::assemble(model, trained_ms, has_persons, faces, persons, starts, sorted_codes, sorted_scales)
+        Index::assemble(model, trained_ms, has_persons, faces, persons, starts, sorted_codes, sorted_scales, None)
     }
-}
-
-/// One bit per dimension of `scale * codes`, set where it is above `mean`, 64 to a word.
-fn sign_bits<'a>(codes: &'a [i8], scale: f32, mean: &'a [f32]) -> impl Iterator<Item = u64> + 'a {
-    codes.chunks(64).zip(mean.chunks(64)).map(move |(c, m)| {
-        c.iter().zip(m).enumerate().fold(0u64, |w, (i, (&c, &m))| if f32::from(c) * scale > m { w | 1 << i } else { w })
-    })
-}
-
-/// The number of sign bits on which two rows' words differ.
-#[inline(always)]
-fn sign_distance(a: &[u64], b: &[u64]) -> u32 {
-    a.iter().zip(b).map(|(a, b)| (a ^ b).count_ones()).sum()
-}
-
-/// [`Index::sign_scan`] compiled with the CPU's population count instruction.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "popcnt")]
-#[allow(unsafe_code)]
-unsafe fn sign_scan_popcnt(
-    index: &Index,
-    queries: &[&Query],
-    cut: &[u32],
-    units: std::ops::Range<usize>,
-) -> Vec<Vec<Scored>> {
-    index.sign_scan(queries, cut, units)
 }
 
 /// Quantises `v` (any length) as its unit vector to int8, appending the codes; returns the scale,
@@ -177,6 +156,7 @@ pub struct Index {
     has_persons: bool,
     /// Per row, sorted by (person, face).
     faces: Vec<u128>,
+    /// Per row in the order above; with lists, in the lists' order instead (see [`Lists`]).
     codes: Vec<i8>,
     scales: Vec<f32>,
     /// The largest scale, for the error bound.
@@ -186,10 +166,20 @@ pub struct Index {
     starts: Vec<u32>,
     /// One bit per row: deleted since the training.
     dead: Vec<AtomicU64>,
-    /// For the prefilter (empty below [`PREFILTER_ROWS`]): the mean of the rows, and per row one
-    /// bit per dimension, set where the row is above the mean.
-    mean: Vec<f32>,
-    signs: Vec<u64>,
+    /// The lists (empty below [`PREFILTER_ROWS`]), see [`Lists`].
+    lists: Lists,
+}
+
+/// An inverted file: the rows split by their nearest centre. The index's codes and scales are
+/// then stored list after list, so that a list is scanned as one run of memory.
+#[derive(Debug, Default)]
+struct Lists {
+    /// The centres, unit vectors back to back.
+    centres: Vec<f32>,
+    /// Per list, where its members start (one more entry, the end).
+    starts: Vec<u32>,
+    /// (row, unit) of every member, list after list: member `m`'s codes are `codes[m * dim..]`.
+    members: Vec<(u32, u32)>,
 }
 
 /// One query face, quantised.
@@ -199,8 +189,6 @@ struct Query {
     scale: f32,
     /// The most the int8 score can differ from the true cosine, for any row of the index.
     bound: f32,
-    /// Its sign bits about the index's mean, when the index has a prefilter.
-    signs: Vec<u64>,
 }
 
 /// A candidate: (int8 score, unit, row of its best face).
@@ -217,28 +205,14 @@ impl Index {
         mut starts: Vec<u32>,
         codes: Vec<i8>,
         scales: Vec<f32>,
+        stored_lists: Option<(Vec<f32>, Vec<u32>)>,
     ) -> Index {
         if has_persons {
             starts.push(faces.len() as u32);
         }
         let max_scale = scales.iter().fold(0.0f32, |m, s| m.max(*s));
         let dead = (0..faces.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let dim = model.dimensions();
-        let (mean, signs) = if faces.len() >= PREFILTER_ROWS && dim.is_multiple_of(64) {
-            let mut mean = vec![0f64; dim];
-            for (row, &scale) in codes.chunks_exact(dim).zip(&scales) {
-                for (m, &c) in mean.iter_mut().zip(row) {
-                    *m += f64::from(c) * f64::from(scale);
-                }
-            }
-            let mean: Vec<f32> = mean.iter().map(|m| (m / faces.len() as f64) as f32).collect();
-            let signs =
-                codes.chunks_exact(dim).zip(&scales).flat_map(|(row, &scale)| sign_bits(row, scale, &mean)).collect();
-            (mean, signs)
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        Index {
+        let mut index = Index {
             model,
             trained_ms,
             dim: model.dimensions(),
@@ -250,9 +224,28 @@ impl Index {
             persons,
             starts,
             dead,
-            mean,
-            signs,
+            lists: Lists::default(),
+        };
+        if index.len() >= PREFILTER_ROWS {
+            let (centres, nearest) = match stored_lists {
+                Some(stored) => stored,
+                None => {
+                    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(8);
+                    let centres = index.centres(threads);
+                    let all: Vec<usize> = (0..index.len()).collect();
+                    let nearest = index.nearest(&centres, &all, threads);
+                    (centres, nearest)
+                }
+            };
+            index.lists = index.lists_of(centres, &nearest);
+            let dim = index.dim;
+            let codes =
+                index.lists.members.iter().flat_map(|&(r, _)| &index.codes[r as usize * dim..(r as usize + 1) * dim]);
+            let codes: Vec<i8> = codes.copied().collect();
+            index.scales = index.lists.members.iter().map(|&(r, _)| index.scales[r as usize]).collect();
+            index.codes = codes;
         }
+        index
     }
 
     /// An index of these faces, for a FaceList searched as it is now.
@@ -291,8 +284,9 @@ impl Index {
             + self.persons.len() * 16
             + self.starts.len() * 4
             + self.dead.len() * 8
-            + self.mean.len() * 4
-            + self.signs.len() * 8
+            + self.lists.centres.len() * 4
+            + self.lists.starts.len() * 4
+            + self.lists.members.len() * 8
     }
 
     fn is_dead(&self, row: usize) -> bool {
@@ -358,14 +352,13 @@ impl Index {
         let q_l1 = codes.iter().map(|&c| (f32::from(c) * scale).abs()).sum::<f32>() + d * scale / 2.0;
         let s = self.max_scale;
         let bound = scale / 2.0 * (d.sqrt() + d * s / 2.0) + s / 2.0 * q_l1;
-        let signs = if self.signs.is_empty() { Vec::new() } else { sign_bits(&codes, scale, &self.mean).collect() };
-        Some(Query { wide: codes.iter().map(|&c| i16::from(c)).collect(), scale, bound: bound * 1.001 + 1e-6, signs })
+        Some(Query { wide: codes.iter().map(|&c| i16::from(c)).collect(), scale, bound: bound * 1.001 + 1e-6 })
     }
 
     /// For each query (in order), the candidates for its best `k` units at or above the cosine
     /// `min_cos`: every unit whose exact best cosine could be among them, with the row of its
     /// best face by int8 score. The caller scores them exactly ([`Index::rows_of`]). From
-    /// [`PREFILTER_ROWS`] rows, only the rows the sign prefilter kept are candidates.
+    /// [`PREFILTER_ROWS`] rows, only the rows of the lists scanned are candidates.
     pub fn candidates(&self, queries: &[&[f32]], min_cos: f32, k: usize) -> Vec<Vec<u32>> {
         let prepared: Vec<Option<Query>> = queries.iter().map(|q| self.query(q)).collect();
         let live: Vec<&Query> = prepared.iter().flatten().collect();
@@ -380,8 +373,8 @@ impl Index {
             1
         };
         let per = units.div_ceil(threads);
-        let parts: Vec<Vec<Vec<Scored>>> = if !self.signs.is_empty() {
-            vec![self.prefiltered(&live, threads)]
+        let parts: Vec<Vec<Vec<Scored>>> = if !self.lists.starts.is_empty() {
+            vec![self.prefiltered(&live, min_cos, k, threads)]
         } else if threads == 1 {
             vec![self.scan(&live, 0..units, min_cos, k)]
         } else {
@@ -405,93 +398,181 @@ impl Index {
         out
     }
 
-    /// [`Index::scan`] over the rows nearest each query by sign: per query, about
-    /// [`PREFILTER_KEEP`] rows with the fewest sign bits unlike the query's, scored in int8; per
-    /// unit, its best kept row. [`keep`] then applies the threshold and `k` as for the scan.
-    ///
-    /// The distance within which a query keeps its rows comes from every 64th row (the smallest
-    /// within which that sample holds `PREFILTER_KEEP / 64` live rows), so the rows are read once,
-    /// across threads, in runs of whole units.
-    fn prefiltered(&self, queries: &[&Query], threads: usize) -> Vec<Vec<Scored>> {
-        const STEP: usize = 64;
-        let (dim, words) = (self.dim, self.dim / 64);
-        let mut histogram = vec![0u32; queries.len() * (dim + 1)];
-        for r in (0..self.len()).step_by(STEP).filter(|&r| !self.is_dead(r)) {
-            let row = &self.signs[r * words..(r + 1) * words];
-            for (q, h) in queries.iter().zip(histogram.chunks_exact_mut(dim + 1)) {
-                h[sign_distance(row, &q.signs) as usize] += 1;
+    /// The centres of the inverted file of these rows (see the module's documentation): about
+    /// `sqrt(rows)` unit vectors, back to back. Deterministic.
+    fn centres(&self, threads: usize) -> Vec<f32> {
+        let (dim, n) = (self.dim, self.len());
+        let count = ((n as f64).sqrt() as usize).clamp(1, n);
+        let row_vector = |r: usize| -> Vec<f32> {
+            self.codes[r * dim..(r + 1) * dim].iter().map(|&c| f32::from(c) * self.scales[r]).collect()
+        };
+        // Start from evenly spaced rows; refine on a sample spread evenly over the rows.
+        let size = (count * SAMPLE_PER_LIST).min(n);
+        let sample: Vec<usize> = (0..size).map(|i| i * n / size).collect();
+        let mut centres: Vec<f32> = (0..count).flat_map(|i| row_vector(i * n / count)).collect();
+        for _ in 0..KMEANS_ROUNDS {
+            let nearest = self.nearest(&centres, &sample, threads);
+            let mut sums = vec![0f64; count * dim];
+            let mut sizes = vec![0usize; count];
+            for (&r, &l) in sample.iter().zip(&nearest) {
+                sizes[l as usize] += 1;
+                for (s, x) in sums[l as usize * dim..(l as usize + 1) * dim].iter_mut().zip(row_vector(r)) {
+                    *s += f64::from(x);
+                }
+            }
+            for ((c, s), &size) in centres.chunks_exact_mut(dim).zip(sums.chunks_exact(dim)).zip(&sizes) {
+                let norm = s.iter().map(|x| x * x).sum::<f64>().sqrt();
+                if size > 0 && norm > 0.0 {
+                    c.iter_mut().zip(s).for_each(|(c, s)| *c = (s / norm) as f32);
+                }
             }
         }
-        let want = PREFILTER_KEEP.div_ceil(STEP) as u32;
-        let cut: Vec<u32> = histogram
-            .chunks_exact(dim + 1)
-            .map(|h| {
-                let mut total = 0;
-                h.iter()
-                    .position(|&c| {
-                        total += c;
-                        total >= want
-                    })
-                    .unwrap_or(dim) as u32
+        centres
+    }
+
+    /// The inverted file with these centres, each row in the list of `nearest[row]`.
+    fn lists_of(&self, centres: Vec<f32>, nearest: &[u32]) -> Lists {
+        let (n, count) = (self.len(), centres.len() / self.dim);
+        let mut starts = vec![0u32; count + 1];
+        for &l in nearest {
+            starts[l as usize + 1] += 1;
+        }
+        for l in 0..count {
+            starts[l + 1] += starts[l];
+        }
+        let mut at: Vec<u32> = starts[..count].to_vec();
+        let mut members = vec![(0u32, 0u32); n];
+        let mut unit = 0;
+        for (r, &l) in nearest.iter().enumerate() {
+            if self.has_persons {
+                while self.starts[unit + 1] as usize <= r {
+                    unit += 1;
+                }
+            } else {
+                unit = r;
+            }
+            members[at[l as usize] as usize] = (r as u32, unit as u32);
+            at[l as usize] += 1;
+        }
+        Lists { centres, starts, members }
+    }
+
+    /// For each of `rows`, the index of its nearest centre (largest int8 dot product).
+    fn nearest(&self, centres: &[f32], rows: &[usize], threads: usize) -> Vec<u32> {
+        let dim = self.dim;
+        let queries: Vec<Query> = centres
+            .chunks_exact(dim)
+            .map(|c| {
+                let mut codes = Vec::with_capacity(dim);
+                let scale = quantise(c, &mut codes).unwrap_or(1.0);
+                Query { wide: codes.iter().map(|&c| i16::from(c)).collect(), scale, bound: 0.0 }
             })
             .collect();
-        let units = self.units();
-        let per = units.div_ceil(threads.max(1));
-        let parts: Vec<Vec<Vec<Scored>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..units)
-                .step_by(per.max(1))
-                .map(|u0| {
-                    let (cut, range) = (&cut, u0..(u0 + per).min(units));
+        let refs: Vec<&Query> = queries.iter().collect();
+        let per = rows.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = rows
+                .chunks(per)
+                .map(|part| {
+                    let refs = &refs;
                     s.spawn(move || {
-                        #[cfg(target_arch = "x86_64")]
-                        if std::arch::is_x86_feature_detected!("popcnt") {
-                            // SAFETY: the CPU has the instruction the function is compiled for.
-                            #[allow(unsafe_code)]
-                            return unsafe { sign_scan_popcnt(self, queries, cut, range) };
+                        let mut codes = Vec::with_capacity(dim * 64);
+                        let mut out = vec![0i32; 64 * refs.len()];
+                        let mut nearest = Vec::with_capacity(part.len());
+                        for block in part.chunks(64) {
+                            codes.clear();
+                            for &r in block {
+                                codes.extend_from_slice(&self.codes[r * dim..(r + 1) * dim]);
+                            }
+                            let out = &mut out[..block.len() * refs.len()];
+                            kernel(dim)(&codes, refs, out);
+                            nearest.extend(out.chunks_exact(refs.len()).map(|d| {
+                                d.iter()
+                                    .zip(refs.iter())
+                                    .enumerate()
+                                    .fold((f32::NEG_INFINITY, 0u32), |best, (l, (&d, q))| {
+                                        let s = d as f32 * q.scale;
+                                        if s > best.0 { (s, l as u32) } else { best }
+                                    })
+                                    .1
+                            }));
                         }
-                        self.sign_scan(queries, cut, range)
+                        nearest
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
-        (0..queries.len())
-            .map(|q| parts.iter().flat_map(|p| p.get(q).into_iter().flatten().copied()).collect())
-            .collect()
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        })
     }
 
-    /// Per query, the best int8-scored row of each of `units` among its live rows within the
-    /// query's `cut` of sign bits.
-    #[inline(always)]
-    fn sign_scan(&self, queries: &[&Query], cut: &[u32], units: std::ops::Range<usize>) -> Vec<Vec<Scored>> {
-        let (dim, words) = (self.dim, self.dim / 64);
-        let mut kept: Vec<Vec<Scored>> = vec![Vec::new(); queries.len()];
-        let mut best: Vec<Option<(f32, u32)>> = vec![None; queries.len()];
-        let mut dot = [0i32];
-        for u in units {
-            for r in self.unit_rows(u) {
-                if self.is_dead(r) {
-                    continue;
-                }
-                let row = &self.signs[r * words..(r + 1) * words];
-                for ((query, &cut), best) in queries.iter().zip(cut).zip(&mut best) {
-                    if sign_distance(row, &query.signs) > cut {
-                        continue;
-                    }
-                    dots(&self.codes[r * dim..(r + 1) * dim], std::slice::from_ref(query), &mut dot);
-                    let score = dot[0] as f32 * self.scales[r] * query.scale;
-                    if best.is_none_or(|(b, _)| score > b) {
-                        *best = Some((score, r as u32));
-                    }
-                }
+    /// Per query, its best int8-scored row of each unit among the rows of its nearest lists
+    /// (at least [`PREFILTER_SCAN`] rows), of the units that may be in its best `k` at or above
+    /// `min_cos`; [`keep`] then applies both as for the scan. The queries are split across threads.
+    fn prefiltered(&self, queries: &[&Query], min_cos: f32, k: usize, threads: usize) -> Vec<Vec<Scored>> {
+        let per = queries.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = queries
+                .chunks(per)
+                .map(|part| s.spawn(move || part.iter().map(|q| self.probe(q, min_cos, k)).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        })
+    }
+
+    /// One query of [`Index::prefiltered`]: the centres scored in f32, the nearest lists' rows
+    /// in int8, each list as one kernel call over its run of codes.
+    fn probe(&self, q: &Query, min_cos: f32, k: usize) -> Vec<Scored> {
+        let (dim, lists) = (self.dim, &self.lists);
+        let count = lists.starts.len() - 1;
+        let v: Vec<f32> = q.wide.iter().map(|&c| f32::from(c) * q.scale).collect();
+        let mut near: Vec<(f32, u32)> = lists
+            .centres
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(l, c)| (c.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>(), l as u32))
+            .collect();
+        near.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let bar = min_cos - q.bound;
+        let kernel = kernel(dim);
+        let mut dots = Vec::new();
+        let mut scanned = 0;
+        let mut found: Vec<Scored> = Vec::new();
+        for &(_, l) in near.iter().take(count) {
+            if scanned >= PREFILTER_SCAN {
+                break;
             }
-            for (kept, best) in kept.iter_mut().zip(&mut best) {
-                if let Some((score, r)) = best.take() {
-                    kept.push((score, u as u32, r));
+            let run = lists.starts[l as usize] as usize..lists.starts[l as usize + 1] as usize;
+            scanned += run.len();
+            dots.resize(run.len(), 0);
+            kernel(&self.codes[run.start * dim..run.end * dim], std::slice::from_ref(&q), &mut dots);
+            for ((&(r, u), &d), &scale) in lists.members[run.clone()].iter().zip(&dots).zip(&self.scales[run]) {
+                let score = d as f32 * scale * q.scale;
+                if score >= bar && !self.is_dead(r as usize) {
+                    found.push((score, u, r));
                 }
             }
         }
-        kept
+        // Only the units that may be in the best `k` (as in `keep`): when the best `m` rows hold
+        // `k` units, the k-th best of those is the k-th best unit, and no unit below it by more
+        // than `2 bound` can be in the answer.
+        let (k, mut m) = (k.max(1), 4 * k.max(1));
+        while found.len() > m {
+            found.select_nth_unstable_by(m - 1, |a, b| b.0.total_cmp(&a.0));
+            let mut top: Vec<Scored> = found[..m].to_vec();
+            top.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(b.0.total_cmp(&a.0)));
+            top.dedup_by_key(|c| c.1);
+            if top.len() >= k {
+                let (_, kth, _) = top.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+                let floor = kth.0 - 2.0 * q.bound;
+                found.retain(|c| c.0 >= floor);
+                break;
+            }
+            m *= 4;
+        }
+        // A unit's best row only.
+        found.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(b.0.total_cmp(&a.0)));
+        found.dedup_by_key(|c| c.1);
+        found
     }
 
     /// The live rows of these units (candidates from [`Index::candidates`]).
@@ -500,19 +581,7 @@ impl Index {
     }
 
     fn scan(&self, queries: &[&Query], units: std::ops::Range<usize>, min_cos: f32, k: usize) -> Vec<Vec<Scored>> {
-        #[cfg(target_arch = "x86_64")]
-        if self.dim.is_multiple_of(16) && self.dim <= 1024 && std::arch::is_x86_feature_detected!("avx2") {
-            return self.scan_with(queries, units, min_cos, k, &|rows, qs, out| {
-                // SAFETY: the CPU has AVX2 (checked above); every query is `dim` long, a multiple
-                // of 16 of at most 1024 (checked above); `scan_with` passes whole rows and an
-                // `out` of rows times queries: all `dots_avx2` needs.
-                #[allow(unsafe_code)]
-                unsafe {
-                    dots_avx2(rows, qs, out)
-                }
-            });
-        }
-        self.scan_with(queries, units, min_cos, k, &dots)
+        self.scan_with(queries, units, min_cos, k, kernel(self.dim))
     }
 
     /// Scores every live row of `units` against every query; per query keeps the units that
@@ -523,7 +592,7 @@ impl Index {
         units: std::ops::Range<usize>,
         min_cos: f32,
         k: usize,
-        kernel: &dyn Fn(&[i8], &[&Query], &mut [i32]),
+        kernel: &Kernel,
     ) -> Vec<Vec<Scored>> {
         let (dim, nq) = (self.dim, queries.len());
         // The rows of whole units are scored in blocks of about BLOCK rows, one kernel call each.
@@ -647,12 +716,42 @@ impl Index {
         for s in self.starts.iter().take(self.persons.len()) {
             w.put(&s.to_le_bytes())?;
         }
-        for s in &self.scales {
-            w.put(&s.to_le_bytes())?;
+        // Rows in their own order: where each row's codes are, when stored by list.
+        let at: Vec<u32> = if self.lists.members.is_empty() {
+            (0..self.len() as u32).collect()
+        } else {
+            let mut at = vec![0u32; self.len()];
+            self.lists.members.iter().enumerate().for_each(|(m, &(r, _))| at[r as usize] = m as u32);
+            at
+        };
+        for &m in &at {
+            w.put(&self.scales[m as usize].to_le_bytes())?;
         }
-        for chunk in self.codes.chunks(1 << 16) {
-            let bytes: Vec<u8> = chunk.iter().map(|&c| c as u8).collect();
+        let dim = self.dim;
+        for rows in at.chunks(512) {
+            let bytes: Vec<u8> = rows
+                .iter()
+                .flat_map(|&m| &self.codes[m as usize * dim..(m as usize + 1) * dim])
+                .map(|&c| c as u8)
+                .collect();
             w.put(&bytes)?;
+        }
+        // The lists, when there are any: the centres, then each row's list.
+        let lists = &self.lists;
+        if !lists.members.is_empty() {
+            w.put(&(lists.starts.len() as u32 - 1).to_le_bytes())?;
+            for c in &lists.centres {
+                w.put(&c.to_le_bytes())?;
+            }
+            let mut list_of = vec![0u32; self.len()];
+            for (l, run) in lists.starts.windows(2).enumerate() {
+                for &(r, _) in &lists.members[run[0] as usize..run[1] as usize] {
+                    list_of[r as usize] = l as u32;
+                }
+            }
+            for l in &list_of {
+                w.put(&l.to_le_bytes())?;
+            }
         }
         w.finish()
     }
@@ -674,7 +773,11 @@ impl Index {
         let persons = r.u64().ok_or_else(|| bad("header"))? as usize;
         let dim = model.dimensions();
         let need = rows.checked_mul(16 + 4 + dim).and_then(|n| n.checked_add(persons.checked_mul(20)?));
-        if need != Some(bytes.len() - r.at) || (has_persons && persons > rows) || (!has_persons && persons != 0) {
+        // The lists, written from PREFILTER_ROWS rows, follow the codes; older indexes lack them.
+        if need.is_none_or(|n| n > bytes.len() - r.at)
+            || (has_persons && persons > rows)
+            || (!has_persons && persons != 0)
+        {
             return Err(bad("lengths"));
         }
         let u128s = |r: &mut Reader<'_>, n: usize| -> Vec<u128> {
@@ -714,7 +817,29 @@ impl Index {
         if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(bad("scales"));
         }
-        Ok(Index::assemble(model, trained_ms, has_persons, faces, person_ids, starts, codes, scales))
+        let lists = if r.at == bytes.len() {
+            None
+        } else {
+            let count = r.u32().ok_or_else(|| bad("lists"))? as usize;
+            let need = count.checked_mul(dim * 4).and_then(|n| n.checked_add(rows * 4));
+            if rows < PREFILTER_ROWS || count == 0 || count > rows || need != Some(bytes.len() - r.at) {
+                return Err(bad("lists"));
+            }
+            let f32s =
+                |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect();
+            let centres: Vec<f32> = f32s(r.take(count * dim * 4).unwrap_or_default());
+            let nearest: Vec<u32> = r
+                .take(rows * 4)
+                .unwrap_or_default()
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                .collect();
+            if centres.iter().any(|c| !c.is_finite()) || nearest.iter().any(|&l| l as usize >= count) {
+                return Err(bad("lists"));
+            }
+            Some((centres, nearest))
+        };
+        Ok(Index::assemble(model, trained_ms, has_persons, faces, person_ids, starts, codes, scales, lists))
     }
 }
 
@@ -772,6 +897,27 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
+}
+
+/// Int8 dot products of rows with queries, as [`dots`] defines them.
+type Kernel = dyn Fn(&[i8], &[&Query], &mut [i32]) + Sync;
+
+/// The fastest of [`dots`] and [`dots_avx2`] this CPU runs for queries of length `dim`.
+fn kernel(dim: usize) -> &'static Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if dim.is_multiple_of(16) && dim <= 1024 && std::arch::is_x86_feature_detected!("avx2") {
+        return &|rows, qs, out| {
+            // SAFETY: the CPU has AVX2 (checked above); the callers pass queries of the index's
+            // length `dim`, a multiple of 16 of at most 1024 (checked above), whole rows of it
+            // and an `out` of rows times queries: all `dots_avx2` needs.
+            #[allow(unsafe_code)]
+            unsafe {
+                dots_avx2(rows, qs, out)
+            }
+        };
+    }
+    let _ = dim;
+    &dots
 }
 
 /// The dot products of each int8 row in `rows` (rows of the queries' length, back to back) with
@@ -1000,10 +1146,9 @@ mod tests {
     }
 
     #[test]
-    fn the_sign_prefilter_keeps_the_best_person_of_a_large_group() {
-        // Just past the size where searches are narrowed by sign first. Every face shares one
-        // offset, as real embeddings share a mean: signs taken about zero instead of about the
-        // collection's mean would be mostly the offset's, and would keep the wrong rows.
+    fn the_lists_keep_the_best_person_of_a_large_group() {
+        // Just past the size where searches are narrowed to the nearest lists. Every face shares
+        // one offset, as real embeddings share a mean.
         let offset = vector(99, 128);
         let shift = |v: &[f32]| -> Vec<f32> { v.iter().zip(&offset).map(|(x, o)| x + 0.8 * o).collect() };
         let persons = PREFILTER_ROWS as u64 / 4;
@@ -1013,7 +1158,10 @@ mod tests {
         }
         let rows = faces.iter().map(|(p, f, v)| Row { face_id: f, person_id: Some(p), embedding: v });
         let index = Index::from_faces(RecognitionModel::SFace, 1, true, rows).unwrap();
-        assert!(!index.signs.is_empty() && index.signs.len() == index.len() * 2);
+        let lists = &index.lists;
+        assert_eq!(lists.members.len(), index.len());
+        assert_eq!(lists.starts.len(), (index.len() as f64).sqrt() as usize + 1);
+        assert_eq!(lists.centres.len(), (lists.starts.len() - 1) * 128);
         // Twenty query faces, each a new photo of a known person (its centre plus noise of its
         // own: about cos 0.7 to that person's faces), all in one call.
         let queries: Vec<Vec<f32>> = (0..20u64)
@@ -1043,7 +1191,21 @@ mod tests {
             assert_eq!(best(cands, q).expect("a candidate").0, exact[0].0, "top-1 person");
             assert!(cands.len() < 50, "{} candidates", cands.len());
         }
-        // A deleted person is never found, and is not counted among the rows kept.
+        // The lists are stored with the index, and an index stored without them (as before
+        // they existed) splits the same way when read.
+        let bytes = index.to_bytes();
+        let lists_len = 4 + lists.centres.len() * 4 + index.len() * 4;
+        let back = Index::from_bytes(&bytes).unwrap();
+        let older = Index::from_bytes(&bytes[..bytes.len() - lists_len]).unwrap();
+        for other in [&back, &older] {
+            assert_eq!(other.lists.members, lists.members);
+            assert_eq!(other.lists.centres, lists.centres);
+            assert_eq!((&other.codes, &other.scales), (&index.codes, &index.scales));
+            assert_eq!(other.candidates(&refs, 0.3, 1), cands);
+        }
+        assert_eq!(older.to_bytes(), bytes);
+        assert!(Index::from_bytes(&bytes[..bytes.len() - 1]).is_err(), "a damaged list is refused");
+        // A deleted person is never found.
         let gone = exact_best(&faces, &queries[0], 1)[0].0.clone();
         assert!(index.kill_person(&gone));
         let after = index.candidates(&refs[..1], -1.0, 1);
