@@ -300,6 +300,17 @@ pub fn scale(args: &[String]) -> Result<()> {
             best.is_some_and(|(_, p)| p == *who as u64)
         })
         .count();
+    // And each probe's most similar face of the list (the same faces), for find-similar.
+    let exact_faces: Vec<String> = probes
+        .iter()
+        .map(|(_, _, q)| {
+            let best = all
+                .iter()
+                .enumerate()
+                .max_by(|a, b| face_core::cosine(q, &a.1.1).total_cmp(&face_core::cosine(q, &b.1.1)));
+            Uuid::from_u128(uuid(best.map_or(0, |(i, _)| i) as u64, 2)).to_string()
+        })
+        .collect();
 
     let (_meter, meter_port) = start_meter(&server, &dir, KEY)?;
     let port = free_port()?;
@@ -353,6 +364,15 @@ pub fn scale(args: &[String]) -> Result<()> {
         Ok(right)
     };
     let right = top1(&http, &face_ids)?;
+    let mut similar_right = 0;
+    for ((_, id), exact) in face_ids.iter().zip(&exact_faces) {
+        let v = http.ok(
+            "POST",
+            "/findsimilars",
+            json!({ "faceId": id, "largeFaceListId": LIST, "maxNumOfCandidatesReturned": 1, "mode": "matchFace" }),
+        )?;
+        similar_right += usize::from(v[0]["persistedFaceId"].as_str() == Some(exact.as_str()));
+    }
     let rss_trained = memory_mb(child.0.id()).0;
     let status: Value = http
         .agent
@@ -531,6 +551,11 @@ pub fn scale(args: &[String]) -> Result<()> {
         if right == exact_right { "equal" } else { "DIFFERENT" }
     );
     println!(
+        "| find-similar on the LargeFaceList: the probes whose most similar face is the exact f32 scan's | {similar_right} of {} | | {} |",
+        probes.len(),
+        if similar_right == probes.len() { "equal" } else { "DIFFERENT" }
+    );
+    println!(
         "| resident memory of face-server, MB: both indexes trained / warm, before training (the indexes' own bytes: {index_mb:.0} MB) | {rss_trained:.0} | {rss_idle:.0} | +{:.0} MB |",
         rss_trained - rss_idle
     );
@@ -547,12 +572,13 @@ pub fn scale(args: &[String]) -> Result<()> {
         "| snapshot of the LargeFaceList: take / apply as a new list, s (resident MB after both) | {take_s:.1} / {apply_s:.1} ({rss_snapshot:.0}) | | |"
     );
     if right != exact_right
+        || similar_right != probes.len()
         || right_after != right_before
         || before["lastSuccessfulTrainingDateTime"] != after["lastSuccessfulTrainingDateTime"]
         || identify_failed > 0
     {
         bail!(
-            "scale: the index did not keep the exact scan's answers, the training across the restart, or identify during training"
+            "scale: the index did not keep the exact scan's answers (identify or find-similar), the training across the restart, or identify during training"
         );
     }
     Ok(())
