@@ -29,12 +29,17 @@ apt_install() {
   fi
 }
 
-# Debian's Chromium, for the browser tests, and wrk, for the bounded load test (only with --test).
+# Debian's Chromium, for the browser tests, wrk, for the bounded load test, and PostgreSQL, for the
+# PostgreSQL store's tests (only with --test).
 if [ "${1:-}" = "--test" ]; then
   if [ ! -x /usr/bin/chromium ] && [ -z "${FACE_CHROMIUM:-}" ]; then
     apt_install chromium "install Debian's chromium (apt-get install chromium) or set FACE_CHROMIUM to its path"
   fi
   command -v wrk >/dev/null || apt_install wrk "install Debian's wrk (apt-get install wrk)"
+  # PostgreSQL's server programs: the PostgreSQL store's tests start throwaway clusters of their own.
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${FACE_PG_BIN:-}" ]; then
+    apt_install postgresql "install Debian's postgresql (apt-get install postgresql) or set FACE_PG_BIN to the folder of initdb and pg_ctl"
+  fi
 fi
 
 # Swagger UI's files, which face-server serves at /swagger (npm swagger-ui-dist, pinned by the lock file).

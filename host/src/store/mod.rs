@@ -7,10 +7,14 @@
 //! Azure container's default). Every write is one transaction: a failure leaves nothing
 //! half-written. Embeddings are little-endian f32 blobs beside their concrete model id.
 
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use serde::{Deserialize, Serialize};
 
+pub use postgres::PostgresStore;
 pub use sqlite::{Loaded, SqliteStore};
 
 /// The four kinds of face collection.
@@ -137,6 +141,15 @@ pub enum TrainingState {
 }
 
 impl TrainingState {
+    /// The state a stored name stands for; an unknown one is `Failed`.
+    pub fn from_name(s: &str) -> TrainingState {
+        match s {
+            "running" => TrainingState::Running,
+            "succeeded" => TrainingState::Succeeded,
+            _ => TrainingState::Failed,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TrainingState::Running => "running",
@@ -356,8 +369,68 @@ pub trait CollectionStore {
     /// The embeddings of these faces of the collection, `None` for a face that is gone.
     fn embeddings(&self, kind: Kind, cid: &str, face_ids: &[String]) -> StoreResult<Vec<Option<Vec<f32>>>>;
     /// After a restart: trainings left `running` become `failed`, and snapshot operations left
-    /// unfinished become `failed`, each with a message to start again. Returns how many.
+    /// unfinished become `failed`, each with a message to start again (with several hosts, only
+    /// those no host holds: [`CollectionStore::hold`]). Returns how many.
     fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize>;
+    /// Waits until no other host holds `key` ([`training_key`], [`operation_key`]) and holds it
+    /// until the [`Hold`] drops. One host owns a SQLite database: nothing to wait for.
+    fn hold(&self, _key: &str) -> StoreResult<Hold> {
+        Ok(Hold::none())
+    }
+}
+
+/// A lock held across the hosts of one database while a training or snapshot operation runs
+/// (PostgreSQL's session advisory lock, on a connection of its own), released when dropped; with
+/// SQLite, which one host owns, there is nothing to hold.
+pub struct Hold(pub(crate) Option<Box<dyn Send>>);
+
+impl Hold {
+    pub fn none() -> Hold {
+        Hold(None)
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Hold(held)" } else { "Hold(none)" })
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // What it holds (a blocking database client) may not be dropped on an async worker.
+        if let Some(inner) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || drop(inner))),
+                Err(_) => drop(inner),
+            }
+        }
+    }
+}
+
+/// What a training of the collection holds ([`CollectionStore::hold`]).
+pub fn training_key(kind: Kind, cid: &str) -> String {
+    format!("face-training/{}/{cid}", kind.name())
+}
+
+/// What a snapshot operation holds while it runs.
+pub fn operation_key(id: &str) -> String {
+    format!("face-operation/{id}")
+}
+
+/// A change that the other hosts of one database apply to what they keep in memory (their
+/// cached trained indexes), sent by the database when the change commits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum Event {
+    /// A training succeeded: hosts holding an older index load this one.
+    Trained { kind: Kind, cid: String, trained_ms: i64 },
+    /// A face was deleted: its row is dead in every index.
+    DeadFace { kind: Kind, cid: String, person_id: Option<String>, face_id: String },
+    /// A person was deleted with their faces.
+    DeadPerson { kind: Kind, cid: String, person_id: String },
+    /// The collection was deleted.
+    Gone { kind: Kind, cid: String },
 }
 
 /// One face as a scan reads it.
@@ -406,6 +479,29 @@ pub trait UsageJournal {
     fn mark_usage_sent(&self, ids: &[String], now_ms: i64) -> StoreResult<()>;
     /// How many records wait for the meter.
     fn usage_backlog(&self) -> StoreResult<u64>;
+}
+
+/// A faceId as the hosts of one database share it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedFace {
+    /// The faceId (a UUID).
+    pub id: String,
+    /// The API name it was detected with, e.g. `recognition_01`.
+    pub recognition: String,
+    /// The concrete model id.
+    pub model: String,
+    pub embedding: Vec<f32>,
+    /// When it expires (ms since the epoch).
+    pub expires_ms: i64,
+}
+
+/// faceIds kept where every host of one database finds them (`Storage:Scenario=Postgres`).
+pub trait SharedFaceIds: Send + Sync + std::fmt::Debug {
+    fn put(&self, faces: &[SharedFace]) -> StoreResult<()>;
+    /// Those of `ids` that exist and expire after `now_ms`.
+    fn get(&self, ids: &[String], now_ms: i64) -> StoreResult<Vec<SharedFace>>;
+    /// Deletes the expired; returns how many.
+    fn sweep(&self, now_ms: i64) -> StoreResult<u64>;
 }
 
 /// The face database: all three parts. Calls block briefly; the server makes them off the async

@@ -319,7 +319,7 @@ impl CollectionStore for SqliteStore {
                     params![kind.name(), cid],
                     |r| {
                         Ok(Training {
-                            state: state_from(&r.get::<_, String>(0)?),
+                            state: TrainingState::from_name(&r.get::<_, String>(0)?),
                             created_ms: r.get(1)?,
                             last_action_ms: r.get(2)?,
                             last_success_ms: r.get(3)?,

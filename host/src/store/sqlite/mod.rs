@@ -65,14 +65,6 @@ pub(super) fn person_key(p: Option<&str>) -> &str {
     p.unwrap_or("")
 }
 
-pub(super) fn state_from(s: &str) -> TrainingState {
-    match s {
-        "running" => TrainingState::Running,
-        "succeeded" => TrainingState::Succeeded,
-        _ => TrainingState::Failed,
-    }
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `dir/face.db` in WAL mode and applies pending migrations.
     pub fn open_dir(dir: &Path) -> StoreResult<SqliteStore> {

@@ -1,0 +1,556 @@
+//! Groups and lists, persons, persisted faces and training in PostgreSQL.
+
+use super::*;
+
+/// How long before a training's scan began the deaths logged for its index are kept (as in the
+/// SQLite store: a delete stamped just before the scan may have committed after it began).
+const DEATHS_KEPT_MS: i64 = 60_000;
+
+/// Faces a scan reads from the server at a time.
+const SCAN_BATCH: i32 = 10_000;
+
+impl CollectionStore for PostgresStore {
+    fn create_collection(&self, c: &Collection) -> StoreResult<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT INTO collections (kind, id, name, user_data, recognition_model, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[&c.kind.name(), &c.id, &c.name, &c.user_data, &c.recognition_model, &c.created_ms],
+            )?;
+            if n == 0 { Err(StoreError::Exists) } else { Ok(()) }
+        })
+    }
+
+    fn collection(&self, kind: Kind, id: &str) -> StoreResult<Option<Collection>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT id, name, user_data, recognition_model, created_ms FROM collections \
+                     WHERE kind = $1 AND id = $2",
+                    &[&kind.name(), &id],
+                )?
+                .map(|r| read_collection(&r, kind)))
+        })
+    }
+
+    fn list_collections(&self, kind: Kind, start: Option<&str>, top: usize) -> StoreResult<Vec<Collection>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT id, name, user_data, recognition_model, created_ms FROM collections \
+                 WHERE kind = $1 AND id > $2 ORDER BY id LIMIT $3",
+                &[&kind.name(), &start.unwrap_or(""), &(top as i64)],
+            )?;
+            Ok(rows.iter().map(|r| read_collection(r, kind)).collect())
+        })
+    }
+
+    fn update_collection(
+        &self,
+        kind: Kind,
+        id: &str,
+        name: Option<&str>,
+        user_data: Option<Option<&str>>,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            if !lock_collection(tx, kind, id)? {
+                return Ok(false);
+            }
+            if let Some(name) = name {
+                tx.execute(
+                    "UPDATE collections SET name = $3 WHERE kind = $1 AND id = $2",
+                    &[&kind.name(), &id, &name],
+                )?;
+            }
+            if let Some(ud) = user_data {
+                tx.execute(
+                    "UPDATE collections SET user_data = $3 WHERE kind = $1 AND id = $2",
+                    &[&kind.name(), &id, &ud],
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn delete_collection(&self, kind: Kind, id: &str) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx.execute("DELETE FROM collections WHERE kind = $1 AND id = $2", &[&kind.name(), &id])?;
+            for table in ["persons", "faces", "training", "trained_index", "trained_dead", "counts"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE kind = $1 AND cid = $2"), &[&kind.name(), &id])?;
+            }
+            if n > 0 {
+                tx.notify(&Event::Gone { kind, cid: id.to_owned() })?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn create_person(&self, kind: Kind, cid: &str, person: &Person) -> StoreResult<()> {
+        self.write(|tx| {
+            if !lock_collection(tx, kind, cid)? {
+                return Err(StoreError::NoCollection);
+            }
+            if counted(tx, kind, cid, "persons")? >= kind.max_persons() {
+                return Err(StoreError::Quota(format!(
+                    "Person number reached person group level limit ({}).",
+                    kind.max_persons()
+                )));
+            }
+            insert_person(tx, kind, cid, person)
+        })
+    }
+
+    fn person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<Option<Person>> {
+        self.read(|tx| {
+            let Some(row) = tx.query_opt(
+                "SELECT name, user_data FROM persons WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                &[&kind.name(), &cid, &person_id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let faces = tx.query(
+                "SELECT face_id FROM faces WHERE kind = $1 AND cid = $2 AND person_id = $3 ORDER BY seq",
+                &[&kind.name(), &cid, &person_id],
+            )?;
+            Ok(Some(Person {
+                person_id: person_id.to_owned(),
+                name: row.get(0),
+                user_data: row.get(1),
+                face_ids: faces.iter().map(|r| r.get(0)).collect(),
+            }))
+        })
+    }
+
+    fn list_persons(&self, kind: Kind, cid: &str, start: Option<&str>, top: usize) -> StoreResult<Vec<Person>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT person_id, name, user_data FROM persons WHERE kind = $1 AND cid = $2 \
+                 AND person_id > $3 ORDER BY person_id LIMIT $4",
+                &[&kind.name(), &cid, &start.unwrap_or(""), &(top as i64)],
+            )?;
+            let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            // The page's faces in one query over the index on (kind, cid, person_id, seq).
+            let faces = tx.query(
+                "SELECT person_id, face_id FROM faces WHERE kind = $1 AND cid = $2 AND person_id = ANY($3) \
+                 ORDER BY seq",
+                &[&kind.name(), &cid, &ids],
+            )?;
+            let mut by_person = std::collections::HashMap::<String, Vec<String>>::new();
+            for f in &faces {
+                by_person.entry(f.get(0)).or_default().push(f.get(1));
+            }
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let person_id: String = r.get(0);
+                    let face_ids = by_person.remove(&person_id).unwrap_or_default();
+                    Person { person_id, name: r.get(1), user_data: r.get(2), face_ids }
+                })
+                .collect())
+        })
+    }
+
+    fn update_person(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: &str,
+        name: Option<&str>,
+        user_data: Option<Option<&str>>,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            if !person_exists(tx, kind, cid, person_id)? {
+                return Ok(false);
+            }
+            if let Some(name) = name {
+                tx.execute(
+                    "UPDATE persons SET name = $4 WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                    &[&kind.name(), &cid, &person_id, &name],
+                )?;
+            }
+            if let Some(ud) = user_data {
+                tx.execute(
+                    "UPDATE persons SET user_data = $4 WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                    &[&kind.name(), &cid, &person_id, &ud],
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn delete_person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM persons WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                &[&kind.name(), &cid, &person_id],
+            )?;
+            // A deleted person's faces leave the trained index too: every host's index marks
+            // them dead, also one loaded later.
+            tx.execute(
+                "INSERT INTO trained_dead (kind, cid, person_id, face_id, at_ms) \
+                 SELECT kind, cid, person_id, face_id, $4 FROM faces WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                &[&kind.name(), &cid, &person_id, &crate::time::now_ms()],
+            )?;
+            tx.execute(
+                "DELETE FROM faces WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                &[&kind.name(), &cid, &person_id],
+            )?;
+            if n > 0 {
+                tx.notify(&Event::DeadPerson { kind, cid: cid.to_owned(), person_id: person_id.to_owned() })?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn add_face(&self, kind: Kind, cid: &str, face: &StoredFace) -> StoreResult<()> {
+        self.write(|tx| {
+            if !lock_collection(tx, kind, cid)? {
+                return Err(StoreError::NoCollection);
+            }
+            if let Some(pid) = &face.person_id
+                && !person_exists(tx, kind, cid, pid)?
+            {
+                return Err(StoreError::NoPerson);
+            }
+            let count: u64 = match &face.person_id {
+                None => counted(tx, kind, cid, "faces")?,
+                Some(pid) => tx
+                    .query_opt(
+                        "SELECT COUNT(*) FROM faces WHERE kind = $1 AND cid = $2 AND person_id = $3",
+                        &[&kind.name(), &cid, &pid.as_str()],
+                    )?
+                    .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64),
+            };
+            if count >= kind.max_faces() {
+                return Err(StoreError::Quota(format!(
+                    "Persisted face number reached limit ({} per {}).",
+                    kind.max_faces(),
+                    if kind.has_persons() { "person" } else { "list" }
+                )));
+            }
+            insert_face(tx, kind, cid, face)
+        })
+    }
+
+    fn face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<Option<StoredFace>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT face_id, person_id, user_data, model, embedding FROM faces \
+                     WHERE kind = $1 AND cid = $2 AND person_id = $3 AND face_id = $4",
+                    &[&kind.name(), &cid, &person_key(person_id), &face_id],
+                )?
+                .map(|r| read_face(&r)))
+        })
+    }
+
+    fn list_faces(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: Option<&str>,
+        start: Option<&str>,
+        top: usize,
+    ) -> StoreResult<Vec<StoredFace>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT face_id, person_id, user_data, model, embedding FROM faces \
+                 WHERE kind = $1 AND cid = $2 AND person_id = $3 AND face_id > $4 \
+                 ORDER BY face_id LIMIT $5",
+                &[&kind.name(), &cid, &person_key(person_id), &start.unwrap_or(""), &(top as i64)],
+            )?;
+            Ok(rows.iter().map(read_face).collect())
+        })
+    }
+
+    fn update_face(
+        &self,
+        kind: Kind,
+        cid: &str,
+        person_id: Option<&str>,
+        face_id: &str,
+        user_data: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE faces SET user_data = $5 WHERE kind = $1 AND cid = $2 AND person_id = $3 AND face_id = $4",
+                &[&kind.name(), &cid, &person_key(person_id), &face_id, &user_data],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn delete_face(&self, kind: Kind, cid: &str, person_id: Option<&str>, face_id: &str) -> StoreResult<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM faces WHERE kind = $1 AND cid = $2 AND person_id = $3 AND face_id = $4",
+                &[&kind.name(), &cid, &person_key(person_id), &face_id],
+            )?;
+            if n > 0 && kind.needs_training() {
+                tx.execute(
+                    "INSERT INTO trained_dead (kind, cid, person_id, face_id, at_ms) VALUES ($1, $2, $3, $4, $5)",
+                    &[&kind.name(), &cid, &person_key(person_id), &face_id, &crate::time::now_ms()],
+                )?;
+                let person_id = person_id.map(str::to_owned);
+                tx.notify(&Event::DeadFace { kind, cid: cid.to_owned(), person_id, face_id: face_id.to_owned() })?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    fn all_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<StoredFace>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT face_id, person_id, user_data, model, embedding FROM faces WHERE kind = $1 AND cid = $2 \
+                 ORDER BY seq",
+                &[&kind.name(), &cid],
+            )?;
+            Ok(rows.iter().map(read_face).collect())
+        })
+    }
+
+    fn training(&self, kind: Kind, cid: &str) -> StoreResult<Option<Training>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT state, created_ms, last_action_ms, last_success_ms, message FROM training \
+                     WHERE kind = $1 AND cid = $2",
+                    &[&kind.name(), &cid],
+                )?
+                .map(|r| Training {
+                    state: TrainingState::from_name(r.get(0)),
+                    created_ms: r.get(1),
+                    last_action_ms: r.get(2),
+                    last_success_ms: r.get(3),
+                    message: r.get(4),
+                }))
+        })
+    }
+
+    fn set_training(&self, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {
+        self.write(|tx| {
+            if !lock_collection(tx, kind, cid)? {
+                return Err(StoreError::NoCollection);
+            }
+            write_training(tx, kind, cid, t)
+        })
+    }
+
+    fn save_trained(&self, kind: Kind, cid: &str, created_ms: i64, t: &Training, scanned_ms: i64) -> StoreResult<()> {
+        self.write(|tx| {
+            let same: Option<i64> = tx
+                .query_opt(
+                    "SELECT created_ms FROM collections WHERE kind = $1 AND id = $2 FOR UPDATE",
+                    &[&kind.name(), &cid],
+                )?
+                .map(|r| r.get(0));
+            if same != Some(created_ms) {
+                return Err(StoreError::NoCollection);
+            }
+            let trained =
+                t.last_success_ms.ok_or_else(|| StoreError::Internal("a saved training has no time".into()))?;
+            let parts: i64 = tx
+                .query_opt(
+                    "SELECT COUNT(*) FROM trained_index WHERE kind = $1 AND cid = $2 AND trained_ms = $3",
+                    &[&kind.name(), &cid, &trained],
+                )?
+                .map_or(0, |r| r.get(0));
+            if parts == 0 {
+                return Err(StoreError::Internal("the trained index was not written".into()));
+            }
+            write_training(tx, kind, cid, t)?;
+            tx.execute(
+                "DELETE FROM trained_index WHERE kind = $1 AND cid = $2 AND trained_ms <> $3",
+                &[&kind.name(), &cid, &trained],
+            )?;
+            tx.execute(
+                "DELETE FROM trained_dead WHERE kind = $1 AND cid = $2 AND at_ms < $3",
+                &[&kind.name(), &cid, &(scanned_ms - DEATHS_KEPT_MS)],
+            )?;
+            tx.notify(&Event::Trained { kind, cid: cid.to_owned(), trained_ms: trained })?;
+            Ok(())
+        })
+    }
+
+    fn put_index_part(&self, kind: Kind, cid: &str, trained_ms: i64, part: u32, data: &[u8]) -> StoreResult<()> {
+        // Outside any billed request's transaction: a part changes no face.
+        crate::store::for_usage(None, || {
+            self.write(|tx| {
+                if tx
+                    .query_opt("SELECT 1 FROM collections WHERE kind = $1 AND id = $2", &[&kind.name(), &cid])?
+                    .is_none()
+                {
+                    return Err(StoreError::NoCollection);
+                }
+                tx.execute(
+                    "INSERT INTO trained_index (kind, cid, trained_ms, part, data) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (kind, cid, trained_ms, part) DO UPDATE SET data = EXCLUDED.data",
+                    &[&kind.name(), &cid, &trained_ms, &(part as i32), &data],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.read(|tx| {
+            let parts: Vec<i32> = tx
+                .query(
+                    "SELECT part FROM trained_index WHERE kind = $1 AND cid = $2 AND trained_ms = $3 ORDER BY part",
+                    &[&kind.name(), &cid, &trained_ms],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if parts.is_empty() {
+                return Ok(None);
+            }
+            // One part at a time, so no result holds the whole index twice.
+            let mut out = Vec::new();
+            for part in parts {
+                let row = tx.query_one(
+                    "SELECT data FROM trained_index WHERE kind = $1 AND cid = $2 AND trained_ms = $3 AND part = $4",
+                    &[&kind.name(), &cid, &trained_ms, &part],
+                )?;
+                out.extend_from_slice(row.get::<_, &[u8]>(0));
+            }
+            Ok(Some(out))
+        })
+    }
+
+    fn dead_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<(Option<String>, String)>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT person_id, face_id FROM trained_dead WHERE kind = $1 AND cid = $2",
+                &[&kind.name(), &cid],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| (Some(r.get::<_, String>(0)).filter(|p| !p.is_empty()), r.get::<_, String>(1)))
+                .collect())
+        })
+    }
+
+    fn scan_faces(
+        &self,
+        kind: Kind,
+        cid: &str,
+        trained: bool,
+        f: &mut dyn FnMut(ScannedFace<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        if trained {
+            // The copy of faces older SQLite versions kept for an index; never in PostgreSQL.
+            return Ok(());
+        }
+        self.read(|tx| {
+            let (kind_name, cid) = (kind.name(), cid.to_owned());
+            let portal = tx.bind(
+                "SELECT face_id, person_id, model, embedding FROM faces WHERE kind = $1 AND cid = $2",
+                &[&kind_name, &cid],
+            )?;
+            let mut embedding = Vec::new();
+            loop {
+                let rows = tx.query_portal(&portal, SCAN_BATCH)?;
+                for r in &rows {
+                    let person: &str = r.get(1);
+                    embedding.clear();
+                    embedding.extend(
+                        r.get::<_, &[u8]>(3).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
+                    f(ScannedFace {
+                        face_id: r.get(0),
+                        person_id: Some(person).filter(|p| !p.is_empty()),
+                        model: r.get(2),
+                        embedding: &embedding,
+                    })?;
+                }
+                if rows.len() < SCAN_BATCH as usize {
+                    return Ok(());
+                }
+            }
+        })
+    }
+
+    fn embeddings(&self, kind: Kind, cid: &str, face_ids: &[String]) -> StoreResult<Vec<Option<Vec<f32>>>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT face_id, embedding FROM faces WHERE kind = $1 AND cid = $2 AND face_id = ANY($3)",
+                &[&kind.name(), &cid, &face_ids],
+            )?;
+            let mut found: std::collections::HashMap<String, Vec<f32>> =
+                rows.iter().map(|r| (r.get::<_, String>(0), floats(r.get::<_, &[u8]>(1)))).collect();
+            Ok(face_ids.iter().map(|id| found.remove(id)).collect())
+        })
+    }
+
+    fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize> {
+        // Several hosts share this database: a training or operation that another host is
+        // running holds its advisory lock ([`running_lock`]) and is not this restart's to fail;
+        // one whose lock is free was left by a host that stopped.
+        self.write(|tx| {
+            let trainings = tx.execute(
+                "UPDATE training SET state = 'failed', last_action_ms = $1, \
+                 message = 'Training was interrupted by a restart of the service; train again.' \
+                 WHERE state = 'running' AND pg_try_advisory_xact_lock(hashtext('face-training/' || kind || '/' || cid))",
+                &[&now_ms],
+            )?;
+            let operations = tx.execute(
+                "UPDATE operations SET status = 'failed', last_action_ms = $1, \
+                 message = 'The operation was interrupted by a restart of the service; start it again.' \
+                 WHERE status IN ('notstarted', 'running') AND pg_try_advisory_xact_lock(hashtext('face-operation/' || id))",
+                &[&now_ms],
+            )?;
+            Ok((trainings + operations) as usize)
+        })
+    }
+
+    fn hold(&self, key: &str) -> StoreResult<Hold> {
+        // A connection of its own, which the Hold keeps: the lock is the session's, and goes
+        // when the Hold drops the connection (or the host dies and PostgreSQL ends the session).
+        let mut client = self.open()?;
+        client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])?;
+        Ok(Hold(Some(Box::new(client))))
+    }
+}
+
+/// A collection's persons or faces, as the triggers count them.
+fn counted(tx: &mut Tx<'_>, kind: Kind, cid: &str, column: &str) -> StoreResult<u64> {
+    let sql = format!("SELECT {column} FROM counts WHERE kind = $1 AND cid = $2");
+    Ok(tx.query_opt(&sql, &[&kind.name(), &cid])?.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+}
+
+fn write_training(tx: &mut Tx<'_>, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO training (kind, cid, state, created_ms, last_action_ms, last_success_ms, message) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, cid) DO UPDATE SET state = EXCLUDED.state, \
+         created_ms = EXCLUDED.created_ms, last_action_ms = EXCLUDED.last_action_ms, \
+         last_success_ms = EXCLUDED.last_success_ms, message = EXCLUDED.message",
+        &[&kind.name(), &cid, &t.state.name(), &t.created_ms, &t.last_action_ms, &t.last_success_ms, &t.message],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_face(tx: &mut Tx<'_>, kind: Kind, cid: &str, f: &StoredFace) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO faces (kind, cid, person_id, face_id, user_data, model, embedding) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &kind.name(),
+            &cid,
+            &person_key(f.person_id.as_deref()),
+            &f.face_id,
+            &f.user_data,
+            &f.model,
+            &blob(&f.embedding),
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_person(tx: &mut Tx<'_>, kind: Kind, cid: &str, p: &Person) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO persons (kind, cid, person_id, name, user_data) VALUES ($1, $2, $3, $4, $5)",
+        &[&kind.name(), &cid, &p.person_id, &p.name, &p.user_data],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The PostgreSQL implementation of [`Store`] (`Storage:Scenario=Postgres`), for several hosts on
+//! one face database: a small pool of connections (the synchronous `postgres` client: the store's
+//! calls already run off the async runtime, one blocking call each), every write one
+//! transaction, reads in one read-only snapshot each; migrations from `migrations/*.sql` counted
+//! in `face_schema`, applied under an advisory lock so that hosts starting together migrate once.
+//!
+//! Writes that several hosts may race on take the collection's row lock first (`FOR UPDATE`): a
+//! quota is checked and the face added with no other host's add between them.
+
+use std::sync::Mutex;
+
+use ::postgres::fallible_iterator::FallibleIterator;
+use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
+
+mod collections;
+mod face_ids;
+mod snapshots;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+mod usage;
+
+use super::*;
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> StoreError {
+        match e.as_db_error() {
+            Some(db) => StoreError::Internal(format!("{} ({})", db.message(), db.code().code())),
+            None => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Migrations, applied in order; `face_schema.version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_schema.sql")];
+
+/// The advisory lock key under which hosts migrate one at a time ("face" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6661_6365;
+
+/// Idle connections kept; more are opened when calls overlap, and closed after.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    config: ::postgres::Config,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // A blocking client may not be dropped on an async worker: the idle ones go on a thread.
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("ports", &self.config.get_ports())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write's transaction, counting the rows its statements change.
+pub(super) struct Tx<'a> {
+    tx: Transaction<'a>,
+    changed: u64,
+}
+
+type Params<'p> = &'p [&'p (dyn ::postgres::types::ToSql + Sync)];
+
+impl Tx<'_> {
+    pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+        let n = self.tx.execute(sql, params)?;
+        self.changed += n;
+        Ok(n)
+    }
+
+    pub(super) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Option<::postgres::Row>> {
+        Ok(self.tx.query_opt(sql, params)?)
+    }
+
+    /// Sends `event` to every host listening ([`PostgresStore::listen`]) when this transaction
+    /// commits; nothing if it rolls back.
+    pub(super) fn notify(&mut self, event: &Event) -> StoreResult<()> {
+        let payload = serde_json::to_string(event).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.tx.execute("SELECT pg_notify($1, $2)", &[&EVENTS, &payload])?;
+        Ok(())
+    }
+}
+
+/// The channel of [`Event`]s.
+const EVENTS: &str = "face_events";
+
+pub(super) fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(super) fn floats(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub(super) fn person_key(p: Option<&str>) -> &str {
+    p.unwrap_or("")
+}
+
+impl PostgresStore {
+    /// Connects to the database `url` names (a libpq URL or key=value string, as
+    /// `Storage:ConnectionString` gives it) and applies pending migrations.
+    pub fn connect(url: &str) -> StoreResult<PostgresStore> {
+        let config: ::postgres::Config = url.parse().map_err(|e| {
+            StoreError::Internal(format!(
+                "Storage:ConnectionString is not a PostgreSQL connection string ({e}); \
+                 write it as postgresql://user:password@host:5432/database"
+            ))
+        })?;
+        if config.get_ssl_mode() == ::postgres::config::SslMode::Require {
+            return Err(StoreError::Internal(
+                "Storage:ConnectionString asks for sslmode=require, which this service does not speak yet; \
+                 reach PostgreSQL over a private network or a tunnel with sslmode=disable or prefer"
+                    .into(),
+            ));
+        }
+        let store = PostgresStore { config, idle: Mutex::new(Vec::new()) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn open(&self) -> StoreResult<Client> {
+        self.config.connect(NoTls).map_err(|e| {
+            StoreError::Internal(format!(
+                "cannot connect to PostgreSQL at {:?} (Storage:ConnectionString): {e}",
+                self.config.get_hosts()
+            ))
+        })
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        self.with(|client| {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS face_schema (version INTEGER NOT NULL)")?;
+            let version: i32 = match tx.query_opt("SELECT version FROM face_schema", &[])? {
+                Some(row) => row.get(0),
+                None => {
+                    tx.execute("INSERT INTO face_schema (version) VALUES (0)", &[])?;
+                    0
+                }
+            };
+            if version as usize > MIGRATIONS.len() {
+                return Err(StoreError::Internal(format!(
+                    "the database was written by a newer version of this service (schema {version}, this one \
+                     knows {}); run the newer version or restore a backup",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.batch_execute(sql)?;
+                tx.execute("UPDATE face_schema SET version = $1", &[&(i as i32 + 1)])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on a pooled connection; one that failed is not kept.
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => self.open()?,
+        };
+        let out = f(&mut client);
+        if !client.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_CONNECTIONS {
+                idle.push(client);
+            }
+        }
+        out
+    }
+
+    /// Runs a write in one transaction. When it changes rows and is made for a billable request
+    /// whose usage no write has journalled yet, the usage record is written in the same
+    /// transaction: the effect and its bill commit together.
+    pub(super) fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.with(|client| {
+            let mut tx = Tx { tx: client.transaction()?, changed: 0 };
+            let out = f(&mut tx)?;
+            let pending = if tx.changed > 0 { pending_usage() } else { None };
+            let Some(pending) = pending else {
+                tx.tx.commit()?;
+                return Ok(out);
+            };
+            let mut record = pending.lock();
+            if let Some(r) = record.as_ref() {
+                usage::insert(&mut tx, r)?;
+            }
+            tx.tx.commit()?;
+            record.take();
+            Ok(out)
+        })
+    }
+
+    /// Runs a read in one read-only transaction: one consistent snapshot of the database.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.with(|client| {
+            let mut tx =
+                client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Listens for [`Event`]s on a connection of its own, on a thread of its own, for as long as
+    /// the process runs: each event is handed to `deliver`, and `None` before the first and
+    /// after every reconnection (events may have been missed while the connection was down).
+    pub fn listen(&self, deliver: impl Fn(Option<Event>) + Send + 'static) -> std::io::Result<()> {
+        let config = self.config.clone();
+        std::thread::Builder::new().name("face-events".into()).spawn(move || {
+            loop {
+                match listen_once(&config, &deliver) {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "the database's event connection failed; reconnecting"),
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// One connection's worth of [`PostgresStore::listen`]; returns when it fails.
+fn listen_once(config: &::postgres::Config, deliver: &impl Fn(Option<Event>)) -> Result<(), ::postgres::Error> {
+    let mut client = config.connect(NoTls)?;
+    client.batch_execute(&format!("LISTEN {EVENTS}"))?;
+    deliver(None);
+    loop {
+        let any = {
+            let mut notifications = client.notifications();
+            let mut waiting = notifications.timeout_iter(std::time::Duration::from_secs(10));
+            let mut any = false;
+            while let Some(n) = waiting.next()? {
+                any = true;
+                match serde_json::from_str::<Event>(n.payload()) {
+                    Ok(event) => deliver(Some(event)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, payload = n.payload(), "an event from the database is not understood")
+                    }
+                }
+            }
+            any
+        };
+        if !any {
+            // Quiet for a while: ask, so a dead connection is noticed.
+            client.simple_query("SELECT 1")?;
+        }
+    }
+}
+
+/// Locks the collection's row until the transaction ends; `false` when there is none.
+pub(super) fn lock_collection(tx: &mut Tx<'_>, kind: Kind, cid: &str) -> StoreResult<bool> {
+    Ok(tx
+        .query_opt("SELECT 1 FROM collections WHERE kind = $1 AND id = $2 FOR UPDATE", &[&kind.name(), &cid])?
+        .is_some())
+}
+
+pub(super) fn person_exists(tx: &mut Tx<'_>, kind: Kind, cid: &str, pid: &str) -> StoreResult<bool> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM persons WHERE kind = $1 AND cid = $2 AND person_id = $3",
+            &[&kind.name(), &cid, &pid],
+        )?
+        .is_some())
+}
+
+pub(super) fn read_collection(row: &::postgres::Row, kind: Kind) -> Collection {
+    Collection {
+        kind,
+        id: row.get(0),
+        name: row.get(1),
+        user_data: row.get(2),
+        recognition_model: row.get(3),
+        created_ms: row.get(4),
+    }
+}
+
+pub(super) fn read_face(row: &::postgres::Row) -> StoredFace {
+    let person: String = row.get(1);
+    StoredFace {
+        face_id: row.get(0),
+        person_id: Some(person).filter(|p| !p.is_empty()),
+        user_data: row.get(2),
+        model: row.get(3),
+        embedding: floats(row.get::<_, &[u8]>(4)),
+    }
+}

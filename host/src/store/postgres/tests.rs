@@ -1,0 +1,164 @@
+//! The PostgreSQL store's tests, each on a throwaway cluster of its own: the shared suite
+//! (`store::suite`), and what several hosts on one database need.
+
+use std::sync::Arc;
+
+use super::testing::Cluster;
+use super::*;
+use crate::store::suite::{self, collection, face, person};
+
+fn store(cluster: &Cluster) -> PostgresStore {
+    PostgresStore::connect(&cluster.database()).unwrap()
+}
+
+#[test]
+fn the_shared_suite() {
+    let cluster = Cluster::start();
+    suite::quotas_answer_quota_exceeded_and_write_nothing(&store(&cluster));
+    suite::missing_parents_and_taken_ids_are_refused(&store(&cluster));
+    suite::deleting_a_person_or_collection_takes_its_faces_and_training(&store(&cluster));
+    suite::paging_is_sorted_by_id_with_an_exclusive_start(&store(&cluster));
+    suite::a_billed_write_journals_its_usage_in_its_own_transaction(&store(&cluster));
+    let url = cluster.database();
+    suite::a_store_keeps_everything_across_reopening_and_embeddings_exactly(&|| {
+        Box::new(PostgresStore::connect(&url).unwrap())
+    });
+    let s = store(&cluster);
+    let rows_left = || -> i64 {
+        s.with(|c| {
+            let sql = "SELECT (SELECT COUNT(*) FROM snapshot_faces) + (SELECT COUNT(*) FROM snapshot_persons) \
+                       + (SELECT COUNT(*) FROM snapshot_collections)";
+            Ok(c.query_one(sql, &[])?.get(0))
+        })
+        .unwrap()
+    };
+    suite::a_snapshot_is_its_collection_at_one_instant_and_applies_whole(&s, &rows_left);
+}
+
+/// Hosts starting together on a new database migrate it once; a database from a newer version
+/// is refused with what to do.
+#[test]
+fn hosts_migrate_once_and_a_newer_schema_is_refused() {
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    let hosts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::connect(&url).map(|_| ()))
+        })
+        .collect();
+    for h in hosts {
+        h.join().unwrap().unwrap();
+    }
+    let s = PostgresStore::connect(&url).unwrap();
+    s.with(|c| Ok(c.execute("UPDATE face_schema SET version = 99", &[])?)).unwrap();
+    let err = PostgresStore::connect(&url).unwrap_err();
+    assert!(err.to_string().contains("newer version"), "{err}");
+    let err = PostgresStore::connect("postgresql://face@127.0.0.1:1/none").unwrap_err();
+    assert!(err.to_string().contains("Storage:ConnectionString"), "{err}");
+}
+
+/// Two hosts adding faces to one list at once: the quota holds exactly, and every face either
+/// stored or refused with QuotaExceeded.
+#[test]
+fn two_hosts_adding_at_once_keep_the_quota() {
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    let hosts = [Arc::new(PostgresStore::connect(&url).unwrap()), Arc::new(PostgresStore::connect(&url).unwrap())];
+    hosts[0].create_collection(&collection(Kind::FaceList, "l")).unwrap();
+    hosts[0].create_collection(&collection(Kind::PersonGroup, "g")).unwrap();
+    hosts[1].create_person(Kind::PersonGroup, "g", &person("p")).unwrap();
+    let adders: Vec<_> = (0..4)
+        .map(|t| {
+            let host = hosts[t % 2].clone();
+            std::thread::spawn(move || {
+                let (mut stored, mut refused) = (0, 0);
+                for i in 0..300 {
+                    let (kind, cid, who) =
+                        if i % 2 == 0 { (Kind::FaceList, "l", None) } else { (Kind::PersonGroup, "g", Some("p")) };
+                    match host.add_face(kind, cid, &face(t * 1000 + i, who)) {
+                        Ok(()) => stored += 1,
+                        Err(StoreError::Quota(_)) => refused += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (stored, refused)
+            })
+        })
+        .collect();
+    let (stored, refused) = adders.into_iter().map(|h| h.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    // 600 list faces fit under 1,000; 600 faces of one person meet its 248.
+    assert_eq!((stored, refused), (600 + 248, 600 - 248));
+    assert_eq!(hosts[1].all_faces(Kind::FaceList, "l").unwrap().len(), 600);
+    assert_eq!(hosts[0].person(Kind::PersonGroup, "g", "p").unwrap().unwrap().face_ids.len(), 248);
+}
+
+/// What several hosts share beyond the rows: a restart fails only the trainings no host holds;
+/// deletes and trainings reach every listening host as events, after they commit; faceIds are
+/// found by every host until they expire.
+#[test]
+fn holds_events_and_face_ids_are_shared() {
+    use crate::store::{Event, SharedFace, SharedFaceIds, Training, TrainingState, training_key};
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    let (a, b) = (PostgresStore::connect(&url).unwrap(), PostgresStore::connect(&url).unwrap());
+    let kind = Kind::LargePersonGroup;
+    let running = |at| Training {
+        state: TrainingState::Running,
+        created_ms: at,
+        last_action_ms: at,
+        last_success_ms: None,
+        message: None,
+    };
+    for g in ["held", "left"] {
+        a.create_collection(&collection(kind, g)).unwrap();
+        a.set_training(kind, g, &running(1)).unwrap();
+    }
+    let hold = a.hold(&training_key(kind, "held")).unwrap();
+    assert_eq!(b.fail_interrupted(9).unwrap(), 1, "only the training no host holds is failed");
+    assert_eq!(b.training(kind, "held").unwrap().unwrap().state, TrainingState::Running);
+    assert_eq!(b.training(kind, "left").unwrap().unwrap().state, TrainingState::Failed);
+    drop(hold);
+    assert_eq!(b.fail_interrupted(10).unwrap(), 1, "once its host let go, it is");
+
+    let (sent, received) = std::sync::mpsc::channel();
+    b.listen(move |e| {
+        let _ = sent.send(e);
+    })
+    .unwrap();
+    let next = || received.recv_timeout(std::time::Duration::from_secs(10)).expect("an event within 10 s");
+    assert_eq!(next(), None, "connected");
+    a.create_person(kind, "held", &person("p")).unwrap();
+    a.add_face(kind, "held", &face(1, Some("p"))).unwrap();
+    a.add_face(kind, "held", &face(2, Some("p"))).unwrap();
+    assert!(a.delete_face(kind, "held", Some("p"), &face(1, None).face_id).unwrap());
+    assert_eq!(
+        next(),
+        Some(Event::DeadFace { kind, cid: "held".into(), person_id: Some("p".into()), face_id: face(1, None).face_id })
+    );
+    a.put_index_part(kind, "held", 5, 0, b"index").unwrap();
+    let done = Training { state: TrainingState::Succeeded, last_success_ms: Some(5), ..running(1) };
+    a.save_trained(kind, "held", 1, &done, 5).unwrap();
+    assert_eq!(next(), Some(Event::Trained { kind, cid: "held".into(), trained_ms: 5 }));
+    assert!(a.delete_person(kind, "held", "p").unwrap());
+    assert_eq!(next(), Some(Event::DeadPerson { kind, cid: "held".into(), person_id: "p".into() }));
+    assert!(a.delete_collection(kind, "held").unwrap());
+    assert_eq!(next(), Some(Event::Gone { kind, cid: "held".into() }));
+    // A delete that finds nothing tells no one: the next event is the next change's.
+    assert!(!a.delete_face(kind, "left", None, "none").unwrap());
+    assert!(a.delete_collection(kind, "left").unwrap());
+    assert_eq!(next(), Some(Event::Gone { kind, cid: "left".into() }));
+
+    let f = SharedFace {
+        id: uuid::Uuid::new_v4().to_string(),
+        recognition: "recognition_01".into(),
+        model: "sface_2021dec".into(),
+        embedding: vec![0.25, -1.0, f32::MIN_POSITIVE],
+        expires_ms: 1_000,
+    };
+    SharedFaceIds::put(&a, std::slice::from_ref(&f)).unwrap();
+    let ids = [f.id.clone(), uuid::Uuid::new_v4().to_string()];
+    assert_eq!(SharedFaceIds::get(&b, &ids, 999).unwrap(), std::slice::from_ref(&f), "found by the other host");
+    assert!(SharedFaceIds::get(&b, &ids, 1_000).unwrap().is_empty(), "not once expired");
+    assert_eq!(SharedFaceIds::sweep(&b, 1_000).unwrap(), 1);
+}
