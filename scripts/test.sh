@@ -2,7 +2,7 @@
 # Every test: set-up; the guest component and the npm package built; the workspace's tests
 # natively (the host's engine-pool tests run the guest in wasmtime); face-core's tests on
 # wasm32-wasip1 inside wasmtime; the packed npm package in Node; face-server through the official
-# Python client.
+# Python client, on SQLite and on two hosts sharing one PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -29,6 +29,9 @@ cargo xtask npm-test
 
 echo "test: face-server through the official Python client (all 69 operations)" >&2
 cargo xtask e2e
+
+echo "test: two face-servers on one PostgreSQL (the Python client's run alternating hosts; one host killed under load)" >&2
+cargo xtask e2e --hosts 2
 
 echo "test: bounded load on loopback (wrk: detect, identify, both; 3 s each)" >&2
 cargo xtask load --seconds 3

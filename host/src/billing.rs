@@ -215,6 +215,13 @@ impl Billing {
         self.store.usage_backlog().unwrap_or(0) + waiting
     }
 
+    /// [`Billing::backlog`] from async code: the journal's store blocks, so it runs off the
+    /// runtime's workers.
+    pub async fn backlog_async(self: &Arc<Self>) -> u64 {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.backlog()).await.unwrap_or(0)
+    }
+
     fn request(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Answer {
         let url = format!("{}{path}", self.config.endpoint);
         let mut builder = ureq::http::Request::builder()
@@ -349,7 +356,7 @@ impl Billing {
             tracing::info!(endpoint = %me.config.endpoint, ?status, %message, "billing endpoint checked");
             loop {
                 // With nothing to send, the meter is still asked, so its state stays current.
-                let sent = if me.backlog() == 0 {
+                let sent = if me.backlog_async().await == 0 {
                     match me.check().await {
                         (ApiStatus::Valid, _) => Ok(0),
                         (_, message) => Err(message),
@@ -365,7 +372,8 @@ impl Billing {
                         me.config.interval
                     }
                     Err(message) => {
-                        tracing::warn!(%message, backlog = me.backlog(), "the billing endpoint did not accept usage; retrying");
+                        let backlog = me.backlog_async().await;
+                        tracing::warn!(%message, backlog, "the billing endpoint did not accept usage; retrying");
                         me.config.retry
                     }
                 };

@@ -1,5 +1,8 @@
 //! Detected faces kept for later calls (faceIds, each with its own time to live) and the
 //! recognition models behind the API's names. The trained index is in `index`.
+//!
+//! With `Storage:Scenario=Postgres` the faceIds are also written to the database, so that every
+//! host sharing it finds them; each host keeps the ones it has seen in memory too.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -9,6 +12,7 @@ use face_core::RecognitionModel;
 use uuid::Uuid;
 
 use crate::engine::guest;
+use crate::store::{SharedFace, SharedFaceIds, StoreError};
 
 /// The `recognitionModel` names of the API, each bound to one concrete model. `recognition_01`
 /// is the SDK's default, so it gets the most accurate model (SFace); `recognition_03`, Azure's
@@ -67,26 +71,122 @@ impl Entries {
     }
 }
 
-/// faceId -> embedding, with expiry and a bound on how many are kept.
+/// faceId -> embedding, with expiry and a bound on how many are kept in memory; with a shared
+/// database, also there.
 #[derive(Debug)]
 pub struct FaceIds {
     entries: Mutex<Entries>,
     capacity: usize,
+    shared: Option<Arc<dyn SharedFaceIds>>,
 }
 
 impl FaceIds {
     pub fn new(capacity: usize) -> FaceIds {
-        FaceIds { entries: Mutex::new(Entries::default()), capacity: capacity.max(1) }
+        FaceIds { entries: Mutex::new(Entries::default()), capacity: capacity.max(1), shared: None }
+    }
+
+    /// faceIds that every host of `shared`'s database finds.
+    pub fn shared(capacity: usize, shared: Arc<dyn SharedFaceIds>) -> FaceIds {
+        FaceIds { shared: Some(shared), ..FaceIds::new(capacity) }
+    }
+
+    /// Keeps these faces until they expire and returns their new ids, in order. With a shared
+    /// database they are written there first, in one transaction: an id is answered only once
+    /// every host can find it.
+    pub async fn insert_all(&self, faces: Vec<CachedFace>) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<Uuid> = faces.iter().map(|_| Uuid::new_v4()).collect();
+        if let Some(shared) = self.shared.clone()
+            && !faces.is_empty()
+        {
+            let (now, now_ms) = (Instant::now(), crate::time::now_ms());
+            let rows: Vec<SharedFace> = ids
+                .iter()
+                .zip(&faces)
+                .map(|(id, f)| SharedFace {
+                    id: id.to_string(),
+                    recognition: f.recognition.to_owned(),
+                    model: f.model.id().to_owned(),
+                    embedding: f.embedding.to_vec(),
+                    expires_ms: now_ms + f.expires.saturating_duration_since(now).as_millis() as i64,
+                })
+                .collect();
+            tokio::task::spawn_blocking(move || shared.put(&rows))
+                .await
+                .map_err(|e| StoreError::Internal(format!("the database task failed: {e}")))??;
+        }
+        for (id, face) in ids.iter().zip(faces) {
+            self.keep(*id, face);
+        }
+        Ok(ids)
+    }
+
+    /// The faces of these ids that are known and have not expired (`None` for the others): from
+    /// memory, or else (with a shared database) from the database, in one query.
+    pub async fn get_all(&self, ids: &[String]) -> Result<Vec<Option<CachedFace>>, StoreError> {
+        let mut found: Vec<Option<CachedFace>> = ids.iter().map(|id| self.get(id)).collect();
+        let Some(shared) = self.shared.clone() else { return Ok(found) };
+        let missing: Vec<String> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(id, f)| f.is_none() && Uuid::parse_str(id).is_ok())
+            .map(|(id, _)| id.to_ascii_lowercase())
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let now_ms = crate::time::now_ms();
+        let rows = tokio::task::spawn_blocking(move || shared.get(&missing, now_ms))
+            .await
+            .map_err(|e| StoreError::Internal(format!("the database task failed: {e}")))??;
+        let now = Instant::now();
+        for row in rows {
+            let (Some(recognition), Some(model), Ok(id)) =
+                (recognition_name(&row.recognition), RecognitionModel::from_id(&row.model), Uuid::parse_str(&row.id))
+            else {
+                continue;
+            };
+            let face = CachedFace {
+                recognition,
+                model,
+                embedding: row.embedding.into(),
+                expires: now + Duration::from_millis((row.expires_ms - now_ms).max(0) as u64),
+            };
+            for (want, slot) in ids.iter().zip(found.iter_mut()) {
+                if slot.is_none() && Uuid::parse_str(want).is_ok_and(|w| w == id) {
+                    *slot = Some(face.clone());
+                }
+            }
+            self.keep(id, face);
+        }
+        Ok(found)
+    }
+
+    /// Drops expired faces (from the shared database too); returns how many this host keeps.
+    pub async fn sweep_all(&self) -> usize {
+        if let Some(shared) = self.shared.clone() {
+            let now_ms = crate::time::now_ms();
+            match tokio::task::spawn_blocking(move || shared.sweep(now_ms)).await {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(count = n, "expired faceIds deleted from the database"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "expired faceIds were not deleted from the database"),
+                _ => {}
+            }
+        }
+        self.sweep()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps `face` until it expires and returns its new id. At capacity, expired faces go
-    /// first, then the ones closest to expiry.
+    /// Keeps `face` in memory until it expires and returns its new id. At capacity, expired
+    /// faces go first, then the ones closest to expiry.
     pub fn insert(&self, face: CachedFace) -> Uuid {
         let id = Uuid::new_v4();
+        self.keep(id, face);
+        id
+    }
+
+    fn keep(&self, id: Uuid, face: CachedFace) {
         let mut e = self.lock();
         if e.map.len() >= self.capacity {
             e.remove_expired(Instant::now());
@@ -95,12 +195,13 @@ impl FaceIds {
                 e.map.remove(&oldest);
             }
         }
+        if let Some(old) = e.map.insert(id, face.clone()) {
+            e.by_expiry.remove(&(old.expires, id));
+        }
         e.by_expiry.insert((face.expires, id));
-        e.map.insert(id, face);
-        id
     }
 
-    /// The face, if its id is known and has not expired.
+    /// The face, if its id is known in memory and has not expired.
     pub fn get(&self, id: &str) -> Option<CachedFace> {
         let id = Uuid::parse_str(id).ok()?;
         self.lock().map.get(&id).filter(|f| f.expires > Instant::now()).cloned()

@@ -1075,6 +1075,14 @@ impl IndexCache {
         self.map().remove(&(kind, id.to_owned()));
     }
 
+    /// Drops every cached index (each is read again on its next use); returns how many.
+    pub fn clear(&self) -> usize {
+        let mut map = self.map();
+        let n = map.len();
+        map.clear();
+        n
+    }
+
     /// Marks a deleted face dead in the cached index, if one is cached.
     pub fn kill_face(&self, kind: Kind, id: &str, person_id: Option<&str>, face_id: &str) {
         if let Some(index) = self.get(kind, id) {

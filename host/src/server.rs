@@ -15,16 +15,50 @@ use crate::faces::FaceIds;
 use crate::fetch::{FetchConfig, Fetcher};
 use crate::listen::ConnectionLimits;
 use crate::settings::{Settings, SettingsError};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SharedFaceIds, SqliteStore, Store};
 
-/// Where the face database lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the face database lives. Its `Debug` form, which the logs show, hides a connection
+/// string's password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Storage {
     /// SQLite file `face.db` in this directory (the default: persistent).
     Sqlite(PathBuf),
     /// In memory; gone when the process ends. The usage journal still goes to disk, in
     /// `usage/` under this directory, so unsent usage survives a restart.
     Memory(PathBuf),
+    /// PostgreSQL at this connection string (`Storage:ConnectionString`), which several hosts
+    /// may share.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Sqlite(dir) => f.debug_tuple("Sqlite").field(dir).finish(),
+            Storage::Memory(dir) => f.debug_tuple("Memory").field(dir).finish(),
+            Storage::Postgres(url) => f.debug_tuple("Postgres").field(&redacted(url)).finish(),
+        }
+    }
+}
+
+/// A connection string with its password replaced by `***`: in a URL the part between the
+/// user's `:` and the `@`, in key=value form the `password` value.
+pub fn redacted(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((auth, host)) = rest.rsplit_once('@')
+            && let Some((user, _)) = auth.split_once(':')
+        {
+            return format!("{scheme}://{user}:***@{host}");
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Everything face-server needs, parsed once from the settings.
@@ -99,10 +133,21 @@ impl ServerConfig {
         let storage = match setting(s, "Storage:Scenario").map(str::to_ascii_lowercase).as_deref() {
             None | Some("sqlite") => Storage::Sqlite(data_dir.clone()),
             Some("memory") => Storage::Memory(data_dir.clone()),
+            Some("postgres") => match setting(s, "Storage:ConnectionString") {
+                Some(url) if !url.trim().is_empty() => Storage::Postgres(url.trim().to_owned()),
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        setting: "Storage:ConnectionString",
+                        reason: "Storage:Scenario=Postgres needs the database's connection string, e.g. \
+                                 Storage:ConnectionString=postgresql://face:secret@db:5432/face"
+                            .into(),
+                    });
+                }
+            },
             Some(other) => {
                 return Err(SettingsError::Invalid {
                     setting: "Storage:Scenario",
-                    reason: format!("{other:?} is not Sqlite or Memory"),
+                    reason: format!("{other:?} is not Sqlite, Memory or Postgres"),
                 });
             }
         };
@@ -212,20 +257,35 @@ fn check_files(engine: &EngineConfig) -> Result<()> {
 /// what the fuzz targets drive in process.
 pub async fn open(config: &ServerConfig) -> Result<Shared> {
     check_files(&config.engine)?;
-    let store: Arc<dyn Store> =
-        match &config.storage {
-            Storage::Sqlite(dir) => Arc::new(SqliteStore::open_dir(dir).with_context(|| {
+    // With PostgreSQL, faceIds live in the database too, for the other hosts.
+    let mut postgres = None;
+    let (store, shared_ids): (Arc<dyn Store>, Option<Arc<dyn SharedFaceIds>>) = match &config.storage {
+        Storage::Sqlite(dir) => (
+            Arc::new(SqliteStore::open_dir(dir).with_context(|| {
                 format!("cannot open the face database in {} (Storage:DataDirectory)", dir.display())
             })?),
-            Storage::Memory(_) => Arc::new(SqliteStore::in_memory()?),
-        };
+            None,
+        ),
+        Storage::Memory(_) => (Arc::new(SqliteStore::in_memory()?), None),
+        Storage::Postgres(url) => {
+            let url = url.clone();
+            let pg = Arc::new(tokio::task::spawn_blocking(move || PostgresStore::connect(&url)).await?.with_context(
+                || "cannot open the face database in PostgreSQL (Storage:Scenario=Postgres, Storage:ConnectionString)",
+            )?);
+            postgres = Some(pg.clone());
+            (pg.clone(), Some(pg))
+        }
+    };
     let journal: Arc<dyn Store> = match &config.storage {
-        Storage::Sqlite(_) => store.clone(),
+        Storage::Sqlite(_) | Storage::Postgres(_) => store.clone(),
         Storage::Memory(dir) => Arc::new(SqliteStore::open_dir(&dir.join("usage")).with_context(|| {
             format!("cannot open the usage journal in {} (Storage:DataDirectory)", dir.join("usage").display())
         })?),
     };
-    let interrupted = store.fail_interrupted(crate::time::now_ms())?;
+    let interrupted = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.fail_interrupted(crate::time::now_ms())).await??
+    };
     if interrupted > 0 {
         tracing::warn!(
             count = interrupted,
@@ -244,11 +304,14 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
     let state = Arc::new(AppState {
         engine,
         billing,
-        store_is_journal: matches!(config.storage, Storage::Sqlite(_)),
+        store_is_journal: matches!(config.storage, Storage::Sqlite(_) | Storage::Postgres(_)),
         budget: api::budget::MemoryBudget::new(config.memory_budget),
         metrics: Default::default(),
         store,
-        face_ids: FaceIds::new(config.face_id_capacity),
+        face_ids: match shared_ids {
+            Some(shared) => FaceIds::shared(config.face_id_capacity, shared),
+            None => FaceIds::new(config.face_id_capacity),
+        },
         indexes: Default::default(),
         training: Mutex::new(HashMap::new()),
         fetcher: Fetcher::new(&config.fetch),
@@ -259,6 +322,21 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
         max_engine_queue: config.max_engine_queue,
         started,
     });
+    if let Some(pg) = postgres {
+        // The other hosts' trainings and deletes, applied to this host's cached indexes.
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        pg.listen(move |e| {
+            let _ = events.send(e);
+        })
+        .context("cannot start the thread that listens for the database's events")?;
+        let listening = state.clone();
+        tokio::spawn(async move {
+            let mut connected_before = false;
+            while let Some(event) = received.recv().await {
+                api::training::on_event(&listening, event, &mut connected_before).await;
+            }
+        });
+    }
     Ok(state)
 }
 
@@ -272,7 +350,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            sweeper.face_ids.sweep();
+            sweeper.face_ids.sweep_all().await;
             api::snapshots::expire(&sweeper).await;
         }
     });
@@ -297,9 +375,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     match tokio::time::timeout(Duration::from_secs(15), billing.flush()).await {
         Ok(Ok(n)) => tracing::info!(records = n, "usage flushed"),
         Ok(Err(message)) => {
-            tracing::warn!(%message, backlog = billing.backlog(), "usage not flushed; it is sent at the next start")
+            let backlog = billing.backlog_async().await;
+            tracing::warn!(%message, backlog, "usage not flushed; it is sent at the next start")
         }
-        Err(_) => tracing::warn!(backlog = billing.backlog(), "usage flush timed out; it is sent at the next start"),
+        Err(_) => {
+            let backlog = billing.backlog_async().await;
+            tracing::warn!(backlog, "usage flush timed out; it is sent at the next start")
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -18,7 +18,7 @@ pub struct Settings {
 }
 
 /// The settings this service reads besides Eula, Billing and ApiKey (the README's table).
-pub const READ: [&str; 32] = [
+pub const READ: [&str; 33] = [
     "Server:Address",
     "Server:MaxFaceIds",
     "Server:SwaggerUi",
@@ -29,6 +29,7 @@ pub const READ: [&str; 32] = [
     "Server:HeaderTimeoutSeconds",
     "Storage:Scenario",
     "Storage:DataDirectory",
+    "Storage:ConnectionString",
     "Engine:Guest",
     "Engine:Models",
     "Engine:Cache",

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import csv
 import functools
+import http.client
 import http.server
 import io
 import logging
@@ -348,7 +349,11 @@ class Server:
             "Billing=http://127.0.0.1:9/",
             f"ApiKey={API_KEY}",
             f"Server:Address=127.0.0.1:{self.port}",
-            "Storage:Scenario=Sqlite",
+            *(
+                ["Storage:Scenario=Postgres", f"Storage:ConnectionString={a.postgres}"]
+                if a.postgres
+                else ["Storage:Scenario=Sqlite"]
+            ),
             f"Storage:DataDirectory={self.data_dir}",
             f"Engine:Guest={a.guest}",
             f"Engine:Models={a.models}",
@@ -390,6 +395,9 @@ class Server:
             time.sleep(0.5)
         return False, f"/ready not 200 after {READY_TIMEOUT_S} s ({last})"
 
+    def new_ports(self) -> None:
+        self.port = free_port()
+
     def stop(self) -> tuple[bool, int | None]:
         """SIGTERM, then SIGKILL after a grace period. Returns (stopped gracefully, exit code)."""
         if self.proc is None or self.proc.poll() is not None:
@@ -400,6 +408,110 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return False, self.proc.wait(timeout=10)
+
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+class Hosts:
+    """Several face-servers on one PostgreSQL database behind a loopback proxy that sends each
+    request to the next host in turn, so every step of the flow crosses hosts: a faceId detected
+    on one is identified on the other, a group trained on one is used by the other."""
+
+    def __init__(self, args: argparse.Namespace, data_dir: Path, log_path: Path, count: int) -> None:
+        self.servers = []
+        for i in range(count):
+            (data_dir / f"host-{i + 1}").mkdir()
+            self.servers.append(Server(args, data_dir / f"host-{i + 1}", log_path))
+        self.lock = threading.Lock()
+        self.next = 0
+        self.answered = [0] * count
+        hosts = self
+
+        class Forward(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):  # noqa: A002 - the base class's name
+                pass
+
+            def body(self) -> bytes | None:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    # The client streams uploads (a photo from a file object) in chunks.
+                    data = bytearray()
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return bytes(data)
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else None
+
+            def forward(self) -> None:
+                body = self.body()
+                with hosts.lock:
+                    i = hosts.next % len(hosts.servers)
+                    hosts.next += 1
+                upstream = http.client.HTTPConnection("127.0.0.1", hosts.servers[i].port, timeout=300)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    data = response.read()
+                    with hosts.lock:
+                        hosts.answered[i] += 1
+                    self.send_response_only(response.status, response.reason)
+                    for k, v in response.getheaders():
+                        if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError as e:
+                    message = f"host {i + 1} did not answer: {e}".encode()
+                    self.send_response_only(502, "Bad Gateway")
+                    self.send_header("Content-Length", str(len(message)))
+                    self.end_headers()
+                    self.wfile.write(message)
+                finally:
+                    upstream.close()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = forward
+
+        self.proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.proxy.daemon_threads = True
+        threading.Thread(target=self.proxy.serve_forever, name="hosts-proxy", daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.proxy.server_address[1]}"
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+
+    def wait_ready(self) -> tuple[bool, str]:
+        for i, server in enumerate(self.servers):
+            ready, reason = server.wait_ready()
+            if not ready:
+                return False, f"host {i + 1}: {reason}"
+        return True, ""
+
+    def new_ports(self) -> None:
+        for server in self.servers:
+            server.new_ports()
+
+    def stop(self) -> tuple[bool, int | None]:
+        results = [server.stop() for server in self.servers]
+        graceful = all(g for g, _ in results)
+        codes = [c for _, c in results if c not in (None, 0)]
+        return graceful, codes[0] if codes else 0
+
+    def close(self) -> None:
+        self.proxy.shutdown()
+        self.proxy.server_close()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -1805,6 +1917,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--photos", required=True, type=Path, help="the face_recognition 1.3.0 test photos")
     parser.add_argument("--data", type=Path, help="the shared data folder: also measure accuracy on it")
     parser.add_argument("--keep-logs", type=Path, help="copy the server's log into this directory")
+    parser.add_argument(
+        "--postgres", help="run the servers on this PostgreSQL database (Storage:Scenario=Postgres) instead of SQLite"
+    )
+    parser.add_argument(
+        "--hosts", type=int, default=1, help="face-servers on the one database, requests alternating (needs --postgres)"
+    )
     return parser.parse_args(argv)
 
 
@@ -1843,7 +1961,9 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     data_dir.mkdir()
     log_path = workdir / "server.log"
     photos = load_photos(args.photos)
-    server = Server(args, data_dir, log_path)
+    if args.hosts > 1 and not args.postgres:
+        raise ValueError("--hosts above 1 needs --postgres: the hosts share one database")
+    server = Hosts(args, data_dir, log_path, args.hosts) if args.hosts > 1 else Server(args, data_dir, log_path)
     completed = False
     try:
         with photo_server(args.photos) as photo_url:
@@ -1878,7 +1998,7 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
             t.check(
                 "restart: server stops on SIGTERM", graceful and code == 0, f"graceful={graceful} exit={code}"
             )
-            server.port = free_port()
+            server.new_ports()
             if not start_server(t, server, "restart"):
                 return
             run_area(t, "after restart", area_after_restart, before)
@@ -1887,10 +2007,19 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
                 deadline = START + TOTAL_TIMEOUT_S - 60
                 run_area(t, "shared data", area_dataset, args.data, deadline)
                 run_area(t, "bad input", area_badinput, args.data)
+            if isinstance(server, Hosts):
+                t.check(
+                    "every host answered a share of the requests",
+                    all(n > 100 for n in server.answered),
+                    f"answered per host: {server.answered}",
+                )
+                print(f"-- requests answered per host: {server.answered}", flush=True)
         completed = True
     finally:
         signal.alarm(0)  # cleanup is bounded: stop() waits at most STOP_GRACE_S, then kills
         server.stop()
+        if isinstance(server, Hosts):
+            server.close()
         if results.failed or not completed:
             print_log(log_path)
         if args.keep_logs:

@@ -3,7 +3,10 @@
 //! tests/e2e/python_client.py, which starts the real server on a loopback port and drives all
 //! 69 operations through the official Python client (azure-cognitiveservices-vision-face 0.6.1).
 //! With `--data` (../shared/data), it also prints identification and verification figures and
-//! sends every bad-input file to detect and AddFace.
+//! sends every bad-input file to detect and AddFace. With `--hosts N` (N >= 2), the Python run
+//! instead drives N face-servers on one throwaway PostgreSQL cluster, each request sent to the
+//! next host in turn (the npm flow is not repeated), and then `cargo xtask soak --hosts N` with
+//! 1,000 requests: the first host killed under load and restarted.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,32 +52,48 @@ pub fn serve(args: &[String]) -> Result<()> {
 }
 
 pub fn e2e(args: &[String]) -> Result<()> {
+    const USAGE: &str = "usage: cargo xtask e2e [--data DIR] [--hosts N]";
     let mut extra: Vec<String> = Vec::new();
+    let mut hosts = 1usize;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--data" => match it.next() {
                 Some(d) => extra.extend(["--data".to_owned(), d.clone()]),
-                None => bail!("usage: cargo xtask e2e [--data DIR]"),
+                None => bail!(USAGE),
             },
-            other => bail!("unknown argument {other:?}; usage: cargo xtask e2e [--data DIR]"),
+            "--hosts" => match it.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n >= 1 => hosts = n,
+                _ => bail!("--hosts needs a number of hosts, 1 or more; {USAGE}"),
+            },
+            other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
     let (server, guest) = build_server()?;
     let python = python()?;
-    // The official npm client, a representative flow (tests/e2e/npm).
+    // Several hosts: one throwaway PostgreSQL cluster for them all, stopped when this returns.
+    let _cluster = if hosts > 1 {
+        let cluster = crate::postgres::Cluster::start()?;
+        extra.extend(["--postgres".to_owned(), cluster.url.clone(), "--hosts".to_owned(), hosts.to_string()]);
+        Some(cluster)
+    } else {
+        None
+    };
+    // The official npm client, a representative flow (tests/e2e/npm), against one host.
     let npm_tests = repo_root().join("tests/e2e/npm");
-    if !npm_tests.join("node_modules/@azure/cognitiveservices-face").exists() {
+    if hosts == 1 && !npm_tests.join("node_modules/@azure/cognitiveservices-face").exists() {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&npm_tests))?;
     }
-    run(Command::new("node")
-        .args(["--test", "client.test.mjs"])
-        .current_dir(&npm_tests)
-        .env("FACE_SERVER", &server)
-        .env("FACE_GUEST", &guest)
-        .env("FACE_MODELS", models_dir())
-        .env("FACE_GUEST_CACHE", cache_dir().join("guest-cache"))
-        .env("FACE_PHOTOS", testdata_dir()))?;
+    if hosts == 1 {
+        run(Command::new("node")
+            .args(["--test", "client.test.mjs"])
+            .current_dir(&npm_tests)
+            .env("FACE_SERVER", &server)
+            .env("FACE_GUEST", &guest)
+            .env("FACE_MODELS", models_dir())
+            .env("FACE_GUEST_CACHE", cache_dir().join("guest-cache"))
+            .env("FACE_PHOTOS", testdata_dir()))?;
+    }
     run(Command::new(python)
         .arg(repo_root().join("tests/e2e/python_client.py"))
         .arg("--server")
@@ -87,5 +106,12 @@ pub fn e2e(args: &[String]) -> Result<()> {
         .arg(cache_dir().join("guest-cache"))
         .arg("--photos")
         .arg(testdata_dir())
-        .args(extra))
+        .args(extra))?;
+    if hosts > 1 {
+        // Then the first host killed (SIGKILL) under load while the others serve, and restarted:
+        // every acknowledged write there, every answered call on the meter once.
+        drop(_cluster);
+        crate::soak::soak(&["--requests".into(), "1000".into(), "--hosts".into(), hosts.to_string()])?;
+    }
+    Ok(())
 }

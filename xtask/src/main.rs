@@ -31,6 +31,7 @@ mod load;
 mod models;
 mod npm;
 mod package;
+mod postgres;
 mod scale;
 mod server;
 mod soak;

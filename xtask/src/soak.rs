@@ -1,6 +1,9 @@
-//! `cargo xtask soak [--requests N] [--concurrency C]`: N mixed requests (default 10,000) from C
-//! clients (default 16) against the real face-server on loopback, billing to a real face-meter,
-//! with the server killed (SIGKILL) halfway and restarted on the same data.
+//! `cargo xtask soak [--requests N] [--concurrency C] [--hosts H]`: N mixed requests (default
+//! 10,000) from C clients (default 16) against the real face-server on loopback, billing to a real
+//! face-meter, with the server killed (SIGKILL) halfway and restarted on the same data. With
+//! `--hosts H` (2 or more), H face-servers share one throwaway PostgreSQL cluster and each
+//! request goes to the next host in turn; the first host is killed halfway while the others keep
+//! serving, then restarted (its memory is the one sampled).
 //!
 //! The mix: detect (body and URL, from a loopback image server), verify, identify, AddFace to a
 //! LargePersonGroup person and to a LargeFaceList, person CRUD, training, and bad inputs (corrupt
@@ -56,7 +59,9 @@ struct Writes {
 }
 
 struct Soak {
-    base: String,
+    /// The hosts' base URLs; each call goes to the next.
+    bases: Vec<String>,
+    next: AtomicUsize,
     agent: ureq::Agent,
     answers: Mutex<Vec<Answer>>,
     writes: Mutex<Writes>,
@@ -69,7 +74,10 @@ impl Soak {
         let started = Instant::now();
         let request = ureq::http::Request::builder()
             .method(method)
-            .uri(format!("{}/face/v1.0{path}", self.base))
+            .uri(format!(
+                "{}/face/v1.0{path}",
+                self.bases[self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len()]
+            ))
             .header("Ocp-Apim-Subscription-Key", KEY)
             .header("Content-Type", content_type)
             .body(body)
@@ -283,12 +291,16 @@ fn rss_mb(pid: u32) -> f64 {
 pub fn soak(args: &[String]) -> Result<()> {
     let mut total = 10_000usize;
     let mut concurrency = 16usize;
+    let mut hosts = 1usize;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--requests" => total = it.next().context("--requests needs a number")?.parse()?,
             "--concurrency" => concurrency = it.next().context("--concurrency needs a number")?.parse()?,
-            other => bail!("unknown argument {other:?}; usage: cargo xtask soak [--requests N] [--concurrency C]"),
+            "--hosts" => hosts = it.next().context("--hosts needs a number")?.parse::<usize>()?.max(1),
+            other => bail!(
+                "unknown argument {other:?}; usage: cargo xtask soak [--requests N] [--concurrency C] [--hosts H]"
+            ),
         }
     }
     let (server, guest) = build_server()?;
@@ -309,30 +321,52 @@ pub fn soak(args: &[String]) -> Result<()> {
     let image_base = image_server(dir.join("images"))?;
 
     let (_meter, meter_port) = start_meter(&server, &dir, KEY)?;
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
-    let served = Served { server: &server, guest: &guest, dir: &dir, port, meter: meter_port, key: KEY };
+    // Several hosts: one PostgreSQL cluster for them all, stopped when this returns.
+    let cluster = if hosts > 1 { Some(crate::postgres::Cluster::start()?) } else { None };
+    let storage: Vec<String> = match &cluster {
+        Some(c) => vec!["Storage:Scenario=Postgres".into(), format!("Storage:ConnectionString={}", c.url)],
+        None => Vec::new(),
+    };
     // Frequent heartbeats, so the meter sees the calls before the checks; the loopback image server.
-    let settings = [
+    let mut settings = vec![
         "Billing:IntervalSeconds=2",
         "Billing:RetrySeconds=1",
         "Security:AllowPrivateUrls=true",
         "Logging:Console:LogLevel=warn",
     ];
-    let mut child = served.start(&settings, "server-1.log")?;
-    wait_ready(&agent, &base, "face-server")?;
+    settings.extend(storage.iter().map(String::as_str));
+    let mut dirs = Vec::new();
+    for h in 0..hosts {
+        let d = if hosts == 1 { dir.clone() } else { dir.join(format!("host-{}", h + 1)) };
+        std::fs::create_dir_all(&d)?;
+        dirs.push((d, free_port()?));
+    }
+    let served: Vec<Served> = dirs
+        .iter()
+        .map(|(d, port)| Served { server: &server, guest: &guest, dir: d, port: *port, meter: meter_port, key: KEY })
+        .collect();
+    let bases: Vec<String> = served.iter().map(|s| format!("http://127.0.0.1:{}", s.port)).collect();
+    let base = bases[hosts - 1].clone();
+    let mut children = Vec::new();
+    for (s, b) in served.iter().zip(&bases) {
+        children.push(s.start(&settings, "server-1.log")?);
+        wait_ready(&agent, b, "face-server")?;
+    }
+    let mut child = children.remove(0);
     eprintln!(
-        "soak: {total} requests from {concurrency} clients; the server is killed after {} and restarted",
+        "soak: {total} requests from {concurrency} clients to {hosts} host(s); {} is killed after {} and restarted",
+        if hosts == 1 { "the server" } else { "the first host" },
         total / 2
     );
 
     let soak = Arc::new(Soak {
-        base: base.clone(),
+        bases: bases.clone(),
+        next: AtomicUsize::new(0),
         agent: agent.clone(),
         answers: Mutex::new(Vec::new()),
         writes: Mutex::new(Writes::default()),
@@ -396,8 +430,8 @@ pub fn soak(args: &[String]) -> Result<()> {
             child.0.kill()?;
             child.0.wait()?;
             eprintln!("soak: face-server killed (SIGKILL) after {n} requests; restarting it on the same data");
-            child = served.start(&settings, "server-2.log")?;
-            wait_ready(&agent, &base, "the restarted face-server")?;
+            child = served[0].start(&settings, "server-2.log")?;
+            wait_ready(&agent, &bases[0], "the restarted face-server")?;
             restarted.store(true, Ordering::SeqCst);
             life = 1;
         }
@@ -469,13 +503,19 @@ pub fn soak(args: &[String]) -> Result<()> {
     // Billing: every answered billable call is on the meter, once.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let backlog = agent
-            .get(format!("{base}/status"))
-            .call()
-            .ok()
-            .and_then(|r| r.into_body().read_to_string().ok())
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["usageBacklog"].as_u64());
+        let backlogs: Vec<Option<u64>> = bases
+            .iter()
+            .map(|b| {
+                agent
+                    .get(format!("{b}/status"))
+                    .call()
+                    .ok()
+                    .and_then(|r| r.into_body().read_to_string().ok())
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["usageBacklog"].as_u64())
+            })
+            .collect();
+        let backlog = backlogs.iter().try_fold(0, |sum, b| b.map(|b| sum + b));
         if backlog == Some(0) {
             break;
         }
@@ -617,6 +657,7 @@ pub fn soak(args: &[String]) -> Result<()> {
     if !failures.is_empty() {
         bail!("soak failed (logs in {}):\n- {}", dir.display(), failures.join("\n- "));
     }
+    drop((child, children, cluster));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

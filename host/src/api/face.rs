@@ -125,16 +125,21 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
     let faces = state.engine.detect(image, options).await?;
     drop(admission);
     let expires = ttl(ttl_seconds);
+    let mut faces = faces;
+    let mut kept = Vec::new();
+    if return_face_id {
+        for f in &mut faces {
+            let Some(e) = f.embedding.take() else {
+                return Err(ApiError::internal("the engine returned a face without its embedding"));
+            };
+            kept.push(CachedFace { recognition, model, embedding: e.vector.into(), expires });
+        }
+    }
+    let mut ids = state.face_ids.insert_all(kept).await?.into_iter();
     let mut out = Vec::with_capacity(faces.len());
-    for mut f in faces {
-        let id = match (return_face_id, f.embedding.take()) {
-            (false, _) => None,
-            (true, None) => return Err(ApiError::internal("the engine returned a face without its embedding")),
-            (true, Some(e)) => {
-                Some(state.face_ids.insert(CachedFace { recognition, model, embedding: e.vector.into(), expires }))
-            }
-        };
-        out.push(face_json(&f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
+    for f in &faces {
+        let id = if return_face_id { ids.next() } else { None };
+        out.push(face_json(f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }
     ok_json(Value::Array(out))
 }
@@ -264,8 +269,15 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
     Value::Object(o)
 }
 
-fn cached(state: &Shared, id: &str, at: At) -> ApiResult<CachedFace> {
-    state.face_ids.get(id).ok_or_else(|| ApiError::FaceNotFound { id: id.into(), at })
+async fn cached(state: &Shared, id: &str, at: At) -> ApiResult<CachedFace> {
+    Ok(cached_all(state, std::slice::from_ref(&id.to_owned()), at).await?.remove(0))
+}
+
+/// The faces of these faceIds, in order (from memory, or from the shared database in one
+/// query); `FaceNotFound` for the first one unknown or expired.
+async fn cached_all(state: &Shared, ids: &[String], at: At) -> ApiResult<Vec<CachedFace>> {
+    let found = state.face_ids.get_all(ids).await?;
+    ids.iter().zip(found).map(|(id, f)| f.ok_or_else(|| ApiError::FaceNotFound { id: id.clone(), at })).collect()
 }
 
 fn incompatible(a: &str, b: &str) -> ApiError {
@@ -290,7 +302,10 @@ pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>)
     let confidence = match (&req.face_id1, &req.face_id2, &req.face_id, &req.person_id) {
         (Some(a), Some(b), _, _) => {
             // Verify answers 404 for an unknown faceId, though the ids are in the body (as before).
-            let (fa, fb) = (cached(&state, a, At::Route)?, cached(&state, b, At::Route)?);
+            let mut both = cached_all(&state, &[a.clone(), b.clone()], At::Route).await?.into_iter();
+            let (Some(fa), Some(fb)) = (both.next(), both.next()) else {
+                return Err(ApiError::internal("two faceIds looked up, fewer found"));
+            };
             if fa.recognition != fb.recognition {
                 return Err(incompatible(fa.recognition, fb.recognition));
             }
@@ -298,7 +313,7 @@ pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>)
         }
         (_, _, Some(face), Some(person)) => {
             let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
-            let f = cached(&state, face, At::Route)?;
+            let f = cached(&state, face, At::Route).await?;
             let person = input::uuid(person, "Person ID")?;
             let collection = collections::find(&state, kind, &cid, At::Body).await?;
             if collection.recognition_model != f.recognition {
@@ -371,8 +386,8 @@ pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyReque
     };
     let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
     let collection = collections::find(&state, kind, &cid, At::Body).await?;
-    let faces: Vec<(String, CachedFace)> =
-        face_ids.iter().map(|id| cached(&state, id, At::Body).map(|f| (id.clone(), f))).collect::<ApiResult<_>>()?;
+    let found = cached_all(&state, &face_ids, At::Body).await?;
+    let faces: Vec<(String, CachedFace)> = face_ids.iter().cloned().zip(found).collect();
     if let Some((_, f)) = faces.iter().find(|(_, f)| f.recognition != collection.recognition_model) {
         return Err(incompatible(f.recognition, &collection.recognition_model));
     }
@@ -511,15 +526,15 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         1 => {}
         _ => return Err(ApiError::bad_argument("2 or more of largeFaceListId, faceListId and faceIds are not null.")),
     }
-    let query = cached(&state, &face_id, At::Body)?;
+    let query = cached(&state, &face_id, At::Body).await?;
     // The candidates: faceIds with their vectors, or a list's index.
     let candidates = if let Some(ids) = req.face_ids {
         if ids.len() > 1000 {
             return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (at most 1000)."));
         }
         let mut faces = Vec::with_capacity(ids.len());
-        for id in ids {
-            let c = cached(&state, &id, At::Body)?;
+        let found = cached_all(&state, &ids, At::Body).await?;
+        for (id, c) in ids.into_iter().zip(found) {
             if c.recognition != query.recognition {
                 return Err(incompatible(query.recognition, c.recognition));
             }
@@ -609,7 +624,7 @@ pub async fn group(State(state): State<Shared>, Json(req): Json<GroupRequest>) -
     if ids.len() < 2 || ids.len() > face_core::MAX_GROUP_FACES {
         return Err(ApiError::bad_argument("The length of faceIds is not in a valid range (2 to 1000)."));
     }
-    let faces: Vec<CachedFace> = ids.iter().map(|id| cached(&state, id, At::Body)).collect::<ApiResult<_>>()?;
+    let faces: Vec<CachedFace> = cached_all(&state, &ids, At::Body).await?;
     if let Some(f) = faces.iter().find(|f| f.recognition != faces[0].recognition) {
         return Err(incompatible(faces[0].recognition, f.recognition));
     }

@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, NoBody, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
-use crate::store::{Kind, Operation, Snapshot, StoreError};
+use crate::store::{Hold, Kind, Operation, Snapshot, StoreError, operation_key};
 use crate::time::{iso8601, now_ms};
 
 /// Snapshots expire this long after they are taken, as on Azure.
@@ -79,7 +79,9 @@ fn accepted(op: &str) -> Response {
     response
 }
 
-async fn new_operation(state: &Shared) -> ApiResult<Operation> {
+/// A new operation, recorded as not started, and the hold that marks it as running on this host
+/// until the task doing it drops it (so another host's restart does not fail it).
+async fn new_operation(state: &Shared) -> ApiResult<(Operation, Hold)> {
     let now = now_ms();
     let op = Operation {
         id: uuid::Uuid::new_v4().to_string(),
@@ -90,8 +92,14 @@ async fn new_operation(state: &Shared) -> ApiResult<Operation> {
         message: None,
     };
     let o = op.clone();
-    state.db(move |s| s.put_operation(&o)).await?;
-    Ok(op)
+    let hold = state
+        .db(move |s| {
+            let hold = s.hold(&operation_key(&o.id))?;
+            s.put_operation(&o)?;
+            Ok(hold)
+        })
+        .await?;
+    Ok((op, hold))
 }
 
 async fn finish(state: &Shared, mut op: Operation, result: Result<String, String>) {
@@ -133,10 +141,11 @@ pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> 
     if state.db(move |s| s.collection(kind, &id)).await?.is_none() {
         return Err(ApiError::CollectionNotFound { kind, id: object_id, at: At::Route });
     }
-    let op = new_operation(&state).await?;
+    let (op, hold) = new_operation(&state).await?;
     let response = accepted(&op.id);
     let task = state.clone();
     tokio::spawn(async move {
+        let _hold = hold;
         let now = now_ms();
         let snapshot = Snapshot {
             id: uuid::Uuid::new_v4().to_string(),
@@ -239,10 +248,11 @@ pub async fn apply(
     let object_id = req.object_id.unwrap_or_default();
     let snapshot = live_snapshot(&state, &sid).await?;
     collections::checked_id(snapshot.kind, &object_id)?;
-    let op = new_operation(&state).await?;
+    let (op, hold) = new_operation(&state).await?;
     let response = accepted(&op.id);
     let task = state.clone();
     tokio::spawn(async move {
+        let _hold = hold;
         let kind = snapshot.kind;
         let target = object_id.clone();
         let result = task

@@ -16,7 +16,7 @@ use super::state::Shared;
 use face_core::RecognitionModel;
 
 use crate::index::{Builder, Index, Row};
-use crate::store::{Collection, Kind, Store, StoreError, Training, TrainingState};
+use crate::store::{Collection, Event, Kind, Store, StoreError, Training, TrainingState, training_key};
 use crate::time::{iso8601, now_ms};
 
 /// The index identification and find-similar search in a LargeFaceList or a group: the last
@@ -52,6 +52,66 @@ pub async fn trained_index(
     let index = state.indexes.put(kind, cid, Arc::new(index));
     mark_deaths(state, kind, cid, &index).await?;
     Ok(Some(index))
+}
+
+/// Applies a change another host made (an [`Event`] from a shared database) to the cached
+/// indexes: a newer training is loaded in the background while the cached one keeps answering;
+/// deaths are marked; a deleted collection's index goes. `None` says the event connection was
+/// (re)made: after a reconnection, events may have been missed, so every cached index is read
+/// again on its next use.
+pub async fn on_event(state: &Shared, event: Option<Event>, connected_before: &mut bool) {
+    match event {
+        None => {
+            if *connected_before {
+                let dropped = state.indexes.clear();
+                tracing::warn!(dropped, "reconnected to the database's events; cached trained indexes are read again");
+            }
+            *connected_before = true;
+        }
+        Some(Event::Trained { kind, cid, trained_ms }) => {
+            if state.indexes.get(kind, &cid).is_some_and(|i| i.trained_ms < trained_ms) {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = refresh(&state, kind, &cid).await {
+                        tracing::warn!(kind = kind.name(), id = %cid, error = ?e, "a newer trained index was not loaded; the next search reads it");
+                        state.indexes.forget(kind, &cid);
+                    }
+                });
+            }
+        }
+        Some(Event::DeadFace { kind, cid, person_id, face_id }) => {
+            state.indexes.kill_face(kind, &cid, person_id.as_deref(), &face_id)
+        }
+        Some(Event::DeadPerson { kind, cid, person_id }) => state.indexes.kill_person(kind, &cid, &person_id),
+        Some(Event::Gone { kind, cid }) => state.indexes.forget(kind, &cid),
+    }
+}
+
+/// Loads the collection's last training into the cache beside the index cached now, which
+/// answers until the new one is put in its place.
+async fn refresh(state: &Shared, kind: Kind, cid: &str) -> ApiResult<()> {
+    let loading = state.indexes.load_lock(kind, cid);
+    let _one_load = loading.lock().await;
+    let id = cid.to_owned();
+    let Some(collection) = state.db(move |s| s.collection(kind, &id)).await? else { return Ok(()) };
+    let (store, id, model) = (state.store.clone(), cid.to_owned(), model_of(&collection));
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || load(store.as_ref(), kind, &id, model))
+        .await
+        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
+    let Some(index) = loaded else { return Ok(()) };
+    let (faces, trained_ms) = (index.len(), index.trained_ms);
+    let index = state.indexes.put(kind, cid, Arc::new(index));
+    mark_deaths(state, kind, cid, &index).await?;
+    tracing::info!(
+        kind = kind.name(),
+        id = %cid,
+        faces,
+        trained_ms,
+        ms = started.elapsed().as_millis() as u64,
+        "a newer training (another host's) loaded"
+    );
+    Ok(())
 }
 
 /// Reads the last successful training's index from the store.
@@ -188,6 +248,12 @@ const INDEX_PART: usize = 8 << 20;
 async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collection, running: Training) {
     let model = model_of(&collection);
     let result: Result<(), StoreError> = async {
+        // One training of a collection at a time across the hosts of a shared database: this
+        // one waits for another host's to end (and then trains again, with what it added).
+        let (store, key) = (state.store.clone(), training_key(kind, &cid));
+        let _hold = tokio::task::spawn_blocking(move || store.hold(&key))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))??;
         let started = std::time::Instant::now();
         // The new index is built beside the one in use, with no lock that requests wait on:
         // the faces are read in one read transaction of their own, and identify answers from
