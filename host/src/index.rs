@@ -230,7 +230,9 @@ impl Index {
             let (centres, nearest) = match stored_lists {
                 Some(stored) => stored,
                 None => {
-                    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(8);
+                    // Half the cores: a training shares the machine with the requests it serves.
+                    let cores = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+                    let threads = (cores / 2).clamp(1, 8);
                     let centres = index.centres(threads);
                     let all: Vec<usize> = (0..index.len()).collect();
                     let nearest = index.nearest(&centres, &all, threads);
