@@ -6,6 +6,12 @@
 //! two persons in a LargePersonGroup, trains it, and runs identify alone and detect and identify
 //! at once. Prints throughput, per core, p50/p99 latency and the ratio to the `guest` backend
 //! measured in the same run; fails on any non-2xx answer or socket error.
+//!
+//! `--hosts N` (N >= 2) measures scale-out instead: N face-servers on one throwaway PostgreSQL
+//! cluster; detect with all the load on the first host, then the same connections spread over
+//! every host (the ratio shows whether the shared database holds them back: on loopback the hosts
+//! share the cores, so no speed-up is expected); a training on the first host and the time until
+//! the second answers from it; identify on the second host right after, against the first.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -113,7 +119,12 @@ struct Running {
 }
 
 fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
-    let dir = std::env::temp_dir().join(format!("face-load-{}-{backend}", std::process::id()));
+    start_with(server, guest, backend, &[], backend)
+}
+
+/// [`start`] with more settings, its files under a folder named for `label`.
+fn start_with(server: &Path, guest: &Path, backend: &str, extra: &[String], label: &str) -> Result<Running> {
+    let dir = std::env::temp_dir().join(format!("face-load-{}-{label}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
@@ -128,6 +139,7 @@ fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
         .arg(format!("Engine:Cache={}", cache_dir().join("guest-cache").display()))
         .arg(format!("Engine:Backend={backend}"))
         .arg("Logging:Console:LogLevel=warn")
+        .args(extra)
         .stderr(log)
         .spawn()?;
     let running = Running { pid: child.id(), _server: Killed(child), base, dir };
@@ -216,15 +228,20 @@ fn identify_phases(run: &Running, seconds: u64, failed: &mut bool) -> Result<()>
 pub fn load(args: &[String]) -> Result<()> {
     let mut seconds: u64 = 10;
     let mut backends: Vec<String> = ["tract", "onnxruntime", "guest"].map(String::from).to_vec();
+    let mut hosts = 1usize;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         match (flag.as_str(), rest.next()) {
             ("--seconds", Some(n)) => seconds = n.parse().context("--seconds takes a whole number")?,
             ("--backends", Some(list)) => backends = list.split(',').map(str::to_owned).collect(),
-            _ => bail!("usage: cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest]"),
+            ("--hosts", Some(n)) => hosts = n.parse().context("--hosts takes a whole number")?,
+            _ => bail!("usage: cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest] [--hosts N]"),
         }
     }
     let (server, guest) = build_server()?;
+    if hosts > 1 {
+        return load_hosts(&server, &guest, seconds, hosts);
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let small = crate::util::photo_640x480()?;
     let large = testdata_dir().join("obama.jpg");
@@ -307,4 +324,131 @@ mod tests {
                 && (f.requests_per_s - 23.95).abs() < 1e-9
         );
     }
+}
+
+/// `--hosts N`: see the module's documentation.
+fn load_hosts(server: &Path, guest: &Path, seconds: u64, hosts: usize) -> Result<()> {
+    let cluster = crate::postgres::Cluster::start()?;
+    let settings = ["Storage:Scenario=Postgres".to_owned(), format!("Storage:ConnectionString={}", cluster.url)];
+    let runs: Vec<Running> = (0..hosts)
+        .map(|h| start_with(server, guest, "tract", &settings, &format!("host-{}", h + 1)))
+        .collect::<Result<_>>()?;
+    let (base1, base2) = (&runs[0].base, &runs[1].base);
+    let mut failed = false;
+    let small = crate::util::photo_640x480()?;
+    let connections = 4u32;
+    eprintln!("load: detect on host 1 alone for {seconds} s");
+    let one = report(
+        "detect, host 1 alone",
+        wrk(&format!("{base1}/face/v1.0/detect"), &small, "application/octet-stream", seconds, connections)?,
+        &mut failed,
+    )?;
+    eprintln!("load: detect spread over {hosts} hosts for {seconds} s");
+    let per = (connections / hosts as u32).max(1);
+    let children: Vec<Child> = runs
+        .iter()
+        .map(|r| wrk(&format!("{}/face/v1.0/detect", r.base), &small, "application/octet-stream", seconds, per))
+        .collect::<Result<_>>()?;
+    let mut spread = Vec::new();
+    for (h, child) in children.into_iter().enumerate() {
+        spread.push(report(&format!("detect, host {} of {hosts}", h + 1), child, &mut failed)?);
+    }
+    let spread_rps: f64 = spread.iter().map(|f| f.requests_per_s).sum();
+    let spread_p99 = spread.iter().map(|f| f.p99_ms).fold(0.0, f64::max);
+
+    // A training on host 1, and host 2 answering from it.
+    let photos = testdata_dir();
+    let photo =
+        |name: &str| std::fs::read(photos.join(name)).with_context(|| format!("{name}: run `cargo xtask testdata`"));
+    let person = |name: &str, files: &[&str]| -> Result<String> {
+        let p = json_call(base1, "POST", "/largepersongroups/hosts/persons", json!({ "name": name }))?;
+        let pid = p["personId"].as_str().context("no personId")?.to_owned();
+        for f in files {
+            let path = format!("/largepersongroups/hosts/persons/{pid}/persistedfaces");
+            call(base1, "POST", &path, "application/octet-stream", photo(f)?)?;
+        }
+        Ok(pid)
+    };
+    let train = || -> Result<Instant> {
+        call(base1, "POST", "/largepersongroups/hosts/train", "application/json", vec![])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if json_call(base1, "GET", "/largepersongroups/hosts/training", Value::Null)?["status"] == "succeeded" {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > deadline {
+                bail!("training did not finish in 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    json_call(base1, "PUT", "/largepersongroups/hosts", json!({ "name": "scale-out" }))?;
+    person("obama", &["obama.jpg", "obama2.jpg"])?;
+    train()?;
+    // Host 2 detects the probe and loads the first training.
+    let probe = call(base2, "POST", "/detect", "application/octet-stream", photo("biden.jpg")?)?;
+    let face_id = probe[0]["faceId"].as_str().context("no face in biden.jpg")?.to_owned();
+    let identify = json!({ "faceIds": [face_id], "largePersonGroupId": "hosts" });
+    let top = |base: &str| -> Result<(String, f64)> {
+        let t = Instant::now();
+        let v = json_call(base, "POST", "/identify", identify.clone())?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        Ok((v[0]["candidates"][0]["personId"].as_str().unwrap_or_default().to_owned(), ms))
+    };
+    top(base2)?;
+    let biden = person("biden", &["biden.jpg"])?;
+    let ended = train()?;
+    let deadline = ended + Duration::from_secs(30);
+    let propagated_ms = loop {
+        if top(base2)?.0 == biden {
+            break ended.elapsed().as_secs_f64() * 1000.0;
+        }
+        if Instant::now() > deadline {
+            bail!("host 2 did not answer from host 1's training within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut after: Vec<f64> = (0..20).map(|_| top(base2).map(|t| t.1)).collect::<Result<_>>()?;
+    let mut baseline: Vec<f64> = (0..20).map(|_| top(base1).map(|t| t.1)).collect::<Result<_>>()?;
+    after.sort_by(f64::total_cmp);
+    baseline.sort_by(f64::total_cmp);
+    let p50 = |v: &[f64]| crate::stats::percentile(v, 0.5);
+
+    println!(
+        "\n{hosts} face-servers on one PostgreSQL (loopback, {} cores shared), detect 640x480 with wrk, {connections} connections in all, {seconds} s each:\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("| figure | value | baseline in the same run | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| detect req/s: spread over {hosts} hosts / all on host 1 | {spread_rps:.1} | {:.1} | {:.2} |",
+        one.requests_per_s,
+        spread_rps / one.requests_per_s
+    );
+    println!(
+        "| detect p99 ms: spread / host 1 alone | {spread_p99:.1} | {:.1} | {:.2} |",
+        one.p99_ms,
+        spread_p99 / one.p99_ms
+    );
+    println!("| from a training's end on host 1 to host 2 answering from it, ms | {propagated_ms:.0} | | |");
+    println!(
+        "| identify on host 2 right after, p50 / max ms (20 calls) | {:.1} / {:.1} | {:.1} / {:.1} on host 1 | {:.2} (p50) |",
+        p50(&after),
+        after.last().copied().unwrap_or(0.0),
+        p50(&baseline),
+        baseline.last().copied().unwrap_or(0.0),
+        p50(&after) / p50(&baseline)
+    );
+    if failed || propagated_ms > 2000.0 {
+        bail!(
+            "load --hosts: errors under load, or host 2 took over 2 s to answer from host 1's training (logs under {})",
+            runs[0].dir.parent().map_or_else(String::new, |d| d.display().to_string())
+        );
+    }
+    for r in &runs {
+        let _ = std::fs::remove_dir_all(&r.dir);
+    }
+    drop(runs);
+    drop(cluster);
+    Ok(())
 }
