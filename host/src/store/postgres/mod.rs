@@ -7,7 +7,7 @@
 //! Writes that several hosts may race on take the collection's row lock first (`FOR UPDATE`): a
 //! quota is checked and the face added with no other host's add between them.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
@@ -41,16 +41,32 @@ const MIGRATION_LOCK: i64 = 0x6661_6365;
 /// Idle connections kept; more are opened when calls overlap, and closed after.
 const IDLE_CONNECTIONS: usize = 8;
 
+/// Connections a host opens at most for its calls; more calls wait for one (at most
+/// [`POOL_WAIT`]). A running training or snapshot operation ([`Hold`]) and the event listener
+/// have one each besides.
+const MAX_CONNECTIONS: usize = 32;
+
+/// The longest a call waits for a connection before it fails.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    /// Connections open for calls, idle or in use.
+    open: usize,
+}
+
 /// The PostgreSQL store.
 pub struct PostgresStore {
     config: ::postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    freed: Condvar,
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         // A blocking client may not be dropped on an async worker: the idle ones go on a thread.
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let idle = std::mem::take(&mut self.pool.lock().unwrap_or_else(|p| p.into_inner()).idle);
         if !idle.is_empty() {
             let _ = std::thread::spawn(move || drop(idle)).join();
         }
@@ -127,7 +143,7 @@ impl PostgresStore {
                     .into(),
             ));
         }
-        let store = PostgresStore { config, idle: Mutex::new(Vec::new()) };
+        let store = PostgresStore { config, pool: Mutex::new(Pool::default()), freed: Condvar::new() };
         store.migrate()?;
         Ok(store)
     }
@@ -169,21 +185,64 @@ impl PostgresStore {
         })
     }
 
-    /// Runs `f` on a pooled connection; one that failed is not kept.
+    /// Runs `f` on a pooled connection (waiting for one while [`MAX_CONNECTIONS`] are in use);
+    /// one that failed is not kept.
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut client = match idle {
-            Some(c) if !c.is_closed() => c,
-            _ => self.open()?,
+        let mut client = match self.take()? {
+            Some(c) => c,
+            None => self.open().inspect_err(|_| self.give_back(None))?,
         };
         let out = f(&mut client);
-        if !client.is_closed() {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < IDLE_CONNECTIONS {
-                idle.push(client);
-            }
-        }
+        self.give_back(Some(client));
         out
+    }
+
+    /// An idle connection, or `None` when a new one may be opened (counted as open already).
+    fn take(&self) -> StoreResult<Option<Client>> {
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            while let Some(c) = pool.idle.pop() {
+                if !c.is_closed() {
+                    return Ok(Some(c));
+                }
+                pool.open -= 1;
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Internal(format!(
+                    "all {MAX_CONNECTIONS} database connections stayed busy for {} s; the database is too slow \
+                     for the load",
+                    POOL_WAIT.as_secs()
+                )));
+            }
+            pool = self.freed.wait_timeout(pool, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Returns a connection taken with [`PostgresStore::take`] (`None`: it could not be opened);
+    /// a closed one, or one past the idle ones kept, is closed.
+    fn give_back(&self, client: Option<Client>) {
+        let surplus = {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            let surplus = match client {
+                Some(c) if !c.is_closed() && pool.idle.len() < IDLE_CONNECTIONS => {
+                    pool.idle.push(c);
+                    None
+                }
+                other => {
+                    pool.open -= 1;
+                    other
+                }
+            };
+            self.freed.notify_one();
+            surplus
+        };
+        drop(surplus);
     }
 
     /// Runs a write in one transaction. When it changes rows and is made for a billable request

@@ -162,3 +162,29 @@ fn holds_events_and_face_ids_are_shared() {
     assert!(SharedFaceIds::get(&b, &ids, 1_000).unwrap().is_empty(), "not once expired");
     assert_eq!(SharedFaceIds::sweep(&b, 1_000).unwrap(), 1);
 }
+
+/// More calls at once than the pool's connections wait for one instead of opening more.
+#[test]
+fn calls_beyond_the_pool_wait_for_a_connection() {
+    let cluster = Cluster::start();
+    let store = Arc::new(store(&cluster));
+    let calls: Vec<_> = (0..MAX_CONNECTIONS + 8)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .with(|c| {
+                        let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                                   AND backend_type = 'client backend'";
+                        let open: i64 = c.query_one(sql, &[])?.get(0);
+                        c.execute("SELECT pg_sleep(0.2)", &[])?;
+                        Ok(open)
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    let most = calls.into_iter().map(|c| c.join().unwrap()).max().unwrap();
+    assert!(most <= MAX_CONNECTIONS as i64, "{most} connections open at once");
+    assert!(store.pool.lock().unwrap().open <= MAX_CONNECTIONS);
+}
