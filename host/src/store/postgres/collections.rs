@@ -180,6 +180,11 @@ impl CollectionStore for PostgresStore {
 
     fn delete_person(&self, kind: Kind, cid: &str, person_id: &str) -> StoreResult<bool> {
         self.write(|tx| {
+            // After any AddFace to the collection under way (it holds this lock), so no face
+            // is added to a person being deleted.
+            if !lock_collection(tx, kind, cid)? {
+                return Ok(false);
+            }
             let n = tx.execute(
                 "DELETE FROM persons WHERE kind = $1 AND cid = $2 AND person_id = $3",
                 &[&kind.name(), &cid, &person_id],

@@ -188,13 +188,19 @@ impl PostgresStore {
     /// Runs `f` on a pooled connection (waiting for one while [`MAX_CONNECTIONS`] are in use);
     /// one that failed is not kept.
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
-        let mut client = match self.take()? {
-            Some(c) => c,
-            None => self.open().inspect_err(|_| self.give_back(None))?,
-        };
-        let out = f(&mut client);
-        self.give_back(Some(client));
-        out
+        // Given back when dropped, even if `f` panics: the pool never loses a slot.
+        struct Lease<'a>(&'a PostgresStore, Option<Client>);
+        impl Drop for Lease<'_> {
+            fn drop(&mut self) {
+                self.0.give_back(self.1.take());
+            }
+        }
+        let mut lease = Lease(self, self.take()?);
+        if lease.1.is_none() {
+            lease.1 = Some(self.open()?);
+        }
+        let Some(client) = lease.1.as_mut() else { return Err(StoreError::Internal("no connection".into())) };
+        f(client)
     }
 
     /// An idle connection, or `None` when a new one may be opened (counted as open already).

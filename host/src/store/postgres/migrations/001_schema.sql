@@ -31,33 +31,46 @@ CREATE TABLE usage (
     id TEXT NOT NULL UNIQUE, time_ms BIGINT NOT NULL, meter TEXT NOT NULL, quantity INTEGER NOT NULL,
     operation TEXT NOT NULL, sent_ms BIGINT);
 CREATE INDEX usage_unsent ON usage (seq) WHERE sent_ms IS NULL;
--- Counts kept by triggers for the quotas.
+-- Counts kept by triggers for the quotas: once per statement, from its transition table, so
+-- copying or deleting a million faces updates a count once, not a million times.
 CREATE TABLE counts (
     kind TEXT NOT NULL, cid TEXT NOT NULL,
     persons BIGINT NOT NULL DEFAULT 0, faces BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, cid));
-CREATE FUNCTION count_persons() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION persons_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO counts (kind, cid, persons) VALUES (NEW.kind, NEW.cid, 1)
-            ON CONFLICT (kind, cid) DO UPDATE SET persons = counts.persons + 1;
-    ELSE
-        UPDATE counts SET persons = persons - 1 WHERE kind = OLD.kind AND cid = OLD.cid;
-    END IF;
+    INSERT INTO counts (kind, cid, persons) SELECT kind, cid, count(*) FROM added GROUP BY kind, cid
+        ON CONFLICT (kind, cid) DO UPDATE SET persons = counts.persons + EXCLUDED.persons;
     RETURN NULL;
 END $$;
-CREATE FUNCTION count_faces() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION persons_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO counts (kind, cid, faces) VALUES (NEW.kind, NEW.cid, 1)
-            ON CONFLICT (kind, cid) DO UPDATE SET faces = counts.faces + 1;
-    ELSE
-        UPDATE counts SET faces = faces - 1 WHERE kind = OLD.kind AND cid = OLD.cid;
-    END IF;
+    UPDATE counts c SET persons = c.persons - r.n
+        FROM (SELECT kind, cid, count(*) AS n FROM removed GROUP BY kind, cid) r
+        WHERE c.kind = r.kind AND c.cid = r.cid;
     RETURN NULL;
 END $$;
-CREATE TRIGGER persons_counted AFTER INSERT OR DELETE ON persons FOR EACH ROW EXECUTE FUNCTION count_persons();
-CREATE TRIGGER faces_counted AFTER INSERT OR DELETE ON faces FOR EACH ROW EXECUTE FUNCTION count_faces();
+CREATE FUNCTION faces_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO counts (kind, cid, faces) SELECT kind, cid, count(*) FROM added GROUP BY kind, cid
+        ON CONFLICT (kind, cid) DO UPDATE SET faces = counts.faces + EXCLUDED.faces;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION faces_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE counts c SET faces = c.faces - r.n
+        FROM (SELECT kind, cid, count(*) AS n FROM removed GROUP BY kind, cid) r
+        WHERE c.kind = r.kind AND c.cid = r.cid;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER persons_counted AFTER INSERT ON persons REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION persons_added();
+CREATE TRIGGER persons_uncounted AFTER DELETE ON persons REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION persons_removed();
+CREATE TRIGGER faces_counted AFTER INSERT ON faces REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION faces_added();
+CREATE TRIGGER faces_uncounted AFTER DELETE ON faces REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION faces_removed();
 -- The trained index in its compact binary form, in parts, and the faces deleted since.
 CREATE TABLE trained_index (
     kind TEXT NOT NULL, cid TEXT NOT NULL, trained_ms BIGINT NOT NULL, part INTEGER NOT NULL,
