@@ -128,8 +128,8 @@ impl FaceIds {
         let missing: Vec<String> = ids
             .iter()
             .zip(&found)
-            .filter(|(id, f)| f.is_none() && Uuid::parse_str(id).is_ok())
-            .map(|(id, _)| id.to_ascii_lowercase())
+            .filter(|(_, f)| f.is_none())
+            .filter_map(|(id, _)| Uuid::parse_str(id).ok().map(|u| u.to_string()))
             .collect();
         if missing.is_empty() {
             return Ok(found);

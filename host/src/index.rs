@@ -1041,6 +1041,11 @@ pub fn cosine_for(model: RecognitionModel, confidence: f32) -> f32 {
 #[derive(Debug, Default)]
 pub struct IndexCache {
     cached: std::sync::Mutex<std::collections::HashMap<(Kind, String), std::sync::Arc<Index>>>,
+    /// Counts forgets and clears: a load that began before one does not cache what it read
+    /// ([`IndexCache::put_since`]), since the collection may be gone or made anew.
+    epoch: AtomicU64,
+    /// The newest training another host told of, per collection, while it may not be cached.
+    heard: std::sync::Mutex<std::collections::HashMap<(Kind, String), i64>>,
     /// One lock per collection being loaded, so concurrent searches share one load.
     loading: std::sync::Mutex<std::collections::HashMap<(Kind, String), std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -1074,15 +1079,51 @@ impl IndexCache {
 
     /// Drops the collection's index (the collection is gone or replaced).
     pub fn forget(&self, kind: Kind, id: &str) {
-        self.map().remove(&(kind, id.to_owned()));
+        let mut map = self.map();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        map.remove(&(kind, id.to_owned()));
     }
 
     /// Drops every cached index (each is read again on its next use); returns how many.
     pub fn clear(&self) -> usize {
         let mut map = self.map();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let n = map.len();
         map.clear();
         n
+    }
+
+    /// Read before a load; [`IndexCache::put_since`] caches its result only if nothing was
+    /// forgotten meanwhile.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// [`IndexCache::put`], unless an index was forgotten since `epoch`: then `index` is
+    /// returned for the call that loaded it, and not cached.
+    pub fn put_since(&self, epoch: u64, kind: Kind, id: &str, index: std::sync::Arc<Index>) -> std::sync::Arc<Index> {
+        let mut map = self.map();
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return index;
+        }
+        let slot = map.entry((kind, id.to_owned())).or_insert_with(|| index.clone());
+        if slot.trained_ms < index.trained_ms {
+            *slot = index;
+        }
+        slot.clone()
+    }
+
+    /// Records that a training of the collection at `trained_ms` succeeded (another host's).
+    pub fn heard(&self, kind: Kind, id: &str, trained_ms: i64) {
+        let mut heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        let newest = heard.entry((kind, id.to_owned())).or_insert(trained_ms);
+        *newest = (*newest).max(trained_ms);
+    }
+
+    /// Whether a training newer than `trained_ms` was heard of for the collection.
+    pub fn newer_heard(&self, kind: Kind, id: &str, trained_ms: i64) -> bool {
+        let heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        heard.get(&(kind, id.to_owned())).is_some_and(|&t| t > trained_ms)
     }
 
     /// Marks a deleted face dead in the cached index, if one is cached.

@@ -42,23 +42,44 @@ impl std::fmt::Debug for Storage {
 }
 
 /// A connection string with its password replaced by `***`: in a URL the part between the
-/// user's `:` and the `@`, in key=value form the `password` value.
+/// user's `:` and the `@` and a `password` query parameter, in key=value form the `password`
+/// value (quoted or not).
 pub fn redacted(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((auth, host)) = rest.rsplit_once('@')
-            && let Some((user, _)) = auth.split_once(':')
-        {
-            return format!("{scheme}://{user}:***@{host}");
-        }
-        return url.to_owned();
+        let (rest, query) = rest.split_once('?').map_or((rest, None), |(r, q)| (r, Some(q)));
+        let rest = match rest.rsplit_once('@') {
+            Some((auth, host)) => match auth.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => format!("{auth}@{host}"),
+            },
+            None => rest.to_owned(),
+        };
+        let query = query.map(|q| {
+            let pairs = q.split('&').map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            });
+            format!("?{}", pairs.collect::<Vec<_>>().join("&"))
+        });
+        return format!("{scheme}://{rest}{}", query.unwrap_or_default());
     }
-    url.split_whitespace()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // key=value form; a quoted value may hold spaces.
+    let mut out = Vec::new();
+    let mut in_password = false;
+    for kv in url.split_whitespace() {
+        if in_password {
+            in_password = !kv.ends_with('\'');
+            continue;
+        }
+        match kv.split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("password") => {
+                in_password = v.starts_with('\'') && (v.len() == 1 || !v.ends_with('\''));
+                out.push(format!("{k}=***"));
+            }
+            _ => out.push(kv.to_owned()),
+        }
+    }
+    out.join(" ")
 }
 
 /// Everything face-server needs, parsed once from the settings.
@@ -408,4 +429,24 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn connection_strings_lose_their_passwords() {
+        assert_eq!(redacted("postgresql://face:s3cret@db:5432/face"), "postgresql://face:***@db:5432/face");
+        assert_eq!(
+            redacted("postgres://db/face?user=face&password=s3cret"),
+            "postgres://db/face?user=face&password=***"
+        );
+        assert_eq!(redacted("postgresql://face@db/face"), "postgresql://face@db/face");
+        assert_eq!(
+            redacted("host=db user=face password=s3cret dbname=face"),
+            "host=db user=face password=*** dbname=face"
+        );
+        assert_eq!(redacted("host=db password='a b c' dbname=face"), "host=db password=*** dbname=face");
+    }
 }

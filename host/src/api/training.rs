@@ -37,7 +37,7 @@ pub async fn trained_index(
         return Ok(Some(index));
     }
     let (store, id, model) = (state.store.clone(), cid.to_owned(), model_of(collection));
-    let started = std::time::Instant::now();
+    let (started, epoch) = (std::time::Instant::now(), state.indexes.epoch());
     let loaded = tokio::task::spawn_blocking(move || load(store.as_ref(), kind, &id, model))
         .await
         .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
@@ -49,8 +49,12 @@ pub async fn trained_index(
         ms = started.elapsed().as_millis() as u64,
         "trained index loaded"
     );
-    let index = state.indexes.put(kind, cid, Arc::new(index));
+    let index = state.indexes.put_since(epoch, kind, cid, Arc::new(index));
     mark_deaths(state, kind, cid, &index).await?;
+    // Another host's training that ended while this load read the older one: load it too.
+    if state.indexes.newer_heard(kind, cid, index.trained_ms) {
+        spawn_refresh(state, kind, cid.to_owned());
+    }
     Ok(Some(index))
 }
 
@@ -69,14 +73,10 @@ pub async fn on_event(state: &Shared, event: Option<Event>, connected_before: &m
             *connected_before = true;
         }
         Some(Event::Trained { kind, cid, trained_ms }) => {
+            // Heard even when nothing is cached: a load under way may be reading the older one.
+            state.indexes.heard(kind, &cid, trained_ms);
             if state.indexes.get(kind, &cid).is_some_and(|i| i.trained_ms < trained_ms) {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = refresh(&state, kind, &cid).await {
-                        tracing::warn!(kind = kind.name(), id = %cid, error = ?e, "a newer trained index was not loaded; the next search reads it");
-                        state.indexes.forget(kind, &cid);
-                    }
-                });
+                spawn_refresh(state, kind, cid);
             }
         }
         Some(Event::DeadFace { kind, cid, person_id, face_id }) => {
@@ -87,11 +87,29 @@ pub async fn on_event(state: &Shared, event: Option<Event>, connected_before: &m
     }
 }
 
+/// [`refresh`] in the background; on failure the cached index goes, so the next search reads
+/// the newest one itself.
+fn spawn_refresh(state: &Shared, kind: Kind, cid: String) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = refresh(&state, kind, &cid).await {
+            tracing::warn!(kind = kind.name(), id = %cid, error = ?e, "a newer trained index was not loaded; the next search reads it");
+            state.indexes.forget(kind, &cid);
+        }
+    });
+}
+
 /// Loads the collection's last training into the cache beside the index cached now, which
-/// answers until the new one is put in its place.
+/// answers until the new one is put in its place. Nothing to do when the cached index is as new
+/// as every training heard of (an earlier refresh, or this host's own training, put it there).
 async fn refresh(state: &Shared, kind: Kind, cid: &str) -> ApiResult<()> {
     let loading = state.indexes.load_lock(kind, cid);
     let _one_load = loading.lock().await;
+    let cached = state.indexes.get(kind, cid).map(|i| i.trained_ms);
+    if cached.is_some_and(|t| !state.indexes.newer_heard(kind, cid, t)) {
+        return Ok(());
+    }
+    let epoch = state.indexes.epoch();
     let id = cid.to_owned();
     let Some(collection) = state.db(move |s| s.collection(kind, &id)).await? else { return Ok(()) };
     let (store, id, model) = (state.store.clone(), cid.to_owned(), model_of(&collection));
@@ -101,7 +119,7 @@ async fn refresh(state: &Shared, kind: Kind, cid: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
     let Some(index) = loaded else { return Ok(()) };
     let (faces, trained_ms) = (index.len(), index.trained_ms);
-    let index = state.indexes.put(kind, cid, Arc::new(index));
+    let index = state.indexes.put_since(epoch, kind, cid, Arc::new(index));
     mark_deaths(state, kind, cid, &index).await?;
     tracing::info!(
         kind = kind.name(),
@@ -114,14 +132,24 @@ async fn refresh(state: &Shared, kind: Kind, cid: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Reads the last successful training's index from the store.
+/// Reads the last successful training's index from the store. A newer training (another
+/// host's) may replace the index between reading which one is last and reading its parts: then
+/// the newer one is read.
 fn load(store: &dyn Store, kind: Kind, cid: &str, model: RecognitionModel) -> Result<Option<Index>, StoreError> {
-    let Some(at) = store.training(kind, cid)?.and_then(|t| t.last_success_ms) else { return Ok(None) };
-    if let Some(bytes) = store.index_bytes(kind, cid, at)? {
-        return Index::from_bytes(&bytes).map(Some).map_err(|e| StoreError::Internal(e.to_string()));
+    let mut at = store.training(kind, cid)?.and_then(|t| t.last_success_ms);
+    for _ in 0..5 {
+        let Some(trained) = at else { return Ok(None) };
+        if let Some(bytes) = store.index_bytes(kind, cid, trained)? {
+            return Index::from_bytes(&bytes).map(Some).map_err(|e| StoreError::Internal(e.to_string()));
+        }
+        let now = store.training(kind, cid)?.and_then(|t| t.last_success_ms);
+        if now == at {
+            // Trained by a version that kept a copy of the faces instead of an index.
+            return read_faces(store, kind, cid, model, true, trained).map(Some);
+        }
+        at = now;
     }
-    // Trained by a version that kept a copy of the faces instead of an index.
-    read_faces(store, kind, cid, model, true, at).map(Some)
+    Err(StoreError::Internal("the trained index kept changing while it was read; search again".into()))
 }
 
 /// An index of the collection's faces (with `trained`, of the older versions' copy of them).
@@ -254,6 +282,20 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
         let _hold = tokio::task::spawn_blocking(move || store.hold(&key))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))??;
+        // Another host's training may have ended while this one waited: its time is the one to
+        // pass, and the status says running again (that training wrote succeeded over it).
+        let (id, mut again) = (cid.clone(), running.clone());
+        let running = state
+            .db(move |s| {
+                let now = s.training(kind, &id)?;
+                again.last_success_ms = now.as_ref().and_then(|t| t.last_success_ms).max(again.last_success_ms);
+                if now.is_none_or(|t| t.state != TrainingState::Running) {
+                    again.last_action_ms = now_ms();
+                    s.set_training(kind, &id, &again)?;
+                }
+                Ok(again)
+            })
+            .await?;
         let started = std::time::Instant::now();
         // The new index is built beside the one in use, with no lock that requests wait on:
         // the faces are read in one read transaction of their own, and identify answers from
@@ -297,13 +339,21 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
         Ok(()) | Err(StoreError::NoCollection) => {}
         Err(e) => {
             tracing::error!(kind = kind.name(), id = %cid, error = %e, "training failed");
-            let failed = Training {
-                state: TrainingState::Failed,
-                last_action_ms: now_ms(),
-                message: Some("Training failed on the server (its log has the cause); train again.".into()),
-                ..running
-            };
-            let _ = state.db(move |s| s.set_training(kind, &cid, &failed)).await;
+            // The last success as the store has it now (another host's may be newer than this
+            // round's start).
+            let _ = state
+                .db(move |s| {
+                    let last = s.training(kind, &cid)?.and_then(|t| t.last_success_ms).max(running.last_success_ms);
+                    let failed = Training {
+                        state: TrainingState::Failed,
+                        last_action_ms: now_ms(),
+                        last_success_ms: last,
+                        message: Some("Training failed on the server (its log has the cause); train again.".into()),
+                        ..running
+                    };
+                    s.set_training(kind, &cid, &failed)
+                })
+                .await;
         }
     }
 }
