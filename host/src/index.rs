@@ -471,6 +471,7 @@ impl Index {
             })
             .collect();
         let refs: Vec<&Query> = queries.iter().collect();
+        let kernel = kernel(dim);
         let per = rows.len().div_ceil(threads.max(1)).max(1);
         std::thread::scope(|s| {
             let handles: Vec<_> = rows
@@ -487,7 +488,7 @@ impl Index {
                                 codes.extend_from_slice(&self.codes[r * dim..(r + 1) * dim]);
                             }
                             let out = &mut out[..block.len() * refs.len()];
-                            kernel(dim)(&codes, refs, out);
+                            kernel(&codes, refs, out);
                             nearest.extend(out.chunks_exact(refs.len()).map(|d| {
                                 d.iter()
                                     .zip(refs.iter())
@@ -1069,7 +1070,15 @@ impl IndexCache {
 
     /// Caches `index` unless a newer training is cached already; returns the one cached.
     pub fn put(&self, kind: Kind, id: &str, index: std::sync::Arc<Index>) -> std::sync::Arc<Index> {
-        let mut map = self.map();
+        Self::newest(&mut self.map(), kind, id, index)
+    }
+
+    fn newest(
+        map: &mut std::collections::HashMap<(Kind, String), std::sync::Arc<Index>>,
+        kind: Kind,
+        id: &str,
+        index: std::sync::Arc<Index>,
+    ) -> std::sync::Arc<Index> {
         let slot = map.entry((kind, id.to_owned())).or_insert_with(|| index.clone());
         if slot.trained_ms < index.trained_ms {
             *slot = index;
@@ -1106,11 +1115,7 @@ impl IndexCache {
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return index;
         }
-        let slot = map.entry((kind, id.to_owned())).or_insert_with(|| index.clone());
-        if slot.trained_ms < index.trained_ms {
-            *slot = index;
-        }
-        slot.clone()
+        Self::newest(&mut map, kind, id, index)
     }
 
     /// Records that a training of the collection at `trained_ms` succeeded (another host's).

@@ -17,6 +17,20 @@ use serde::{Deserialize, Serialize};
 pub use postgres::PostgresStore;
 pub use sqlite::{Loaded, SqliteStore};
 
+/// An embedding as both stores keep it: little-endian f32s.
+fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn floats(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// The stored person id of a face: `""` for a list's faces.
+fn person_key(p: Option<&str>) -> &str {
+    p.unwrap_or("")
+}
+
 /// The four kinds of face collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Kind {

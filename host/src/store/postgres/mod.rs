@@ -114,18 +114,6 @@ impl Tx<'_> {
 /// The channel of [`Event`]s.
 const EVENTS: &str = "face_events";
 
-pub(super) fn blob(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub(super) fn floats(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-pub(super) fn person_key(p: Option<&str>) -> &str {
-    p.unwrap_or("")
-}
-
 impl PostgresStore {
     /// Connects to the database `url` names (a libpq URL or key=value string, as
     /// `Storage:ConnectionString` gives it) and applies pending migrations.

@@ -53,18 +53,6 @@ pub struct SqliteStore {
 /// Idle readers kept; more are opened when reads overlap, and closed after.
 const IDLE_READERS: usize = 8;
 
-pub(super) fn blob(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub(super) fn floats(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-pub(super) fn person_key(p: Option<&str>) -> &str {
-    p.unwrap_or("")
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `dir/face.db` in WAL mode and applies pending migrations.
     pub fn open_dir(dir: &Path) -> StoreResult<SqliteStore> {
