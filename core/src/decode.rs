@@ -3,6 +3,7 @@
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
@@ -31,8 +32,49 @@ impl Default for DecodeLimits {
     }
 }
 
-/// Decodes `bytes` into an upright RGB image.
+/// Decodes `bytes` into an upright RGB image at full size.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
+    decode_scaled(bytes, limits, 1).map(|d| d.image)
+}
+
+/// A photo decoded at `1/scale` of its size on each axis, upright.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub image: RgbImage,
+    /// Photo pixels per decoded pixel on each axis: 1, 2, 4 or 8. A point `p` of `image` is the
+    /// point `p * scale` of the photo.
+    pub scale: u32,
+    /// The photo's own size, upright.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The scales a JPEG can be decoded at in the DCT domain (the inverse transform of each 8x8
+/// block computed at 1x1, 2x2, 4x4 or 8x8).
+pub const SCALES: [u32; 4] = [8, 4, 2, 1];
+
+/// Decodes a photo at the smallest size whose longer side is still at least `min_side` pixels:
+/// a large JPEG at 1/2, 1/4 or 1/8 in the DCT domain, which skips most of the inverse transform,
+/// the colour conversion and the memory of a full decode; any other photo at full size.
+pub fn decode_at_least(bytes: &[u8], limits: &DecodeLimits, min_side: u32) -> Result<Decoded> {
+    decode_choosing(bytes, limits, |w, h| {
+        let long = w.max(h);
+        SCALES.into_iter().find(|&k| long.div_ceil(k) >= min_side).unwrap_or(1)
+    })
+}
+
+/// Decodes a photo at `1/scale` of its size (`scale` 1, 2, 4 or 8) where it is a JPEG, at full
+/// size otherwise; the sizes, orientation and limits are checked as for a full decode.
+pub fn decode_scaled(bytes: &[u8], limits: &DecodeLimits, scale: u32) -> Result<Decoded> {
+    if !SCALES.contains(&scale) {
+        return Err(Error::InvalidArgument { reason: format!("decode scale {scale} is not one of 1, 2, 4, 8") });
+    }
+    decode_choosing(bytes, limits, |_, _| scale)
+}
+
+/// Checks the file and its header, asks `choose` for a scale (1, 2, 4 or 8; others read as 1)
+/// given the photo's upright size, and decodes at that scale where the format allows.
+pub fn decode_choosing(bytes: &[u8], limits: &DecodeLimits, choose: impl FnOnce(u32, u32) -> u32) -> Result<Decoded> {
     if bytes.len() < limits.min_file_bytes {
         return Err(Error::FileTooSmall { bytes: bytes.len(), min: limits.min_file_bytes });
     }
@@ -61,10 +103,48 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
             ),
         });
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let (upright_w, upright_h) = match orientation {
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
+            (height, width)
+        }
+        _ => (width, height),
+    };
+    let scale = Some(choose(upright_w, upright_h)).filter(|k| SCALES.contains(k)).unwrap_or(1);
+    let scaled = if format == ImageFormat::Jpeg && scale > 1 { jpeg_scaled(bytes, limits, scale) } else { None };
+    let (mut image, scale) = match scaled {
+        Some(image) => (DynamicImage::ImageRgb8(image), scale),
+        None => (DynamicImage::from_decoder(decoder).map_err(classify)?, 1),
+    };
     image.apply_orientation(orientation);
-    Ok(image.into_rgb8())
+    Ok(Decoded { image: image.into_rgb8(), scale, width: upright_w, height: upright_h })
+}
+
+/// A JPEG decoded at `1/scale` in the DCT domain (jpeg-decoder's scaled inverse transform), or
+/// `None` when this decoder cannot give exactly that scale in RGB or grey (CMYK, 16-bit, a
+/// stream it refuses): the caller then decodes at full size, with the full decoder's errors.
+fn jpeg_scaled(bytes: &[u8], limits: &DecodeLimits, scale: u32) -> Option<RgbImage> {
+    use jpeg_decoder::PixelFormat;
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    let want = (w.div_ceil(scale), h.div_ceil(scale));
+    let got = decoder.scale(u16::try_from(want.0).ok()?, u16::try_from(want.1).ok()?).ok()?;
+    if (u32::from(got.0), u32::from(got.1)) != want {
+        return None;
+    }
+    let format = decoder.info()?.pixel_format;
+    if !matches!(format, PixelFormat::RGB24 | PixelFormat::L8) {
+        return None;
+    }
+    let pixels = decoder.decode().ok()?;
+    let rgb = match format {
+        PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        _ => pixels,
+    };
+    RgbImage::from_raw(want.0, want.1, rgb)
 }
 
 /// An image from raw RGBA pixels (a browser's `ImageData`), with the same side limits as `decode`.

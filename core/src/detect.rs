@@ -32,6 +32,18 @@ pub struct Detection {
     pub landmarks5: [Point; 5],
 }
 
+impl Detection {
+    /// The detection in the coordinates of an image `k` times larger on each axis.
+    pub fn scaled(self, k: f32) -> Detection {
+        let r = self.rect;
+        Detection {
+            rect: RectF { left: r.left * k, top: r.top * k, width: r.width * k, height: r.height * k },
+            score: self.score,
+            landmarks5: self.landmarks5.map(|p| Point::new(p.x * k, p.y * k)),
+        }
+    }
+}
+
 pub(crate) fn detect(model: &Model, img: &RgbImage, min_score: f32, max_faces: usize) -> Result<Vec<Detection>> {
     if !(0.0..=1.0).contains(&min_score) {
         return Err(Error::InvalidArgument { reason: format!("min_score {min_score} is outside 0..1") });

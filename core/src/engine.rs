@@ -4,7 +4,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{self, AttributeModels, Attributes};
-use crate::decode::{DecodeLimits, decode};
+use crate::decode::{DecodeLimits, decode, decode_at_least, decode_choosing, decode_scaled};
 use crate::detect::{self, DEFAULT_MIN_SCORE, Detection};
 use crate::embed::{self, Embedding, RecognitionModel};
 use crate::error::{Error, Result};
@@ -25,6 +25,22 @@ pub struct ModelBytes<'a> {
     pub faceapi_recognizer: &'a [u8],
     /// The attribute nets, for `DetectOptions::attributes`; `None` leaves attributes out.
     pub attributes: Option<AttributeBytes<'a>>,
+}
+
+impl ModelBytes<'_> {
+    /// The bytes of the model `info` names (`MODELS`); empty for an attribute net not given.
+    pub fn of(&self, info: &ModelInfo) -> &[u8] {
+        let attributes = self.attributes.as_ref();
+        match info.name {
+            n if n == MODELS[0].name => self.detector,
+            n if n == MODELS[1].name => self.landmarks68,
+            n if n == MODELS[2].name => self.sface,
+            n if n == MODELS[3].name => self.faceapi_recognizer,
+            n if n == MODELS[4].name => attributes.map_or(&[], |a| a.age_gender),
+            n if n == MODELS[5].name => attributes.map_or(&[], |a| a.expression),
+            _ => &[],
+        }
+    }
 }
 
 /// The attribute nets as bytes.
@@ -153,6 +169,40 @@ pub fn face_square(points: &[Point; 5]) -> RectF {
     RectF { left: centre.x - side / 2.0, top: centre.y - side / 2.0, width: side, height: side }
 }
 
+/// The steps of [`Engine::detect_observed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The photo is decoded (at the scale the step needs).
+    Decoded,
+    /// The detector has run: its input made, the model run, boxes decoded and suppressed.
+    Detected,
+    /// Every face is described: crops, landmarks, embeddings, attributes.
+    Described,
+}
+
+/// A large JPEG is decoded at the smallest DCT scale whose longer side keeps at least this many
+/// pixels: half again the detector's 640, so the detector's input is resampled from more pixels
+/// than it has (a 4032x3024 photo is decoded at 1/4, 1008x756; 1920x1080 at 1/2).
+pub const DETECT_SIDE: u32 = 960;
+
+/// A face is described (68 landmarks, embedding, attributes) from a decode in which its
+/// detector box is at least this many pixels wide: more than the largest net input (150, the
+/// face-api.js recognizer), so every crop is resampled down, never up, and loses no detail.
+pub const FACE_DETAIL: f32 = 160.0;
+
+/// The coarsest decode scale, at most `at_most`, at which a face box `side` pixels wide in the
+/// photo keeps `FACE_DETAIL` pixels; 1 when even the full photo has fewer.
+fn detail_scale(side: f32, at_most: u32) -> u32 {
+    crate::decode::SCALES.into_iter().find(|&k| k <= at_most && side / k as f32 >= FACE_DETAIL).unwrap_or(1)
+}
+
+fn check_max_faces(max_faces: usize) -> Result<()> {
+    if max_faces == 0 || max_faces > MAX_FACES {
+        return Err(Error::InvalidArgument { reason: format!("max_faces {max_faces} is outside 1..={MAX_FACES}") });
+    }
+    Ok(())
+}
+
 /// One face and everything computed for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +217,23 @@ pub struct Face {
     pub embedding: Option<Embedding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Attributes>,
+}
+
+impl Face {
+    /// The face in the coordinates of an image `k` times larger on each axis (`width x height`),
+    /// its rectangle clipped to that image.
+    pub fn scaled(mut self, k: f32, width: u32, height: u32) -> Face {
+        if k == 1.0 {
+            return self;
+        }
+        self.detection = self.detection.scaled(k);
+        if let Some(points) = &mut self.landmarks68 {
+            points.iter_mut().for_each(|p| *p = Point::new(p.x * k, p.y * k));
+            self.landmarks = self.landmarks.and(FaceLandmarks::from_68(points));
+        }
+        self.rectangle = Rectangle::clipped(&face_square(&self.detection.landmarks5), width, height);
+        self
+    }
 }
 
 /// The loaded models. Cheap to share: runs take `&self`.
@@ -253,19 +320,63 @@ impl Engine {
         decode(bytes, &self.limits)
     }
 
-    /// Decodes an image and runs the whole pipeline on it.
+    /// Decodes a photo and runs the whole pipeline on it. A large JPEG is decoded at the scale
+    /// the detector needs (`DETECT_SIDE`); a face too small at that scale for its crops
+    /// (`FACE_DETAIL`) is described from a finer decode. Every coordinate is the photo's own.
     pub fn detect(&self, bytes: &[u8], options: &DetectOptions) -> Result<Vec<Face>> {
-        let img = self.decode(bytes)?;
-        self.detect_image(&img, options)
+        self.detect_observed(bytes, options, &mut |_| {})
+    }
+
+    /// [`Engine::detect`], telling `observe` as each step ends, so a caller with a clock can
+    /// time them (the engine reads none). A finer decode for small faces is a second `Decoded`.
+    pub fn detect_observed(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        observe: &mut dyn FnMut(Step),
+    ) -> Result<Vec<Face>> {
+        let coarse = decode_at_least(bytes, &self.limits, DETECT_SIDE)?;
+        observe(Step::Decoded);
+        check_max_faces(options.max_faces)?;
+        let detections = self.detect_faces(&coarse.image, options.min_score, options.max_faces)?;
+        observe(Step::Detected);
+        let coarse_scale = coarse.scale;
+        let side = |d: &Detection| d.rect.width.max(d.rect.height) * coarse_scale as f32;
+        let finest = detections.iter().map(|d| detail_scale(side(d), coarse_scale)).min().unwrap_or(coarse_scale);
+        let photo = if finest < coarse_scale {
+            let finer = decode_scaled(bytes, &self.limits, finest)?;
+            observe(Step::Decoded);
+            finer
+        } else {
+            coarse
+        };
+        let to_photo = (coarse_scale / photo.scale) as f32;
+        let faces = detections
+            .into_iter()
+            .map(|d| {
+                let face = self.describe(&photo.image, d.scaled(to_photo), options)?;
+                Ok(face.scaled(photo.scale as f32, photo.width, photo.height))
+            })
+            .collect();
+        observe(Step::Described);
+        faces
+    }
+
+    /// The face inside `target` (in the photo's pixels) of an encoded photo, as
+    /// [`Engine::face_in_rect`]; a large JPEG is decoded at the coarsest scale that keeps the
+    /// target's detail (`FACE_DETAIL`) and the detector's view of the area around it.
+    pub fn face_in_photo(&self, bytes: &[u8], target: RectF, options: &DetectOptions) -> Result<Face> {
+        let side = target.width.max(target.height);
+        let photo = decode_choosing(bytes, &self.limits, |_, _| detail_scale(side, 8))?;
+        let k = photo.scale as f32;
+        let target =
+            RectF { left: target.left / k, top: target.top / k, width: target.width / k, height: target.height / k };
+        Ok(self.face_in_rect(&photo.image, target, options)?.scaled(k, photo.width, photo.height))
     }
 
     /// Runs the pipeline on a decoded image. Faces are ranked by rectangle size, largest first.
     pub fn detect_image(&self, img: &RgbImage, options: &DetectOptions) -> Result<Vec<Face>> {
-        if options.max_faces == 0 || options.max_faces > MAX_FACES {
-            return Err(Error::InvalidArgument {
-                reason: format!("max_faces {} is outside 1..={MAX_FACES}", options.max_faces),
-            });
-        }
+        check_max_faces(options.max_faces)?;
         let detections = self.detect_faces(img, options.min_score, options.max_faces)?;
         detections.into_iter().map(|d| self.describe(img, d, options)).collect()
     }

@@ -57,10 +57,16 @@ pub use crate::{
         CONFIDENCE_SLOPE, FindSimilarMode, Grouping, IDENTICAL_CONFIDENCE, MAX_GROUP_FACES, Similar, Verification,
         confidence_from_cosine, cosine, find_similar, group, verify,
     },
-    decode::{DecodeLimits, decode, from_rgba},
+    decode::{
+        DecodeLimits, Decoded, SCALES as DECODE_SCALES, decode, decode_at_least, decode_choosing, decode_scaled,
+        from_rgba,
+    },
     detect::{DEFAULT_MIN_SCORE, Detection, input_shape_for_image as detector_input_shape},
     embed::{Embedding, RecognitionModel},
-    engine::{AttributeBytes, DetectOptions, Engine, Face, MAX_FACES, ModelBytes, ModelSet, Rectangle, face_square},
+    engine::{
+        AttributeBytes, DETECT_SIDE, DetectOptions, Engine, FACE_DETAIL, Face, MAX_FACES, ModelBytes, ModelSet,
+        Rectangle, Step, face_square,
+    },
     error::{Error, Result},
     geometry::{Point, RectF, Similarity},
     headpose::{HeadPose, head_pose},

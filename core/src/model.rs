@@ -99,6 +99,11 @@ impl Model {
     pub fn name(&self) -> &'static str {
         self.name
     }
+
+    /// What runs this model's kernels.
+    pub fn runner(&self) -> Arc<dyn Runner> {
+        self.runner.clone()
+    }
 }
 
 /// f32 values as the little-endian bytes a `wasi:nn` tensor carries (a copy of the memory on

@@ -1,4 +1,4 @@
-use face_core::{DecodeLimits, Error, decode};
+use face_core::{DecodeLimits, DetectOptions, Error, decode};
 use image::{ImageFormat, Rgb, RgbImage, imageops};
 
 use crate::common::{decoded, encode, engine, photo};
@@ -115,4 +115,127 @@ fn truncated_and_corrupt_images_give_typed_errors_or_faces() {
     }
     let header_only = &jpeg[..1500];
     assert!(engine().detect(header_only, &Default::default()).is_err());
+}
+
+/// obama.jpg enlarged 3.3 times in the top-left corner of a 12-megapixel phone photo
+/// (4032x3024, grey elsewhere), as a JPEG.
+fn phone_photo(upright: &RgbImage) -> Vec<u8> {
+    let (w, h) = ((upright.width() as f32 * 3.3).round() as u32, (upright.height() as f32 * 3.3).round() as u32);
+    let mut canvas = RgbImage::from_pixel(4032, 3024, Rgb([128, 128, 128]));
+    imageops::replace(&mut canvas, &imageops::resize(upright, w, h, imageops::FilterType::Triangle), 0, 0);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&canvas).expect("encode");
+    out
+}
+
+#[test]
+fn a_large_jpeg_is_decoded_at_the_dct_scale_the_detector_needs_and_other_formats_in_full() {
+    let upright = decoded("obama.jpg");
+    let jpeg = phone_photo(&upright);
+    let limits = DecodeLimits::default();
+    let d = face_core::decode_at_least(&jpeg, &limits, face_core::DETECT_SIDE).expect("decode");
+    assert_eq!((d.scale, d.width, d.height, d.image.dimensions()), (4, 4032, 3024, (1008, 756)));
+    // Each decoded pixel is the mean of its 4x4 block, near enough to the full decode's.
+    let full = decode(&jpeg, &limits).expect("decode");
+    let block_mean = |x: u32, y: u32, c: usize| {
+        let sum: u32 = (0..16).map(|i| u32::from(full.get_pixel(x * 4 + i % 4, y * 4 + i / 4)[c])).sum();
+        sum as f32 / 16.0
+    };
+    let mut error = 0.0f32;
+    for (x, y) in [(100, 100), (504, 300), (700, 600), (1000, 750), (10, 740)] {
+        for c in 0..3 {
+            error = error.max((f32::from(d.image.get_pixel(x, y)[c]) - block_mean(x, y, c)).abs());
+        }
+    }
+    assert!(error < 12.0, "a 1/4 decode pixel is {error} levels from its block's mean");
+    for k in face_core::DECODE_SCALES {
+        let s = face_core::decode_scaled(&jpeg, &limits, k).expect("decode");
+        assert_eq!((s.scale, s.image.dimensions()), (k, (4032 / k, 3024 / k)), "scale {k}");
+    }
+    assert!(face_core::decode_scaled(&jpeg, &limits, 3).is_err());
+    // A PNG has no DCT: decoded in full whatever is asked.
+    let png = encode(&imageops::resize(&upright, 2000, 1600, imageops::FilterType::Triangle), ImageFormat::Png);
+    let p = face_core::decode_at_least(&png, &limits, face_core::DETECT_SIDE).expect("decode");
+    assert_eq!((p.scale, p.image.dimensions()), (1, (2000, 1600)));
+    // A small JPEG too, and its pixels are the full decoder's.
+    let small = encode(&upright, ImageFormat::Jpeg);
+    let s = face_core::decode_at_least(&small, &limits, face_core::DETECT_SIDE).expect("decode");
+    assert_eq!((s.scale, &s.image), (1, &decode(&small, &limits).unwrap()));
+}
+
+#[test]
+fn a_scaled_decode_keeps_the_exif_orientation_and_the_limits() {
+    let upright = decoded("obama.jpg");
+    let big = imageops::resize(&upright, 3024, 4032, imageops::FilterType::Triangle);
+    let stored = imageops::rotate270(&big);
+    let mut plain = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 85).encode_image(&stored).expect("encode");
+    let tagged = with_exif_orientation(&plain, 6);
+    let d = face_core::decode_at_least(&tagged, &DecodeLimits::default(), face_core::DETECT_SIDE).expect("decode");
+    assert_eq!((d.scale, d.width, d.height, d.image.dimensions()), (4, 3024, 4032, (756, 1008)));
+    let limits = DecodeLimits { max_side: 4000, ..DecodeLimits::default() };
+    assert!(matches!(
+        face_core::decode_at_least(&tagged, &limits, face_core::DETECT_SIDE),
+        Err(Error::ImageTooLarge { width: 4032, height: 3024, .. })
+    ));
+}
+
+/// Whether two detect answers for one photo are the same faces within `tolerance` of each
+/// face's side: rectangles, 68 landmarks, and embeddings of one person.
+fn same_faces(got: &[face_core::Face], want: &[face_core::Face], tolerance: f32) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        let (a, b) = (g.rectangle, w.rectangle);
+        let side = b.width as f32;
+        let off = [(a.left, b.left), (a.top, b.top), (a.width, b.width), (a.height, b.height)]
+            .iter()
+            .map(|&(x, y)| (x as f32 - y as f32).abs())
+            .fold(0.0, f32::max);
+        assert!(off <= tolerance * side, "{a:?} against {b:?}");
+        let (p, q) = (g.landmarks68.as_ref().unwrap(), w.landmarks68.as_ref().unwrap());
+        let worst = p.iter().zip(q).map(|(p, q)| (p.x - q.x).hypot(p.y - q.y)).fold(0.0, f32::max);
+        assert!(worst <= tolerance * side, "a landmark moved {worst} pixels of a {side}-pixel face");
+        let v = face_core::verify(g.embedding.as_ref().unwrap(), w.embedding.as_ref().unwrap()).unwrap();
+        assert!(v.is_identical && v.confidence > 0.9, "{v:?}");
+    }
+}
+
+#[test]
+fn a_phone_photo_gives_the_faces_of_a_full_decode_in_its_own_pixels() {
+    let upright = decoded("obama.jpg");
+    let jpeg = phone_photo(&upright);
+    let options = DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };
+    // Decoded at 1/4 and described there (the face is about 770 pixels wide).
+    let scaled = engine().detect(&jpeg, &options).expect("detect");
+    let full = engine().detect_image(&decode(&jpeg, &DecodeLimits::default()).unwrap(), &options).expect("detect");
+    same_faces(&scaled, &full, 0.02);
+    // The same face found from its rectangle (AddFace's targetFace) in the large photo.
+    let b = scaled[0].rectangle;
+    let target =
+        face_core::RectF { left: b.left as f32, top: b.top as f32, width: b.width as f32, height: b.height as f32 };
+    let found = engine().face_in_photo(&jpeg, target, &options).expect("face in rect");
+    let decoded = decode(&jpeg, &DecodeLimits::default()).unwrap();
+    let in_full = engine().face_in_rect(&decoded, target, &options).expect("face in rect");
+    let (f, g) = (found.rectangle, in_full.rectangle);
+    let off = [(f.left, g.left), (f.top, g.top), (f.width, g.width)].iter().map(|&(x, y)| x.abs_diff(y)).max();
+    assert!(off.unwrap() as f32 <= 0.02 * g.width as f32, "{f:?} against {g:?}");
+    let v = face_core::verify(found.embedding.as_ref().unwrap(), in_full.embedding.as_ref().unwrap()).unwrap();
+    assert!(v.is_identical && v.confidence > 0.9, "{v:?}");
+}
+
+#[test]
+fn a_small_face_in_a_large_photo_is_described_from_a_finer_decode() {
+    // The face is about 240 pixels wide in a 4032x3024 photo: found at the 1/4 decode (the
+    // detector sees 640 pixels either way), but under FACE_DETAIL there, and at 1/2.
+    let upright = decoded("obama.jpg");
+    let face = imageops::resize(&upright, 1000, 800, imageops::FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(4032, 3024, Rgb([120, 110, 100]));
+    imageops::replace(&mut canvas, &face, 2000, 1500);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&canvas).expect("encode");
+    let options = DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };
+    let scaled = engine().detect(&jpeg, &options).expect("detect");
+    assert!(scaled[0].rectangle.width < 300, "{:?}", scaled[0].rectangle);
+    let full = engine().detect_image(&decode(&jpeg, &DecodeLimits::default()).unwrap(), &options).expect("detect");
+    same_faces(&scaled, &full, 0.03);
 }
