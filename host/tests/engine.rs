@@ -327,3 +327,45 @@ async fn a_tampered_compiled_guest_is_never_loaded() {
     drop(pool);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// obama.jpg enlarged 3.3 times into the corner of a 4032x3024 (12-megapixel) JPEG.
+fn phone_photo() -> Vec<u8> {
+    let small = face_core::decode(&photo("obama.jpg"), &Default::default()).unwrap();
+    let (w, h) = ((small.width() as f32 * 3.3) as u32, (small.height() as f32 * 3.3) as u32);
+    let mut canvas = image::RgbImage::from_pixel(4032, 3024, image::Rgb([128, 128, 128]));
+    let big = image::imageops::resize(&small, w, h, image::imageops::FilterType::Triangle);
+    image::imageops::replace(&mut canvas, &big, 0, 0);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&canvas).unwrap();
+    out
+}
+
+/// What the guest does with a phone photo must not grow with its pixels: a 12-megapixel photo
+/// is decoded at the scale the detector needs, so an instance's linear memory grows by a few MB
+/// for it, not by the 36 MB of its pixels and the decoder's planes. The memory of a fresh
+/// instance is the only state a call leaves behind, and what a photo's cost could grow with
+/// from call to call; this holds for every backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_photo_costs_the_guest_no_more_memory_than_its_detector_needs() {
+    let large = phone_photo();
+    for backend in BACKENDS {
+        let pool = EnginePool::new(config_for(backend)).await.unwrap();
+        let faces = pool.detect(photo("obama.jpg"), options(Some(guest::RecognitionModel::Sface))).await.unwrap();
+        assert_eq!(faces.len(), 1);
+        let after_small = pool.stats().peak_memory;
+        let (faces, times) =
+            pool.detect_timed(large.clone(), options(Some(guest::RecognitionModel::Sface))).await.unwrap();
+        assert_eq!(faces.len(), 1);
+        let grown = pool.stats().peak_memory.saturating_sub(after_small);
+        assert!(grown < 16 << 20, "{backend:?}: a 12 MP photo grew the guest's memory by {} MB", grown >> 20);
+        // The guest timed its steps, and they fit in the call.
+        let names: Vec<&str> = times.steps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["decode", "detector-input", "crops", "detector", "landmarks", "recognizer", "attributes"],
+            "{backend:?}"
+        );
+        let steps: u64 = times.steps.iter().map(|(_, us)| us).sum();
+        assert!(steps > 0 && u128::from(steps) <= times.call.as_micros(), "{backend:?}: {times:?}");
+    }
+}

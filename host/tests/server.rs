@@ -619,3 +619,49 @@ fn demo_files_are_streamed_with_ranges_and_hidden_paths_refused() {
         assert_eq!(agent().get(url(refused)).call().unwrap().status(), 404, "{refused}");
     }
 }
+
+#[test]
+fn a_detect_answer_says_where_its_time_went() {
+    let data = temp_dir("timing");
+    let server = start(&data, &["Storage:Scenario=Memory"]);
+    let response = agent()
+        .run(
+            ureq::http::Request::builder()
+                .method("POST")
+                .uri(server.url("/detect"))
+                .header("Ocp-Apim-Subscription-Key", KEY)
+                .header("Content-Type", "application/octet-stream")
+                .body(photo("obama.jpg"))
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let lines: Vec<&str> =
+        response.headers().get_all("server-timing").iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>();
+    let stages = face_host::api::timing::parse(lines.iter().copied());
+    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+    for want in ["image", "queue", "decode", "detector-input", "detector", "crops", "recognizer", "sandbox", "faceid"] {
+        assert!(names.contains(&want), "{want} missing from {lines:?}");
+    }
+    for want in ["json", "body", "usage", "total"] {
+        assert!(names.contains(&want), "{want} missing from {lines:?}");
+    }
+    let total = stages.iter().find(|(n, _)| n == "total").unwrap().1;
+    let parts: f64 = stages.iter().filter(|(n, _)| n != "total").map(|(_, ms)| ms).sum();
+    assert!(stages.iter().all(|(_, ms)| *ms >= 0.0) && parts <= total + 0.1, "{lines:?}");
+    assert!(stages.iter().find(|(n, _)| n == "detector").unwrap().1 > 0.0, "{lines:?}");
+    // Errors carry none: only answers whose work was timed do.
+    let (status, _) = server.call("POST", "/detect", image(vec![1; 10]));
+    assert_eq!(status, 400);
+    let refused = agent()
+        .run(
+            ureq::http::Request::builder()
+                .method("GET")
+                .uri(server.url("/persongroups"))
+                .header("Ocp-Apim-Subscription-Key", KEY)
+                .body(())
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(refused.headers().get("server-timing").is_none());
+}

@@ -4,8 +4,9 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Instant;
 
-use face_core::{AttributeBytes, Engine, ModelBytes, ModelInfo, RectF, Runner};
+use face_core::{AttributeBytes, Engine, Model, ModelBytes, ModelInfo, RectF, Runner, Step};
 
 wit_bindgen::generate!({ path: "wit", world: "face-engine", generate_all });
 
@@ -14,6 +15,10 @@ use wasi::nn::{graph, inference::GraphExecutionContext, tensor};
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    /// Microseconds of the model calls since the last `detect` began, by role.
+    static MODEL_MICROS: RefCell<[u64; 4]> = const { RefCell::new([0; 4]) };
+    /// The last `detect`'s steps, for `timings`.
+    static TIMINGS: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
     /// The host graphs' execution contexts, indexed by `NnRunner::index`, with their graphs.
     static CONTEXTS: RefCell<Vec<(graph::Graph, GraphExecutionContext)>> = const { RefCell::new(Vec::new()) };
 }
@@ -66,6 +71,43 @@ impl Runner for NnRunner {
     }
 }
 
+/// The roles of the models, in `MODEL_MICROS` order, for `timings`.
+const ROLES: [&str; 4] = ["detector", "landmarks", "recognizer", "attributes"];
+
+fn role(model: &str) -> usize {
+    match model {
+        m if m == face_core::MODELS[0].name => 0,
+        m if m == face_core::MODELS[1].name => 1,
+        m if m == face_core::MODELS[2].name || m == face_core::MODELS[3].name => 2,
+        _ => 3,
+    }
+}
+
+/// A runner whose calls are timed into `MODEL_MICROS` (the guest's clock; face-core reads none).
+struct Timed {
+    role: usize,
+    inner: Arc<dyn Runner>,
+}
+
+impl Timed {
+    fn wrap(info: &ModelInfo, inner: Arc<dyn Runner>) -> Arc<dyn Runner> {
+        Arc::new(Timed { role: role(info.name), inner })
+    }
+}
+
+impl Runner for Timed {
+    fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, String> {
+        let start = Instant::now();
+        let out = self.inner.run(shape, data);
+        MODEL_MICROS.with(|m| m.borrow_mut()[self.role] += micros(start.elapsed()));
+        out
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 struct Component;
 
 export!(Component);
@@ -74,13 +116,21 @@ impl Guest for Component {
     fn init(models: wit::Models) -> Result<(), wit::Error> {
         let attributes = (!models.age_gender.is_empty() || !models.expression.is_empty())
             .then(|| AttributeBytes { age_gender: &models.age_gender, expression: &models.expression });
-        let engine = Engine::new(&ModelBytes {
+        let bytes = ModelBytes {
             detector: &models.detector,
             landmarks68: &models.landmarks68,
             sface: &models.sface,
             faceapi_recognizer: &models.faceapi_recognizer,
             attributes,
-        })
+        };
+        // tract in here, each model timed.
+        let engine = Engine::from_runners(
+            |info| {
+                let model = Model::load(info, bytes.of(info))?;
+                Ok(Timed::wrap(info, model.runner()))
+            },
+            attributes.is_some(),
+        )
         .map_err(error)?;
         ENGINE.with(|e| *e.borrow_mut() = Some(engine));
         Ok(())
@@ -88,28 +138,52 @@ impl Guest for Component {
 
     fn init_named(attributes: bool) -> Result<(), wit::Error> {
         CONTEXTS.with(|c| c.borrow_mut().clear());
-        let engine = Engine::from_runners(NnRunner::load, attributes).map_err(error)?;
+        let engine = Engine::from_runners(|info| NnRunner::load(info).map(|r| Timed::wrap(info, r)), attributes)
+            .map_err(error)?;
         ENGINE.with(|e| *e.borrow_mut() = Some(engine));
         Ok(())
     }
 
     fn detect(image: Vec<u8>, options: wit::DetectOptions) -> Result<Vec<wit::Face>, wit::Error> {
         with_engine(|engine| {
-            let faces = engine.detect(&image, &detect_options(&options)).map_err(error)?;
-            Ok(faces.into_iter().map(face).collect())
+            MODEL_MICROS.with(|m| *m.borrow_mut() = [0; 4]);
+            // Microseconds of each step: decode, detect, describe.
+            let mut steps = [0u64; 3];
+            let mut last = Instant::now();
+            let faces = engine.detect_observed(&image, &detect_options(&options), &mut |step| {
+                let i = match step {
+                    Step::Decoded => 0,
+                    Step::Detected => 1,
+                    Step::Described => 2,
+                };
+                steps[i] += micros(last.elapsed());
+                last = Instant::now();
+            });
+            let models = MODEL_MICROS.with(|m| *m.borrow());
+            let mut timings = vec![
+                ("decode".to_owned(), steps[0]),
+                ("detector-input".to_owned(), steps[1].saturating_sub(models[0])),
+                ("crops".to_owned(), steps[2].saturating_sub(models[1] + models[2] + models[3])),
+            ];
+            timings.extend(ROLES.iter().zip(models).map(|(r, m)| ((*r).to_owned(), m)));
+            TIMINGS.with(|t| *t.borrow_mut() = timings);
+            Ok(faces.map_err(error)?.into_iter().map(face).collect())
         })
+    }
+
+    fn timings() -> Vec<(String, u64)> {
+        TIMINGS.with(|t| t.borrow().clone())
     }
 
     fn embed(image: Vec<u8>, target: wit::Rect, model: wit::RecognitionModel) -> Result<wit::Face, wit::Error> {
         with_engine(|engine| {
-            let img = engine.decode(&image).map_err(error)?;
             let options = face_core::DetectOptions {
                 landmarks: false,
                 recognition: Some(recognition(model)),
                 ..Default::default()
             };
             let target = RectF { left: target.left, top: target.top, width: target.width, height: target.height };
-            engine.face_in_rect(&img, target, &options).map(face).map_err(error)
+            engine.face_in_photo(&image, target, &options).map(face).map_err(error)
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Face operations: detect, verify, identify, find similar, group.
 
+use std::time::{Duration, Instant};
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,6 +15,7 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, Query, detection_model, recognition_model};
 use super::reply::ok_json;
 use super::state::Shared;
+use super::timing;
 use super::training::trained_index;
 use crate::engine::guest;
 use crate::faces::{CachedFace, FACE_ID_TTL, concrete_model, guest_model, ttl};
@@ -112,7 +115,9 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
             return Err(ApiError::bad_argument("'returnLandmarks' is not supported by detection_02."));
         }
     }
+    let started = Instant::now();
     let image = input::image(&state, &headers, body).await?;
+    let image_time = started.elapsed();
     let model = concrete_model(recognition).unwrap_or(face_core::RecognitionModel::SFace);
     let options = guest::DetectOptions {
         min_score: input::min_score(detection),
@@ -122,8 +127,9 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
         attributes: !attributes.is_empty(),
     };
     let (image, admission) = state.admit_image(image)?;
-    let faces = state.engine.detect(image, options).await?;
+    let (faces, times) = state.engine.detect_timed(image, options).await?;
     drop(admission);
+    let written = Instant::now();
     let expires = ttl(ttl_seconds);
     let mut faces = faces;
     let mut kept = Vec::new();
@@ -136,12 +142,22 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
         }
     }
     let mut ids = state.face_ids.insert_all(kept).await?.into_iter();
+    let face_id_time = written.elapsed();
+    let json_start = Instant::now();
     let mut out = Vec::with_capacity(faces.len());
     for f in &faces {
         let id = if return_face_id { ids.next() } else { None };
         out.push(face_json(f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }
-    ok_json(Value::Array(out))
+    let mut response = ok_json(Value::Array(out))?;
+    let guest_steps: u64 = times.steps.iter().map(|(_, us)| us).sum();
+    let mut entries = vec![timing::entry("image", image_time), timing::entry("queue", times.queue)];
+    entries.extend(times.steps.iter().map(|(name, us)| timing::entry(name, Duration::from_micros(*us))));
+    entries.push(timing::entry("sandbox", times.call.saturating_sub(Duration::from_micros(guest_steps))));
+    entries.push(timing::entry("faceid", face_id_time));
+    entries.push(timing::entry("json", json_start.elapsed()));
+    timing::append(&mut response, &entries);
+    Ok(response)
 }
 
 fn level(l: guest::Level, names: [&str; 3]) -> &str {

@@ -164,6 +164,7 @@ pub async fn buffer_body(
         Ok(h) => h,
         Err(e) => return refuse_unread(e),
     };
+    let reading = std::time::Instant::now();
     let read =
         tokio::time::timeout(BODY_TIMEOUT, read_body_within(body, MAX_IMAGE_BYTES, Some((&state.budget, &mut held))));
     let read = match read.await {
@@ -172,8 +173,15 @@ pub async fn buffer_body(
             return ApiError::body_timeout(BODY_TIMEOUT).into_response();
         }
     };
+    let read_time = reading.elapsed();
     let response = match read {
-        Ok(Some(bytes)) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Some(bytes)) => {
+            let mut response = next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await;
+            if super::timing::timed(&response) {
+                super::timing::append(&mut response, &[super::timing::entry("body", read_time)]);
+            }
+            response
+        }
         Ok(None) => body_too_big(&parts.headers).into_response(),
         Err(e @ ApiError::MemoryBudget { .. }) => refuse_unread(e),
         Err(e) => e.into_response(),

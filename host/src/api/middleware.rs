@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, REQUEST_ID};
 use super::state::Shared;
+use super::timing;
 use crate::billing::{Billing, REQUEST_USAGE};
 use crate::store::PendingUsage;
 
@@ -47,6 +48,9 @@ pub async fn log_request(State(state): State<Shared>, request: Request, next: Ne
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("apim-request-id", v);
+    }
+    if timing::timed(&response) {
+        timing::append(&mut response, &[timing::entry("total", start.elapsed())]);
     }
     response
 }
@@ -108,10 +112,15 @@ pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> 
     // journalled now. The work is done: its answer goes out even if this journal write fails
     // (the record then waits in memory for the next flush), so a client never retries work
     // that was done.
+    let mut response = response;
     if let Some(record) = usage.take() {
         let billing = state.billing.clone();
+        let start = Instant::now();
         if let Err(e) = tokio::task::spawn_blocking(move || billing.record(record)).await {
             tracing::error!(error = %e, "the usage journal task failed");
+        }
+        if timing::timed(&response) {
+            timing::append(&mut response, &[timing::entry("usage", start.elapsed())]);
         }
     }
     response

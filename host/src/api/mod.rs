@@ -17,6 +17,7 @@ pub mod routes;
 pub mod service;
 pub mod snapshots;
 pub mod state;
+pub mod timing;
 pub mod training;
 
 use axum::Router;

@@ -19,7 +19,7 @@ pub use nn::BackendKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use pool::{CallError, EnginePool, PoolStats};
+pub use pool::{CallError, CallTimes, EnginePool, PoolStats};
 
 wasmtime::component::bindgen!({ path: "../wasm/wit", world: "face-engine" });
 
@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub backend: BackendKind,
     /// The onnxruntime library the `onnxruntime` backend loads.
     pub onnxruntime: PathBuf,
+    /// Write `/tmp/perf-<pid>.map` naming the guest's compiled functions, so `perf record` and
+    /// `perf report` show guest frames by name (`Engine:PerfMap=true`; off by default).
+    pub perf_map: bool,
 }
 
 /// The onnxruntime library's file name in the model folder (`cargo xtask models` unpacks it there).
@@ -125,6 +128,7 @@ impl EngineConfig {
             recycle_memory: 768 << 20,
             cache_dir: cache_dir.into(),
             backend: BackendKind::default(),
+            perf_map: false,
         }
     }
 }

@@ -52,6 +52,18 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+/// Where the time of one engine call went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallTimes {
+    /// Waiting for a free instance (the pool's permit and a blocking thread).
+    pub queue: Duration,
+    /// The guest call itself, from entering the instance to its answer (the image's copy into
+    /// the guest and the answer's out included).
+    pub call: Duration,
+    /// The guest's own steps, microseconds by name (the guest's `timings`).
+    pub steps: Vec<(String, u64)>,
+}
+
 /// Counters for health and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStats {
@@ -152,6 +164,9 @@ impl std::fmt::Debug for EnginePool {
 pub(super) fn engine(config: &EngineConfig) -> Result<Engine> {
     let mut c = Config::new();
     c.wasm_component_model(true).epoch_interruption(true).wasm_simd(true);
+    if config.perf_map {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let mut pooling = PoolingAllocationConfig::new();
     let slots = (config.pool_size as u32 + 2).max(2);
     pooling
@@ -280,7 +295,8 @@ impl EnginePool {
         &self,
         deadline: Duration,
         call: impl FnOnce(&Face, &mut Store<State>) -> wasmtime::Result<Result<T, guest::Error>> + Send + 'static,
-    ) -> Result<T, CallError> {
+    ) -> Result<(T, CallTimes), CallError> {
+        let asked = Instant::now();
         // The permit travels with the blocking work: if the caller stops waiting (a client hangs
         // up), the instance stays counted until the guest call has really finished.
         let permit = self
@@ -293,6 +309,7 @@ impl EnginePool {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let queue = asked.elapsed();
             let popped = pool.inner.idle.lock().expect("pool lock").pop();
             let mut instance = match popped {
                 Some(i) => i,
@@ -301,8 +318,10 @@ impl EnginePool {
             instance.store.set_epoch_deadline(ticks(deadline));
             instance.store.data_mut().limiter.denied = false;
             // Epochs bound the guest's own code; the deadline bounds the host's model runs.
+            let started = Instant::now();
             let (outcome, host_timed_out) =
-                with_deadline(Instant::now().checked_add(deadline), || call(&instance.face, &mut instance.store));
+                with_deadline(started.checked_add(deadline), || call(&instance.face, &mut instance.store));
+            let times = CallTimes { queue, call: started.elapsed(), steps: Vec::new() };
             let limiter = &mut instance.store.data_mut().limiter;
             pool.inner.peak.fetch_max(limiter.peak, Ordering::Relaxed);
             match outcome {
@@ -323,7 +342,7 @@ impl EnginePool {
                     if host_timed_out {
                         return Err(CallError::Timeout { deadline });
                     }
-                    answer.map_err(CallError::Guest)
+                    answer.map(|a| (a, times)).map_err(CallError::Guest)
                 }
                 Err(e) => {
                     // The instance is in an unknown state: drop it; the next call makes a fresh one.
@@ -346,20 +365,36 @@ impl EnginePool {
 
     /// Detects faces: decode, detect, landmarks and embeddings in one guest call.
     pub async fn detect(&self, image: Vec<u8>, options: guest::DetectOptions) -> Result<Vec<guest::Face>, CallError> {
+        self.detect_within(image, options, self.inner.config.deadline).await.map(|(faces, _)| faces)
+    }
+
+    /// `detect`, with where its time went.
+    pub async fn detect_timed(
+        &self,
+        image: Vec<u8>,
+        options: guest::DetectOptions,
+    ) -> Result<(Vec<guest::Face>, CallTimes), CallError> {
         self.detect_within(image, options, self.inner.config.deadline).await
     }
 
-    /// `detect` with a deadline other than the configured one.
+    /// `detect_timed` with a deadline other than the configured one.
     pub async fn detect_within(
         &self,
         image: Vec<u8>,
         options: guest::DetectOptions,
         deadline: Duration,
-    ) -> Result<Vec<guest::Face>, CallError> {
+    ) -> Result<(Vec<guest::Face>, CallTimes), CallError> {
         let asked = checked::Asked::from(&options);
-        let faces = self.run(deadline, move |face, store| face.call_detect(store, &image, options)).await?;
+        let ((faces, steps), mut times) = self
+            .run(deadline, move |face, store| {
+                let faces = face.call_detect(&mut *store, &image, options)?;
+                let steps = face.call_timings(&mut *store)?;
+                Ok(faces.map(|f| (f, steps)))
+            })
+            .await?;
         checked::faces(&faces, &asked).map_err(CallError::Broken)?;
-        Ok(faces)
+        times.steps = steps;
+        Ok((faces, times))
     }
 
     /// The face inside `target`, embedded with `model`.
@@ -371,7 +406,7 @@ impl EnginePool {
     ) -> Result<guest::Face, CallError> {
         let deadline = self.inner.config.deadline;
         let asked = checked::Asked { max_faces: 1, landmarks: false, recognition: Some(model), attributes: false };
-        let face = self.run(deadline, move |face, store| face.call_embed(store, &image, target, model)).await?;
+        let (face, _) = self.run(deadline, move |face, store| face.call_embed(store, &image, target, model)).await?;
         checked::face(&face, &asked).map_err(CallError::Broken)?;
         Ok(face)
     }
