@@ -195,6 +195,7 @@ impl ServerConfig {
         engine.recycle_calls = parse(s, "Engine:RecycleCalls", engine.recycle_calls, "a whole number of calls")?;
         engine.recycle_memory = parse(s, "Engine:RecycleMiB", engine.recycle_memory >> 20, "a whole number of MiB")?
             .saturating_mul(1 << 20);
+        engine.perf_map = parse(s, "Engine:PerfMap", false, "true or false")?;
         let fetch = FetchConfig {
             allow_private: parse(s, "Security:AllowPrivateUrls", false, "true or false")?,
             timeout: Duration::from_secs(parse(s, "Security:UrlTimeoutSeconds", 10, "a whole number of seconds")?),

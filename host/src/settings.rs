@@ -18,7 +18,7 @@ pub struct Settings {
 }
 
 /// The settings this service reads besides Eula, Billing and ApiKey (the README's table).
-pub const READ: [&str; 33] = [
+pub const READ: [&str; 34] = [
     "Server:Address",
     "Server:MaxFaceIds",
     "Server:SwaggerUi",
@@ -41,6 +41,7 @@ pub const READ: [&str; 33] = [
     "Engine:MaxQueue",
     "Engine:RecycleCalls",
     "Engine:RecycleMiB",
+    "Engine:PerfMap",
     "Security:AllowPrivateUrls",
     "Security:UrlTimeoutSeconds",
     "Security:RequireKey",
