@@ -2,8 +2,10 @@
 //! milliseconds of each model call and of the whole detect-and-embed pipeline for: the native
 //! core, the core on wasm32-wasip1 in wasmtime, the guest component in face-server's own wasmtime
 //! set-up, the npm package in Node and in headless Chromium, and onnxruntime with one thread; with
-//! ratios, wasm sizes and start-up times; then `cargo xtask load` (REST detect throughput and
-//! face-server's resident memory for each engine backend) in the same run.
+//! ratios, wasm sizes and start-up times; then `cargo xtask stages` (where one REST detect's time
+//! goes, per backend and photo size: 640x480, 1920x1080, 4032x3024) and `cargo xtask load` (REST
+//! detect throughput for the three sizes and face-server's resident memory for each engine
+//! backend) in the same run.
 
 use std::path::Path;
 use std::process::Command;
@@ -173,6 +175,8 @@ pub fn bench(args: &[String]) -> Result<()> {
         );
     }
     println!("| npm package in Node: FaceEngine.create (wasm + 4 models) | {:.0} ms |", ms(&js, &["startup_node"]));
+    println!();
+    crate::stages::stages(&["--runs".to_owned(), runs.min(9).to_string()])?;
     if load_seconds > 0 {
         println!();
         crate::load::load(&["--seconds".to_owned(), load_seconds.to_string()])?;

@@ -1,8 +1,9 @@
 //! `cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest]`: a bounded load test on
 //! loopback. For each engine backend (default: all three) it starts the real face-server (fresh
 //! SQLite directory, pool size = cores) and runs wrk (Debian's `wrk`, 4 connections) on detect
-//! (faceId on, the default) with a 640x480 one-face photo and with a larger photo, N seconds each
-//! (default 10), and reads the server's resident memory. With the first backend it also enrols
+//! (faceId on, the default) with one-face photos of 640x480, 1920x1080 and 4032x3024 (12
+//! megapixels, `util::photo_sized`), N seconds each (default 10), and reads the server's resident
+//! memory after them. With the first backend it also enrols
 //! two persons in a LargePersonGroup, trains it, and runs identify alone and detect and identify
 //! at once. Prints throughput, per core, p50/p99 latency and the ratio to the `guest` backend
 //! measured in the same run; fails on any non-2xx answer or socket error.
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 use crate::server::build_server;
 use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, repo_root, testdata_dir};
 
-const KEY: &str = "load-key";
+pub(crate) const KEY: &str = "load-key";
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -111,14 +112,14 @@ fn wrk(url: &str, body: &Path, content_type: &str, seconds: u64, connections: u3
 }
 
 /// A started face-server and where it keeps its files.
-struct Running {
+pub(crate) struct Running {
     _server: Killed,
     pid: u32,
-    base: String,
-    dir: PathBuf,
+    pub(crate) base: String,
+    pub(crate) dir: PathBuf,
 }
 
-fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
+pub(crate) fn start(server: &Path, guest: &Path, backend: &str) -> Result<Running> {
     start_with(server, guest, backend, &[], backend)
 }
 
@@ -243,13 +244,10 @@ pub fn load(args: &[String]) -> Result<()> {
         return load_hosts(&server, &guest, seconds, hosts);
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-    let small = crate::util::photo_640x480()?;
-    let large = testdata_dir().join("obama.jpg");
-    let size = |p: &Path| -> Result<String> {
-        let img = face_core::decode(&std::fs::read(p)?, &Default::default())?;
-        Ok(format!("{}x{}", img.width(), img.height()))
-    };
-    let photos = [(size(&small)?, small), (size(&large)?, large)];
+    let photos: Vec<(String, PathBuf)> = crate::util::PHOTO_SIZES
+        .iter()
+        .map(|&(w, h)| -> Result<(String, PathBuf)> { Ok((format!("{w}x{h}"), crate::util::photo_sized(w, h)?)) })
+        .collect::<Result<_>>()?;
     let mut failed = false;
     // (backend, photo, figures), and (backend, resident MB, peak MB).
     let mut rows: Vec<(String, String, Figures)> = Vec::new();

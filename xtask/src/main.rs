@@ -10,7 +10,8 @@
 //! - `npm`      build the npm package in wasm/pkg; `npm-test` build and test it with Node
 //! - `serve`    build and run face-server on port 5000 with this checkout's guest and models
 //! - `e2e`      face-server driven through the official Python client (all 69 operations)
-//! - `load`     a bounded load test of face-server on loopback with wrk (detect per backend, identify)
+//! - `load`     a bounded load test of face-server on loopback with wrk (detect per backend and photo size, identify)
+//! - `stages`   where one detect request's time goes (Server-Timing), per backend and photo size
 //! - `web`      the in-browser demo as a static folder (web/dist); `web-test` its browser test
 //! - `package`  the service's run-time files in one folder (what the Dockerfile's image holds)
 //! - `fuzz`     the coverage-guided fuzz targets of tests/fuzz, N seconds each (`--seconds N`)
@@ -35,6 +36,7 @@ mod postgres;
 mod scale;
 mod server;
 mod soak;
+mod stages;
 mod stats;
 mod util;
 mod wasm;
@@ -42,7 +44,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|stages [--runs N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +63,7 @@ fn main() -> Result<()> {
         "e2e" => e2e::e2e(rest),
         "serve" => e2e::serve(rest),
         "load" => load::load(rest),
+        "stages" => stages::stages(rest),
         "web" => web::web(rest),
         "package" => package::package(rest),
         "image-test" => image::image_test(rest),

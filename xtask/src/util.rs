@@ -114,6 +114,49 @@ pub fn photo_640x480() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The photo sizes the bench and load measure: a 640x480 photo, a 1920x1080 frame and a
+/// 12-megapixel phone photo (4032x3024).
+pub const PHOTO_SIZES: [(u32, u32); 3] = [(640, 480), (1920, 1080), (4032, 3024)];
+
+/// A `width x height` JPEG with one face, made from the registry photo obama.jpg: scaled to fill
+/// the frame (cropped across the middle, from the top, where the face is), with sensor-like
+/// noise (seeded, so every run sends the same bytes), at JPEG quality 90; cached in
+/// `$FACE_CACHE/bench` (delete a file to make it again).
+pub fn photo_sized(width: u32, height: u32) -> Result<PathBuf> {
+    let out = cache_dir().join(format!("bench/photo_{width}x{height}.jpg"));
+    if out.exists() {
+        return Ok(out);
+    }
+    let path = testdata_dir().join("obama.jpg");
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: run `cargo xtask testdata`", path.display()))?;
+    let img = face_core::decode(&bytes, &Default::default())?;
+    let scale = (width as f32 / img.width() as f32).max(height as f32 / img.height() as f32);
+    let (w, h) = ((img.width() as f32 * scale).ceil() as u32, (img.height() as f32 * scale).ceil() as u32);
+    let filled = imageops::resize(&img, w.max(width), h.max(height), imageops::FilterType::Triangle);
+    // Cropped across the middle and from the top, where the face is.
+    let mut frame = imageops::crop_imm(&filled, (w - width) / 2, 0, width, height).to_image();
+    // Noise like a phone sensor's at indoor light: about 4 levels (sum of three uniform draws),
+    // stronger in the blue channel.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((u64::from(width) << 32) | u64::from(height)));
+    for p in frame.pixels_mut() {
+        for (c, v) in p.0.iter_mut().enumerate() {
+            let spread = if c == 2 { 11 } else { 9 };
+            let n: i16 = (0..3).map(|_| (rng.next() % spread) as i16 - (spread / 2) as i16).sum();
+            *v = (*v as i16 + n).clamp(0, 255) as u8;
+        }
+    }
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&frame)?;
+    if jpeg.len() > 6 * 1024 * 1024 {
+        bail!("the {width}x{height} photo came out at {} bytes, over the Face API's 6 MB", jpeg.len());
+    }
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    let part = out.with_extension("jpg.part");
+    std::fs::write(&part, &jpeg)?;
+    std::fs::rename(&part, &out)?;
+    Ok(out)
+}
+
 /// A child process killed (and waited for) on drop.
 #[derive(Debug)]
 pub struct Killed(pub std::process::Child);
