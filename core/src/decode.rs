@@ -111,7 +111,11 @@ pub fn decode_choosing(bytes: &[u8], limits: &DecodeLimits, choose: impl FnOnce(
         _ => (width, height),
     };
     let scale = Some(choose(upright_w, upright_h)).filter(|k| SCALES.contains(k)).unwrap_or(1);
-    let scaled = if format == ImageFormat::Jpeg && scale > 1 { jpeg_scaled(bytes, limits, scale) } else { None };
+    let scaled = if format == ImageFormat::Jpeg && scale > 1 {
+        jpeg_scaled(bytes, limits, (width, height), scale)
+    } else {
+        None
+    };
     let (mut image, scale) = match scaled {
         Some(image) => (DynamicImage::ImageRgb8(image), scale),
         None => (DynamicImage::from_decoder(decoder).map_err(classify)?, 1),
@@ -122,14 +126,18 @@ pub fn decode_choosing(bytes: &[u8], limits: &DecodeLimits, choose: impl FnOnce(
 
 /// A JPEG decoded at `1/scale` in the DCT domain (jpeg-decoder's scaled inverse transform), or
 /// `None` when this decoder cannot give exactly that scale in RGB or grey (CMYK, 16-bit, a
-/// stream it refuses): the caller then decodes at full size, with the full decoder's errors.
-fn jpeg_scaled(bytes: &[u8], limits: &DecodeLimits, scale: u32) -> Option<RgbImage> {
+/// stream it refuses, a frame whose size is not the `stored` one the header check passed): the
+/// caller then decodes at full size, with the full decoder's errors.
+fn jpeg_scaled(bytes: &[u8], limits: &DecodeLimits, stored: (u32, u32), scale: u32) -> Option<RgbImage> {
     use jpeg_decoder::PixelFormat;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     decoder.read_info().ok()?;
     let info = decoder.info()?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if (w, h) != stored {
+        return None;
+    }
     let want = (w.div_ceil(scale), h.div_ceil(scale));
     let got = decoder.scale(u16::try_from(want.0).ok()?, u16::try_from(want.1).ok()?).ok()?;
     if (u32::from(got.0), u32::from(got.1)) != want {
