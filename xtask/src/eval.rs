@@ -71,7 +71,7 @@ pub fn eval(args: &[String]) -> Result<()> {
     }
     attribute_rows(&engine, &data, &mut timings)?;
     crate::appearance::rows(&engine, &data, row, print_cues)?;
-    for stage in ["decode", "detect", "landmarks68", "embed sface", "embed faceapi", "attributes"] {
+    for stage in ["decode", "detect", "detect + sface", "detect + faceapi", "attributes"] {
         row(&format!("median ms: {stage}"), format!("{:.1}", timings.median(stage)), "");
     }
     Ok(())
@@ -188,16 +188,27 @@ fn detection_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
         }
     }
     let total: usize = truth.iter().map(|(_, b)| b.len()).sum();
-    let images: Vec<(RgbImage, &Vec<RectF>)> =
-        truth.iter().map(|(p, b)| Ok((load(engine, &dir.join(p), timings)?, b))).collect::<Result<_>>()?;
+    // Decoded as the served path decodes for the detector (a large JPEG at a DCT scale), the
+    // detections mapped back to the photo's pixels.
+    let images: Vec<(face_core::Decoded, &Vec<RectF>)> = truth
+        .iter()
+        .map(|(p, b)| {
+            let bytes = std::fs::read(dir.join(p)).with_context(|| format!("reading {p}"))?;
+            let decoded = timings
+                .time("decode", || face_core::decode_at_least(&bytes, engine.limits(), face_core::DETECT_SIDE))?;
+            Ok((decoded, b))
+        })
+        .collect::<Result<_>>()?;
     for (min_score, reference) in
         [(face_core::DEFAULT_MIN_SCORE, "(ours: chosen threshold)"), (0.6, "43/43 / 0.915"), (0.9, "0.953 / 1.000")]
     {
         let (mut tp, mut fp) = (0, 0);
         // IoU of each matched face's detector box and of its Face API rectangle with the label.
         let (mut box_iou, mut rect_iou) = (Vec::new(), Vec::new());
-        for (img, boxes) in &images {
-            let found = timings.time("detect", || engine.detect_faces(img, min_score, face_core::MAX_FACES))?;
+        for (decoded, boxes) in &images {
+            let found =
+                timings.time("detect", || engine.detect_faces(&decoded.image, min_score, face_core::MAX_FACES))?;
+            let found: Vec<Detection> = found.into_iter().map(|d| d.scaled(decoded.scale as f32)).collect();
             let mut used = vec![false; boxes.len()];
             for d in &found {
                 match (0..boxes.len()).find(|&i| !used[i] && boxes[i].iou(&d.rect) >= 0.5) {
@@ -279,17 +290,23 @@ fn landmark_rows(engine: &Engine, data: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The photo through the served path (`Engine::detect` on its bytes: a large JPEG decoded at the
+/// scale the detector needs, each face described from a decode that keeps its detail), once per
+/// recognition model.
 fn analyse(engine: &Engine, path: &Path, timings: &mut Timings) -> Result<Analysed> {
-    let img = load(engine, path, timings)?;
-    let faces =
-        timings.time("detect", || engine.detect_faces(&img, face_core::DEFAULT_MIN_SCORE, face_core::MAX_FACES))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut faces = Vec::new();
     let mut embeddings = HashMap::new();
-    if let Some(det) = faces.first() {
-        let points = timings.time("landmarks68", || engine.landmarks68(&img, det))?;
-        let e = timings.time("embed sface", || engine.embed(&img, det, None, RecognitionModel::SFace))?;
-        embeddings.insert(RecognitionModel::SFace, e);
-        let e = timings.time("embed faceapi", || engine.embed(&img, det, Some(&points), RecognitionModel::FaceApi))?;
-        embeddings.insert(RecognitionModel::FaceApi, e);
+    for (model, stage) in [(RecognitionModel::SFace, "detect + sface"), (RecognitionModel::FaceApi, "detect + faceapi")]
+    {
+        let options = face_core::DetectOptions { recognition: Some(model), landmarks: false, ..Default::default() };
+        let found = timings
+            .time(stage, || engine.detect(&bytes, &options))
+            .with_context(|| format!("detecting in {}", path.display()))?;
+        if let Some(e) = found.first().and_then(|f| f.embedding.clone()) {
+            embeddings.insert(model, e);
+        }
+        faces = found.into_iter().map(|f| f.detection).collect();
     }
     Ok(Analysed { faces, embeddings })
 }
