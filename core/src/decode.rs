@@ -57,10 +57,14 @@ pub const SCALES: [u32; 4] = [8, 4, 2, 1];
 /// a large JPEG at 1/2, 1/4 or 1/8 in the DCT domain, which skips most of the inverse transform,
 /// the colour conversion and the memory of a full decode; any other photo at full size.
 pub fn decode_at_least(bytes: &[u8], limits: &DecodeLimits, min_side: u32) -> Result<Decoded> {
-    decode_choosing(bytes, limits, |w, h| {
-        let long = w.max(h);
-        SCALES.into_iter().find(|&k| long.div_ceil(k) >= min_side).unwrap_or(1)
-    })
+    decode_choosing(bytes, limits, |w, h| scale_keeping(w, h, min_side))
+}
+
+/// The coarsest of `SCALES` at which a `width x height` photo keeps `min_side` whole pixels on
+/// its longer side (1 when none does): with 960, a photo under 1920 pixels is decoded in full.
+pub(crate) fn scale_keeping(width: u32, height: u32, min_side: u32) -> u32 {
+    let long = width.max(height);
+    SCALES.into_iter().find(|&k| long / k >= min_side).unwrap_or(1)
 }
 
 /// Decodes a photo at `1/scale` of its size (`scale` 1, 2, 4 or 8) where it is a JPEG, at full
@@ -148,6 +152,10 @@ fn jpeg_scaled(bytes: &[u8], limits: &DecodeLimits, stored: (u32, u32), scale: u
         return None;
     }
     let pixels = decoder.decode().ok()?;
+    let channels = if format == PixelFormat::L8 { 1 } else { 3 };
+    if pixels.len() != want.0 as usize * want.1 as usize * channels {
+        return None;
+    }
     let rgb = match format {
         PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
         _ => pixels,

@@ -4,7 +4,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{self, AttributeModels, Attributes};
-use crate::decode::{DecodeLimits, decode, decode_at_least, decode_choosing, decode_scaled};
+use crate::decode::{DecodeLimits, decode, decode_at_least, decode_choosing, decode_scaled, scale_keeping};
 use crate::detect::{self, DEFAULT_MIN_SCORE, Detection};
 use crate::embed::{self, Embedding, RecognitionModel};
 use crate::error::{Error, Result};
@@ -185,9 +185,9 @@ pub enum Step {
 /// than it has (a 4032x3024 photo is decoded at 1/4, 1008x756; 1920x1080 at 1/2).
 pub const DETECT_SIDE: u32 = 960;
 
-/// A face is described (68 landmarks, embedding, attributes) from a decode in which its
-/// detector box is at least this many pixels wide: more than the largest net input (150, the
-/// face-api.js recognizer), so every crop is resampled down, never up, and loses no detail.
+/// A face is described (68 landmarks, embedding) from a decode in which its detector box keeps at
+/// least this many pixels on its longer side: more than the largest net input (150, the
+/// face-api.js recognizer), so the crops are resampled down from about their own size or more.
 pub const FACE_DETAIL: f32 = 160.0;
 
 /// The coarsest decode scale, at most `at_most`, at which a face box `side` pixels wide in the
@@ -322,7 +322,8 @@ impl Engine {
 
     /// Decodes a photo and runs the whole pipeline on it. A large JPEG is decoded at the scale
     /// the detector needs (`DETECT_SIDE`); a face too small at that scale for its crops
-    /// (`FACE_DETAIL`) is described from a finer decode. Every coordinate is the photo's own.
+    /// (`FACE_DETAIL`) is described from a finer decode; with `attributes`, the photo is decoded
+    /// in full. Every coordinate is the photo's own.
     pub fn detect(&self, bytes: &[u8], options: &DetectOptions) -> Result<Vec<Face>> {
         self.detect_observed(bytes, options, &mut |_| {})
     }
@@ -335,7 +336,10 @@ impl Engine {
         options: &DetectOptions,
         observe: &mut dyn FnMut(Step),
     ) -> Result<Vec<Face>> {
-        let coarse = decode_at_least(bytes, &self.limits, DETECT_SIDE)?;
+        // The measured attributes (noise above all) are read off the photo's own pixels, so a
+        // detect that asks for attributes decodes in full, as before scaled decodes.
+        let min_side = if options.attributes { u32::MAX } else { DETECT_SIDE };
+        let coarse = decode_at_least(bytes, &self.limits, min_side)?;
         observe(Step::Decoded);
         check_max_faces(options.max_faces)?;
         let detections = self.detect_faces(&coarse.image, options.min_score, options.max_faces)?;
@@ -363,11 +367,17 @@ impl Engine {
     }
 
     /// The face inside `target` (in the photo's pixels) of an encoded photo, as
-    /// [`Engine::face_in_rect`]; a large JPEG is decoded at the coarsest scale that keeps the
-    /// target's detail (`FACE_DETAIL`) and the detector's view of the area around it.
+    /// [`Engine::face_in_rect`]; a large JPEG is decoded at the coarsest scale that both `detect`
+    /// would use (`DETECT_SIDE`) and keeps the target's detail (`FACE_DETAIL`), so a photo that
+    /// `detect` decodes in full is decoded in full here too.
     pub fn face_in_photo(&self, bytes: &[u8], target: RectF, options: &DetectOptions) -> Result<Face> {
         let side = target.width.max(target.height);
-        let photo = decode_choosing(bytes, &self.limits, |_, _| detail_scale(side, 8))?;
+        let thin = target.width.min(target.height);
+        let photo = decode_choosing(bytes, &self.limits, |w, h| {
+            let k = detail_scale(side, scale_keeping(w, h, DETECT_SIDE));
+            // A target under a pixel at that scale is judged (and refused) at full scale.
+            if thin / k as f32 >= 1.0 { k } else { 1 }
+        })?;
         let k = photo.scale as f32;
         let target =
             RectF { left: target.left / k, top: target.top / k, width: target.width / k, height: target.height / k };

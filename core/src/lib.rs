@@ -5,7 +5,9 @@
 //! face-api.js's recognizer) -> compare (verify, find-similar, group).
 //!
 //! The crate does no I/O, reads no clock, starts no thread and prints nothing: models arrive as
-//! bytes and results leave as values, so it runs the same natively and in WebAssembly.
+//! bytes and results leave as values, so it runs the same natively and in WebAssembly. One
+//! exception natively: jpeg-decoder (the scaled decode of large JPEGs) decodes components on
+//! worker threads it starts and joins within the call; on wasm32 it starts none.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), face_core::Error> {

@@ -239,3 +239,44 @@ fn a_small_face_in_a_large_photo_is_described_from_a_finer_decode() {
     let full = engine().detect_image(&decode(&jpeg, &DecodeLimits::default()).unwrap(), &options).expect("detect");
     same_faces(&scaled, &full, 0.03);
 }
+
+#[test]
+fn a_photo_under_twice_the_detect_side_is_analysed_exactly_as_from_its_full_decode() {
+    // obama.jpg is 1137x910: decoded in full by detect and by face_in_photo alike, even for a
+    // target large enough to keep its detail at 1/2.
+    let bytes = photo("obama.jpg");
+    let img = decoded("obama.jpg");
+    let options = DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };
+    let faces = engine().detect(&bytes, &options).unwrap();
+    assert_eq!(faces, engine().detect_image(&img, &options).unwrap());
+    let r = faces[0].rectangle;
+    for grow in [1.0, 1.4] {
+        let target = face_core::RectF {
+            left: r.left as f32 - (grow - 1.0) * r.width as f32 / 2.0,
+            top: r.top as f32 - (grow - 1.0) * r.height as f32 / 2.0,
+            width: r.width as f32 * grow,
+            height: r.height as f32 * grow,
+        };
+        assert_eq!(
+            engine().face_in_photo(&bytes, target, &options).unwrap(),
+            engine().face_in_rect(&img, target, &options).unwrap(),
+            "target {target:?}"
+        );
+    }
+}
+
+#[test]
+fn a_jpeg_under_1920_pixels_and_a_detect_with_attributes_decode_in_full() {
+    let upright = decoded("obama.jpg");
+    let limits = DecodeLimits::default();
+    let mut jpeg = Vec::new();
+    let almost = imageops::resize(&upright, 1919, 1536, imageops::FilterType::Triangle);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&almost).expect("encode");
+    let d = face_core::decode_at_least(&jpeg, &limits, face_core::DETECT_SIDE).expect("decode");
+    assert_eq!((d.scale, d.image.dimensions()), (1, (1919, 1536)));
+    // A 12-megapixel photo asked for attributes: its faces are those of the full decode.
+    let big = phone_photo(&upright);
+    let options = DetectOptions { attributes: true, ..Default::default() };
+    let full = engine().detect_image(&decode(&big, &limits).unwrap(), &options).unwrap();
+    assert_eq!(engine().detect(&big, &options).unwrap(), full);
+}

@@ -150,7 +150,7 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
         out.push(face_json(f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }
     let mut response = ok_json(Value::Array(out))?;
-    let guest_steps: u64 = times.steps.iter().map(|(_, us)| us).sum();
+    let guest_steps = times.steps.iter().fold(0u64, |sum, (_, us)| sum.saturating_add(*us));
     let mut entries = vec![timing::entry("image", image_time), timing::entry("queue", times.queue)];
     entries.extend(times.steps.iter().map(|(name, us)| timing::entry(name, Duration::from_micros(*us))));
     entries.push(timing::entry("sandbox", times.call.saturating_sub(Duration::from_micros(guest_steps))));

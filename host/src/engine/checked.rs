@@ -33,6 +33,20 @@ pub fn faces(faces: &[guest::Face], asked: &Asked) -> Result<(), String> {
     Ok(())
 }
 
+/// The most step timings the host takes from one guest call.
+pub const MAX_TIMINGS: usize = 16;
+
+/// The guest's step timings as the host passes them on (into a `Server-Timing` header): at most
+/// `MAX_TIMINGS`, each named in lowercase letters and hyphens (1-32 of them), so a guest cannot
+/// forge or break header entries; the others are dropped (they are a report, not an answer).
+pub fn timings(mut steps: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    steps.retain(|(name, _)| {
+        (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    });
+    steps.truncate(MAX_TIMINGS);
+    steps
+}
+
 /// Checks one face against what was asked.
 pub fn face(f: &guest::Face, asked: &Asked) -> Result<(), String> {
     let r = &f.rectangle;
@@ -157,5 +171,25 @@ fn points(name: &str, p: &[guest::Point]) -> Result<(), String> {
     match p.iter().find(|p| !p.x.is_finite() || !p.y.is_finite()) {
         Some(p) => Err(format!("{name} holds the point ({}, {})", p.x, p.y)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_timings_keep_only_header_safe_names_and_a_bounded_count() {
+        let steps = vec![
+            ("decode".to_owned(), 5),
+            ("detector-input".to_owned(), 6),
+            ("a, b;dur=1".to_owned(), 7),
+            (String::new(), 8),
+            ("Decode".to_owned(), 9),
+            ("x".repeat(33), 10),
+        ];
+        assert_eq!(timings(steps), [("decode".to_owned(), 5), ("detector-input".to_owned(), 6)]);
+        let many: Vec<(String, u64)> = (0..40).map(|_| ("step".to_owned(), u64::MAX)).collect();
+        assert_eq!(timings(many).len(), MAX_TIMINGS);
     }
 }

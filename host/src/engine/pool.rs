@@ -55,7 +55,8 @@ impl std::error::Error for CallError {}
 /// Where the time of one engine call went.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallTimes {
-    /// Waiting for a free instance (the pool's permit and a blocking thread).
+    /// Waiting for a free instance (the pool's permit and a blocking thread), and making one
+    /// when none was idle (a fresh instance loads its models).
     pub queue: Duration,
     /// The guest call itself, from entering the instance to its answer (the image's copy into
     /// the guest and the answer's out included).
@@ -309,12 +310,12 @@ impl EnginePool {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let queue = asked.elapsed();
             let popped = pool.inner.idle.lock().expect("pool lock").pop();
             let mut instance = match popped {
                 Some(i) => i,
                 None => pool.instantiate()?,
             };
+            let queue = asked.elapsed();
             instance.store.set_epoch_deadline(ticks(deadline));
             instance.store.data_mut().limiter.denied = false;
             // Epochs bound the guest's own code; the deadline bounds the host's model runs.
@@ -393,7 +394,7 @@ impl EnginePool {
             })
             .await?;
         checked::faces(&faces, &asked).map_err(CallError::Broken)?;
-        times.steps = steps;
+        times.steps = checked::timings(steps);
         Ok((faces, times))
     }
 
