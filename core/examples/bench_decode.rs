@@ -4,20 +4,8 @@
 //!
 //!     cargo run --example bench_decode -- PHOTO RUNS
 
-use std::time::Instant;
-
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
+#[path = "common/median.rs"]
+mod median;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,11 +15,11 @@ fn main() {
     let runs: usize = runs.parse().expect("RUNS is a number");
     let bytes = std::fs::read(photo).expect("photo");
     let limits = face_core::DecodeLimits::default();
-    let full = median_ms(runs, || {
+    let full = median::median_ms(1, runs, || {
         face_core::decode(&bytes, &limits).expect("decode");
     });
     let scale = face_core::decode_at_least(&bytes, &limits, face_core::DETECT_SIDE).expect("decode").scale;
-    let scaled = median_ms(runs, || {
+    let scaled = median::median_ms(1, runs, || {
         face_core::decode_at_least(&bytes, &limits, face_core::DETECT_SIDE).expect("decode");
     });
     let out = format!("{{\"full\": {full:.3}, \"scaled\": {scaled:.3}, \"scale\": {scale}}}\n");

@@ -3,24 +3,10 @@
 //!
 //!     cargo run --example bench_models -- MODELS_DIR PHOTO RUNS
 
-use std::time::Instant;
+#[path = "common/median.rs"]
+mod median;
 
 use face_core::{DetectOptions, Engine, MODELS, Model, ModelSet, RecognitionModel};
-
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut times: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,7 +28,7 @@ fn main() {
         let file = info.file;
         let model = Model::load(info, &read(file)).expect("model loads");
         let input: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| (i % 256) as f32).collect();
-        let ms = median_ms(runs, || {
+        let ms = median::median_ms(3, runs, || {
             model.run(&shape, input.clone()).expect("model runs");
         });
         models.push(format!("\"{file}\": {ms:.3}"));
@@ -51,7 +37,7 @@ fn main() {
     let engine = Engine::new(&set.bytes()).unwrap();
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
     assert_eq!(engine.detect(&bytes, &options).unwrap().len(), 1, "the bench photo has one face");
-    let pipeline = median_ms(runs, || {
+    let pipeline = median::median_ms(3, runs, || {
         engine.detect(&bytes, &options).expect("detect");
     });
     let out = format!("{{\"models\": {{{}}}, \"pipeline\": {pipeline:.3}}}\n", models.join(", "));

@@ -122,16 +122,7 @@ fn past_the_grace_billable_queries_wait_for_the_meter_and_the_backlog_arrives_on
     billed += 2;
     let refused_at = Instant::now() + Duration::from_secs(60);
     let refused = loop {
-        let response = agent()
-            .run(
-                ureq::http::Request::builder()
-                    .method("GET")
-                    .uri(server.url("/persongroups"))
-                    .header("Ocp-Apim-Subscription-Key", KEY)
-                    .body(())
-                    .unwrap(),
-            )
-            .unwrap();
+        let response = respond("GET", &server.url("/persongroups"), Some(KEY), None);
         if response.status() != 200 {
             break response;
         }

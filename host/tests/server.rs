@@ -624,17 +624,7 @@ fn demo_files_are_streamed_with_ranges_and_hidden_paths_refused() {
 fn a_detect_answer_says_where_its_time_went() {
     let data = temp_dir("timing");
     let server = start(&data, &["Storage:Scenario=Memory"]);
-    let response = agent()
-        .run(
-            ureq::http::Request::builder()
-                .method("POST")
-                .uri(server.url("/detect"))
-                .header("Ocp-Apim-Subscription-Key", KEY)
-                .header("Content-Type", "application/octet-stream")
-                .body(photo("obama.jpg"))
-                .unwrap(),
-        )
-        .unwrap();
+    let response = respond("POST", &server.url("/detect"), Some(KEY), image(photo("obama.jpg")));
     assert_eq!(response.status(), 200);
     let lines: Vec<&str> =
         response.headers().get_all("server-timing").iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>();
@@ -653,15 +643,6 @@ fn a_detect_answer_says_where_its_time_went() {
     // Errors carry none: only answers whose work was timed do.
     let (status, _) = server.call("POST", "/detect", image(vec![1; 10]));
     assert_eq!(status, 400);
-    let refused = agent()
-        .run(
-            ureq::http::Request::builder()
-                .method("GET")
-                .uri(server.url("/persongroups"))
-                .header("Ocp-Apim-Subscription-Key", KEY)
-                .body(())
-                .unwrap(),
-        )
-        .unwrap();
-    assert!(refused.headers().get("server-timing").is_none());
+    let listed = respond("GET", &server.url("/persongroups"), Some(KEY), None);
+    assert!(listed.headers().get("server-timing").is_none());
 }

@@ -127,6 +127,16 @@ pub fn agent() -> ureq::Agent {
 }
 
 pub fn call(method: &str, url: &str, key: Option<&str>, body: Option<Body>) -> (u16, Value) {
+    let response = respond(method, url, key, body);
+    let status = response.status().as_u16();
+    let mut text = String::new();
+    response.into_body().into_reader().read_to_string(&mut text).unwrap();
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, value)
+}
+
+/// [`call`]'s request, answered with the whole response (headers too).
+pub fn respond(method: &str, url: &str, key: Option<&str>, body: Option<Body>) -> ureq::http::Response<ureq::Body> {
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     if let Some(k) = key {
         req = req.header("Ocp-Apim-Subscription-Key", k);
@@ -139,12 +149,7 @@ pub fn call(method: &str, url: &str, key: Option<&str>, body: Option<Body>) -> (
     if let Some(ct) = ct {
         req = req.header("Content-Type", ct);
     }
-    let response = agent().run(req.body(bytes).unwrap()).expect("the server answers");
-    let status = response.status().as_u16();
-    let mut text = String::new();
-    response.into_body().into_reader().read_to_string(&mut text).unwrap();
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    (status, value)
+    agent().run(req.body(bytes).unwrap()).expect("the server answers")
 }
 
 pub fn code(v: &Value) -> &str {
