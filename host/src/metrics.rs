@@ -54,6 +54,7 @@ pub struct Metrics {
     usage_backlog: Gauge,
     face_ids: Gauge,
     memory_held: Gauge,
+    in_flight: Gauge,
 }
 
 impl Default for Metrics {
@@ -86,6 +87,11 @@ impl Default for Metrics {
             "face_memory_held_bytes",
             "Bytes requests hold within Server:MemoryBudgetMiB (bodies, fetched images, decoded pixels)",
         );
+        let in_flight = gauge(
+            &mut registry,
+            "face_requests_in_flight",
+            "Face API requests (under /face/v1.0) begun and not yet answered; a shutdown waits for them",
+        );
         Metrics {
             registry,
             requests,
@@ -97,7 +103,18 @@ impl Default for Metrics {
             usage_backlog,
             face_ids,
             memory_held,
+            in_flight,
         }
+    }
+}
+
+/// Counts one Face API request in `face_requests_in_flight` until it is dropped.
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -113,6 +130,12 @@ impl Metrics {
             .get_or_create(&RequestLabels { route: route.to_owned(), method: method.to_owned(), status })
             .inc();
         self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    }
+
+    /// A Face API request has begun (its headers are read); it ends when the guard is dropped.
+    pub fn begin(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     /// The exposition text, with the scrape-time values `g`.

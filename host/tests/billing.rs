@@ -215,15 +215,21 @@ fn sigterm_drains_requests_in_flight_and_flushes_usage() {
     let settings = vec![format!("Billing={}", meter.url()), "Billing:IntervalSeconds=3600".into()];
     let mut server = start(&dir.join("data"), &args(&settings));
     let before = meter.totals().0;
-    let url = server.url("/detect");
-    let in_flight = std::thread::spawn(move || {
-        call("POST", &url, Some(KEY), Some(Body::Bytes("application/octet-stream", photo("obama.jpg"))))
+    // A detect whose body is half sent: in flight on the server, by its own count, when the
+    // SIGTERM comes; the rest is sent once the server has stopped accepting connections.
+    let in_flight = HalfSent::begin(&server, "/detect", "application/octet-stream", &photo("obama.jpg"));
+    wait_until("the detect is in flight", Duration::from_secs(60), || {
+        metric(&server, "face_requests_in_flight") == Some(1.0)
     });
-    std::thread::sleep(Duration::from_millis(30));
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let (status, body) = in_flight.join().unwrap();
+    let address = server.base.trim_start_matches("http://").to_owned();
+    wait_until("the server stops accepting", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(&address).is_err()
+    });
+    let (status, body) = in_flight.finish();
     assert_eq!(status, 200, "the request in flight was answered: {body}");
+    assert!(body.contains("faceRectangle"), "{body}");
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}\n{}", server.log_text());
     assert_eq!(meter.totals().0, before + 1, "usage flushed at shutdown:\n{}", server.log_text());

@@ -57,11 +57,18 @@ pub async fn log_request(State(state): State<Shared>, request: Request, next: Ne
 
 /// Runs the rest of the request on a task of its own, so a client that hangs up does not cancel
 /// work half done: the handler finishes and its usage is journalled. A panic in a handler
-/// becomes a 500 with the request id.
-pub async fn run_to_completion(request: Request, next: Next) -> Response {
+/// becomes a 500 with the request id. The request counts in `face_requests_in_flight` from its
+/// headers (its body may still be arriving) to its answer.
+pub async fn run_to_completion(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let in_flight = state.metrics.begin();
+    let run = async move {
+        let response = next.run(request).await;
+        drop(in_flight);
+        response
+    };
     let task = match REQUEST_ID.try_with(Clone::clone) {
-        Ok(id) => tokio::spawn(REQUEST_ID.scope(id, next.run(request))),
-        Err(_) => tokio::spawn(next.run(request)),
+        Ok(id) => tokio::spawn(REQUEST_ID.scope(id, run)),
+        Err(_) => tokio::spawn(run),
     };
     match task.await {
         Ok(response) => response,

@@ -35,7 +35,7 @@ pub fn router(state: Shared) -> Router {
         .layer(from_fn_with_state(state.clone(), input::buffer_body))
         .layer(from_fn_with_state(state.clone(), middleware::bill))
         .layer(from_fn_with_state(state.clone(), middleware::check_key))
-        .layer(from_fn(middleware::run_to_completion));
+        .layer(from_fn_with_state(state.clone(), middleware::run_to_completion));
 
     Router::new()
         .nest("/face/v1.0", api)

@@ -228,3 +228,53 @@ pub fn wait_backlog_empty(server: &Server, within: Duration) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Waits until `ready` holds, polling; fails with `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: not so after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One line of the server's /metrics, `name value`, as the value.
+pub fn metric(server: &Server, name: &str) -> Option<f64> {
+    let text = agent().get(format!("{}/metrics", server.base)).call().ok()?.into_body().read_to_string().ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A POST whose body arrives in two halves: `begin` sends the headers and the first half, so the
+/// request is in flight on the server, held there until `finish` sends the rest.
+#[derive(Debug)]
+pub struct HalfSent {
+    stream: std::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HalfSent {
+    pub fn begin(server: &Server, path: &str, content_type: &str, body: &[u8]) -> HalfSent {
+        use std::io::Write as _;
+        let address = server.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        let head = format!(
+            "POST /face/v1.0{path} HTTP/1.1\r\nHost: {address}\r\nOcp-Apim-Subscription-Key: {KEY}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let half = body.len() / 2;
+        stream.write_all(&body[..half]).unwrap();
+        HalfSent { stream, rest: body[half..].to_vec() }
+    }
+
+    /// Sends the rest of the body; returns the status and the body of the answer.
+    pub fn finish(mut self) -> (u16, String) {
+        use std::io::Write as _;
+        self.stream.write_all(&self.rest).unwrap();
+        let mut answer = String::new();
+        self.stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, answer.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned()))
+    }
+}
