@@ -30,7 +30,27 @@ fn missing_required_settings_refuse_to_start_with_the_setting_named() {
         assert!(!out.status.success(), "{args:?} started");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("the {named} setting")), "{args:?}: {err}");
+        // `check-settings` refuses the same settings with the same words, without starting.
+        let out = Command::new(env!("CARGO_BIN_EXE_face-server"))
+            .arg("check-settings")
+            .args(&args)
+            .env_clear()
+            .output()
+            .expect("face-server runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("the {named} setting")), "{args:?}");
     }
+    // Settings from the arguments and the environment, as a deployment gives them, accepted.
+    let out = Command::new(env!("CARGO_BIN_EXE_face-server"))
+        .args(["check-settings", "Eula=accept"])
+        .env_clear()
+        .env("BILLING", "https://billing.example/")
+        .env("APIKEY", "k")
+        .env("Storage__Scenario", "Postgres")
+        .env("Storage__ConnectionString", "postgresql://face:pw@db.example:5432/face")
+        .output()
+        .expect("face-server runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -143,9 +143,36 @@ fn bulk_load(dir: Option<String>, file: Option<String>) -> ExitCode {
     }
 }
 
+/// `face-server check-settings [Section:Key=value ...]`: reads the settings from the arguments
+/// and the environment as a start would, reports the first one that is wrong, and exits without
+/// starting (0: a start would accept them). For deployment files and CI: nothing is opened.
+fn check_settings() -> ExitCode {
+    let settings = match Settings::parse(std::env::args().skip(2), std::env::vars()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("face-server check-settings: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for setting in &settings.ignored {
+        eprintln!("face-server check-settings: {setting} is an Azure container setting with no effect here");
+    }
+    match ServerConfig::from_settings(&settings) {
+        Ok(_) => {
+            eprintln!("face-server check-settings: the settings are valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("face-server check-settings: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     match std::env::args().nth(1).as_deref() {
+        Some("check-settings") => return check_settings(),
         Some("healthcheck") => return healthcheck(args.nth(1)),
         Some("compile-guest") => return compile_guest(args.nth(1)),
         Some("bulk-load") => return bulk_load(args.nth(1), args.next()),
