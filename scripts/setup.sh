@@ -18,11 +18,12 @@ for target in wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 
-# Installs Debian package $1 as root, or stops with what to do ($2).
+# Installs Debian packages $1 (a space-separated list) as root, or stops with what to do ($2).
 apt_install() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian's $1" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+    # shellcheck disable=SC2086 # $1 is a list of packages
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $1 >/dev/null
   else
     echo "setup: $1 is missing: $2" >&2
     exit 1
@@ -40,6 +41,13 @@ if [ "${1:-}" = "--test" ]; then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${FACE_PG_BIN:-}" ]; then
     apt_install postgresql "install Debian's postgresql (apt-get install postgresql) or set FACE_PG_BIN to the folder of initdb and pg_ctl"
   fi
+  # The container image's checks (cargo xtask image-test): podman with runc (scripts/containers.conf),
+  # and mmdebstrap, which makes the base image from Debian's packages where none can be pulled.
+  # (netavark and aardvark-dns: the network and its names for compose.yaml's stack; iptables: published ports)
+  command -v podman >/dev/null || apt_install "podman runc netavark aardvark-dns iptables slirp4netns uidmap" \
+    "install podman (apt-get install podman runc) or run a Docker daemon"
+  command -v runc >/dev/null || apt_install runc "install runc (apt-get install runc)"
+  command -v mmdebstrap >/dev/null || apt_install mmdebstrap "install mmdebstrap (apt-get install mmdebstrap)"
 fi
 
 # Swagger UI's files, which face-server serves at /swagger (npm swagger-ui-dist, pinned by the lock file).

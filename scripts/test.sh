@@ -48,5 +48,5 @@ cargo xtask scale --faces 20000 --requests 40 --registry-photos
 echo "test: fuzzing, a short pass (decode, request parsers, guest values; 20 s each)" >&2
 cargo xtask fuzz --seconds 20
 
-echo "test: the container image (hadolint; the packaged service started as its entrypoint would)" >&2
+echo "test: the container image (hadolint; the runtime stage built over the package; run with podman as an operator would, the Python client's run included)" >&2
 cargo xtask image-test

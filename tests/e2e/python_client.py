@@ -410,6 +410,136 @@ class Server:
             return False, self.proc.wait(timeout=10)
 
 
+class Container:
+    """face-server as the image runs it, with podman: `run -p PORT:5000 --memory 6g --cpus 2` on a
+    named volume for /data, with only the image's arguments (Eula, Billing, ApiKey) and settings.
+    A restart is `stop`, `rm` and a new `run` on the same volume."""
+
+    def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.name = f"face-e2e-{os.getpid()}"
+        self.volume = f"{self.name}-data"
+        self.port = free_port()
+        self.running = False
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def podman(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["podman", *argv], capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> None:
+        a = self.args
+        run = self.podman(
+            "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:5000",
+            "--memory", "6g", "--cpus", "2", "-v", f"{self.volume}:/data",
+            *(arg for env in a.container_env for arg in ("-e", env)),
+            a.container,
+            "Eula=accept", f"Billing={a.billing}", f"ApiKey={API_KEY}",
+            "Engine:PoolSize=2", "Security:AllowPrivateUrls=true",
+        )  # fmt: skip
+        with open(self.log_path, "a") as log:
+            log.write(f"\n=== podman run {self.name}: {run.returncode} {run.stdout}{run.stderr}\n")
+        self.running = run.returncode == 0
+
+    def exited(self) -> int | None:
+        state = self.podman("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.name)
+        running, _, code = state.stdout.strip().partition(" ")
+        return None if state.returncode == 0 and running == "true" else int(code or -1)
+
+    def wait_ready(self) -> tuple[bool, str]:
+        if not self.running:
+            return False, f"podman run failed (see {self.log_path.name})"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = "no answer"
+        while time.monotonic() < deadline:
+            code = self.exited()
+            if code is not None:
+                return False, f"the container exited with {code} before it was ready"
+            try:
+                with NO_PROXY_OPENER.open(f"{self.endpoint}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return True, ""
+                    last = f"HTTP {response.status}"
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+            except (OSError, ValueError) as e:
+                last = str(e)
+            time.sleep(0.5)
+        return False, f"/ready not 200 after {READY_TIMEOUT_S} s ({last})"
+
+    def new_ports(self) -> None:
+        self.port = free_port()
+
+    def stop(self) -> tuple[bool, int | None]:
+        """`podman stop` (SIGTERM, the image's STOPSIGNAL; SIGKILL after the grace period), its log
+        kept, then `rm`; the volume stays. Returns (stopped gracefully, exit code)."""
+        if not self.running:
+            return True, None
+        stop = self.podman("stop", "-t", str(STOP_GRACE_S), self.name, timeout=STOP_GRACE_S + 60)
+        code = self.exited()
+        logs = self.podman("logs", self.name)
+        with open(self.log_path, "a") as log:
+            log.write(logs.stdout + logs.stderr)
+        self.podman("rm", "-f", self.name)
+        self.running = False
+        # 137 is SIGKILL: the grace period ran out.
+        return stop.returncode == 0 and code != 137, code
+
+    def close(self) -> None:
+        self.podman("volume", "rm", "-f", self.volume)
+
+
+class StackHost:
+    """A face-server container another tool started (a compose stack), published on `port`;
+    restarted with `podman stop` and `podman start`, its volume kept."""
+
+    def __init__(self, container: str, port: int, log_path: Path) -> None:
+        self.container = container
+        self.port = port
+        self.log_path = log_path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def podman(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["podman", *argv], capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> None:
+        self.podman("start", self.container)
+
+    def wait_ready(self) -> tuple[bool, str]:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                with NO_PROXY_OPENER.open(f"{self.endpoint}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return True, ""
+                    last = f"HTTP {response.status}"
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+            except (OSError, ValueError) as e:
+                last = str(e)
+            time.sleep(0.5)
+        return False, f"{self.container}: /ready not 200 after {READY_TIMEOUT_S} s ({last})"
+
+    def new_ports(self) -> None:
+        pass
+
+    def stop(self) -> tuple[bool, int | None]:
+        stop = self.podman("stop", "-t", str(STOP_GRACE_S), self.container, timeout=STOP_GRACE_S + 60)
+        state = self.podman("inspect", "--format", "{{.State.ExitCode}}", self.container)
+        logs = self.podman("logs", "--tail", "200", self.container)
+        with open(self.log_path, "a") as log:
+            log.write(f"\n=== {self.container}\n{logs.stdout}{logs.stderr}")
+        code = int(state.stdout.strip() or -1)
+        return stop.returncode == 0 and code != 137, code
+
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -418,11 +548,9 @@ class Hosts:
     request to the next host in turn, so every step of the flow crosses hosts: a faceId detected
     on one is identified on the other, a group trained on one is used by the other."""
 
-    def __init__(self, args: argparse.Namespace, data_dir: Path, log_path: Path, count: int) -> None:
-        self.servers = []
-        for i in range(count):
-            (data_dir / f"host-{i + 1}").mkdir()
-            self.servers.append(Server(args, data_dir / f"host-{i + 1}", log_path))
+    def __init__(self, servers: list) -> None:
+        self.servers = servers
+        count = len(servers)
         self.lock = threading.Lock()
         self.next = 0
         self.answered = [0] * count
@@ -520,15 +648,17 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def photo_server(directory: Path):
-    """Serves `directory` on 127.0.0.1 from a background thread; yields the base URL."""
+def photo_server(directory: Path, host: str | None = None):
+    """Serves `directory` from a background thread; yields the base URL. On 127.0.0.1, or, where
+    the server runs in a container, on every address with `host` (the name by which the container
+    reaches this machine) in the URL."""
     handler = functools.partial(QuietHandler, directory=str(directory))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = http.server.ThreadingHTTPServer(("0.0.0.0" if host else "127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="photo-server", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"http://{host or '127.0.0.1'}:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -1910,10 +2040,29 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="End-to-end test of face-server through the official Python Face client "
         "(azure-cognitiveservices-vision-face 0.6.1): all 69 operations, errors, persistence."
     )
-    parser.add_argument("--server", required=True, type=Path, help="path to the face-server binary")
-    parser.add_argument("--guest", required=True, type=Path, help="the guest component (Engine:Guest)")
-    parser.add_argument("--models", required=True, type=Path, help="the models directory (Engine:Models)")
-    parser.add_argument("--cache", required=True, type=Path, help="the compiled-guest cache (Engine:Cache)")
+    parser.add_argument("--server", type=Path, help="path to the face-server binary")
+    parser.add_argument("--guest", type=Path, help="the guest component (Engine:Guest)")
+    parser.add_argument("--models", type=Path, help="the models directory (Engine:Models)")
+    parser.add_argument("--cache", type=Path, help="the compiled-guest cache (Engine:Cache)")
+    parser.add_argument(
+        "--container", help="instead of --server and the rest: run this image with podman, as an operator would"
+    )
+    parser.add_argument("--billing", default="http://127.0.0.1:9/", help="the container's Billing endpoint")
+    parser.add_argument(
+        "--container-env", action="append", default=[], help="NAME=value for the container's environment"
+    )
+    parser.add_argument(
+        "--stack-host",
+        action="append",
+        default=[],
+        help="CONTAINER=PORT: a face-server container already running (a compose stack's); "
+        "given twice or more, requests alternate between them",
+    )
+    parser.add_argument(
+        "--host-name",
+        default="host.containers.internal",
+        help="the name by which the container reaches this machine (for the photo URLs)",
+    )
     parser.add_argument("--photos", required=True, type=Path, help="the face_recognition 1.3.0 test photos")
     parser.add_argument("--data", type=Path, help="the shared data folder: also measure accuracy on it")
     parser.add_argument("--keep-logs", type=Path, help="copy the server's log into this directory")
@@ -1923,7 +2072,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--hosts", type=int, default=1, help="face-servers on the one database, requests alternating (needs --postgres)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not (args.container or args.stack_host) and None in (args.server, args.guest, args.models, args.cache):
+        parser.error("--server, --guest, --models and --cache are needed unless --container or --stack-host is given")
+    if args.container and args.hosts > 1:
+        parser.error("--container runs one host")
+    return args
 
 
 def load_photos(photo_dir: Path) -> dict[str, bytes]:
@@ -1963,10 +2117,23 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     photos = load_photos(args.photos)
     if args.hosts > 1 and not args.postgres:
         raise ValueError("--hosts above 1 needs --postgres: the hosts share one database")
-    server = Hosts(args, data_dir, log_path, args.hosts) if args.hosts > 1 else Server(args, data_dir, log_path)
+    if args.container:
+        server = Container(args, log_path)
+    elif args.stack_host:
+        hosts = [StackHost(name, int(port), log_path) for name, port in (h.split("=", 1) for h in args.stack_host)]
+        server = Hosts(hosts) if len(hosts) > 1 else hosts[0]
+    elif args.hosts > 1:
+        servers = []
+        for i in range(args.hosts):
+            (data_dir / f"host-{i + 1}").mkdir()
+            servers.append(Server(args, data_dir / f"host-{i + 1}", log_path))
+        server = Hosts(servers)
+    else:
+        server = Server(args, data_dir, log_path)
     completed = False
     try:
-        with photo_server(args.photos) as photo_url:
+        in_container = args.container or args.stack_host
+        with photo_server(args.photos, args.host_name if in_container else None) as photo_url:
             t = E2E(results, photos, photo_url)
             if not start_server(t, server, "start"):
                 return
@@ -2018,7 +2185,7 @@ def run(args: argparse.Namespace, results: Results, workdir: Path) -> None:
     finally:
         signal.alarm(0)  # cleanup is bounded: stop() waits at most STOP_GRACE_S, then kills
         server.stop()
-        if isinstance(server, Hosts):
+        if isinstance(server, (Hosts, Container)):
             server.close()
         if results.failed or not completed:
             print_log(log_path)

@@ -17,17 +17,20 @@
 //! - `fuzz`     the coverage-guided fuzz targets of tests/fuzz, N seconds each (`--seconds N`)
 //! - `soak`     mixed requests against face-server with a kill -9 and restart halfway; checks writes, billing, memory
 //! - `scale`    a LargePersonGroup and a LargeFaceList of a million faces: train, identify, find-similar, AddFace, restart
-//! - `image-test` hadolint on the Dockerfile, and the packaged service started as its entrypoint would
+//! - `image`    the container image from the Dockerfile (podman or docker), base images made offline where none can be pulled
+//! - `image-test` the image run as an operator would: start-up contract, health, uid, drain on stop, logs, onnxruntime, the Python client
 
 mod appearance;
 mod bench;
+mod container;
 mod cycles;
+mod deploy;
 mod detect;
 mod e2e;
 mod engine;
 mod eval;
 mod fuzz;
-mod image;
+mod image_test;
 mod load;
 mod models;
 mod npm;
@@ -44,7 +47,7 @@ mod web;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|stages [--runs N] [--backends LIST]|web|web-test|package [--release] DIR|image-test [--build]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]>";
+const USAGE: &str = "usage: cargo xtask <models|testdata|detect PHOTO...|eval [--attributes] [--cues]|bench|wasm-test|guest|npm|npm-test|serve [Key=value...]|e2e [--data DIR]|load [--seconds N] [--backends LIST]|stages [--runs N] [--backends LIST]|web|web-test|package [--release] DIR|image [--offline-bases] [--package DIR] [--tag NAME]|image-test [--build] [--compose]|cycles|fuzz [--seconds N] [--target NAME]|soak [--requests N] [--concurrency C]|scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,7 +69,8 @@ fn main() -> Result<()> {
         "stages" => stages::stages(rest),
         "web" => web::web(rest),
         "package" => package::package(rest),
-        "image-test" => image::image_test(rest),
+        "image" => container::image(rest),
+        "image-test" => image_test::image_test(rest),
         "web-test" => web::web_test(rest),
         "cycles" => cycles::cycles(rest),
         "fuzz" => fuzz::fuzz(rest),

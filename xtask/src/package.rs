@@ -1,9 +1,10 @@
 //! `cargo xtask package [--release] DIR`: everything the service needs at run time, in one
 //! folder laid out the way face-server looks for it beside its binary: `face-server`,
 //! `face-meter`, `face_wasm.wasm` (the guest) with `face_wasm.cwasm` and its sha256 record,
-//! `models/` (with `libonnxruntime.so`), `swagger-ui/` and `demo/` (the in-browser demo). The
-//! Dockerfile's build stage runs this command; the test command runs it too and starts the
-//! packaged server the way the image's entrypoint does.
+//! `models/` (with `libonnxruntime.so` and the manifest of sources and licenses), `swagger-ui/`
+//! and `demo/` (the in-browser demo, whose models are links to `models/` where the files are the
+//! same, so each is held once). The Dockerfile's build stage runs this command; the test command
+//! runs it too (`cargo xtask image-test` builds the image's runtime stage over its folder).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,7 +67,28 @@ pub fn package(args: &[String]) -> Result<()> {
     for f in SWAGGER_UI {
         copy(&swagger.join("node_modules/swagger-ui-dist").join(f), &out.join("swagger-ui").join(f))?;
     }
+    // Where each model comes from, its license and sha256.
+    copy(&models_dir().join("manifest.toml"), &out.join("models/manifest.toml"))?;
     crate::web::copy_dir(&crate::web::dist_dir(), &out.join("demo"))?;
-    eprintln!("package: {} ({} build)", out.display(), dir);
+    let linked = link_duplicates(&out.join("demo/pkg/models"), &out.join("models"), "../../../models")?;
+    eprintln!("package: {} ({} build); the demo's {linked} models shared with the server's", out.display(), dir);
     Ok(())
+}
+
+/// Each file of `dir` with the same bytes as the file of that name in `models` becomes a relative
+/// link to it (`to_models` is `models` seen from `dir`), so the package holds each model once.
+fn link_duplicates(dir: &Path, models: &Path, to_models: &str) -> Result<usize> {
+    let mut linked = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else { continue };
+        let twin = models.join(name);
+        if twin.is_file() && std::fs::read(&twin)? == std::fs::read(&path)? {
+            std::fs::remove_file(&path)?;
+            std::os::unix::fs::symlink(Path::new(to_models).join(name), &path)
+                .with_context(|| format!("linking {}", path.display()))?;
+            linked += 1;
+        }
+    }
+    Ok(linked)
 }
