@@ -227,9 +227,9 @@ fn sigterm_drains_requests_in_flight_and_flushes_usage() {
     wait_until("the server stops accepting", Duration::from_secs(60), || {
         std::net::TcpStream::connect(&address).is_err()
     });
-    let (status, body) = in_flight.finish();
-    assert_eq!(status, 200, "the request in flight was answered: {body}");
-    assert!(body.contains("faceRectangle"), "{body}");
+    let answer = in_flight.finish();
+    assert_eq!(answer.status, 200, "the request in flight was answered: {answer:?}");
+    assert!(answer.body.contains("faceRectangle"), "{answer:?}");
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}\n{}", server.log_text());
     assert_eq!(meter.totals().0, before + 1, "usage flushed at shutdown:\n{}", server.log_text());

@@ -244,16 +244,46 @@ pub fn metric(server: &Server, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// A POST whose body arrives in two halves: `begin` sends the headers and the first half, so the
-/// request is in flight on the server, held there until `finish` sends the rest.
+/// A POST whose body arrives in two parts: `begin` sends the headers and half the body (or all
+/// but its last byte: `begin_all_but_last`), so the request is in flight on the server, held
+/// there until `send_rest`; `answer` reads what the server answered.
 #[derive(Debug)]
 pub struct HalfSent {
     stream: std::net::TcpStream,
     rest: Vec<u8>,
 }
 
+/// An answer read off the socket: status, the header block, the body.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
 impl HalfSent {
     pub fn begin(server: &Server, path: &str, content_type: &str, body: &[u8]) -> HalfSent {
+        Self::send_first(server, path, content_type, body, body.len() / 2)
+    }
+
+    pub fn begin_all_but_last(server: &Server, path: &str, content_type: &str, body: &[u8]) -> HalfSent {
+        Self::send_first(server, path, content_type, body, body.len() - 1)
+    }
+
+    fn send_first(server: &Server, path: &str, content_type: &str, body: &[u8], first: usize) -> HalfSent {
         use std::io::Write as _;
         let address = server.base.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -263,18 +293,43 @@ impl HalfSent {
             body.len()
         );
         stream.write_all(head.as_bytes()).unwrap();
-        let half = body.len() / 2;
-        stream.write_all(&body[..half]).unwrap();
-        HalfSent { stream, rest: body[half..].to_vec() }
+        stream.write_all(&body[..first]).unwrap();
+        HalfSent { stream, rest: body[first..].to_vec() }
     }
 
-    /// Sends the rest of the body; returns the status and the body of the answer.
-    pub fn finish(mut self) -> (u16, String) {
+    /// Sends the rest of the body.
+    pub fn send_rest(&mut self) {
         use std::io::Write as _;
-        self.stream.write_all(&self.rest).unwrap();
-        let mut answer = String::new();
-        self.stream.read_to_string(&mut answer).unwrap();
-        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        (status, answer.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned()))
+        self.stream.write_all(&std::mem::take(&mut self.rest)).unwrap();
     }
+
+    /// Reads the answer to the end (the request asked to close the connection).
+    pub fn answer(mut self) -> RawAnswer {
+        let mut text = String::new();
+        self.stream.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        RawAnswer { status, head: head.to_owned(), body: body.to_owned() }
+    }
+
+    /// Sends the rest and reads the answer.
+    pub fn finish(mut self) -> RawAnswer {
+        self.send_rest();
+        self.answer()
+    }
+}
+
+/// `count` POSTs of `body` to `path`, all in flight at once by the server's own count (each
+/// body but its last byte sent), then their last bytes one after another: the first admitted
+/// is still running when the others arrive. Their answers, in order.
+pub fn at_once(server: &Server, count: usize, path: &str, content_type: &str, body: &[u8]) -> Vec<RawAnswer> {
+    let mut pending: Vec<HalfSent> =
+        (0..count).map(|_| HalfSent::begin_all_but_last(server, path, content_type, body)).collect();
+    wait_until(&format!("{count} requests in flight"), Duration::from_secs(60), || {
+        metric(server, "face_requests_in_flight") == Some(count as f64)
+    });
+    for p in &mut pending {
+        p.send_rest();
+    }
+    pending.into_iter().map(HalfSent::answer).collect()
 }
