@@ -10,7 +10,7 @@
 use std::sync::{Condvar, Mutex};
 
 use ::postgres::fallible_iterator::FallibleIterator;
-use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
+use ::postgres::{Client, IsolationLevel, Transaction};
 
 mod collections;
 mod face_ids;
@@ -19,6 +19,7 @@ mod snapshots;
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 mod usage;
 
 use super::*;
@@ -59,6 +60,7 @@ struct Pool {
 /// The PostgreSQL store.
 pub struct PostgresStore {
     config: ::postgres::Config,
+    tls: tls::Tls,
     pool: Mutex<Pool>,
     freed: Condvar,
 }
@@ -118,29 +120,29 @@ impl PostgresStore {
     /// Connects to the database `url` names (a libpq URL or key=value string, as
     /// `Storage:ConnectionString` gives it) and applies pending migrations.
     pub fn connect(url: &str) -> StoreResult<PostgresStore> {
-        let config: ::postgres::Config = url.parse().map_err(|e| {
+        let (rest, params) =
+            tls::split(url).map_err(|e| StoreError::Internal(format!("Storage:ConnectionString: {e}")))?;
+        let mut config: ::postgres::Config = rest.parse().map_err(|e| {
             StoreError::Internal(format!(
                 "Storage:ConnectionString is not a PostgreSQL connection string ({e}); \
                  write it as postgresql://user:password@host:5432/database"
             ))
         })?;
-        if config.get_ssl_mode() == ::postgres::config::SslMode::Require {
-            return Err(StoreError::Internal(
-                "Storage:ConnectionString asks for sslmode=require, which this service does not speak yet; \
-                 reach PostgreSQL over a private network or a tunnel with sslmode=disable or prefer"
-                    .into(),
-            ));
-        }
-        let store = PostgresStore { config, pool: Mutex::new(Pool::default()), freed: Condvar::new() };
+        let tls = tls::Tls::new(&params).map_err(|e| StoreError::Internal(format!("Storage:ConnectionString: {e}")))?;
+        config.ssl_mode(tls.ssl_mode());
+        let store = PostgresStore { config, tls, pool: Mutex::new(Pool::default()), freed: Condvar::new() };
         store.migrate()?;
         Ok(store)
     }
 
     fn open(&self) -> StoreResult<Client> {
-        self.config.connect(NoTls).map_err(|e| {
+        self.tls.connect(&self.config).map_err(|e| {
+            // The TLS error is the source's text: say it, not only "error performing TLS handshake".
+            let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
             StoreError::Internal(format!(
-                "cannot connect to PostgreSQL at {:?} (Storage:ConnectionString): {e}",
-                self.config.get_hosts()
+                "cannot connect to PostgreSQL at {:?} (Storage:ConnectionString, sslmode {:?}): {e}{cause}",
+                self.config.get_hosts(),
+                self.tls.mode
             ))
         })
     }
@@ -278,10 +280,10 @@ impl PostgresStore {
     /// the process runs: each event is handed to `deliver`, and `None` before the first and
     /// after every reconnection (events may have been missed while the connection was down).
     pub fn listen(&self, deliver: impl Fn(Option<Event>) + Send + 'static) -> std::io::Result<()> {
-        let config = self.config.clone();
+        let (config, tls) = (self.config.clone(), self.tls.clone());
         std::thread::Builder::new().name("face-events".into()).spawn(move || {
             loop {
-                match listen_once(&config, &deliver) {
+                match listen_once(&config, &tls, &deliver) {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "the database's event connection failed; reconnecting"),
                 }
@@ -293,8 +295,12 @@ impl PostgresStore {
 }
 
 /// One connection's worth of [`PostgresStore::listen`]; returns when it fails.
-fn listen_once(config: &::postgres::Config, deliver: &impl Fn(Option<Event>)) -> Result<(), ::postgres::Error> {
-    let mut client = config.connect(NoTls)?;
+fn listen_once(
+    config: &::postgres::Config,
+    tls: &tls::Tls,
+    deliver: &impl Fn(Option<Event>),
+) -> Result<(), ::postgres::Error> {
+    let mut client = tls.connect(config)?;
     client.batch_execute(&format!("LISTEN {EVENTS}"))?;
     deliver(None);
     loop {

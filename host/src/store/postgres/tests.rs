@@ -188,3 +188,54 @@ fn calls_beyond_the_pool_wait_for_a_connection() {
     assert!(most <= MAX_CONNECTIONS as i64, "{most} connections open at once");
     assert!(store.pool.lock().unwrap().open <= MAX_CONNECTIONS);
 }
+
+/// TLS with libpq's sslmodes, on a cluster with `ssl=on` whose certificate names `localhost`:
+/// verify-full connects by that name (and the connection is encrypted), is refused by an address
+/// the certificate does not name, with a message saying so; verify-ca takes that address; a
+/// client certificate admits the role that needs one; require is refused by a server without TLS.
+#[test]
+fn tls_connects_with_libpq_sslmodes_and_refuses_what_they_refuse() {
+    let (cluster, certs) = Cluster::start_tls();
+    let db = cluster.database();
+    let dbname = db.rsplit('/').next().unwrap().to_owned();
+    let port = cluster.port();
+    let ca = certs.ca.display().to_string();
+    let by_name = format!(
+        "host=localhost hostaddr=127.0.0.1 port={port} user=face dbname={dbname} sslmode=verify-full sslrootcert={ca}"
+    );
+    let store = PostgresStore::connect(&by_name).expect("verify-full by the certificate's name");
+    let encrypted: bool = store
+        .with(|c| Ok(c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])?.get(0)))
+        .unwrap();
+    assert!(encrypted, "the connection is not encrypted");
+
+    let by_address = format!("postgresql://face@127.0.0.1:{port}/{dbname}?sslmode=verify-full&sslrootcert={ca}");
+    let e = PostgresStore::connect(&by_address).unwrap_err().to_string();
+    assert!(e.contains("does not name this host"), "{e}");
+    PostgresStore::connect(&by_address.replace("verify-full", "verify-ca")).expect("verify-ca by address");
+
+    let e = PostgresStore::connect(&format!("postgresql://face@127.0.0.1:{port}/{dbname}?sslmode=verify-full"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs sslrootcert"), "{e}");
+
+    // certuser gets in with its certificate only.
+    cluster_admin(&db, "CREATE ROLE certuser LOGIN SUPERUSER");
+    let as_certuser = format!("postgresql://certuser@localhost:{port}/{dbname}?sslmode=verify-full&sslrootcert={ca}");
+    assert!(PostgresStore::connect(&as_certuser).is_err(), "certuser without a certificate");
+    let with_cert =
+        format!("{as_certuser}&sslcert={}&sslkey={}", certs.client_cert.display(), certs.client_key.display());
+    PostgresStore::connect(&with_cert).expect("certuser with its client certificate");
+
+    // A server without TLS: require is refused, prefer connects in the clear.
+    let plain = Cluster::start();
+    let plain_db = plain.database();
+    let e = PostgresStore::connect(&format!("{plain_db}?sslmode=require")).unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("tls"), "{e}");
+    PostgresStore::connect(&format!("{plain_db}?sslmode=prefer")).expect("prefer without TLS");
+}
+
+fn cluster_admin(url: &str, sql: &str) {
+    let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).expect("the cluster answers");
+    admin.batch_execute(sql).expect("an admin statement");
+}
