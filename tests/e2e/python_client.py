@@ -410,9 +410,14 @@ class Server:
             return False, self.proc.wait(timeout=10)
 
 
+# The container engine for --container and --stack-host (cargo xtask image-test sets it).
+CONTAINER_ENGINE = os.environ.get("FACE_CONTAINER_ENGINE", "podman")
+
+
 class Container:
-    """face-server as the image runs it, with podman: `run -p PORT:5000 --memory 6g --cpus 2` on a
-    named volume for /data, with only the image's arguments (Eula, Billing, ApiKey) and settings.
+    """face-server as the image runs it, with podman (or docker): `run -p PORT:5000 --memory 6g
+    --cpus 2` on a named volume for /data, with only the image's arguments (Eula, Billing, ApiKey)
+    and settings.
     A restart is `stop`, `rm` and a new `run` on the same volume."""
 
     def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
@@ -427,31 +432,32 @@ class Container:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def podman(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["podman", *argv], capture_output=True, text=True, timeout=timeout)
+    def engine(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([CONTAINER_ENGINE, *argv], capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:
         a = self.args
-        run = self.podman(
+        run = self.engine(
             "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:5000",
             "--memory", "6g", "--cpus", "2", "-v", f"{self.volume}:/data",
+            *(["--add-host", "host.containers.internal:host-gateway"] if CONTAINER_ENGINE == "docker" else []),
             *(arg for env in a.container_env for arg in ("-e", env)),
             a.container,
             "Eula=accept", f"Billing={a.billing}", f"ApiKey={API_KEY}",
             "Engine:PoolSize=2", "Security:AllowPrivateUrls=true",
         )  # fmt: skip
         with open(self.log_path, "a") as log:
-            log.write(f"\n=== podman run {self.name}: {run.returncode} {run.stdout}{run.stderr}\n")
+            log.write(f"\n=== {CONTAINER_ENGINE} run {self.name}: {run.returncode} {run.stdout}{run.stderr}\n")
         self.running = run.returncode == 0
 
     def exited(self) -> int | None:
-        state = self.podman("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.name)
+        state = self.engine("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.name)
         running, _, code = state.stdout.strip().partition(" ")
         return None if state.returncode == 0 and running == "true" else int(code or -1)
 
     def wait_ready(self) -> tuple[bool, str]:
         if not self.running:
-            return False, f"podman run failed (see {self.log_path.name})"
+            return False, f"{CONTAINER_ENGINE} run failed (see {self.log_path.name})"
         deadline = time.monotonic() + READY_TIMEOUT_S
         last = "no answer"
         while time.monotonic() < deadline:
@@ -474,27 +480,27 @@ class Container:
         self.port = free_port()
 
     def stop(self) -> tuple[bool, int | None]:
-        """`podman stop` (SIGTERM, the image's STOPSIGNAL; SIGKILL after the grace period), its log
+        """`stop` (SIGTERM, the image's STOPSIGNAL; SIGKILL after the grace period), its log
         kept, then `rm`; the volume stays. Returns (stopped gracefully, exit code)."""
         if not self.running:
             return True, None
-        stop = self.podman("stop", "-t", str(STOP_GRACE_S), self.name, timeout=STOP_GRACE_S + 60)
+        stop = self.engine("stop", "-t", str(STOP_GRACE_S), self.name, timeout=STOP_GRACE_S + 60)
         code = self.exited()
-        logs = self.podman("logs", self.name)
+        logs = self.engine("logs", self.name)
         with open(self.log_path, "a") as log:
             log.write(logs.stdout + logs.stderr)
-        self.podman("rm", "-f", self.name)
+        self.engine("rm", "-f", self.name)
         self.running = False
         # 137 is SIGKILL: the grace period ran out.
         return stop.returncode == 0 and code != 137, code
 
     def close(self) -> None:
-        self.podman("volume", "rm", "-f", self.volume)
+        self.engine("volume", "rm", "-f", self.volume)
 
 
 class StackHost:
     """A face-server container another tool started (a compose stack), published on `port`;
-    restarted with `podman stop` and `podman start`, its volume kept."""
+    restarted with the engine's `stop` and `start`, its volume kept."""
 
     def __init__(self, container: str, port: int, log_path: Path) -> None:
         self.container = container
@@ -505,11 +511,11 @@ class StackHost:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def podman(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["podman", *argv], capture_output=True, text=True, timeout=timeout)
+    def engine(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([CONTAINER_ENGINE, *argv], capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:
-        self.podman("start", self.container)
+        self.engine("start", self.container)
 
     def wait_ready(self) -> tuple[bool, str]:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -531,9 +537,9 @@ class StackHost:
         pass
 
     def stop(self) -> tuple[bool, int | None]:
-        stop = self.podman("stop", "-t", str(STOP_GRACE_S), self.container, timeout=STOP_GRACE_S + 60)
-        state = self.podman("inspect", "--format", "{{.State.ExitCode}}", self.container)
-        logs = self.podman("logs", "--tail", "200", self.container)
+        stop = self.engine("stop", "-t", str(STOP_GRACE_S), self.container, timeout=STOP_GRACE_S + 60)
+        state = self.engine("inspect", "--format", "{{.State.ExitCode}}", self.container)
+        logs = self.engine("logs", "--tail", "200", self.container)
         with open(self.log_path, "a") as log:
             log.write(f"\n=== {self.container}\n{logs.stdout}{logs.stderr}")
         code = int(state.stdout.strip() or -1)
@@ -2045,7 +2051,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, help="the models directory (Engine:Models)")
     parser.add_argument("--cache", type=Path, help="the compiled-guest cache (Engine:Cache)")
     parser.add_argument(
-        "--container", help="instead of --server and the rest: run this image with podman, as an operator would"
+        "--container", help="instead of --server and the rest: run this image (podman or docker), as an operator would"
     )
     parser.add_argument("--billing", default="http://127.0.0.1:9/", help="the container's Billing endpoint")
     parser.add_argument(

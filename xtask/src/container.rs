@@ -52,11 +52,11 @@ impl Engine {
     /// The environment the engine's commands need, for other programs that run it (the Python
     /// client's container mode).
     pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut env = vec![("FACE_CONTAINER_ENGINE", PathBuf::from(self.program))];
         if self.program == "podman" && std::env::var_os("CONTAINERS_CONF").is_none() {
-            vec![("CONTAINERS_CONF", repo_root().join("scripts/containers.conf"))]
-        } else {
-            Vec::new()
+            env.push(("CONTAINERS_CONF", repo_root().join("scripts/containers.conf")));
         }
+        env
     }
 
     /// Runs the engine with `args`; its output, whatever the exit status.
@@ -199,17 +199,9 @@ fn make_base(engine: &Engine, name: &str) -> Result<()> {
         Base::Rust { version, release } => {
             // This machine's toolchain of the Dockerfile's version, with its targets.
             let toolchain = format!("{version}.0");
-            let sysroot = Command::new("rustc")
-                .args([format!("+{toolchain}").as_str(), "--print", "sysroot"])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-                .with_context(|| {
-                    format!(
-                        "making {name} needs Rust {toolchain} on this machine (rustup toolchain install {toolchain})"
-                    )
-                })?;
+            let sysroot = rust_sysroot(&toolchain).with_context(|| {
+                format!("making {name} needs Rust {toolchain} on this machine (rustup toolchain install {toolchain})")
+            })?;
             let rustup = which("rustup").context("making the Rust image needs rustup on this machine")?;
             eprintln!(
                 "image: making {name} from Debian {release}'s packages and this machine's Rust {toolchain} ({})",
@@ -273,6 +265,25 @@ fn make_base(engine: &Engine, name: &str) -> Result<()> {
     let _ = std::fs::remove_file(&tar);
     eprintln!("image: made {name} in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The sysroot of this machine's Rust `version` (x.y.z): the toolchain of that name, or the
+/// default one when it is that version.
+fn rust_sysroot(version: &str) -> Option<PathBuf> {
+    let rustc = |args: &[&str]| {
+        Command::new("rustc")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let pinned = format!("+{version}");
+    if let Some(root) = rustc(&[&pinned, "--print", "sysroot"]) {
+        return Some(PathBuf::from(root));
+    }
+    let current = rustc(&["--version"])?;
+    current.starts_with(&format!("rustc {version} ")).then(|| rustc(&["--print", "sysroot"]).map(PathBuf::from))?
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -6,7 +6,8 @@
 //! sends every bad-input file to detect and AddFace. With `--hosts N` (N >= 2), the Python run
 //! instead drives N face-servers on one throwaway PostgreSQL cluster, each request sent to the
 //! next host in turn (the npm flow is not repeated), and then `cargo xtask soak --hosts N` with
-//! 1,000 requests: the first host killed under load and restarted.
+//! 1,000 requests: the first host killed under load and restarted. With `--tls`, the cluster
+//! takes TLS only and the hosts connect with `sslmode=verify-full` to a certificate made here.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,9 +53,10 @@ pub fn serve(args: &[String]) -> Result<()> {
 }
 
 pub fn e2e(args: &[String]) -> Result<()> {
-    const USAGE: &str = "usage: cargo xtask e2e [--data DIR] [--hosts N]";
+    const USAGE: &str = "usage: cargo xtask e2e [--data DIR] [--hosts N [--tls]]";
     let mut extra: Vec<String> = Vec::new();
     let mut hosts = 1usize;
+    let mut tls = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -66,14 +68,18 @@ pub fn e2e(args: &[String]) -> Result<()> {
                 Some(n) if n >= 1 => hosts = n,
                 _ => bail!("--hosts needs a number of hosts, 1 or more; {USAGE}"),
             },
+            "--tls" => tls = true,
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
+    }
+    if tls && hosts < 2 {
+        bail!("--tls is for the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
     }
     let (server, guest) = build_server()?;
     let python = python()?;
     // Several hosts: one throwaway PostgreSQL cluster for them all, stopped when this returns.
     let _cluster = if hosts > 1 {
-        let cluster = crate::postgres::Cluster::start()?;
+        let cluster = if tls { crate::postgres::Cluster::start_tls()? } else { crate::postgres::Cluster::start()? };
         extra.extend(["--postgres".to_owned(), cluster.url.clone(), "--hosts".to_owned(), hosts.to_string()]);
         Some(cluster)
     } else {

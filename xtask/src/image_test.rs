@@ -127,7 +127,7 @@ pub fn image_test(args: &[String]) -> Result<()> {
         &format!("Keys={KEY}"),
         &format!("Address=0.0.0.0:{meter_port}"),
         "DataDirectory=/tmp/meter",
-    ])?; // fmt: skip
+    ])?;
     let totals_url = format!("http://127.0.0.1:{meter_port}/v1/totals");
     wait_until("the meter answers", Duration::from_secs(30), || get(&totals_url, Some(KEY)).is_some())?;
     let billing = format!("http://host.containers.internal:{meter_port}/");
@@ -176,6 +176,10 @@ fn start(engine: &Engine, name: &str, options: &[&str], image: &str, settings: &
     let port = crate::util::free_port()?;
     let publish = format!("127.0.0.1:{port}:5000");
     let mut argv = vec!["run", "-d", "--name", name, "-p", &publish, "--memory", "6g", "--cpus", "2"];
+    if engine.program == "docker" {
+        // podman names this machine so inside every container; docker, when asked.
+        argv.extend(["--add-host", "host.containers.internal:host-gateway"]);
+    }
     argv.extend(options);
     argv.push(image);
     argv.extend(["Eula=accept", "Engine:PoolSize=2"]);

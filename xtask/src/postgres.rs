@@ -29,8 +29,27 @@ fn bin_dir() -> Result<PathBuf> {
     )
 }
 
+/// `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().context("running openssl")?;
+    if !out.status.success() {
+        bail!("openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 impl Cluster {
     pub fn start() -> Result<Cluster> {
+        Self::start_with(false)
+    }
+
+    /// A cluster that takes TLS only (`hostnossl ... reject`): a certificate authority and a
+    /// server certificate for `localhost` made here with openssl; `url` asks for `verify-full`.
+    pub fn start_tls() -> Result<Cluster> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Cluster> {
         let bin = bin_dir()?;
         let as_postgres = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -45,10 +64,90 @@ impl Cluster {
         let data = cluster.dir.join("data");
         let (data, log, sockets) = (data.display().to_string(), cluster.dir.join("log"), cluster.dir.display());
         cluster.run("initdb", &["-D", &data, "-U", "face", "--auth=trust", "-E", "UTF8", "--no-sync"])?;
-        let options = format!("-k {sockets} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=200");
+        let mut options = format!("-k {sockets} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=200");
+        let mut cluster = cluster;
+        if tls {
+            let certs = cluster.dir.join("tls");
+            std::fs::create_dir_all(&certs)?;
+            openssl(
+                &certs,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=face e2e CA",
+                ],
+            )?;
+            std::fs::write(certs.join("server.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")?;
+            openssl(
+                &certs,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            )?;
+            openssl(
+                &certs,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    "server.crt",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "server.ext",
+                ],
+            )?;
+            if cluster.as_postgres && !Command::new("chown").arg("-R").arg("postgres:").arg(&certs).status()?.success()
+            {
+                bail!("chown postgres: {} failed", certs.display());
+            }
+            std::fs::set_permissions(certs.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            // Connections in the clear over the network are refused (the local socket stays, for createdb).
+            let hba = std::path::Path::new(&data).join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba)?;
+            std::fs::write(&hba, format!("hostnossl all all all reject\n{rest}"))?;
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                certs.display()
+            ));
+            cluster.url = format!(
+                "postgresql://face@localhost:{port}/face?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",
+                certs.join("ca.crt").display()
+            );
+        }
         cluster.run("pg_ctl", &["-D", &data, "-o", &options, "-l", &log.display().to_string(), "-w", "start"])?;
-        cluster.run("createdb", &["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "face", "face"])?;
-        eprintln!("postgres: a throwaway cluster on 127.0.0.1:{port} ({})", cluster.dir.display());
+        cluster.run(
+            "createdb",
+            &["-h", &cluster.dir.display().to_string(), "-p", &port.to_string(), "-U", "face", "face"],
+        )?;
+        let how = if tls { "TLS only, verify-full" } else { "no TLS" };
+        eprintln!("postgres: a throwaway cluster on 127.0.0.1:{port}, {how} ({})", cluster.dir.display());
         Ok(cluster)
     }
 
