@@ -510,11 +510,27 @@ impl CollectionStore for PostgresStore {
     }
 
     fn hold(&self, key: &str) -> StoreResult<Hold> {
-        // A connection of its own, which the Hold keeps: the lock is the session's, and goes
-        // when the Hold drops the connection (or the host dies and PostgreSQL ends the session).
+        // A connection of its own, which the Hold keeps: the lock is the session's, unlocked
+        // when the Hold is dropped (or when the host dies and PostgreSQL ends the session).
         let mut client = self.open()?;
         client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])?;
-        Ok(Hold(Some(Box::new(client))))
+        Ok(Hold(Some(Box::new(SessionLock { client, key: key.to_owned() }))))
+    }
+}
+
+/// A session advisory lock on a connection of its own. Dropping it unlocks before the
+/// connection closes, so the lock is free when the drop returns, not when the server notices
+/// the closed socket.
+struct SessionLock {
+    client: ::postgres::Client,
+    key: String,
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if let Err(e) = self.client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&self.key]) {
+            tracing::warn!(error = %e, key = %self.key, "unlocking a hold failed; it goes with its connection");
+        }
     }
 }
 

@@ -126,7 +126,7 @@ fn holds_events_and_face_ids_are_shared() {
         let _ = sent.send(e);
     })
     .unwrap();
-    let next = || received.recv_timeout(std::time::Duration::from_secs(10)).expect("an event within 10 s");
+    let next = || received.recv_timeout(std::time::Duration::from_secs(60)).expect("an event within 60 s");
     assert_eq!(next(), None, "connected");
     a.create_person(kind, "held", &person("p")).unwrap();
     a.add_face(kind, "held", &face(1, Some("p"))).unwrap();
