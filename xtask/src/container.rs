@@ -290,7 +290,7 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
 }
 
-/// Every base image `stages_used` need is there afterwards: already present, pulled, or made.
+/// Every image of `bases` is there afterwards: already present, pulled, or made from Debian's packages.
 pub fn ensure_bases(engine: &Engine, bases: &[String], offline: bool) -> Result<()> {
     for name in bases {
         if engine.image_exists(name) || engine.image_exists(&full_name(name)) {

@@ -48,10 +48,22 @@ pub fn package(args: &[String]) -> Result<()> {
     let target = target_dir();
     for bin in ["face-server", "face-meter"] {
         copy(&target.join(dir).join(bin), &out.join(bin))?;
+        if release {
+            // The release profile keeps line tables (for profiles and backtraces while
+            // developing): the image carries the symbols without them.
+            run(Command::new("strip").arg("--strip-debug").arg(out.join(bin)))
+                .context("stripping the binaries needs binutils' strip")?;
+        }
     }
     // The guest, compiled by this face-server, and the record of its sha256: the only compiled
     // guest face-server will load from disk (precompiled in the build folder once per build).
-    let guest = target.join("wasm32-wasip2").join(dir).join("face_wasm.wasm");
+    // A release package's guest has its DWARF sections taken out first (its function names stay).
+    let mut guest = target.join("wasm32-wasip2").join(dir).join("face_wasm.wasm");
+    if release {
+        let stripped = target.join("wasm32-wasip2").join(dir).join("package/face_wasm.wasm");
+        write_if_changed(&stripped, &strip_wasm_debug(&std::fs::read(&guest)?)?)?;
+        guest = stripped;
+    }
     crate::wasm::precompile(&target.join(dir).join("face-server"), &guest)?;
     for ext in ["wasm", "cwasm", "cwasm.sha256"] {
         copy(&guest.with_extension(ext), &out.join("face_wasm").with_extension(ext))?;
@@ -91,4 +103,80 @@ fn link_duplicates(dir: &Path, models: &Path, to_models: &str) -> Result<usize> 
         }
     }
     Ok(linked)
+}
+
+/// `wasm` without its custom sections named `.debug*` (DWARF), every other section as it was.
+fn strip_wasm_debug(wasm: &[u8]) -> Result<Vec<u8>> {
+    fn leb(bytes: &[u8], at: &mut usize) -> Result<usize> {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = *bytes.get(*at).context("a truncated wasm section header")?;
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+            shift += 7;
+            if shift > 35 {
+                bail!("a wasm section size longer than 5 bytes");
+            }
+        }
+    }
+    if wasm.get(..4) != Some(b"\0asm") {
+        bail!("not a wasm binary");
+    }
+    let mut out = wasm[..8].to_vec();
+    let mut at = 8;
+    while at < wasm.len() {
+        let start = at;
+        let id = wasm[at];
+        at += 1;
+        let size = leb(wasm, &mut at)?;
+        let end = at.checked_add(size).filter(|&e| e <= wasm.len()).context("a wasm section past the end")?;
+        let debug = id == 0 && {
+            let mut name_at = at;
+            let len = leb(wasm, &mut name_at)?;
+            wasm.get(name_at..name_at + len).is_some_and(|n| n.starts_with(b".debug"))
+        };
+        if !debug {
+            out.extend_from_slice(&wasm[start..end]);
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` unless it holds them already (so its time, which the precompile
+/// step compares, moves only when the guest does).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_loses_its_dwarf_and_keeps_everything_else() {
+        // A module of a type section, a `.debug_info` custom section and a `name` custom section.
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        wasm.extend_from_slice(&[1, 4, 1, 0x60, 0, 0]);
+        wasm.extend_from_slice(&[0, 14, 11]);
+        wasm.extend_from_slice(b".debug_info");
+        wasm.extend_from_slice(&[1, 2]);
+        wasm.extend_from_slice(&[0, 5, 4]);
+        wasm.extend_from_slice(b"name");
+        let stripped = strip_wasm_debug(&wasm).unwrap();
+        let mut expected = b"\0asm\x01\0\0\0".to_vec();
+        expected.extend_from_slice(&[1, 4, 1, 0x60, 0, 0, 0, 5, 4]);
+        expected.extend_from_slice(b"name");
+        assert_eq!(stripped, expected);
+        assert!(strip_wasm_debug(b"\0asm\x01\0\0\0\x01\x09").is_err(), "a section past the end");
+    }
 }
