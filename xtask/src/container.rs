@@ -144,6 +144,13 @@ fn full_name(name: &str) -> String {
     }
 }
 
+/// Debian's container images' apt settings (their /etc/apt/apt.conf.d/docker-clean): the
+/// package caches are neither written nor kept.
+const APT_CLEAN: &str = r#"DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";"#;
+
 /// mmdebstrap's options for a small image: minbase, merged /usr, no documentation or locales.
 fn mmdebstrap(release: &str, include: &[&str], hooks: &[String], out: &Path) -> Command {
     let mut c = Command::new("mmdebstrap");
@@ -158,6 +165,8 @@ fn mmdebstrap(release: &str, include: &[&str], hooks: &[String], out: &Path) -> 
     for hook in hooks {
         c.arg(format!("--customize-hook={hook}"));
     }
+    // apt as in Debian's own container images: no package caches kept after an install.
+    c.arg(format!(r#"--customize-hook=printf '%s\n' '{APT_CLEAN}' > "$1/etc/apt/apt.conf.d/docker-clean""#));
     c.arg(r#"--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*"#);
     c.arg(release).arg(out);
     if let Ok(mirror) = std::env::var("FACE_DEBIAN_MIRROR") {

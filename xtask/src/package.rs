@@ -105,8 +105,20 @@ fn link_duplicates(dir: &Path, models: &Path, to_models: &str) -> Result<usize> 
     Ok(linked)
 }
 
-/// `wasm` without its custom sections named `.debug*` (DWARF), every other section as it was.
+/// `wasm` (a module, or a component and the modules and components inside it) without its custom
+/// sections named `.debug*` (DWARF), every other section as it was.
 fn strip_wasm_debug(wasm: &[u8]) -> Result<Vec<u8>> {
+    fn put_leb(out: &mut Vec<u8>, mut value: usize) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
     fn leb(bytes: &[u8], at: &mut usize) -> Result<usize> {
         let (mut value, mut shift) = (0usize, 0);
         loop {
@@ -125,6 +137,9 @@ fn strip_wasm_debug(wasm: &[u8]) -> Result<Vec<u8>> {
     if wasm.get(..4) != Some(b"\0asm") {
         bail!("not a wasm binary");
     }
+    // Version 1 is a core module; layer 1 (bytes 0d 00 01 00) a component, whose sections 1
+    // (core module) and 4 (component) hold whole binaries.
+    let component = wasm.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00]);
     let mut out = wasm[..8].to_vec();
     let mut at = 8;
     while at < wasm.len() {
@@ -138,7 +153,12 @@ fn strip_wasm_debug(wasm: &[u8]) -> Result<Vec<u8>> {
             let len = leb(wasm, &mut name_at)?;
             wasm.get(name_at..name_at + len).is_some_and(|n| n.starts_with(b".debug"))
         };
-        if !debug {
+        if component && (id == 1 || id == 4) {
+            let inner = strip_wasm_debug(&wasm[at..end])?;
+            out.push(id);
+            put_leb(&mut out, inner.len());
+            out.extend_from_slice(&inner);
+        } else if !debug {
             out.extend_from_slice(&wasm[start..end]);
         }
         at = end;
@@ -178,5 +198,15 @@ mod tests {
         expected.extend_from_slice(b"name");
         assert_eq!(stripped, expected);
         assert!(strip_wasm_debug(b"\0asm\x01\0\0\0\x01\x09").is_err(), "a section past the end");
+        // The same module inside a component: stripped there, its section's size rewritten.
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        component.push(1);
+        component.push(wasm.len() as u8);
+        component.extend_from_slice(&wasm);
+        let mut expected_component = b"\0asm\x0d\0\x01\0".to_vec();
+        expected_component.push(1);
+        expected_component.push(expected.len() as u8);
+        expected_component.extend_from_slice(&expected);
+        assert_eq!(strip_wasm_debug(&component).unwrap(), expected_component);
     }
 }
