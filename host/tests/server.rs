@@ -651,3 +651,29 @@ fn a_detect_answer_says_where_its_time_went() {
     let listed = respond("GET", &server.url("/persongroups"), Some(KEY), None);
     assert!(listed.headers().get("server-timing").is_none());
 }
+
+/// A request refused before its body is read (a wrong key) still receives its answer: the body
+/// is read and dropped first, so the client writing it gets the 401, not a connection reset.
+#[test]
+fn a_refused_upload_receives_its_answer_not_a_reset() {
+    use std::io::{Read, Write};
+    let data = temp_dir("refused-upload");
+    let server = start(&data, &["Storage:Scenario=Memory"]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // 5 MB: more than the sockets' buffers hold, so the server must read it for the write to end.
+    let body: Vec<u8> = photo("obama.jpg").into_iter().cycle().take(5_000_000).collect();
+    for _ in 0..3 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let head = format!(
+            "POST /face/v1.0/detect HTTP/1.1\r\nHost: {address}\r\nOcp-Apim-Subscription-Key: wrong\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).expect("the whole body sent, not a reset");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("the answer, not a reset");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    }
+}

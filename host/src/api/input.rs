@@ -219,6 +219,21 @@ fn declared_too_long(headers: &HeaderMap) -> Option<u64> {
     (declared > MAX_IMAGE_BYTES as u64).then_some(declared)
 }
 
+/// Answers `error` to a request refused before its body was read (a wrong key, billing): the
+/// body is first read and dropped, for at most DECLARED_DRAIN_TIME, when it declares at most the
+/// Face API's 6 MB and the client does not wait for `100 Continue`, so a client still sending it
+/// receives the error rather than a reset; the connection is then closed.
+pub async fn refuse_before_body(request: Request, error: ApiError) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let waits = parts.headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    let chunked = parts.headers.get(header::TRANSFER_ENCODING).is_some();
+    if !waits && (chunked || declared.is_some_and(|d| d > 0 && d <= MAX_IMAGE_BYTES as u64)) {
+        let _ = tokio::time::timeout(DECLARED_DRAIN_TIME, read_body(body, 0)).await;
+    }
+    refuse_unread(error)
+}
+
 /// Reads the whole body of an operation that takes none, ignoring it.
 pub async fn drain(body: Body) {
     let _ = axum::body::to_bytes(body, 64 * 1024).await;

@@ -81,7 +81,7 @@ pub async fn check_key(State(state): State<Shared>, headers: HeaderMap, request:
     if let Some(expected) = &state.api_key {
         let given = headers.get("ocp-apim-subscription-key").map(|v| v.as_bytes()).unwrap_or_default();
         if !constant_time_eq(given, expected.as_bytes()) {
-            return ApiError::Unauthorized.into_response();
+            return super::input::refuse_before_body(request, ApiError::Unauthorized).await;
         }
     }
     next.run(request).await
@@ -100,12 +100,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// mutation in the same transaction as its effect.
 pub async fn bill(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if let Err(refusal) = state.billing.admits() {
-        return ApiError::Billing {
-            status: refusal.status,
-            message: refusal.message,
-            retry_after: refusal.retry_after,
-        }
-        .into_response();
+        let error =
+            ApiError::Billing { status: refusal.status, message: refusal.message, retry_after: refusal.retry_after };
+        return super::input::refuse_before_body(request, error).await;
     }
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     // The record's id is the request's, so a billed answer can be found in the meter's records.
