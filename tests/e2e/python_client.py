@@ -326,6 +326,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def poll_ready(endpoint: str, exited) -> tuple[bool, str]:
+    """Polls `endpoint`/ready until it answers 200, for READY_TIMEOUT_S at most; `exited()` gives
+    a reason to stop early (the server is gone) or None."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        reason = exited()
+        if reason is not None:
+            return False, reason
+        try:
+            request = urllib.request.Request(f"{endpoint}/ready", headers={"Ocp-Apim-Subscription-Key": API_KEY})
+            with NO_PROXY_OPENER.open(request, timeout=2) as response:
+                if response.status == 200:
+                    return True, ""
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+        except (OSError, ValueError) as e:
+            last = str(e)
+        time.sleep(0.5)
+    return False, f"/ready not 200 after {READY_TIMEOUT_S} s ({last})"
+
+
 class Server:
     """face-server as a subprocess on a loopback port, output appended to a log file."""
 
@@ -375,25 +398,11 @@ class Server:
             )
 
     def wait_ready(self) -> tuple[bool, str]:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False, f"exited with {self.proc.returncode} before it was ready"
-            try:
-                request = urllib.request.Request(
-                    f"{self.endpoint}/ready", headers={"Ocp-Apim-Subscription-Key": API_KEY}
-                )
-                with NO_PROXY_OPENER.open(request, timeout=2) as response:
-                    if response.status == 200:
-                        return True, ""
-                    last = f"HTTP {response.status}"
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-            except (OSError, ValueError) as e:
-                last = str(e)
-            time.sleep(0.5)
-        return False, f"/ready not 200 after {READY_TIMEOUT_S} s ({last})"
+        def exited() -> str | None:
+            code = self.proc.poll()
+            return None if code is None else f"exited with {code} before it was ready"
+
+        return poll_ready(self.endpoint, exited)
 
     def new_ports(self) -> None:
         self.port = free_port()
@@ -458,23 +467,12 @@ class Container:
     def wait_ready(self) -> tuple[bool, str]:
         if not self.running:
             return False, f"{CONTAINER_ENGINE} run failed (see {self.log_path.name})"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = "no answer"
-        while time.monotonic() < deadline:
+
+        def exited() -> str | None:
             code = self.exited()
-            if code is not None:
-                return False, f"the container exited with {code} before it was ready"
-            try:
-                with NO_PROXY_OPENER.open(f"{self.endpoint}/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return True, ""
-                    last = f"HTTP {response.status}"
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-            except (OSError, ValueError) as e:
-                last = str(e)
-            time.sleep(0.5)
-        return False, f"/ready not 200 after {READY_TIMEOUT_S} s ({last})"
+            return None if code is None else f"the container exited with {code} before it was ready"
+
+        return poll_ready(self.endpoint, exited)
 
     def new_ports(self) -> None:
         self.port = free_port()
@@ -518,20 +516,8 @@ class StackHost:
         self.engine("start", self.container)
 
     def wait_ready(self) -> tuple[bool, str]:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                with NO_PROXY_OPENER.open(f"{self.endpoint}/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return True, ""
-                    last = f"HTTP {response.status}"
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-            except (OSError, ValueError) as e:
-                last = str(e)
-            time.sleep(0.5)
-        return False, f"{self.container}: /ready not 200 after {READY_TIMEOUT_S} s ({last})"
+        ready, reason = poll_ready(self.endpoint, lambda: None)
+        return ready, reason and f"{self.container}: {reason}"
 
     def new_ports(self) -> None:
         pass

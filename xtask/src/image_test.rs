@@ -24,20 +24,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::container::{Engine, build, report};
-use crate::util::{cache_dir, python, repo_root, run, testdata_dir};
+use crate::util::{agent, cache_dir, python, repo_root, run, testdata_dir};
 
 /// How long a container may take to answer /ready (the guest comes precompiled in the image).
 const READY_S: u64 = 120;
 /// The key of every container here, the Python client's (tests/e2e/python_client.py), which the meter accepts.
 const KEY: &str = "e2e-key";
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
 
 fn get(url: &str, key: Option<&str>) -> Option<(u16, String)> {
     let mut req = agent().get(url);

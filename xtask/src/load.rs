@@ -23,17 +23,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::server::build_server;
-use crate::util::{Killed, cache_dir, free_port, memory_mb, models_dir, repo_root, testdata_dir};
+use crate::util::{Killed, agent, cache_dir, free_port, memory_mb, models_dir, repo_root, testdata_dir};
 
 pub(crate) const KEY: &str = "load-key";
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
 
 fn call(base: &str, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Value> {
     let request = ureq::http::Request::builder()

@@ -203,3 +203,12 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// An HTTP agent for the project's own servers: statuses as answers, not errors; 60 s a call.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into()
+}
