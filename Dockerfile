@@ -53,7 +53,9 @@ RUN apt-get update \
     && chown face:face /data /output
 COPY --from=package /opt/face /opt/face
 # Every shared library the binaries and the onnxruntime backend load is in this image.
-RUN ! ldd /opt/face/face-server /opt/face/face-meter /opt/face/models/libonnxruntime.so | grep "not found"
+RUN ldd /opt/face/face-server /opt/face/face-meter /opt/face/models/libonnxruntime.so > /tmp/ldd.txt \
+    && ! grep "not found" /tmp/ldd.txt \
+    && rm /tmp/ldd.txt
 ENV Storage__DataDirectory=/data Mounts__Output=/output Server__Address=0.0.0.0:5000
 USER 10001:10001
 WORKDIR /data

@@ -155,7 +155,11 @@ impl ServerConfig {
             None | Some("sqlite") => Storage::Sqlite(data_dir.clone()),
             Some("memory") => Storage::Memory(data_dir.clone()),
             Some("postgres") => match setting(s, "Storage:ConnectionString") {
-                Some(url) if !url.trim().is_empty() => Storage::Postgres(url.trim().to_owned()),
+                Some(url) if !url.trim().is_empty() => {
+                    crate::store::check_connection_string(url.trim())
+                        .map_err(|reason| SettingsError::Invalid { setting: "Storage:ConnectionString", reason })?;
+                    Storage::Postgres(url.trim().to_owned())
+                }
                 _ => {
                     return Err(SettingsError::Invalid {
                         setting: "Storage:ConnectionString",

@@ -51,6 +51,22 @@ fn missing_required_settings_refuse_to_start_with_the_setting_named() {
         .output()
         .expect("face-server runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A connection string a start would refuse is refused here too, without connecting.
+    let out = Command::new(env!("CARGO_BIN_EXE_face-server"))
+        .args(["check-settings", "Eula=accept", "Billing=https://billing.example/", "ApiKey=k"])
+        .args([
+            "Storage:Scenario=Postgres",
+            "Storage:ConnectionString=postgresql://face@db.example/face?sslmode=verify-full",
+        ])
+        .env_clear()
+        .output()
+        .expect("face-server runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs sslrootcert"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

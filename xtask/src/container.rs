@@ -359,6 +359,8 @@ pub fn build(engine: &Engine, package: Option<&Path>, tag: &str, offline: bool) 
             std::fs::create_dir_all(&context)?;
             let copied = Command::new("cp").arg("-al").arg(dir).arg(context.join("package")).status();
             if !copied.is_ok_and(|s| s.success()) {
+                // Another file system: a copy, into a clean folder.
+                let _ = std::fs::remove_dir_all(context.join("package"));
                 run(Command::new("cp").arg("-a").arg(dir).arg(context.join("package")))?;
             }
             cmd.args(["--build-arg", "PACKAGE=prebuilt"]).arg(&context);

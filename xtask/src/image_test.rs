@@ -62,7 +62,7 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for c in &self.containers {
-            let _ = self.engine.output(&["rm", "-f", "-t", "0", c]);
+            let _ = self.engine.output(&["rm", "-f", c]);
         }
         for v in &self.volumes {
             let _ = self.engine.output(&["volume", "rm", "-f", v]);
@@ -283,6 +283,7 @@ fn operator_run(
     let body = std::fs::read(testdata_dir().join("obama.jpg"))?;
     let address = base.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let head = format!(
         "POST /face/v1.0/detect HTTP/1.1\r\nHost: {address}\r\nOcp-Apim-Subscription-Key: {KEY}\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -298,8 +299,10 @@ fn operator_run(
         let (engine, name) = (engine.clone(), name.clone());
         std::thread::spawn(move || engine.output(&["stop", "-t", "60", &name]))
     };
-    wait_until("the server stops accepting connections", Duration::from_secs(60), || {
-        TcpStream::connect(&address).is_err()
+    // Stopping: it no longer answers new requests (refused by podman's forwarding; docker's
+    // proxy accepts and then closes).
+    wait_until("the server stops answering new requests", Duration::from_secs(60), || {
+        get(&format!("{base}/ready"), None).is_none()
     })?;
     stream.write_all(&body[half..])?;
     let mut answer = String::new();

@@ -129,7 +129,7 @@ fn strip_wasm_debug(wasm: &[u8]) -> Result<Vec<u8>> {
                 return Ok(value);
             }
             shift += 7;
-            if shift > 35 {
+            if shift >= 35 {
                 bail!("a wasm section size longer than 5 bytes");
             }
         }
@@ -149,9 +149,11 @@ fn strip_wasm_debug(wasm: &[u8]) -> Result<Vec<u8>> {
         let size = leb(wasm, &mut at)?;
         let end = at.checked_add(size).filter(|&e| e <= wasm.len()).context("a wasm section past the end")?;
         let debug = id == 0 && {
-            let mut name_at = at;
-            let len = leb(wasm, &mut name_at)?;
-            wasm.get(name_at..name_at + len).is_some_and(|n| n.starts_with(b".debug"))
+            let section = &wasm[at..end];
+            let mut name_at = 0;
+            let len = leb(section, &mut name_at)?;
+            let name = name_at.checked_add(len).and_then(|e| section.get(name_at..e));
+            name.context("a custom section's name past its end")?.starts_with(b".debug")
         };
         if component && (id == 1 || id == 4) {
             let inner = strip_wasm_debug(&wasm[at..end])?;

@@ -14,7 +14,7 @@ pub(crate) mod suite;
 
 use serde::{Deserialize, Serialize};
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, check_connection_string};
 pub use sqlite::{Loaded, SqliteStore};
 
 /// An embedding as both stores keep it: little-endian f32s.

@@ -519,8 +519,9 @@ impl CollectionStore for PostgresStore {
 }
 
 /// A session advisory lock on a connection of its own. Dropping it unlocks before the
-/// connection closes, so the lock is free when the drop returns, not when the server notices
-/// the closed socket.
+/// connection closes: on the dropping thread, the lock is free when the drop returns, not when
+/// the server notices the closed socket (a `Hold` dropped on an async worker drops it on a
+/// blocking thread, soon after).
 struct SessionLock {
     client: ::postgres::Client,
     key: String,

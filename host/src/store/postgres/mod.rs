@@ -116,6 +116,16 @@ impl Tx<'_> {
 /// The channel of [`Event`]s.
 const EVENTS: &str = "face_events";
 
+/// Whether `url` is a connection string a start would accept, without connecting or reading
+/// its certificate files (for `face-server check-settings` and start-up): what is wrong, if not.
+pub fn check_connection_string(url: &str) -> Result<(), String> {
+    let (rest, params) = tls::split(url)?;
+    rest.parse::<::postgres::Config>().map_err(|e| {
+        format!("not a PostgreSQL connection string ({e}); write it as postgresql://user:password@host:5432/database")
+    })?;
+    tls::effective(&params).map(|_| ())
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names (a libpq URL or key=value string, as
     /// `Storage:ConnectionString` gives it) and applies pending migrations.

@@ -1,14 +1,14 @@
 //! TLS to PostgreSQL with rustls (no OpenSSL at run time), with libpq's meanings of the
 //! connection string's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`:
 //!
-//! - `disable`: no TLS; `prefer` (libpq's default): TLS when the server offers it, the
-//!   certificate not checked; `require`: TLS or no connection, the certificate not checked, unless
-//!   `sslrootcert` is given (then as `verify-ca`, as libpq does);
-//! - `verify-ca`: the certificate must chain to `sslrootcert`; `verify-full`: and name the host
-//!   connected to.
-//! - `sslrootcert`: a PEM file of certificate authorities, or `system` for the system's roots.
-//!   The verifying modes need one (libpq's default, `~/.postgresql/root.crt`, is used when it
-//!   exists).
+//! - `disable`: no TLS; `prefer` (libpq's default): TLS when the server offers it; `require`:
+//!   TLS or no connection. Neither checks the certificate unless there is a root certificate
+//!   (`sslrootcert`, or libpq's default `~/.postgresql/root.crt` when it exists): then the chain
+//!   is checked, and `require` is `verify-ca`, as in libpq;
+//! - `verify-ca`: the certificate must chain to the root certificate; `verify-full`: and name the
+//!   host connected to. Both need a root certificate.
+//! - `sslrootcert`: a PEM file of certificate authorities, or `system` for the system's roots,
+//!   which (as in libpq) means `verify-full` and allows no weaker mode.
 //! - `sslcert` and `sslkey`: a client certificate (PEM) and its key (PEM, PKCS#8, PKCS#1 or SEC1).
 //!
 //! `tokio-postgres` itself knows only `disable`, `prefer` and `require`: the other values and the
@@ -45,6 +45,8 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
     pub mode: Mode,
+    /// Whether the string named the mode (libpq's default with `sslrootcert=system` differs).
+    pub mode_given: bool,
     pub root_cert: Option<String>,
     pub cert: Option<String>,
     pub key: Option<String>,
@@ -53,10 +55,11 @@ pub struct Params {
 /// Splits `url` (a `postgresql://` URL or libpq's `key=value` form) into the string
 /// tokio-postgres parses (the TLS parameters taken out) and those parameters.
 pub fn split(url: &str) -> Result<(String, Params), String> {
-    let mut params = Params { mode: Mode::Prefer, root_cert: None, cert: None, key: None };
+    let mut params = Params { mode: Mode::Prefer, mode_given: false, root_cert: None, cert: None, key: None };
     let mut take = |key: &str, value: &str| -> Result<bool, String> {
         match key {
             "sslmode" => {
+                params.mode_given = true;
                 params.mode = match value {
                     "disable" => Mode::Disable,
                     "allow" | "prefer" => Mode::Prefer,
@@ -93,15 +96,71 @@ pub fn split(url: &str) -> Result<(String, Params), String> {
         }
     } else {
         let mut kept = Vec::new();
-        for word in url.split_whitespace() {
-            let (k, v) = word.split_once('=').unwrap_or((word, ""));
-            if !take(k.trim(), v.trim().trim_matches('\''))? {
-                kept.push(word);
+        for (key, value, text) in key_values(url)? {
+            if !take(&key, &value)? {
+                kept.push(text);
             }
         }
         kept.join(" ")
     };
     Ok((rest, params))
+}
+
+/// libpq's `key = value` form: each pair's key, its value (unquoted: `'...'` with `\'` and `\\`
+/// escapes) and the pair's own text, so what is kept goes on exactly as written.
+fn key_values(text: &str) -> Result<Vec<(String, String, &str)>, String> {
+    let bytes = text.as_bytes();
+    let mut pairs = Vec::new();
+    let mut i = 0;
+    let skip_space = |i: &mut usize| {
+        while *i < bytes.len() && bytes[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_space(&mut i);
+        if i >= bytes.len() {
+            return Ok(pairs);
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = text[start..i].to_owned();
+        skip_space(&mut i);
+        if bytes.get(i) != Some(&b'=') {
+            return Err(format!("{key:?} in the connection string has no value (key=value)"));
+        }
+        i += 1;
+        skip_space(&mut i);
+        let mut value = Vec::new();
+        if bytes.get(i) == Some(&b'\'') {
+            i += 1;
+            loop {
+                match bytes.get(i) {
+                    None => return Err(format!("the quoted value of {key} is not closed")),
+                    Some(b'\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') if i + 1 < bytes.len() => {
+                        value.push(bytes[i + 1]);
+                        i += 2;
+                    }
+                    Some(&b) => {
+                        value.push(b);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                value.push(bytes[i]);
+                i += 1;
+            }
+        }
+        pairs.push((key, String::from_utf8_lossy(&value).into_owned(), &text[start..i]));
+    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -154,27 +213,11 @@ impl Tls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS set-up: {e}"))?;
-        let default_root = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
-        let root_cert = params.root_cert.clone().or_else(|| {
-            matches!(params.mode, Mode::VerifyCa | Mode::VerifyFull)
-                .then(|| default_root.filter(|p| p.is_file()).map(|p| p.display().to_string()))
-                .flatten()
-        });
-        // libpq: require with a root certificate verifies as verify-ca.
-        let mode = match (params.mode, &root_cert) {
-            (Mode::Require, Some(_)) => Mode::VerifyCa,
-            (m, _) => m,
-        };
-        let verifier: Arc<dyn ServerCertVerifier> = match mode {
-            Mode::Disable | Mode::Prefer | Mode::Require => Arc::new(Unverified(provider.clone())),
-            Mode::VerifyCa | Mode::VerifyFull => {
-                let Some(root_cert) = root_cert else {
-                    return Err(format!(
-                        "sslmode={} needs sslrootcert: a PEM file of the certificate authorities, or \
-                         sslrootcert=system for the system's",
-                        if mode == Mode::VerifyCa { "verify-ca" } else { "verify-full" }
-                    ));
-                };
+        let (mode, root_cert) = effective(params)?;
+        let verifier: Arc<dyn ServerCertVerifier> = match root_cert {
+            // No certificate authority: encryption without verification (prefer, require).
+            None => Arc::new(Unverified(provider.clone())),
+            Some(root_cert) => {
                 let roots = roots(&root_cert)?;
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
@@ -203,6 +246,42 @@ impl Tls {
             None => config.connect(::postgres::NoTls),
             Some(c) => config.connect(MakeRustls(c.clone())),
         }
+    }
+}
+
+/// The mode and certificate authorities libpq would use for `params`, without reading files:
+/// - `sslrootcert=system` means `verify-full` unless a mode is given, and allows no other;
+/// - a root certificate (`sslrootcert`, or `~/.postgresql/root.crt` when it exists) makes
+///   `prefer` and `require` check the chain too (`require` becomes `verify-ca`);
+/// - `verify-ca` and `verify-full` need one.
+pub fn effective(params: &Params) -> Result<(Mode, Option<String>), String> {
+    if params.mode == Mode::Disable {
+        return Ok((Mode::Disable, None));
+    }
+    if params.cert.is_some() != params.key.is_some() {
+        return Err("sslcert and sslkey go together: give both or neither".into());
+    }
+    if params.root_cert.as_deref() == Some("system") {
+        return match (params.mode_given, params.mode) {
+            (false, _) | (true, Mode::VerifyFull) => Ok((Mode::VerifyFull, Some("system".into()))),
+            (true, _) => Err("sslrootcert=system needs sslmode=verify-full (as in libpq): any public \
+                              certificate authority would otherwise vouch for any host"
+                .into()),
+        };
+    }
+    let default_root = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string());
+    let root_cert = params.root_cert.clone().or(default_root);
+    match (params.mode, root_cert) {
+        (Mode::VerifyCa | Mode::VerifyFull, None) => Err(format!(
+            "sslmode={} needs sslrootcert: a PEM file of the certificate authorities, or sslrootcert=system \
+             for the system's",
+            if params.mode == Mode::VerifyCa { "verify-ca" } else { "verify-full" }
+        )),
+        (Mode::Require, Some(root)) => Ok((Mode::VerifyCa, Some(root))),
+        (mode, root) => Ok((mode, root)),
     }
 }
 
@@ -324,8 +403,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> MakeTlsConnect<S> for M
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, host: &str) -> io::Result<Connect> {
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host:?} as a TLS name: {e}")))?;
+        // tokio-postgres asks with no name for a Unix socket or a bare hostaddr; PostgreSQL
+        // offers no TLS on a socket, and a verifying mode then fails at the name check.
+        let name = if host.is_empty() {
+            ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
+        } else {
+            ServerName::try_from(host.to_owned())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host:?} as a TLS name: {e}")))?
+        };
         Ok(Connect { config: self.0.clone(), name })
     }
 }
@@ -404,8 +489,21 @@ mod tests {
         let (rest, p) = split("postgresql://db/face").unwrap();
         assert_eq!((rest.as_str(), p.mode), ("postgresql://db/face", Mode::Prefer));
         assert!(split("postgresql://db/face?sslmode=sometimes").unwrap_err().contains("sslmode=sometimes"));
+        // Quoted values as libpq reads them; what is kept goes on exactly as written.
+        let (rest, p) =
+            split(r"host=db password='a  b\'c sslmode=disable' sslmode = require sslrootcert='/x y/ca.pem'").unwrap();
+        assert_eq!(rest, r"host=db password='a  b\'c sslmode=disable'");
+        assert_eq!((p.mode, p.root_cert.as_deref()), (Mode::Require, Some("/x y/ca.pem")));
+        assert!(split("host=db password='open").is_err());
+        // sslrootcert=system means verify-full and allows nothing weaker; a root certificate
+        // makes require verify the chain.
+        let effective_of = |s: &str| effective(&split(s).unwrap().1);
+        assert_eq!(effective_of("postgresql://db/f?sslrootcert=system").unwrap().0, Mode::VerifyFull);
+        assert!(effective_of("postgresql://db/f?sslrootcert=system&sslmode=require").is_err());
+        assert_eq!(effective_of("postgresql://db/f?sslrootcert=/ca.pem&sslmode=require").unwrap().0, Mode::VerifyCa);
+        assert!(effective_of("postgresql://db/f?sslcert=/c.pem").is_err(), "a certificate without its key");
         assert!(
-            Tls::new(&Params { mode: Mode::VerifyFull, root_cert: None, cert: None, key: None })
+            Tls::new(&Params { mode: Mode::VerifyFull, mode_given: true, root_cert: None, cert: None, key: None })
                 .is_err_and(|e| e.contains("needs sslrootcert"))
                 || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".postgresql/root.crt").is_file())
         );
