@@ -423,6 +423,23 @@ class Server:
 CONTAINER_ENGINE = os.environ.get("FACE_CONTAINER_ENGINE", "podman")
 
 
+def container_engine(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([CONTAINER_ENGINE, *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def stop_container(name: str, log_path: Path) -> tuple[bool, int | None]:
+    """`stop` (SIGTERM, the image's STOPSIGNAL; SIGKILL after the grace period), its log appended
+    to `log_path`. Returns (stopped gracefully, exit code)."""
+    stop = container_engine("stop", "-t", str(STOP_GRACE_S), name, timeout=STOP_GRACE_S + 60)
+    state = container_engine("inspect", "--format", "{{.State.ExitCode}}", name)
+    logs = container_engine("logs", name)
+    with open(log_path, "a") as log:
+        log.write(f"\n=== {name}\n{logs.stdout}{logs.stderr}")
+    code = int(state.stdout.strip() or -1)
+    # 137 is SIGKILL: the grace period ran out.
+    return stop.returncode == 0 and code != 137, code
+
+
 class Container:
     """face-server as the image runs it, with podman (or docker): `run -p PORT:5000 --memory 6g
     --cpus 2` on a named volume for /data, with only the image's arguments (Eula, Billing, ApiKey)
@@ -441,12 +458,9 @@ class Container:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def engine(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([CONTAINER_ENGINE, *argv], capture_output=True, text=True, timeout=timeout)
-
     def start(self) -> None:
         a = self.args
-        run = self.engine(
+        run = container_engine(
             "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:5000",
             "--memory", "6g", "--cpus", "2", "-v", f"{self.volume}:/data",
             *(["--add-host", "host.containers.internal:host-gateway"] if CONTAINER_ENGINE == "docker" else []),
@@ -460,7 +474,7 @@ class Container:
         self.running = run.returncode == 0
 
     def exited(self) -> int | None:
-        state = self.engine("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.name)
+        state = container_engine("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.name)
         running, _, code = state.stdout.strip().partition(" ")
         return None if state.returncode == 0 and running == "true" else int(code or -1)
 
@@ -478,22 +492,16 @@ class Container:
         self.port = free_port()
 
     def stop(self) -> tuple[bool, int | None]:
-        """`stop` (SIGTERM, the image's STOPSIGNAL; SIGKILL after the grace period), its log
-        kept, then `rm`; the volume stays. Returns (stopped gracefully, exit code)."""
+        """`stop_container`, then `rm`; the volume stays."""
         if not self.running:
             return True, None
-        stop = self.engine("stop", "-t", str(STOP_GRACE_S), self.name, timeout=STOP_GRACE_S + 60)
-        code = self.exited()
-        logs = self.engine("logs", self.name)
-        with open(self.log_path, "a") as log:
-            log.write(logs.stdout + logs.stderr)
-        self.engine("rm", "-f", self.name)
+        stopped = stop_container(self.name, self.log_path)
+        container_engine("rm", "-f", self.name)
         self.running = False
-        # 137 is SIGKILL: the grace period ran out.
-        return stop.returncode == 0 and code != 137, code
+        return stopped
 
     def close(self) -> None:
-        self.engine("volume", "rm", "-f", self.volume)
+        container_engine("volume", "rm", "-f", self.volume)
 
 
 class StackHost:
@@ -509,11 +517,8 @@ class StackHost:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def engine(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([CONTAINER_ENGINE, *argv], capture_output=True, text=True, timeout=timeout)
-
     def start(self) -> None:
-        self.engine("start", self.container)
+        container_engine("start", self.container)
 
     def wait_ready(self) -> tuple[bool, str]:
         ready, reason = poll_ready(self.endpoint, lambda: None)
@@ -523,13 +528,7 @@ class StackHost:
         pass
 
     def stop(self) -> tuple[bool, int | None]:
-        stop = self.engine("stop", "-t", str(STOP_GRACE_S), self.container, timeout=STOP_GRACE_S + 60)
-        state = self.engine("inspect", "--format", "{{.State.ExitCode}}", self.container)
-        logs = self.engine("logs", "--tail", "200", self.container)
-        with open(self.log_path, "a") as log:
-            log.write(f"\n=== {self.container}\n{logs.stdout}{logs.stderr}")
-        code = int(state.stdout.strip() or -1)
-        return stop.returncode == 0 and code != 137, code
+        return stop_container(self.container, self.log_path)
 
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::container::Engine;
-use crate::util::{free_port, python, repo_root, run, testdata_dir};
+use crate::util::{free_port, python, repo_root, run, testdata_dir, wait_until};
 
 fn yaml_documents(path: &str) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(repo_root().join(path)).with_context(|| format!("reading {path}"))?;
@@ -173,17 +173,12 @@ pub fn compose(engine: &Engine, image: &str) -> Result<()> {
     run(stack.command().args(["up", "-d"]))?;
     for port in ports {
         let url = format!("http://127.0.0.1:{port}/ready");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let ready = ureq::get(&url).call().is_ok_and(|r| r.status() == 200);
-            if ready {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = stack.command().arg("logs").status();
-                bail!("the stack's host on port {port} was not ready in 300 s");
-            }
-            std::thread::sleep(Duration::from_millis(500));
+        let ready = wait_until(&format!("the stack's host on port {port} is ready"), Duration::from_secs(300), || {
+            ureq::get(&url).call().is_ok_and(|r| r.status() == 200)
+        });
+        if let Err(e) = ready {
+            let _ = stack.command().arg("logs").status();
+            return Err(e);
         }
     }
     eprintln!("image-test: compose.yaml up, both hosts ready in {:.0} s", started.elapsed().as_secs_f64());

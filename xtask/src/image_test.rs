@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::container::{Engine, build, report};
-use crate::util::{agent, cache_dir, python, repo_root, run, testdata_dir};
+use crate::util::{agent, cache_dir, python, repo_root, run, testdata_dir, wait_until};
 
 /// How long a container may take to answer /ready (the guest comes precompiled in the image).
 const READY_S: u64 = 120;
@@ -39,17 +39,6 @@ fn get(url: &str, key: Option<&str>) -> Option<(u16, String)> {
     let r = req.call().ok()?;
     let status = r.status().as_u16();
     Some((status, r.into_body().read_to_string().unwrap_or_default()))
-}
-
-fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        if Instant::now() > deadline {
-            bail!("{what}: not so after {} s", within.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 /// Containers and volumes made here, removed when dropped.

@@ -212,3 +212,15 @@ pub fn agent() -> ureq::Agent {
         .build()
         .into()
 }
+
+/// Polls `ready` until it holds; fails naming `what` after `within`.
+pub fn wait_until(what: &str, within: std::time::Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    while !ready() {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{what}: not so after {} s", within.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
