@@ -3,10 +3,12 @@
 //! 0.23.9 refuses blocked quantization. The arithmetic is exactly `DequantizeLinear`'s, and
 //! `models/convert/fold_dequant.py`'s: y = (x - zero_point) * scale in f32, the scale and zero
 //! point repeated `block_size` times along `axis`. So the registry's 10.7 MB file loads into the
-//! very weights of the 38.7 MB folded one, and the npm package ships the small one.
+//! very weights of the 38.7 MB folded one, and everything (the server, its image, the npm
+//! package) ships the small one; onnxruntime is handed the folded graph ([`fold_onnx_bytes`]).
 
 use std::collections::{HashMap, HashSet};
 
+use prost::Message;
 use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 
 // ONNX TensorProto.DataType values.
@@ -75,6 +77,18 @@ pub fn fold_constant_dequantize(model: &mut ModelProto) -> usize {
         .collect();
     graph.input.retain(|i| used.contains(&i.name) && !known.contains(i.name.as_str()));
     count
+}
+
+/// An ONNX file with its constant `DequantizeLinear` nodes folded, encoded again, for a runtime
+/// that is handed bytes (onnxruntime, which takes the registry's blocked form only as graph inputs
+/// it would have to be fed); `None` when the file has nothing to fold, so the caller keeps using
+/// the file itself. Parsing errors say what failed.
+pub fn fold_onnx_bytes(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let mut proto = ModelProto::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
+    if fold_constant_dequantize(&mut proto) == 0 {
+        return Ok(None);
+    }
+    Ok(Some(proto.encode_to_vec()))
 }
 
 /// A tensor's values as f32, from its raw bytes or its typed field.

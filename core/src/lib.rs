@@ -49,6 +49,7 @@ mod tensor;
 /// Decoded pixels, as the engine takes them.
 pub use image::RgbImage;
 
+pub use crate::dequant::fold_onnx_bytes;
 pub use crate::{
     appearance::{
         Accessory, AccessoryType, Appearance, Cues, Emotion, FacialHair, Glasses, Hair, HairColor, HairColorType,

@@ -47,7 +47,14 @@ pub const MODELS: [ModelInfo; 6] = [
         shapes: &DETECTOR_SHAPES,
     },
     ModelInfo { name: "faceapi_landmark68", file: "faceapi_landmark68.onnx", input: "input", shapes: FACE_112 },
-    ModelInfo { name: "sface_2021dec", file: "face_recognition_sface_2021dec.onnx", input: "data", shapes: FACE_112 },
+    // The registry's block-int8 file (10.7 MB): every runtime loads it folded into the f32
+    // weights of `face_recognition_sface_2021dec.onnx` (38.7 MB), which nothing ships.
+    ModelInfo {
+        name: "sface_2021dec",
+        file: "face_recognition_sface_2021dec_int8bq.onnx",
+        input: "data",
+        shapes: FACE_112,
+    },
     ModelInfo {
         name: "faceapi_recognition",
         file: "faceapi_recognition.onnx",

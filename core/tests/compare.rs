@@ -61,14 +61,18 @@ fn confidence_is_one_half_exactly_at_the_published_threshold_and_monotonic() {
 
 #[test]
 fn the_registry_int8_sface_loads_into_the_very_weights_of_the_folded_file() {
-    // The npm package ships SFace as the registry has it (int8, blocked DequantizeLinear); the
-    // engine folds it as it loads. Same arithmetic as the converter: the same embedding, bit for bit.
-    let f32_engine = engine();
+    // Every runtime loads SFace as the registry has it (int8, blocked DequantizeLinear) and folds
+    // it as it loads; `cargo xtask models` also writes the converter's folded f32 file, which
+    // nothing ships. Same arithmetic: the same embedding, bit for bit, and the same bytes once
+    // encoded again for onnxruntime.
+    let int8_engine = engine();
+    let int8 = crate::common::model("face_recognition_sface_2021dec_int8bq.onnx");
+    let folded = crate::common::model("face_recognition_sface_2021dec.onnx");
+    assert!(int8.len() * 3 < folded.len(), "the int8 file is the small one");
     let mut models = face_core::ModelSet::read_with(|name| Ok::<_, ()>(crate::common::model(name))).unwrap();
-    models.sface = crate::common::model("face_recognition_sface_2021dec_int8bq.onnx");
-    let folded_len = crate::common::model("face_recognition_sface_2021dec.onnx").len();
-    assert!(models.sface.len() * 3 < folded_len, "the int8 file is the small one");
-    let int8_engine = face_core::Engine::new(&models.bytes()).expect("the int8 SFace loads");
+    assert_eq!(models.sface, int8, "the engine loads the registry's int8 file");
+    models.sface = folded;
+    let f32_engine = face_core::Engine::new(&models.bytes()).expect("the folded SFace loads");
     let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
     for name in ["obama.jpg", "biden.jpg"] {
         let a = f32_engine.detect(&photo(name), &options).unwrap();
@@ -76,4 +80,11 @@ fn the_registry_int8_sface_loads_into_the_very_weights_of_the_folded_file() {
         let (a, b) = (a[0].embedding.as_ref().unwrap(), b[0].embedding.as_ref().unwrap());
         assert_eq!(a.vector, b.vector, "{name}");
     }
+    let reencoded = face_core::fold_onnx_bytes(&int8).unwrap().expect("SFace has int8 weights to fold");
+    let again = face_core::fold_onnx_bytes(&reencoded).unwrap();
+    assert!(again.is_none(), "a folded model has nothing left to fold");
+    assert!(reencoded.len() > int8.len() * 3, "the folded weights are f32");
+    let detector = crate::common::model("face_detection_yunet_2023mar.onnx");
+    assert!(face_core::fold_onnx_bytes(&detector).unwrap().is_none(), "the detector file is used as it is");
+    assert!(face_core::fold_onnx_bytes(b"not a model").is_err());
 }

@@ -81,7 +81,24 @@ async fn every_backend_gives_the_native_core_results() {
             _ => face_host::engine::native_engine(&config_for(backend)).expect("native engine on the host graphs"),
         };
         the_guest_gives_the_native_core_results(backend, &native).await;
+        if backend != BackendKind::Guest {
+            the_host_graphs_embed_as_plain_tract(backend, &native);
+        }
     }
+}
+
+/// SFace ships as the registry's int8 file: every backend folds it into the same f32 weights
+/// (onnxruntime is handed the folded graph), so its embeddings are plain tract's, give or take
+/// the kernels' rounding.
+fn the_host_graphs_embed_as_plain_tract(backend: BackendKind, host: &face_core::Engine) {
+    let options =
+        face_core::DetectOptions { recognition: Some(face_core::RecognitionModel::SFace), ..Default::default() };
+    let bytes = photo("obama.jpg");
+    let ours = host.detect(&bytes, &options).unwrap();
+    let plain = native().detect(&bytes, &options).unwrap();
+    let (a, b) = (ours[0].embedding.as_ref().unwrap(), plain[0].embedding.as_ref().unwrap());
+    let cosine = face_core::cosine(&a.vector, &b.vector);
+    assert!(cosine > 0.9999, "{backend:?}: SFace's embedding has cosine {cosine} to plain tract's");
 }
 
 async fn the_guest_gives_the_native_core_results(backend: BackendKind, native: &face_core::Engine) {

@@ -99,9 +99,6 @@ pub fn npm(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-const SFACE_F32: &str = "face_recognition_sface_2021dec.onnx";
-const SFACE_INT8: &str = "face_recognition_sface_2021dec_int8bq.onnx";
-
 /// The six models (SFace in its registry form), their licenses, and a README naming each one's
 /// source package, license and sha256 (from models/manifest.toml), in `dir`.
 fn package_models(dir: &Path) -> Result<()> {
@@ -117,10 +114,9 @@ fn package_models(dir: &Path) -> Result<()> {
          libfacedetection, MIT), `MIT-face-api.txt` (face-api.js).\n\n\
          | file | model | from | license | sha256 |\n|---|---|---|---|---|\n",
     );
-    // SFace in the registry's int8 form (10.7 MB, not 38.7): face-core folds it into the same
-    // f32 weights as it loads it.
-    let files = face_core::ModelSet::FILES.map(|f| if f == SFACE_F32 { SFACE_INT8 } else { f });
-    for file in files {
+    // SFace is in the registry's int8 form (10.7 MB, not 38.7): face-core folds it into the f32
+    // weights as it loads it.
+    for file in face_core::ModelSet::FILES {
         let model =
             manifest.model.iter().find(|m| m.file == file).with_context(|| format!("{file} in the manifest"))?;
         let source = manifest

@@ -38,7 +38,9 @@ pub(super) fn ort_environment(library: &Path) -> Result<ort::environment::Enviro
 /// model's idle list and puts it back after: a model has as many sessions as calls ever ran on it
 /// at once (at most the pool size), and a model no request uses keeps the one made at start-up.
 /// The sessions of one model share their prepacked weights; each is made from the model file,
-/// so no copy of the file stays in memory.
+/// so no copy of the file stays in memory. A file with constant int8 weights (the registry's
+/// SFace) is folded into f32 as each session is made (face-core's fold, the weights tract runs),
+/// and only that session's builder holds the folded bytes.
 pub(super) struct OrtGraph {
     sessions: Arc<OrtSessions>,
 }
@@ -79,11 +81,17 @@ impl OrtSessions {
         if !self.path.is_file() {
             return Err(format!("{} does not exist: run `cargo xtask models`", self.path.display()));
         }
+        let bytes = std::fs::read(&self.path).map_err(|e| format!("reading {}: {e}", self.path.display()))?;
+        let folded = face_core::fold_onnx_bytes(&bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        drop(bytes);
         ort::session::Session::builder(&self.environment)
             .and_then(|b| Ok(b.with_intra_threads(1)?.with_inter_threads(1)?))
             .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
             .and_then(|b| Ok(b.with_prepacked_weights(&self.prepacked)?))
-            .and_then(|mut b| b.commit_from_file(&self.path))
+            .and_then(|mut b| match &folded {
+                Some(model) => b.commit_from_memory(model),
+                None => b.commit_from_file(&self.path),
+            })
             .map_err(|e| e.to_string())
     }
 
