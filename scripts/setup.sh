@@ -41,6 +41,8 @@ if [ "${1:-}" = "--test" ]; then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${FACE_PG_BIN:-}" ]; then
     apt_install postgresql "install Debian's postgresql (apt-get install postgresql) or set FACE_PG_BIN to the folder of initdb and pg_ctl"
   fi
+  # The two-host check through a pooler in transaction mode (cargo xtask e2e --pgbouncer).
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer "install Debian's pgbouncer (apt-get install pgbouncer)"
   # The container image's checks (cargo xtask image-test): podman with runc (scripts/containers.conf),
   # and mmdebstrap, which makes the base image from Debian's packages where none can be pulled.
   # (netavark and aardvark-dns: the network and its names for compose.yaml's stack; iptables: published ports)

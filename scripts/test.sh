@@ -30,8 +30,8 @@ cargo xtask npm-test
 echo "test: face-server through the official Python client (all 69 operations)" >&2
 cargo xtask e2e
 
-echo "test: two face-servers on one PostgreSQL over TLS (verify-full; the Python client's run alternating hosts; one host killed under load)" >&2
-cargo xtask e2e --hosts 2 --tls
+echo "test: two face-servers on one PostgreSQL through PgBouncer in transaction mode, TLS on both sides (verify-full; the Python client's run alternating hosts; one host killed under load)" >&2
+cargo xtask e2e --hosts 2 --tls --pgbouncer
 
 echo "test: bounded load on loopback (wrk: detect, identify, both; 3 s each)" >&2
 cargo xtask load --seconds 3

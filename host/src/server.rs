@@ -27,8 +27,9 @@ pub enum Storage {
     /// `usage/` under this directory, so unsent usage survives a restart.
     Memory(PathBuf),
     /// PostgreSQL at this connection string (`Storage:ConnectionString`), which several hosts
-    /// may share.
-    Postgres(String),
+    /// may share; `events` is `Storage:EventsConnectionString`, where the event listener
+    /// connects when a pooler in transaction mode stands before the database.
+    Postgres { url: String, events: Option<String> },
 }
 
 impl std::fmt::Debug for Storage {
@@ -36,7 +37,11 @@ impl std::fmt::Debug for Storage {
         match self {
             Storage::Sqlite(dir) => f.debug_tuple("Sqlite").field(dir).finish(),
             Storage::Memory(dir) => f.debug_tuple("Memory").field(dir).finish(),
-            Storage::Postgres(url) => f.debug_tuple("Postgres").field(&redacted(url)).finish(),
+            Storage::Postgres { url, events } => f
+                .debug_struct("Postgres")
+                .field("url", &redacted(url))
+                .field("events", &events.as_deref().map(redacted))
+                .finish(),
         }
     }
 }
@@ -158,7 +163,17 @@ impl ServerConfig {
                 Some(url) if !url.trim().is_empty() => {
                     crate::store::check_connection_string(url.trim())
                         .map_err(|reason| SettingsError::Invalid { setting: "Storage:ConnectionString", reason })?;
-                    Storage::Postgres(url.trim().to_owned())
+                    let events = match setting(s, "Storage:EventsConnectionString").map(str::trim) {
+                        Some(events) if !events.is_empty() => {
+                            crate::store::check_connection_string(events).map_err(|reason| SettingsError::Invalid {
+                                setting: "Storage:EventsConnectionString",
+                                reason,
+                            })?;
+                            Some(events.to_owned())
+                        }
+                        _ => None,
+                    };
+                    Storage::Postgres { url: url.trim().to_owned(), events }
                 }
                 _ => {
                     return Err(SettingsError::Invalid {
@@ -293,9 +308,10 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
             None,
         ),
         Storage::Memory(_) => (Arc::new(SqliteStore::in_memory()?), None),
-        Storage::Postgres(url) => {
-            let url = url.clone();
-            let pg = Arc::new(tokio::task::spawn_blocking(move || PostgresStore::connect(&url)).await?.with_context(
+        Storage::Postgres { url, events } => {
+            let (url, events) = (url.clone(), events.clone());
+            let connect = move || PostgresStore::connect_with(&url, events.as_deref());
+            let pg = Arc::new(tokio::task::spawn_blocking(connect).await?.with_context(
                 || "cannot open the face database in PostgreSQL (Storage:Scenario=Postgres, Storage:ConnectionString)",
             )?);
             postgres = Some(pg.clone());
@@ -303,7 +319,7 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
         }
     };
     let journal: Arc<dyn Store> = match &config.storage {
-        Storage::Sqlite(_) | Storage::Postgres(_) => store.clone(),
+        Storage::Sqlite(_) | Storage::Postgres { .. } => store.clone(),
         Storage::Memory(dir) => Arc::new(SqliteStore::open_dir(&dir.join("usage")).with_context(|| {
             format!("cannot open the usage journal in {} (Storage:DataDirectory)", dir.join("usage").display())
         })?),
@@ -330,7 +346,7 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
     let state = Arc::new(AppState {
         engine,
         billing,
-        store_is_journal: matches!(config.storage, Storage::Sqlite(_) | Storage::Postgres(_)),
+        store_is_journal: matches!(config.storage, Storage::Sqlite(_) | Storage::Postgres { .. }),
         budget: api::budget::MemoryBudget::new(config.memory_budget),
         metrics: Default::default(),
         store,
@@ -378,6 +394,24 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             tick.tick().await;
             sweeper.face_ids.sweep_all().await;
             api::snapshots::expire(&sweeper).await;
+        }
+    });
+    // With several hosts: the trainings and operations of a host that stopped, failed once their
+    // leases expire (a third of a minute after, at most).
+    let leases = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(20));
+        loop {
+            tick.tick().await;
+            let store = leases.store.clone();
+            match tokio::task::spawn_blocking(move || store.fail_expired(crate::time::now_ms())).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::warn!(count = n, "trainings or snapshot operations of a stopped host marked failed")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "looking for the work of stopped hosts failed"),
+                Err(e) => tracing::warn!(error = %e, "looking for the work of stopped hosts failed"),
+            }
         }
     });
     let listener = tokio::net::TcpListener::bind(config.address)

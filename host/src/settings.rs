@@ -18,7 +18,7 @@ pub struct Settings {
 }
 
 /// The settings this service reads besides Eula, Billing and ApiKey (the README's table).
-pub const READ: [&str; 34] = [
+pub const READ: [&str; 35] = [
     "Server:Address",
     "Server:MaxFaceIds",
     "Server:SwaggerUi",
@@ -30,6 +30,7 @@ pub const READ: [&str; 34] = [
     "Storage:Scenario",
     "Storage:DataDirectory",
     "Storage:ConnectionString",
+    "Storage:EventsConnectionString",
     "Engine:Guest",
     "Engine:Models",
     "Engine:Cache",

@@ -374,6 +374,7 @@ class Server:
             f"Server:Address=127.0.0.1:{self.port}",
             *(
                 ["Storage:Scenario=Postgres", f"Storage:ConnectionString={a.postgres}"]
+                + ([f"Storage:EventsConnectionString={a.events_postgres}"] if a.events_postgres else [])
                 if a.postgres
                 else ["Storage:Scenario=Sqlite"]
             ),
@@ -2059,6 +2060,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep-logs", type=Path, help="copy the server's log into this directory")
     parser.add_argument(
         "--postgres", help="run the servers on this PostgreSQL database (Storage:Scenario=Postgres) instead of SQLite"
+    )
+    parser.add_argument(
+        "--events-postgres",
+        help="with --postgres through a pooler: the same database reached directly, for the event listener "
+        "(Storage:EventsConnectionString)",
     )
     parser.add_argument(
         "--hosts", type=int, default=1, help="face-servers on the one database, requests alternating (needs --postgres)"

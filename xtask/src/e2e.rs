@@ -8,6 +8,8 @@
 //! next host in turn (the npm flow is not repeated), and then `cargo xtask soak --hosts N` with
 //! 1,000 requests: the first host killed under load and restarted. With `--tls`, the cluster
 //! takes TLS only and the hosts connect with `sslmode=verify-full` to a certificate made here.
+//! With `--pgbouncer`, the hosts reach the cluster through Debian's PgBouncer in transaction mode
+//! (TLS on both sides with `--tls`), their event listeners directly.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,10 +55,11 @@ pub fn serve(args: &[String]) -> Result<()> {
 }
 
 pub fn e2e(args: &[String]) -> Result<()> {
-    const USAGE: &str = "usage: cargo xtask e2e [--data DIR] [--hosts N [--tls]]";
+    const USAGE: &str = "usage: cargo xtask e2e [--data DIR] [--hosts N [--tls] [--pgbouncer]]";
     let mut extra: Vec<String> = Vec::new();
     let mut hosts = 1usize;
     let mut tls = false;
+    let mut pgbouncer = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -69,21 +72,29 @@ pub fn e2e(args: &[String]) -> Result<()> {
                 _ => bail!("--hosts needs a number of hosts, 1 or more; {USAGE}"),
             },
             "--tls" => tls = true,
+            "--pgbouncer" => pgbouncer = true,
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
-    if tls && hosts < 2 {
-        bail!("--tls is for the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
+    if (tls || pgbouncer) && hosts < 2 {
+        bail!("--tls and --pgbouncer are for the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
     }
     let (server, guest) = build_server()?;
     let python = python()?;
     // Several hosts: one throwaway PostgreSQL cluster for them all, stopped when this returns.
-    let _cluster = if hosts > 1 {
+    // With --pgbouncer the hosts reach it through PgBouncer in transaction mode, and their event
+    // listeners directly (Storage:EventsConnectionString).
+    let (_pooler, _cluster) = if hosts > 1 {
         let cluster = if tls { crate::postgres::Cluster::start_tls()? } else { crate::postgres::Cluster::start()? };
-        extra.extend(["--postgres".to_owned(), cluster.url.clone(), "--hosts".to_owned(), hosts.to_string()]);
-        Some(cluster)
+        let pooler = if pgbouncer { Some(cluster.pgbouncer()?) } else { None };
+        let url = pooler.as_ref().map_or(&cluster.url, |p| &p.url);
+        extra.extend(["--postgres".to_owned(), url.clone(), "--hosts".to_owned(), hosts.to_string()]);
+        if pgbouncer {
+            extra.extend(["--events-postgres".to_owned(), cluster.url.clone()]);
+        }
+        (pooler, Some(cluster))
     } else {
-        None
+        (None, None)
     };
     // The official npm client, a representative flow (tests/e2e/npm), against one host.
     let npm_tests = repo_root().join("tests/e2e/npm");
@@ -116,7 +127,7 @@ pub fn e2e(args: &[String]) -> Result<()> {
     if hosts > 1 {
         // Then the first host killed (SIGKILL) under load while the others serve, and restarted:
         // every acknowledged write there, every answered call on the meter once.
-        drop(_cluster);
+        drop((_pooler, _cluster));
         crate::soak::soak(&["--requests".into(), "1000".into(), "--hosts".into(), hosts.to_string()])?;
     }
     Ok(())

@@ -11,6 +11,10 @@ pub struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
+    port: u16,
+    tls: bool,
+    /// `pg_ctl start`'s server options, for a restart.
+    options: String,
     pub url: String,
 }
 
@@ -57,7 +61,7 @@ impl Cluster {
         std::fs::create_dir_all(&dir)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("postgresql://face@127.0.0.1:{port}/face");
-        let cluster = Cluster { dir, bin, as_postgres, url };
+        let cluster = Cluster { dir, bin, as_postgres, port, tls, options: String::new(), url };
         if as_postgres && !Command::new("chown").arg("postgres:").arg(&cluster.dir).status()?.success() {
             bail!("chown postgres: {} failed", cluster.dir.display());
         }
@@ -142,6 +146,7 @@ impl Cluster {
             );
         }
         cluster.run("pg_ctl", &["-D", &data, "-o", &options, "-l", &log.display().to_string(), "-w", "start"])?;
+        cluster.options = options;
         cluster.run(
             "createdb",
             &["-h", &cluster.dir.display().to_string(), "-p", &port.to_string(), "-U", "face", "face"],
@@ -149,6 +154,17 @@ impl Cluster {
         let how = if tls { "TLS only, verify-full" } else { "no TLS" };
         eprintln!("postgres: a throwaway cluster on 127.0.0.1:{port}, {how} ({})", cluster.dir.display());
         Ok(cluster)
+    }
+
+    /// Stops the server as an operator's restart or a failover does (`pg_ctl -m fast stop`:
+    /// connections cut, transactions in flight rolled back), keeps it down for `down`, and starts
+    /// it again on the same data; returns when it accepts connections.
+    pub fn restart(&self, down: std::time::Duration) -> Result<()> {
+        let data = self.dir.join("data").display().to_string();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"])?;
+        std::thread::sleep(down);
+        let log = self.dir.join("log").display().to_string();
+        self.run("pg_ctl", &["-D", &data, "-o", &self.options, "-l", &log, "-w", "start"])
     }
 
     fn command(&self, program: &str) -> Command {
@@ -172,6 +188,99 @@ impl Cluster {
             );
         }
         Ok(())
+    }
+}
+
+/// Debian's PgBouncer in front of a [`Cluster`], in transaction mode: each transaction of a
+/// client on any server connection, no prepared statement and no `LISTEN` carried between them.
+/// With a TLS cluster it takes TLS from its clients with the cluster's certificate (`url` asks
+/// for `verify-full`) and checks the cluster's (`verify-ca`). Stopped when the value drops.
+pub struct Pooler {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl Cluster {
+    pub fn pgbouncer(&self) -> Result<Pooler> {
+        let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .context("PgBouncer was not found: run scripts/setup.sh --test, which installs Debian's pgbouncer")?;
+        let dir = self.dir.join("pgbouncer");
+        std::fs::create_dir_all(&dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let certs = self.dir.join("tls");
+        let tls = if self.tls {
+            format!(
+                "server_tls_sslmode = verify-ca\nserver_tls_ca_file = {0}/ca.crt\n\
+                 client_tls_sslmode = require\nclient_tls_cert_file = {0}/server.crt\nclient_tls_key_file = {0}/server.key\n",
+                certs.display()
+            )
+        } else {
+            String::new()
+        };
+        std::fs::write(dir.join("users.txt"), "\"face\" \"\"\n")?;
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\nface = host=127.0.0.1 port={cluster} dbname=face\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {dir}/users.txt\n\
+                 pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n\
+                 ignore_startup_parameters = extra_float_digits\n{tls}",
+                cluster = self.port,
+                dir = dir.display(),
+            ),
+        )?;
+        if self.as_postgres && !Command::new("chown").arg("-R").arg("postgres:").arg(&dir).status()?.success() {
+            bail!("chown postgres: {} failed", dir.display());
+        }
+        // PgBouncer refuses to run as root: as the cluster's user, like the cluster.
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let log = std::fs::File::create(dir.join("log"))?;
+        let child = command
+            .arg(dir.join("pgbouncer.ini"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let url = if self.tls {
+            format!(
+                "postgresql://face@localhost:{port}/face?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",
+                certs.join("ca.crt").display()
+            )
+        } else {
+            format!("postgresql://face@127.0.0.1:{port}/face")
+        };
+        let pooler = Pooler { child, dir, url };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "PgBouncer did not listen on 127.0.0.1:{port} within 30 s; its log: {}",
+                    std::fs::read_to_string(pooler.dir.join("log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("postgres: PgBouncer in transaction mode on 127.0.0.1:{port} before the cluster");
+        Ok(pooler)
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        // runuser passes the signal on to PgBouncer.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
     }
 }
 

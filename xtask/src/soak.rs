@@ -3,7 +3,11 @@
 //! face-meter, with the server killed (SIGKILL) halfway and restarted on the same data. With
 //! `--hosts H` (2 or more), H face-servers share one throwaway PostgreSQL cluster and each
 //! request goes to the next host in turn; the first host is killed halfway while the others keep
-//! serving, then restarted (its memory is the one sampled).
+//! serving, then restarted (its memory is the one sampled). With `--restart-db` (and `--hosts`
+//! 2 or more), PostgreSQL is restarted halfway instead (`pg_ctl -m fast stop`, 3 s down, start):
+//! meanwhile the hosts answer 503 with Retry-After, never 500 and never a hang past the request
+//! timeout; after it every host answers a database read with 200 within 10 s of the database's
+//! return, and the checks below hold across it.
 //!
 //! The mix: detect (body and URL, from a loopback image server), verify, identify, AddFace to a
 //! LargePersonGroup person and to a LargeFaceList, person CRUD, training, and bad inputs (corrupt
@@ -292,16 +296,20 @@ pub fn soak(args: &[String]) -> Result<()> {
     let mut total = 10_000usize;
     let mut concurrency = 16usize;
     let mut hosts = 1usize;
+    let mut restart_db = false;
+    const USAGE: &str = "usage: cargo xtask soak [--requests N] [--concurrency C] [--hosts H [--restart-db]]";
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--requests" => total = it.next().context("--requests needs a number")?.parse()?,
             "--concurrency" => concurrency = it.next().context("--concurrency needs a number")?.parse()?,
             "--hosts" => hosts = it.next().context("--hosts needs a number")?.parse::<usize>()?.max(1),
-            other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask soak [--requests N] [--concurrency C] [--hosts H]"
-            ),
+            "--restart-db" => restart_db = true,
+            other => bail!("unknown argument {other:?}; {USAGE}"),
         }
+    }
+    if restart_db && hosts < 2 {
+        bail!("--restart-db restarts the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
     }
     let (server, guest) = build_server()?;
     let dir = std::env::temp_dir().join(format!("face-soak-{}", std::process::id()));
@@ -358,11 +366,19 @@ pub fn soak(args: &[String]) -> Result<()> {
         wait_ready(&agent, b, "face-server")?;
     }
     let mut child = children.remove(0);
+    let restarted_what = match (restart_db, hosts) {
+        (true, _) => "PostgreSQL",
+        (false, 1) => "the server",
+        (false, _) => "the first host",
+    };
     eprintln!(
-        "soak: {total} requests from {concurrency} clients to {hosts} host(s); {} is killed after {} and restarted",
-        if hosts == 1 { "the server" } else { "the first host" },
+        "soak: {total} requests from {concurrency} clients to {hosts} host(s); {restarted_what} is {} after {} and \
+         restarted",
+        if restart_db { "stopped" } else { "killed" },
         total / 2
     );
+    // Seconds from the database's return to each host's first 200 on a database read.
+    let mut recovery: Vec<f64> = Vec::new();
 
     let soak = Arc::new(Soak {
         bases: bases.clone(),
@@ -425,6 +441,18 @@ pub fn soak(args: &[String]) -> Result<()> {
         if sampled.elapsed() >= Duration::from_millis(200) {
             samples[life].push((n, rss_mb(child.0.id())));
             sampled = Instant::now();
+        }
+        if life == 0 && n >= total / 2 && restart_db {
+            let cluster = cluster.as_ref().context("--restart-db without a cluster")?;
+            eprintln!("soak: PostgreSQL stopped (fast) after {n} requests; 3 s down, then started again");
+            cluster.restart(Duration::from_secs(3))?;
+            let back = Instant::now();
+            for b in &bases {
+                recovery.push(first_read(&agent, b, back)?);
+            }
+            eprintln!("soak: every host reads from the database again, {recovery:.1?} s after its return");
+            restarted.store(true, Ordering::SeqCst);
+            life = 1;
         }
         if life == 0 && n >= total / 2 {
             child.0.kill()?;
@@ -619,6 +647,10 @@ pub fn soak(args: &[String]) -> Result<()> {
     println!("| records lost | {lost} |");
     println!("| counted twice | {twice} |");
     println!("| billed, answer cut off by the kill | {unanswered_billed} |");
+    if restart_db {
+        let worst = recovery.iter().copied().fold(0.0, f64::max);
+        println!("| seconds from the database's return to every host's first read (at most 10) | {worst:.1} |");
+    }
 
     let mut failures = Vec::new();
     if !bad_5xx.is_empty() {
@@ -652,7 +684,18 @@ pub fn soak(args: &[String]) -> Result<()> {
         }
     }
     if !restarted.load(Ordering::SeqCst) {
-        failures.push("the server was never killed and restarted".into());
+        failures.push(format!("{restarted_what} was never stopped and restarted"));
+    }
+    if restart_db {
+        // No host went down: every call got an answer, within the clients' 60 s timeout.
+        if cut_off > 0 {
+            failures
+                .push(format!("{cut_off} calls got no answer (refused, cut, or past 60 s) while PostgreSQL restarted"));
+        }
+        if let Some(slow) = recovery.iter().find(|s| **s > 10.0) {
+            failures
+                .push(format!("a host read from the database again only {slow:.1} s after its return (at most 10)"));
+        }
     }
     if !failures.is_empty() {
         bail!("soak failed (logs in {}):\n- {}", dir.display(), failures.join("\n- "));
@@ -660,4 +703,22 @@ pub fn soak(args: &[String]) -> Result<()> {
     drop((child, children, cluster));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Seconds from `back` (the database's return) until `base` answers a database read (the soak's
+/// group) with 200; fails past 60 s.
+fn first_read(agent: &ureq::Agent, base: &str, back: Instant) -> Result<f64> {
+    loop {
+        let answer = agent
+            .get(format!("{base}/face/v1.0/largepersongroups/{GROUP}"))
+            .header("Ocp-Apim-Subscription-Key", KEY)
+            .call();
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return Ok(back.elapsed().as_secs_f64());
+        }
+        if back.elapsed() > Duration::from_secs(60) {
+            bail!("{base} did not read from the database within 60 s of its return");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

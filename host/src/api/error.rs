@@ -79,8 +79,11 @@ pub enum ApiError {
     MemoryBudget { needed: usize, held: usize, budget: usize },
     /// 408 `OperationTimeOut`.
     Timeout(String),
-    /// 503 `ServiceUnavailable`, with Retry-After.
+    /// 503 `ServiceUnavailable`, with Retry-After: the face engine is away.
     Unavailable { detail: String, retry_after: u64 },
+    /// 503 `ServiceUnavailable`, with Retry-After: the face database cannot be reached (it is
+    /// restarting, failing over, or the network to it is down).
+    DatabaseUnavailable { detail: String, retry_after: u64 },
     /// 500 `InternalServerError`: the detail is logged with the request id, never sent.
     Internal(String),
 }
@@ -135,7 +138,9 @@ impl ApiError {
             E::Unauthorized => StatusCode::UNAUTHORIZED,
             E::Billing { status: ApiStatus::Invalid, .. } => StatusCode::UNAUTHORIZED,
             E::Billing { status: ApiStatus::OutOfQuota, .. } => StatusCode::FORBIDDEN,
-            E::Billing { .. } | E::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            E::Billing { .. } | E::Unavailable { .. } | E::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             E::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             E::RateLimitExceeded { .. } | E::MemoryBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             E::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -170,7 +175,7 @@ impl ApiError {
             E::MethodNotAllowed => "MethodNotAllowed",
             E::RateLimitExceeded { .. } | E::MemoryBudget { .. } => "RateLimitExceeded",
             E::Timeout(_) => "OperationTimeOut",
-            E::Unavailable { .. } => "ServiceUnavailable",
+            E::Unavailable { .. } | E::DatabaseUnavailable { .. } => "ServiceUnavailable",
             E::Internal(_) => "InternalServerError",
         };
         code.to_owned()
@@ -228,6 +233,9 @@ impl ApiError {
             E::Unavailable { .. } => {
                 "The face engine is unavailable for the moment; try again after the Retry-After seconds.".into()
             }
+            E::DatabaseUnavailable { .. } => "The face database cannot be reached for the moment (it may be \
+                                              restarting); try again after the Retry-After seconds."
+                .into(),
             E::Internal(_) => match request_id {
                 Some(id) => format!(
                     "The service failed on this request (request id {id}); try again, and if it persists give the \
@@ -242,7 +250,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimitExceeded { .. } | ApiError::MemoryBudget { .. } => Some(1),
-            ApiError::Billing { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
+            ApiError::Billing { retry_after, .. }
+            | ApiError::Unavailable { retry_after, .. }
+            | ApiError::DatabaseUnavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -262,6 +272,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Quota(m) => ApiError::QuotaExceeded(m),
+            StoreError::Unavailable(m) => ApiError::DatabaseUnavailable { detail: m, retry_after: 2 },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -311,7 +322,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();
         match &self {
-            ApiError::Internal(detail) | ApiError::Unavailable { detail, .. } => {
+            ApiError::Internal(detail)
+            | ApiError::Unavailable { detail, .. }
+            | ApiError::DatabaseUnavailable { detail, .. } => {
                 tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), code = %self.code(), %detail,
                     "request failed");
             }
@@ -363,6 +376,7 @@ mod tests {
             ),
             (ApiError::from_store(StoreError::Exists, Kind::FaceList, "x", None), 409, "FaceListExists"),
             (ApiError::from(StoreError::Quota("full".into())), 403, "QuotaExceeded"),
+            (ApiError::from(StoreError::Unavailable("refused".into())), 503, "ServiceUnavailable"),
             (ApiError::from_store(StoreError::NoCollection, Kind::PersonGroup, "g", None), 404, "PersonGroupNotFound"),
             (ApiError::UnsupportedMediaType("text/plain".into()), 415, "BadArgument"),
             (ApiError::RateLimitExceeded { waiting: 3 }, 429, "RateLimitExceeded"),

@@ -279,7 +279,7 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
         // One training of a collection at a time across the hosts of a shared database: this
         // one waits for another host's to end (and then trains again, with what it added).
         let (store, key) = (state.store.clone(), training_key(kind, &cid));
-        let _hold = tokio::task::spawn_blocking(move || store.hold(&key))
+        let hold = tokio::task::spawn_blocking(move || store.hold(&key))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))??;
         // Another host's training may have ended while this one waited: its time is the one to
@@ -320,6 +320,12 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
             message: None,
             ..running.clone()
         };
+        if hold.lost() {
+            // This host could not renew its lease in time and another host took it: that host's
+            // training stands, and this one writes nothing over it.
+            tracing::warn!(kind = kind.name(), id = %cid, "training lease lost to another host; this round's index is not used");
+            return Ok(());
+        }
         let (id, created) = (cid.clone(), collection.created_ms);
         state.db(move |s| s.save_trained(kind, &id, created, &done, scanned_ms)).await?;
         let faces = index.len();

@@ -275,6 +275,9 @@ pub enum StoreError {
     Quota(String),
     /// The database failed; the message says how.
     Internal(String),
+    /// The database cannot be reached now (refused, restarting, connection lost before the
+    /// statement ran): nothing was done, and the same call may succeed in a moment.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -285,6 +288,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Exists => f.write_str("the id is taken"),
             StoreError::Quota(m) => f.write_str(m),
             StoreError::Internal(m) => write!(f, "the face database failed: {m}"),
+            StoreError::Unavailable(m) => write!(f, "the face database cannot be reached: {m}"),
         }
     }
 }
@@ -386,6 +390,12 @@ pub trait CollectionStore {
     /// unfinished become `failed`, each with a message to start again (with several hosts, only
     /// those no host holds: [`CollectionStore::hold`]). Returns how many.
     fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize>;
+    /// While the service runs: with several hosts, the trainings and operations of a host that
+    /// stopped (their lease expired) become `failed`. Returns how many. One host owns a SQLite
+    /// database, whose interrupted work [`CollectionStore::fail_interrupted`] found at start-up.
+    fn fail_expired(&self, _now_ms: i64) -> StoreResult<usize> {
+        Ok(0)
+    }
     /// Waits until no other host holds `key` ([`training_key`], [`operation_key`]) and holds it
     /// until the [`Hold`] drops. One host owns a SQLite database: nothing to wait for.
     fn hold(&self, _key: &str) -> StoreResult<Hold> {
@@ -393,27 +403,41 @@ pub trait CollectionStore {
     }
 }
 
-/// A lock held across the hosts of one database while a training or snapshot operation runs
-/// (PostgreSQL's session advisory lock, on a connection of its own), released when dropped; with
+/// A lease held across the hosts of one database while a training or snapshot operation runs
+/// (PostgreSQL: a row in `leases`, renewed by a thread of its own), released when dropped; with
 /// SQLite, which one host owns, there is nothing to hold.
-pub struct Hold(pub(crate) Option<Box<dyn Send>>);
+pub struct Hold {
+    inner: Option<Box<dyn Send>>,
+    lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
 
 impl Hold {
     pub fn none() -> Hold {
-        Hold(None)
+        Hold { inner: None, lost: None }
+    }
+
+    pub(crate) fn held(inner: Box<dyn Send>, lost: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Hold {
+        Hold { inner: Some(inner), lost: Some(lost) }
+    }
+
+    /// Whether the lease was lost (it could not be renewed before it expired, and another host
+    /// took it): the work it guards must not write its result.
+    pub fn lost(&self) -> bool {
+        self.lost.as_ref().is_some_and(|l| l.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 
 impl std::fmt::Debug for Hold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Hold(held)" } else { "Hold(none)" })
+        f.write_str(if self.inner.is_some() { "Hold(held)" } else { "Hold(none)" })
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        // What it holds (a blocking database client) may not be dropped on an async worker.
-        if let Some(inner) = self.0.take() {
+        // What it holds (a thread that releases the lease through a blocking client) may not be
+        // waited for on an async worker.
+        if let Some(inner) = self.inner.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn_blocking(move || drop(inner))),
                 Err(_) => drop(inner),

@@ -6,9 +6,6 @@ use super::*;
 /// SQLite store: a delete stamped just before the scan may have committed after it began).
 const DEATHS_KEPT_MS: i64 = 60_000;
 
-/// Faces a scan reads from the server at a time.
-const SCAN_BATCH: i32 = 10_000;
-
 impl CollectionStore for PostgresStore {
     fn create_collection(&self, c: &Collection) -> StoreResult<()> {
         self.write(|tx| {
@@ -448,15 +445,11 @@ impl CollectionStore for PostgresStore {
             return Ok(());
         }
         self.read(|tx| {
-            let (kind_name, cid) = (kind.name(), cid.to_owned());
-            let portal = tx.bind(
-                "SELECT face_id, person_id, model, embedding FROM faces WHERE kind = $1 AND cid = $2",
-                &[&kind_name, &cid],
-            )?;
             let mut embedding = Vec::new();
-            loop {
-                let rows = tx.query_portal(&portal, SCAN_BATCH)?;
-                for r in &rows {
+            tx.for_each(
+                "SELECT face_id, person_id, model, embedding FROM faces WHERE kind = $1 AND cid = $2",
+                &[&kind.name(), &cid],
+                |r| {
                     let person: &str = r.get(1);
                     embedding.clear();
                     embedding.extend(
@@ -467,12 +460,9 @@ impl CollectionStore for PostgresStore {
                         person_id: Some(person).filter(|p| !p.is_empty()),
                         model: r.get(2),
                         embedding: &embedding,
-                    })?;
-                }
-                if rows.len() < SCAN_BATCH as usize {
-                    return Ok(());
-                }
-            }
+                    })
+                },
+            )
         })
     }
 
@@ -489,49 +479,36 @@ impl CollectionStore for PostgresStore {
     }
 
     fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize> {
-        // Several hosts share this database: a training or operation that another host is
-        // running holds its advisory lock ([`running_lock`]) and is not this restart's to fail;
-        // one whose lock is free was left by a host that stopped.
+        self.fail_expired(now_ms)
+    }
+
+    fn fail_expired(&self, now_ms: i64) -> StoreResult<usize> {
+        // Several hosts share this database: a training or operation whose lease is alive is
+        // running on some host. One whose lease is gone or expired was left by a host that
+        // stopped, unless it began less than a lease's life ago (between being marked running
+        // and taking its lease).
+        let ttl_ms = self.leases.ttl.as_millis() as i64;
         self.write(|tx| {
             let trainings = tx.execute(
                 "UPDATE training SET state = 'failed', last_action_ms = $1, \
-                 message = 'Training was interrupted by a restart of the service; train again.' \
-                 WHERE state = 'running' AND pg_try_advisory_xact_lock(hashtext('face-training/' || kind || '/' || cid))",
-                &[&now_ms],
+                 message = 'Training was interrupted: the host running it stopped. Train again.' \
+                 WHERE state = 'running' AND last_action_ms < $1 - $2 AND NOT EXISTS (SELECT 1 FROM leases \
+                 WHERE key = 'face-training/' || training.kind || '/' || training.cid AND expires_at > now())",
+                &[&now_ms, &ttl_ms],
             )?;
             let operations = tx.execute(
                 "UPDATE operations SET status = 'failed', last_action_ms = $1, \
-                 message = 'The operation was interrupted by a restart of the service; start it again.' \
-                 WHERE status IN ('notstarted', 'running') AND pg_try_advisory_xact_lock(hashtext('face-operation/' || id))",
-                &[&now_ms],
+                 message = 'The operation was interrupted: the host running it stopped. Start it again.' \
+                 WHERE status IN ('notstarted', 'running') AND last_action_ms < $1 - $2 AND NOT EXISTS \
+                 (SELECT 1 FROM leases WHERE key = 'face-operation/' || operations.id AND expires_at > now())",
+                &[&now_ms, &ttl_ms],
             )?;
             Ok((trainings + operations) as usize)
         })
     }
 
     fn hold(&self, key: &str) -> StoreResult<Hold> {
-        // A connection of its own, which the Hold keeps: the lock is the session's, unlocked
-        // when the Hold is dropped (or when the host dies and PostgreSQL ends the session).
-        let mut client = self.open()?;
-        client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])?;
-        Ok(Hold(Some(Box::new(SessionLock { client, key: key.to_owned() }))))
-    }
-}
-
-/// A session advisory lock on a connection of its own. Dropping it unlocks before the
-/// connection closes: on the dropping thread, the lock is free when the drop returns, not when
-/// the server notices the closed socket (a `Hold` dropped on an async worker drops it on a
-/// blocking thread, soon after).
-struct SessionLock {
-    client: ::postgres::Client,
-    key: String,
-}
-
-impl Drop for SessionLock {
-    fn drop(&mut self) {
-        if let Err(e) = self.client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&self.key]) {
-            tracing::warn!(error = %e, key = %self.key, "unlocking a hold failed; it goes with its connection");
-        }
+        self.take_lease(key)
     }
 }
 

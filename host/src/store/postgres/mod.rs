@@ -7,13 +7,15 @@
 //! Writes that several hosts may race on take the collection's row lock first (`FOR UPDATE`): a
 //! quota is checked and the face added with no other host's add between them.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ::postgres::fallible_iterator::FallibleIterator;
-use ::postgres::{Client, IsolationLevel, Transaction};
+use ::postgres::types::{ToSql, Type};
+use ::postgres::{Client, IsolationLevel, Row, Transaction};
 
 mod collections;
 mod face_ids;
+mod leases;
 mod snapshots;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -26,15 +28,50 @@ use super::*;
 
 impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> StoreError {
-        match e.as_db_error() {
-            Some(db) => StoreError::Internal(format!("{} ({})", db.message(), db.code().code())),
-            None => StoreError::Internal(e.to_string()),
-        }
+        let unavailable = connection_lost(&e);
+        let message = match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        if unavailable { StoreError::Unavailable(message) } else { StoreError::Internal(message) }
     }
 }
 
+/// Whether `e` says the database went away (it shut down or restarted, the connection was cut,
+/// it refuses connections while it starts), rather than that a statement failed.
+fn connection_lost(e: &::postgres::Error) -> bool {
+    use ::postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        return [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(db.code());
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::BrokenPipe
+                    | K::TimedOut
+                    | K::UnexpectedEof
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+                    | K::AddrNotAvailable
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Migrations, applied in order; `face_schema.version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_schema.sql"), include_str!("migrations/002_leases.sql")];
 
 /// The advisory lock key under which hosts migrate one at a time ("face" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6661_6365;
@@ -57,15 +94,35 @@ struct Pool {
     open: usize,
 }
 
-/// The PostgreSQL store.
+/// The PostgreSQL store: its pool of connections, and what a host needs besides (leases, the
+/// event listener's own connection).
 pub struct PostgresStore {
+    db: Arc<Connections>,
+    /// Where the event listener connects: `Storage:EventsConnectionString` where a pooler in
+    /// transaction mode stands before the database (it carries no `LISTEN`), else the store's own.
+    events: (::postgres::Config, tls::Tls),
+    /// Who takes this store's leases: the host's name and process id.
+    owner: String,
+    leases: leases::LeaseTimes,
+}
+
+impl std::ops::Deref for PostgresStore {
+    type Target = Connections;
+
+    fn deref(&self) -> &Connections {
+        &self.db
+    }
+}
+
+/// The pool of connections to one database, shared with the threads that renew leases.
+pub struct Connections {
     config: ::postgres::Config,
     tls: tls::Tls,
     pool: Mutex<Pool>,
     freed: Condvar,
 }
 
-impl Drop for PostgresStore {
+impl Drop for Connections {
     fn drop(&mut self) {
         // A blocking client may not be dropped on an async worker: the idle ones go on a thread.
         let idle = std::mem::take(&mut self.pool.lock().unwrap_or_else(|p| p.into_inner()).idle);
@@ -77,7 +134,13 @@ impl Drop for PostgresStore {
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
+        f.debug_struct("PostgresStore").field("db", &self.db).field("owner", &self.owner).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
             .field("hosts", &self.config.get_hosts())
             .field("ports", &self.config.get_ports())
             .field("dbname", &self.config.get_dbname())
@@ -91,24 +154,97 @@ pub(super) struct Tx<'a> {
     changed: u64,
 }
 
-type Params<'p> = &'p [&'p (dyn ::postgres::types::ToSql + Sync)];
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// What a statement's parameters are sent as, tried in this order: each Rust value the store
+/// binds is accepted by exactly one of them (strings as text, `i64` as bigint, bytes as bytea,
+/// lists of ids as text[]), the types the schema's columns have.
+const PARAM_TYPES: [Type; 9] = [
+    Type::INT8,
+    Type::INT4,
+    Type::BOOL,
+    Type::FLOAT8,
+    Type::FLOAT4,
+    Type::BYTEA,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::INT8_ARRAY,
+];
+
+/// `params` with the type each is sent as. Every statement goes unnamed, parsed and run in one
+/// round trip with its parameters' types given (`*_typed`), never as a named prepared statement:
+/// a pooler in transaction mode (PgBouncer before 1.21) hands each transaction any server
+/// connection and carries no prepared statements between them.
+fn typed<'p>(params: Params<'p>) -> StoreResult<Vec<(&'p (dyn ToSql + Sync), Type)>> {
+    let mut scratch = bytes::BytesMut::new();
+    params
+        .iter()
+        .map(|&p| {
+            let ty = PARAM_TYPES.iter().find(|ty| {
+                scratch.clear();
+                p.to_sql_checked(ty, &mut scratch).is_ok()
+            });
+            ty.map(|ty| (p, ty.clone())).ok_or_else(|| {
+                StoreError::Internal(format!("a statement parameter of a type the store does not send: {p:?}"))
+            })
+        })
+        .collect()
+}
 
 impl Tx<'_> {
     pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
-        let n = self.tx.execute(sql, params)?;
+        let n = self.tx.execute_typed(sql, &typed(params)?)?;
         self.changed += n;
         Ok(n)
     }
 
-    pub(super) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Option<::postgres::Row>> {
-        Ok(self.tx.query_opt(sql, params)?)
+    pub(super) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
+        Ok(self.tx.query_typed_opt(sql, &typed(params)?)?)
     }
 
     /// Sends `event` to every host listening ([`PostgresStore::listen`]) when this transaction
     /// commits; nothing if it rolls back.
     pub(super) fn notify(&mut self, event: &Event) -> StoreResult<()> {
         let payload = serde_json::to_string(event).map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.tx.execute("SELECT pg_notify($1, $2)", &[&EVENTS, &payload])?;
+        self.execute("SELECT pg_notify($1, $2)", &[&EVENTS, &payload])?;
+        Ok(())
+    }
+}
+
+/// Starts a read's transaction: read-only, one snapshot of the database.
+fn begin_read(client: &mut Client) -> Result<Transaction<'_>, ::postgres::Error> {
+    client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()
+}
+
+/// A read's transaction (read-only, one snapshot), its statements unnamed like [`Tx`]'s.
+pub(super) struct Rx<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Rx<'_> {
+    pub(super) fn query(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        Ok(self.tx.query_typed(sql, &typed(params)?)?)
+    }
+
+    pub(super) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
+        Ok(self.tx.query_typed_opt(sql, &typed(params)?)?)
+    }
+
+    pub(super) fn query_one(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
+        Ok(self.tx.query_typed_one(sql, &typed(params)?)?)
+    }
+
+    /// Each row of the statement handed to `f` as it arrives, without the whole result in memory.
+    pub(super) fn for_each(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        mut f: impl FnMut(&Row) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let mut rows = self.tx.query_typed_raw(sql, typed(params)?)?;
+        while let Some(row) = rows.next()? {
+            f(&row)?;
+        }
         Ok(())
     }
 }
@@ -126,42 +262,68 @@ pub fn check_connection_string(url: &str) -> Result<(), String> {
     tls::effective(&params).map(|_| ())
 }
 
+/// A connection string read as a connection would: its settings and its TLS rules. `setting`
+/// names where it came from, for the error.
+fn parse_connection(url: &str, setting: &str) -> StoreResult<(::postgres::Config, tls::Tls)> {
+    let (rest, params) = tls::split(url).map_err(|e| StoreError::Internal(format!("{setting}: {e}")))?;
+    let mut config: ::postgres::Config = rest.parse().map_err(|e| {
+        StoreError::Internal(format!(
+            "{setting} is not a PostgreSQL connection string ({e}); \
+             write it as postgresql://user:password@host:5432/database"
+        ))
+    })?;
+    let tls = tls::Tls::new(&params).map_err(|e| StoreError::Internal(format!("{setting}: {e}")))?;
+    config.ssl_mode(tls.ssl_mode());
+    Ok((config, tls))
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names (a libpq URL or key=value string, as
     /// `Storage:ConnectionString` gives it) and applies pending migrations.
     pub fn connect(url: &str) -> StoreResult<PostgresStore> {
-        let (rest, params) =
-            tls::split(url).map_err(|e| StoreError::Internal(format!("Storage:ConnectionString: {e}")))?;
-        let mut config: ::postgres::Config = rest.parse().map_err(|e| {
-            StoreError::Internal(format!(
-                "Storage:ConnectionString is not a PostgreSQL connection string ({e}); \
-                 write it as postgresql://user:password@host:5432/database"
-            ))
-        })?;
-        let tls = tls::Tls::new(&params).map_err(|e| StoreError::Internal(format!("Storage:ConnectionString: {e}")))?;
-        config.ssl_mode(tls.ssl_mode());
-        let store = PostgresStore { config, tls, pool: Mutex::new(Pool::default()), freed: Condvar::new() };
-        store.migrate()?;
-        Ok(store)
+        Self::connect_with(url, None)
     }
 
+    /// [`PostgresStore::connect`], with the event listener connecting to `events` (the same
+    /// database reached without a pooler) where it is given.
+    pub fn connect_with(url: &str, events: Option<&str>) -> StoreResult<PostgresStore> {
+        let (config, tls) = parse_connection(url, "Storage:ConnectionString")?;
+        let events = match events {
+            Some(url) => parse_connection(url, "Storage:EventsConnectionString")?,
+            None => (config.clone(), tls.clone()),
+        };
+        let db = Connections { config, tls, pool: Mutex::new(Pool::default()), freed: Condvar::new() };
+        db.migrate()?;
+        Ok(PostgresStore {
+            db: Arc::new(db),
+            events,
+            owner: leases::owner_name(),
+            leases: leases::LeaseTimes::default(),
+        })
+    }
+}
+
+impl Connections {
     fn open(&self) -> StoreResult<Client> {
         self.tls.connect(&self.config).map_err(|e| {
             // The TLS error is the source's text: say it, not only "error performing TLS handshake".
             let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-            StoreError::Internal(format!(
+            let message = format!(
                 "cannot connect to PostgreSQL at {:?} (Storage:ConnectionString, sslmode {:?}): {e}{cause}",
                 self.config.get_hosts(),
                 self.tls.mode
-            ))
+            );
+            // Refused or starting up: the database is away for now. A refused password or
+            // certificate is not something a retry mends.
+            if connection_lost(&e) { StoreError::Unavailable(message) } else { StoreError::Internal(message) }
         })
     }
 
     fn migrate(&self) -> StoreResult<()> {
         self.with(|client| {
-            let mut tx = client.transaction()?;
+            let mut tx = Tx { tx: client.transaction()?, changed: 0 };
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-            tx.batch_execute("CREATE TABLE IF NOT EXISTS face_schema (version INTEGER NOT NULL)")?;
+            tx.tx.batch_execute("CREATE TABLE IF NOT EXISTS face_schema (version INTEGER NOT NULL)")?;
             let version: i32 = match tx.query_opt("SELECT version FROM face_schema", &[])? {
                 Some(row) => row.get(0),
                 None => {
@@ -177,10 +339,10 @@ impl PostgresStore {
                 )));
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                tx.batch_execute(sql)?;
+                tx.tx.batch_execute(sql)?;
                 tx.execute("UPDATE face_schema SET version = $1", &[&(i as i32 + 1)])?;
             }
-            tx.commit()?;
+            tx.tx.commit()?;
             Ok(())
         })
     }
@@ -189,7 +351,7 @@ impl PostgresStore {
     /// one that failed is not kept.
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
         // Given back when dropped, even if `f` panics: the pool never loses a slot.
-        struct Lease<'a>(&'a PostgresStore, Option<Client>);
+        struct Lease<'a>(&'a Connections, Option<Client>);
         impl Drop for Lease<'_> {
             fn drop(&mut self) {
                 self.0.give_back(self.1.take());
@@ -255,8 +417,8 @@ impl PostgresStore {
     /// whose usage no write has journalled yet, the usage record is written in the same
     /// transaction: the effect and its bill commit together.
     pub(super) fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.with(|client| {
-            let mut tx = Tx { tx: client.transaction()?, changed: 0 };
+        self.transaction(Client::transaction, |tx| {
+            let mut tx = Tx { tx, changed: 0 };
             let out = f(&mut tx)?;
             let pending = if tx.changed > 0 { pending_usage() } else { None };
             let Some(pending) = pending else {
@@ -274,23 +436,50 @@ impl PostgresStore {
     }
 
     /// Runs a read in one read-only transaction: one consistent snapshot of the database.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.with(|client| {
-            let mut tx =
-                client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
-            let out = f(&mut tx)?;
-            tx.commit()?;
+    pub(super) fn read<T>(&self, f: impl FnOnce(&mut Rx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.transaction(begin_read, |tx| {
+            let mut rx = Rx { tx };
+            let out = f(&mut rx)?;
+            rx.tx.commit()?;
             Ok(out)
         })
+    }
+
+    /// Runs `f` in the transaction `begin` starts on a pooled connection. A connection that broke
+    /// while idle (the database restarted, a pooler or a firewall closed it) fails at its BEGIN,
+    /// before anything ran: it is dropped and another (idle, or new) tried, so the first call after
+    /// a restart is not failed for it.
+    fn transaction<T>(
+        &self,
+        begin: impl for<'c> Fn(&'c mut Client) -> Result<Transaction<'c>, ::postgres::Error>,
+        f: impl FnOnce(Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut f = Some(f);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let done = self.with(|client| match begin(client) {
+                Ok(tx) => match f.take() {
+                    Some(f) => f(tx).map(Some),
+                    None => Err(StoreError::Internal("a transaction's work ran twice".into())),
+                },
+                Err(e) if connection_lost(&e) && tries <= IDLE_CONNECTIONS => Ok(None),
+                Err(e) => Err(e.into()),
+            })?;
+            if let Some(out) = done {
+                return Ok(out);
+            }
+        }
     }
 }
 
 impl PostgresStore {
-    /// Listens for [`Event`]s on a connection of its own, on a thread of its own, for as long as
-    /// the process runs: each event is handed to `deliver`, and `None` before the first and
-    /// after every reconnection (events may have been missed while the connection was down).
+    /// Listens for [`Event`]s on a connection of its own (to `Storage:EventsConnectionString`
+    /// where it is set), on a thread of its own, for as long as the process runs: each event is
+    /// handed to `deliver`, and `None` before the first and after every reconnection (events may
+    /// have been missed while the connection was down).
     pub fn listen(&self, deliver: impl Fn(Option<Event>) + Send + 'static) -> std::io::Result<()> {
-        let (config, tls) = (self.config.clone(), self.tls.clone());
+        let (config, tls) = self.events.clone();
         std::thread::Builder::new().name("face-events".into()).spawn(move || {
             loop {
                 match listen_once(&config, &tls, &deliver) {

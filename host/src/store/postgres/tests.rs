@@ -114,12 +114,22 @@ fn holds_events_and_face_ids_are_shared() {
         a.create_collection(&collection(kind, g)).unwrap();
         a.set_training(kind, g, &running(1)).unwrap();
     }
+    // A lease's life (30 s) after the trainings were marked running at 1 ms.
+    let later = 1 + 30_001;
+    a.create_collection(&collection(kind, "new")).unwrap();
+    a.set_training(kind, "new", &running(later - 1)).unwrap();
     let hold = a.hold(&training_key(kind, "held")).unwrap();
-    assert_eq!(b.fail_interrupted(9).unwrap(), 1, "only the training no host holds is failed");
+    assert_eq!(b.fail_interrupted(later).unwrap(), 1, "only the training no host holds is failed");
     assert_eq!(b.training(kind, "held").unwrap().unwrap().state, TrainingState::Running);
     assert_eq!(b.training(kind, "left").unwrap().unwrap().state, TrainingState::Failed);
+    assert_eq!(
+        b.training(kind, "new").unwrap().unwrap().state,
+        TrainingState::Running,
+        "a training marked running less than a lease's life ago may not have taken its lease yet"
+    );
     drop(hold);
-    assert_eq!(b.fail_interrupted(10).unwrap(), 1, "once its host let go, it is");
+    assert_eq!(b.fail_expired(later + 1).unwrap(), 1, "once its host let go, it is");
+    assert!(a.delete_collection(kind, "new").unwrap());
 
     let (sent, received) = std::sync::mpsc::channel();
     b.listen(move |e| {
@@ -238,4 +248,88 @@ fn tls_connects_with_libpq_sslmodes_and_refuses_what_they_refuse() {
 fn cluster_admin(url: &str, sql: &str) {
     let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).expect("the cluster answers");
     admin.batch_execute(sql).expect("an admin statement");
+}
+
+/// Leases are rows: they outlive a cut connection (a failover, a pooler restarting), they are
+/// renewed while held and released when dropped, a wait for one ends at its deadline naming the
+/// holder, one taken over is noticed by its old holder, and a dead host's expire with its work.
+#[test]
+fn leases_outlive_cut_connections_and_end_with_their_host() {
+    use std::time::{Duration, Instant};
+
+    use crate::store::{Training, TrainingState, training_key};
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    let mut a = PostgresStore::connect(&url).unwrap();
+    let mut b = PostgresStore::connect(&url).unwrap();
+    a.set_lease_times(leases::LeaseTimes { ttl: Duration::from_secs(3), wait: Duration::from_secs(60) });
+    b.set_lease_times(leases::LeaseTimes { ttl: Duration::from_secs(3), wait: Duration::from_millis(300) });
+    let kind = Kind::PersonGroup;
+    let key = training_key(kind, "g");
+    let expiry = |key: &str| -> f64 {
+        let sql = "SELECT EXTRACT(EPOCH FROM expires_at)::float8 FROM leases WHERE key = $1";
+        a.with(|c| Ok(c.query_one(sql, &[&key])?.get(0))).unwrap()
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: not within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let hold = a.hold(&key).unwrap();
+    let first = expiry(&key);
+    cluster_admin(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    );
+    let e = b.hold(&key).unwrap_err().to_string();
+    assert!(e.contains(&format!("held by {}", a.owner)), "the wait names the holder: {e}");
+    // a's idle connections broke: its next call opens another instead of failing.
+    assert!(a.collection(kind, "g").unwrap().is_none());
+    until("renewed after the cut", &|| expiry(&key) > first);
+    assert!(!hold.lost());
+    drop(hold);
+    let again = b.hold(&key).expect("free once released");
+    drop(again);
+
+    // Taken over (its holder could not renew in time): the old holder is told.
+    let hold = a.hold(&key).unwrap();
+    cluster_admin(&url, &format!("UPDATE leases SET token = 'another', owner = 'another-host/1' WHERE key = '{key}'"));
+    until("the take-over noticed", &|| hold.lost());
+    drop(hold);
+    assert_eq!(b.lease_holder(&key).unwrap().map(|h| h.0).as_deref(), Some("another-host/1"), "not released");
+
+    // A host that died: its lease stays until it expires, then its training is failed and the
+    // lease is free to take.
+    a.create_collection(&collection(kind, "dead")).unwrap();
+    let running = Training {
+        state: TrainingState::Running,
+        created_ms: 1,
+        last_action_ms: 1,
+        last_success_ms: None,
+        message: None,
+    };
+    a.set_training(kind, "dead", &running).unwrap();
+    let dead = training_key(kind, "dead");
+    let lease = |expires: &str| {
+        cluster_admin(
+            &url,
+            &format!(
+                "INSERT INTO leases (key, owner, token, taken_at, expires_at) VALUES ('{dead}', 'dead-host/1', 't', \
+                 now(), now() + interval '{expires}') ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at"
+            ),
+        )
+    };
+    lease("1 hour");
+    assert_eq!(b.fail_expired(1_000_000).unwrap(), 0, "its lease is alive");
+    assert!(b.hold(&dead).is_err());
+    lease("-1 second");
+    assert_eq!(b.fail_expired(1_000_000).unwrap(), 1, "its lease expired");
+    let failed = b.training(kind, "dead").unwrap().unwrap();
+    assert_eq!(failed.state, TrainingState::Failed);
+    assert!(failed.message.unwrap().contains("stopped"));
+    drop(b.hold(&dead).expect("an expired lease is free"));
 }
