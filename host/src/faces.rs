@@ -85,6 +85,14 @@ impl FaceIds {
         FaceIds { entries: Mutex::new(Entries::default()), capacity: capacity.max(1), shared: None }
     }
 
+    /// With a shared store (several hosts), how many faceIds every host finds now; `None` with
+    /// one host's faceIds, or when the database does not answer.
+    pub async fn shared_count(&self) -> Option<u64> {
+        let shared = self.shared.clone()?;
+        let counted = tokio::task::spawn_blocking(move || shared.count(crate::time::now_ms())).await;
+        counted.ok()?.ok()
+    }
+
     /// faceIds that every host of `shared`'s database finds.
     pub fn shared(capacity: usize, shared: Arc<dyn SharedFaceIds>) -> FaceIds {
         FaceIds { shared: Some(shared), ..FaceIds::new(capacity) }

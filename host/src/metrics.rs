@@ -1,5 +1,7 @@
 //! `/metrics` (prometheus-client, OpenMetrics text): requests by matched route, method and
-//! status; latency histograms by route; engine pool occupancy; usage journal backlog.
+//! status; latency histograms by route; engine pool occupancy; usage journal backlog; with
+//! PostgreSQL, the database connection pool (in use, waiting, waits, reconnects) and lease waits;
+//! trained-index loads (count, seconds, bytes).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +42,24 @@ pub struct Gauges {
     pub usage_backlog: u64,
     pub face_ids: usize,
     pub memory_held: usize,
+    /// The database's connection pool (PostgreSQL).
+    pub database: Option<crate::store::PoolStats>,
+}
+
+type FloatCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
+/// The database pool's metrics, registered only for a store that has a pool.
+#[derive(Debug, Default)]
+struct DatabaseMetrics {
+    open: Gauge,
+    in_use: Gauge,
+    waiting: Gauge,
+    waits: Counter,
+    wait_seconds: FloatCounter,
+    opened: Counter,
+    lost: Counter,
+    lease_waits: Counter,
+    lease_wait_seconds: FloatCounter,
 }
 
 #[derive(Debug)]
@@ -55,6 +75,10 @@ pub struct Metrics {
     face_ids: Gauge,
     memory_held: Gauge,
     in_flight: Gauge,
+    database: DatabaseMetrics,
+    index_loads: Counter,
+    index_load_seconds: FloatCounter,
+    index_load_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -92,6 +116,39 @@ impl Default for Metrics {
             "face_requests_in_flight",
             "Face API requests (under /face/v1.0) begun and not yet answered; a shutdown waits for them",
         );
+        let database = DatabaseMetrics::default();
+        let d = &database;
+        for (name, help, metric) in [
+            (
+                "face_db_connections_open",
+                "Database connections open for calls (PostgreSQL)",
+                &d.open as &dyn Registered,
+            ),
+            ("face_db_connections_in_use", "Database connections running a call", &d.in_use),
+            ("face_db_waiting", "Calls waiting for a database connection now", &d.waiting),
+            ("face_db_waits", "Calls that waited for a database connection", &d.waits),
+            ("face_db_wait_seconds", "Seconds calls waited for a database connection", &d.wait_seconds),
+            ("face_db_connections_opened", "Database connections opened", &d.opened),
+            (
+                "face_db_reconnects",
+                "Database connections found broken (the database restarted or cut them) and replaced",
+                &d.lost,
+            ),
+            ("face_lease_waits", "Waits for another host's training or snapshot lease", &d.lease_waits),
+            ("face_lease_wait_seconds", "Seconds waited for other hosts' leases", &d.lease_wait_seconds),
+        ] {
+            metric.register_in(&mut registry, name, help);
+        }
+        let index_loads = Counter::default();
+        registry.register("face_index_loads", "Trained indexes loaded (another host's training)", index_loads.clone());
+        let index_load_seconds = FloatCounter::default();
+        registry.register(
+            "face_index_load_seconds",
+            "Seconds spent loading trained indexes",
+            index_load_seconds.clone(),
+        );
+        let index_load_bytes = Counter::default();
+        registry.register("face_index_load_bytes", "Bytes of trained indexes loaded", index_load_bytes.clone());
         Metrics {
             registry,
             requests,
@@ -104,7 +161,46 @@ impl Default for Metrics {
             face_ids,
             memory_held,
             in_flight,
+            database,
+            index_loads,
+            index_load_seconds,
+            index_load_bytes,
         }
+    }
+}
+
+/// A metric registered under a name of the caller's.
+trait Registered {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str);
+}
+
+impl Registered for Gauge {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.clone());
+    }
+}
+
+impl Registered for Counter {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.clone());
+    }
+}
+
+impl Registered for FloatCounter {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.clone());
+    }
+}
+
+/// Brings a counter up to `total`, a count kept elsewhere that never goes back.
+fn follow(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
+fn follow_f64(counter: &FloatCounter, total: f64) {
+    let by = total - counter.get();
+    if by > 0.0 {
+        counter.inc_by(by);
     }
 }
 
@@ -138,16 +234,35 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
+    /// A trained index (another host's training) was loaded: `bytes` in memory, in `seconds`.
+    pub fn index_loaded(&self, seconds: f64, bytes: usize) {
+        self.index_loads.inc();
+        self.index_load_seconds.inc_by(seconds);
+        self.index_load_bytes.inc_by(bytes as u64);
+    }
+
     /// The exposition text, with the scrape-time values `g`.
     pub fn render(&self, g: Gauges) -> String {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.pool_size.set(as_i64(g.pool_size as u64));
         self.pool_busy.set(as_i64(g.pool_busy as u64));
-        self.discarded.inc_by(g.pool_discarded.saturating_sub(self.discarded.get()));
+        follow(&self.discarded, g.pool_discarded);
         self.engine_queue.set(as_i64(g.engine_queue as u64));
         self.usage_backlog.set(as_i64(g.usage_backlog));
         self.face_ids.set(as_i64(g.face_ids as u64));
         self.memory_held.set(as_i64(g.memory_held as u64));
+        if let Some(db) = g.database {
+            let d = &self.database;
+            d.open.set(as_i64(db.open));
+            d.in_use.set(as_i64(db.in_use));
+            d.waiting.set(as_i64(db.waiting));
+            follow(&d.waits, db.waits);
+            follow_f64(&d.wait_seconds, db.wait_seconds);
+            follow(&d.opened, db.opened);
+            follow(&d.lost, db.lost);
+            follow(&d.lease_waits, db.lease_waits);
+            follow_f64(&d.lease_wait_seconds, db.lease_wait_seconds);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding the metrics failed");
@@ -180,5 +295,35 @@ mod tests {
         // The discarded counter follows the pool's count and never goes back.
         let text = m.render(Gauges { pool_discarded: 4, ..Default::default() });
         assert!(text.contains("face_engine_instances_discarded_total 4"), "{text}");
+        // The database pool's figures, and index loads.
+        m.index_loaded(0.5, 1000);
+        let database = crate::store::PoolStats {
+            open: 3,
+            in_use: 2,
+            waiting: 1,
+            waits: 7,
+            wait_seconds: 1.5,
+            opened: 9,
+            lost: 4,
+            lease_waits: 2,
+            lease_wait_seconds: 3.25,
+        };
+        let text = m.render(Gauges { database: Some(database), ..Default::default() });
+        for wanted in [
+            "face_db_connections_open 3",
+            "face_db_connections_in_use 2",
+            "face_db_waiting 1",
+            "face_db_waits_total 7",
+            "face_db_wait_seconds_total 1.5",
+            "face_db_connections_opened_total 9",
+            "face_db_reconnects_total 4",
+            "face_lease_waits_total 2",
+            "face_lease_wait_seconds_total 3.25",
+            "face_index_loads_total 1",
+            "face_index_load_seconds_total 0.5",
+            "face_index_load_bytes_total 1000",
+        ] {
+            assert!(text.contains(wanted), "{wanted} missing:\n{text}");
+        }
     }
 }

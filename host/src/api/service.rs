@@ -48,6 +48,7 @@ pub async fn status(State(state): State<Shared>) -> Response {
                 "guest": pool.guest_source.name(),
             },
             "faceIds": state.face_ids.len(),
+            "sharedFaceIds": state.face_ids.shared_count().await,
             "memory": {
                 "budgetBytes": state.budget.total(),
                 "heldBytes": state.budget.held(),
@@ -67,6 +68,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
     let pool = state.engine.stats();
     let billing = state.billing.clone();
     let backlog = tokio::task::spawn_blocking(move || billing.backlog()).await.unwrap_or(0);
+    let database = state.store.pool_stats();
     let text = state.metrics.render(Gauges {
         pool_size: pool.size,
         pool_busy: pool.size.saturating_sub(pool.idle),
@@ -75,6 +77,7 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         usage_backlog: backlog,
         face_ids: state.face_ids.len(),
         memory_held: state.budget.held(),
+        database,
     });
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

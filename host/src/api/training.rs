@@ -119,6 +119,7 @@ async fn refresh(state: &Shared, kind: Kind, cid: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
     let Some(index) = loaded else { return Ok(()) };
     let (faces, trained_ms) = (index.len(), index.trained_ms);
+    state.metrics.index_loaded(started.elapsed().as_secs_f64(), index.memory_bytes());
     let index = state.indexes.put_since(epoch, kind, cid, Arc::new(index));
     mark_deaths(state, kind, cid, &index).await?;
     tracing::info!(

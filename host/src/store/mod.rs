@@ -396,11 +396,35 @@ pub trait CollectionStore {
     fn fail_expired(&self, _now_ms: i64) -> StoreResult<usize> {
         Ok(0)
     }
+    /// The connection pool's figures, for `/metrics` (PostgreSQL; SQLite has no pool).
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
     /// Waits until no other host holds `key` ([`training_key`], [`operation_key`]) and holds it
     /// until the [`Hold`] drops. One host owns a SQLite database: nothing to wait for.
     fn hold(&self, _key: &str) -> StoreResult<Hold> {
         Ok(Hold::none())
     }
+}
+
+/// What `/metrics` shows of a database connection pool: gauges now, and counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoolStats {
+    /// Connections open for calls.
+    pub open: u64,
+    /// Of those, running a call.
+    pub in_use: u64,
+    /// Calls waiting for a connection now.
+    pub waiting: u64,
+    /// Calls that had to wait for a connection, and the seconds they waited.
+    pub waits: u64,
+    pub wait_seconds: f64,
+    /// Connections opened, and those found broken (the database restarted or cut them).
+    pub opened: u64,
+    pub lost: u64,
+    /// Waits for another host's lease, and their seconds.
+    pub lease_waits: u64,
+    pub lease_wait_seconds: f64,
 }
 
 /// A lease held across the hosts of one database while a training or snapshot operation runs
@@ -540,6 +564,8 @@ pub trait SharedFaceIds: Send + Sync + std::fmt::Debug {
     fn get(&self, ids: &[String], now_ms: i64) -> StoreResult<Vec<SharedFace>>;
     /// Deletes the expired; returns how many.
     fn sweep(&self, now_ms: i64) -> StoreResult<u64>;
+    /// How many have not expired at `now_ms`, on every host.
+    fn count(&self, now_ms: i64) -> StoreResult<u64>;
 }
 
 /// The face database: all three parts. Calls block briefly; the server makes them off the async

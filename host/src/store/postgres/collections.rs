@@ -510,6 +510,10 @@ impl CollectionStore for PostgresStore {
     fn hold(&self, key: &str) -> StoreResult<Hold> {
         self.take_lease(key)
     }
+
+    fn pool_stats(&self) -> Option<PoolStats> {
+        Some(self.db.stats())
+    }
 }
 
 /// A collection's persons or faces, as the triggers count them.

@@ -43,4 +43,11 @@ impl SharedFaceIds for PostgresStore {
             self.write(|tx| tx.execute("DELETE FROM face_ids WHERE expires_ms <= $1", &[&now_ms]))
         })
     }
+
+    fn count(&self, now_ms: i64) -> StoreResult<u64> {
+        self.read(|tx| {
+            let n: i64 = tx.query_one("SELECT COUNT(*) FROM face_ids WHERE expires_ms > $1", &[&now_ms])?.get(0);
+            Ok(n.max(0) as u64)
+        })
+    }
 }

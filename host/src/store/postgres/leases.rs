@@ -73,6 +73,11 @@ impl PostgresStore {
             }
             std::thread::sleep((times.ttl / 8).min(Duration::from_millis(500)));
         }
+        if told {
+            let stats = &self.db.stats;
+            stats.lease_waits.fetch_add(1, Ordering::Relaxed);
+            stats.lease_wait_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = mpsc::channel::<()>();
         let renewer = Renewer { db: self.db.clone(), key: key.to_owned(), token, ttl: times.ttl, lost: lost.clone() };

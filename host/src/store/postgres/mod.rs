@@ -7,6 +7,7 @@
 //! Writes that several hosts may race on take the collection's row lock first (`FOR UPDATE`): a
 //! quota is checked and the face added with no other host's add between them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use ::postgres::fallible_iterator::FallibleIterator;
@@ -120,6 +121,19 @@ pub struct Connections {
     tls: tls::Tls,
     pool: Mutex<Pool>,
     freed: Condvar,
+    stats: Stats,
+}
+
+/// Counters for `/metrics` ([`PoolStats`]).
+#[derive(Default)]
+struct Stats {
+    waiting: AtomicU64,
+    waits: AtomicU64,
+    wait_micros: AtomicU64,
+    opened: AtomicU64,
+    lost: AtomicU64,
+    lease_waits: AtomicU64,
+    lease_wait_micros: AtomicU64,
 }
 
 impl Drop for Connections {
@@ -202,12 +216,51 @@ impl Tx<'_> {
         Ok(self.tx.query_typed_opt(sql, &typed(params)?)?)
     }
 
+    /// The rows a statement returns (`RETURNING`); they count as changed.
+    pub(super) fn query(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        let rows = self.tx.query_typed(sql, &typed(params)?)?;
+        self.changed += rows.len() as u64;
+        Ok(rows)
+    }
+
     /// Sends `event` to every host listening ([`PostgresStore::listen`]) when this transaction
     /// commits; nothing if it rolls back.
     pub(super) fn notify(&mut self, event: &Event) -> StoreResult<()> {
         let payload = serde_json::to_string(event).map_err(|e| StoreError::Internal(e.to_string()))?;
         self.execute("SELECT pg_notify($1, $2)", &[&EVENTS, &payload])?;
         Ok(())
+    }
+}
+
+/// Runs its closure when dropped.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+impl Connections {
+    /// The pool's figures now ([`CollectionStore::pool_stats`]).
+    pub(super) fn stats(&self) -> PoolStats {
+        let (open, idle) = {
+            let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            (pool.open as u64, pool.idle.len() as u64)
+        };
+        let s = &self.stats;
+        let seconds = |micros: &AtomicU64| micros.load(Ordering::Relaxed) as f64 / 1e6;
+        PoolStats {
+            open,
+            in_use: open.saturating_sub(idle),
+            waiting: s.waiting.load(Ordering::Relaxed),
+            waits: s.waits.load(Ordering::Relaxed),
+            wait_seconds: seconds(&s.wait_micros),
+            opened: s.opened.load(Ordering::Relaxed),
+            lost: s.lost.load(Ordering::Relaxed),
+            lease_waits: s.lease_waits.load(Ordering::Relaxed),
+            lease_wait_seconds: seconds(&s.lease_wait_micros),
+        }
     }
 }
 
@@ -292,7 +345,13 @@ impl PostgresStore {
             Some(url) => parse_connection(url, "Storage:EventsConnectionString")?,
             None => (config.clone(), tls.clone()),
         };
-        let db = Connections { config, tls, pool: Mutex::new(Pool::default()), freed: Condvar::new() };
+        let db = Connections {
+            config,
+            tls,
+            pool: Mutex::new(Pool::default()),
+            freed: Condvar::new(),
+            stats: Stats::default(),
+        };
         db.migrate()?;
         Ok(PostgresStore {
             db: Arc::new(db),
@@ -305,6 +364,7 @@ impl PostgresStore {
 
 impl Connections {
     fn open(&self) -> StoreResult<Client> {
+        self.stats.opened.fetch_add(1, Ordering::Relaxed);
         self.tls.connect(&self.config).map_err(|e| {
             // The TLS error is the source's text: say it, not only "error performing TLS handshake".
             let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
@@ -368,6 +428,15 @@ impl Connections {
     /// An idle connection, or `None` when a new one may be opened (counted as open already).
     fn take(&self) -> StoreResult<Option<Client>> {
         let deadline = std::time::Instant::now() + POOL_WAIT;
+        // When this call began to wait for a connection, if it had to: counted when it ends.
+        let waited: std::cell::Cell<Option<std::time::Instant>> = std::cell::Cell::new(None);
+        let _counted = Defer(|| {
+            if let Some(since) = waited.get() {
+                self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.stats.waits.fetch_add(1, Ordering::Relaxed);
+                self.stats.wait_micros.fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+        });
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             while let Some(c) = pool.idle.pop() {
@@ -379,6 +448,10 @@ impl Connections {
             if pool.open < MAX_CONNECTIONS {
                 pool.open += 1;
                 return Ok(None);
+            }
+            if waited.get().is_none() {
+                self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+                waited.set(Some(std::time::Instant::now()));
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -463,7 +536,10 @@ impl Connections {
                     Some(f) => f(tx).map(Some),
                     None => Err(StoreError::Internal("a transaction's work ran twice".into())),
                 },
-                Err(e) if connection_lost(&e) && tries <= IDLE_CONNECTIONS => Ok(None),
+                Err(e) if connection_lost(&e) && tries <= IDLE_CONNECTIONS => {
+                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                    Ok(None)
+                }
                 Err(e) => Err(e.into()),
             })?;
             if let Some(out) = done {

@@ -332,4 +332,26 @@ fn leases_outlive_cut_connections_and_end_with_their_host() {
     assert_eq!(failed.state, TrainingState::Failed);
     assert!(failed.message.unwrap().contains("stopped"));
     drop(b.hold(&dead).expect("an expired lease is free"));
+
+    // Unsent usage: each record claimed by one host's heartbeat at a time; a claim that expires
+    // (its host stopped) is taken over.
+    use crate::store::{UsageJournal, UsageRecord};
+    for id in ["u1", "u2", "u3"] {
+        let r = UsageRecord {
+            id: id.into(),
+            time_ms: 1,
+            meter: "face.transactions".into(),
+            quantity: 1,
+            operation: "POST /face/v1.0/detect".into(),
+        };
+        a.record_usage(&r).unwrap();
+    }
+    let ids = |s: &PostgresStore| s.unsent_usage(10).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ["u1", "u2", "u3"], "oldest first");
+    assert!(ids(&b).is_empty(), "claimed by the other host");
+    assert_eq!(ids(&a), ["u1", "u2", "u3"], "its own claim is renewed");
+    a.mark_usage_sent(&["u1".to_owned()], 5).unwrap();
+    cluster_admin(&url, "UPDATE usage SET claimed_until = now() - interval '1 second'");
+    assert_eq!(ids(&b), ["u2", "u3"], "an expired claim is taken over");
+    assert_eq!(b.usage_backlog().unwrap(), 2);
 }

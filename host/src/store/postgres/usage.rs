@@ -1,5 +1,10 @@
-//! The usage journal in PostgreSQL: every host journals its own requests here and any host's
-//! heartbeat may send them; a record is marked once, by its id.
+//! The usage journal in PostgreSQL: every host journals its own requests here, and a host's
+//! heartbeat sends the records it claims ([`USAGE_CLAIM`]), so no record is sent by two hosts in
+//! normal operation; a record is marked once, by its id, and the meter counts an id once.
+
+/// How long a host's claim on unsent records lasts: renewed by each heartbeat while the meter is
+/// away, and taken over by another host once the claimant stops.
+const USAGE_CLAIM: std::time::Duration = std::time::Duration::from_secs(30);
 
 use super::*;
 
@@ -9,21 +14,32 @@ impl UsageJournal for PostgresStore {
     }
 
     fn unsent_usage(&self, limit: usize) -> StoreResult<Vec<UsageRecord>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                "SELECT id, time_ms, meter, quantity, operation FROM usage WHERE sent_ms IS NULL ORDER BY seq LIMIT $1",
-                &[&(limit as i64)],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| UsageRecord {
-                    id: r.get(0),
-                    time_ms: r.get(1),
-                    meter: r.get(2),
-                    quantity: r.get::<_, i32>(3).max(0) as u32,
-                    operation: r.get(4),
-                })
-                .collect())
+        // The oldest unsent records no other host has claimed (or whose claim expired), claimed
+        // for this one: each is sent by one host at a time. Rows another host's claim is being
+        // written on are skipped, not waited for.
+        let claim = USAGE_CLAIM.as_secs_f64();
+        crate::store::for_usage(None, || {
+            self.write(|tx| {
+                let mut rows = tx.query(
+                    "UPDATE usage u SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3) \
+                     FROM (SELECT seq FROM usage WHERE sent_ms IS NULL \
+                     AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by = $2) \
+                     ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) c WHERE u.seq = c.seq \
+                     RETURNING u.seq, u.id, u.time_ms, u.meter, u.quantity, u.operation",
+                    &[&(limit as i64), &self.owner, &claim],
+                )?;
+                rows.sort_by_key(|r| r.get::<_, i64>(0));
+                Ok(rows
+                    .iter()
+                    .map(|r| UsageRecord {
+                        id: r.get(1),
+                        time_ms: r.get(2),
+                        meter: r.get(3),
+                        quantity: r.get::<_, i32>(4).max(0) as u32,
+                        operation: r.get(5),
+                    })
+                    .collect())
+            })
         })
     }
 

@@ -5,3 +5,7 @@
 CREATE TABLE leases (
     key TEXT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL,
     taken_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+-- The usage journal's records are claimed by the host that sends them (for 30 s, renewed while
+-- the meter is away), so two hosts' heartbeats do not send the same records; a dead host's claim
+-- expires and another host sends them.
+ALTER TABLE usage ADD COLUMN claimed_by TEXT, ADD COLUMN claimed_until TIMESTAMPTZ;
