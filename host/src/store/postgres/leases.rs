@@ -27,8 +27,9 @@ impl Default for LeaseTimes {
     }
 }
 
-/// This process as a lease's owner: the host's name (a container's id in a container) and the
-/// process id, which the wait's message and the `leases` table show.
+/// This store as a lease's (and a usage claim's) owner: the host's name (a container's id in a
+/// container), the process id, and a few random characters (two stores of one process, as in
+/// tests, are two owners), which the wait's message and the `leases` table show.
 pub(super) fn owner_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -36,7 +37,9 @@ pub(super) fn owner_name() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown-host".into());
-    format!("{host}/{}", std::process::id())
+    let mut nonce = uuid::Uuid::new_v4().simple().to_string();
+    nonce.truncate(6);
+    format!("{host}/{}/{nonce}", std::process::id())
 }
 
 impl PostgresStore {
