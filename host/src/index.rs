@@ -761,13 +761,21 @@ impl Index {
 
     /// Reads [`Index::to_bytes`]'s form back, checking every length and value.
     pub fn from_bytes(bytes: &[u8]) -> Result<Index, IndexError> {
+        Index::from_reader(bytes.len() as u64, &mut std::io::Cursor::new(bytes))
+    }
+
+    /// Reads [`Index::to_bytes`]'s form from a stream of `len` bytes (a store's parts, one at a
+    /// time), checking every length and value: the index is built as it is read, and nothing
+    /// but it is kept, so loading a large index costs its own bytes, not twice them.
+    pub fn from_reader(len: u64, stream: &mut dyn std::io::Read) -> Result<Index, IndexError> {
         let bad = |what: &str| IndexError(format!("the stored trained index is damaged ({what}); train again"));
-        let mut r = Reader { bytes, at: 0 };
+        let mut r = Reader { stream, left: len };
         if r.take(8).ok_or_else(|| bad("header"))? != MAGIC {
             return Err(bad("not an index"));
         }
         let model_len = r.u32().ok_or_else(|| bad("header"))? as usize;
-        let model = std::str::from_utf8(r.take(model_len).ok_or_else(|| bad("header"))?).map_err(|_| bad("model"))?;
+        let model = r.take(model_len).ok_or_else(|| bad("header"))?;
+        let model = std::str::from_utf8(&model).map_err(|_| bad("model"))?;
         let model = RecognitionModel::from_id(model).ok_or_else(|| bad("model"))?;
         let trained_ms =
             i64::from_le_bytes(r.take(8).ok_or_else(|| bad("header"))?.try_into().map_err(|_| bad("header"))?);
@@ -777,7 +785,7 @@ impl Index {
         let dim = model.dimensions();
         let need = rows.checked_mul(16 + 4 + dim).and_then(|n| n.checked_add(persons.checked_mul(20)?));
         // The lists, written from PREFILTER_ROWS rows, follow the codes; older indexes lack them.
-        if need.is_none_or(|n| n > bytes.len() - r.at)
+        if need.is_none_or(|n| n as u64 > r.left)
             || (has_persons && persons > rows)
             || (!has_persons && persons != 0)
         {
@@ -790,21 +798,23 @@ impl Index {
                 .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
                 .collect()
         };
+        let u32s = |b: Vec<u8>| -> Vec<u32> {
+            b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect()
+        };
         let faces = u128s(&mut r, rows);
         let person_ids = u128s(&mut r, persons);
-        let starts: Vec<u32> = r
-            .take(persons * 4)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
-            .collect();
+        let starts: Vec<u32> = u32s(r.take(persons * 4).unwrap_or_default());
         let scales: Vec<f32> = r
             .take(rows * 4)
             .unwrap_or_default()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
             .collect();
-        let codes: Vec<i8> = r.take(rows * dim).unwrap_or_default().iter().map(|&b| b as i8).collect();
+        // Read in place: the bytes' buffer becomes the codes' (same size and alignment).
+        let codes: Vec<i8> = r.take(rows * dim).unwrap_or_default().into_iter().map(|b| b as i8).collect();
+        if faces.len() != rows || scales.len() != rows || codes.len() != rows * dim {
+            return Err(bad("lengths"));
+        }
         let ordered = |v: &[u128]| v.windows(2).all(|w| w[0] < w[1]);
         if has_persons {
             let runs_ok = starts.first().is_none_or(|&s| s == 0)
@@ -820,24 +830,26 @@ impl Index {
         if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(bad("scales"));
         }
-        let lists = if r.at == bytes.len() {
+        let lists = if r.left == 0 {
             None
         } else {
             let count = r.u32().ok_or_else(|| bad("lists"))? as usize;
             let need = count.checked_mul(dim * 4).and_then(|n| n.checked_add(rows * 4));
-            if rows < PREFILTER_ROWS || count == 0 || count > rows || need != Some(bytes.len() - r.at) {
+            if rows < PREFILTER_ROWS || count == 0 || count > rows || need.is_none_or(|n| n as u64 != r.left) {
                 return Err(bad("lists"));
             }
-            let f32s =
-                |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect();
-            let centres: Vec<f32> = f32s(r.take(count * dim * 4).unwrap_or_default());
-            let nearest: Vec<u32> = r
-                .take(rows * 4)
+            let centres: Vec<f32> = r
+                .take(count * dim * 4)
                 .unwrap_or_default()
                 .chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
                 .collect();
-            if centres.iter().any(|c| !c.is_finite()) || nearest.iter().any(|&l| l as usize >= count) {
+            let nearest: Vec<u32> = u32s(r.take(rows * 4).unwrap_or_default());
+            if centres.len() != count * dim
+                || nearest.len() != rows
+                || centres.iter().any(|c| !c.is_finite())
+                || nearest.iter().any(|&l| l as usize >= count)
+            {
                 return Err(bad("lists"));
             }
             Some((centres, nearest))
@@ -880,16 +892,22 @@ impl<E> Parts<'_, E> {
     }
 }
 
+/// A stream of a known length, read in pieces of known sizes.
 struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    stream: &'a mut dyn std::io::Read,
+    /// Bytes of the stream not read yet.
+    left: u64,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(n)?;
-        let out = self.bytes.get(self.at..end)?;
-        self.at = end;
+impl Reader<'_> {
+    /// The next `n` bytes; `None` if the stream has fewer (or fails).
+    fn take(&mut self, n: usize) -> Option<Vec<u8>> {
+        if n as u64 > self.left {
+            return None;
+        }
+        let mut out = vec![0u8; n];
+        self.stream.read_exact(&mut out).ok()?;
+        self.left -= n as u64;
         Some(out)
     }
 
@@ -1331,6 +1349,26 @@ mod tests {
         damaged.truncate(damaged.len() - 1);
         assert!(Index::from_bytes(&damaged).is_err());
         assert!(Index::from_bytes(b"FACEIDX1").is_err());
+        // Streamed from parts of 100 bytes as a store hands them over: the same index.
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        index
+            .write_parts(100, &mut |_, p: &[u8]| {
+                parts.push(p.to_vec());
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        let len = parts.iter().map(Vec::len).sum::<usize>() as u64;
+        let mut stream = crate::store::PartsReader::new(parts.len(), |i| Ok(parts[i].clone()));
+        let streamed = Index::from_reader(len, &mut stream).unwrap();
+        assert_eq!(streamed.to_bytes(), back.to_bytes());
+        // A stream shorter than its stated length, or one whose part fails, is refused.
+        let mut short = crate::store::PartsReader::new(parts.len() - 1, |i| Ok(parts[i].clone()));
+        assert!(Index::from_reader(len, &mut short).is_err());
+        let mut failing = crate::store::PartsReader::new(parts.len(), |i| {
+            if i == 3 { Err(crate::store::StoreError::Unavailable("cut".into())) } else { Ok(parts[i].clone()) }
+        });
+        assert!(Index::from_reader(len, &mut failing).is_err());
+        assert!(failing.error.is_some(), "the store's error is kept for the caller");
     }
 
     #[test]

@@ -140,8 +140,14 @@ fn load(store: &dyn Store, kind: Kind, cid: &str, model: RecognitionModel) -> Re
     let mut at = store.training(kind, cid)?.and_then(|t| t.last_success_ms);
     for _ in 0..5 {
         let Some(trained) = at else { return Ok(None) };
-        if let Some(bytes) = store.index_bytes(kind, cid, trained)? {
-            return Index::from_bytes(&bytes).map(Some).map_err(|e| StoreError::Internal(e.to_string()));
+        // Streamed from its stored parts: the load holds the index once, not its bytes beside it.
+        let mut index = None;
+        let found = store.read_index(kind, cid, trained, &mut |len, stream| {
+            index = Some(Index::from_reader(len, stream).map_err(|e| StoreError::Internal(e.to_string()))?);
+            Ok(())
+        })?;
+        if found {
+            return Ok(index);
         }
         let now = store.training(kind, cid)?.and_then(|t| t.last_success_ms);
         if now == at {

@@ -370,8 +370,24 @@ pub trait CollectionStore {
     /// One part of a trained index's bytes (its persisted form, from the `index` module), each its own short
     /// write, so that writing a large index never holds the database long.
     fn put_index_part(&self, kind: Kind, cid: &str, trained_ms: i64, part: u32, data: &[u8]) -> StoreResult<()>;
+    /// Hands the index trained at `trained_ms` to `read` as one stream of its parts in order
+    /// (fetched one part at a time, inside one read transaction), with its length in bytes, so
+    /// no copy of the whole stored form is made; `false` if there is none.
+    fn read_index(
+        &self,
+        kind: Kind,
+        cid: &str,
+        trained_ms: i64,
+        read: &mut dyn FnMut(u64, &mut dyn std::io::Read) -> StoreResult<()>,
+    ) -> StoreResult<bool>;
     /// The bytes of the index trained at `trained_ms`, its parts in order; `None` if none.
-    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>>;
+    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        let found = self.read_index(kind, cid, trained_ms, &mut |_, r| {
+            r.read_to_end(&mut out).map(drop).map_err(|e| StoreError::Internal(e.to_string()))
+        })?;
+        Ok(found.then_some(out))
+    }
     /// The faces deleted since the last training, as (person id, face id), which a trained
     /// index marks dead.
     fn dead_faces(&self, kind: Kind, cid: &str) -> StoreResult<Vec<(Option<String>, String)>>;
@@ -404,6 +420,49 @@ pub trait CollectionStore {
     /// until the [`Hold`] drops. One host owns a SQLite database: nothing to wait for.
     fn hold(&self, _key: &str) -> StoreResult<Hold> {
         Ok(Hold::none())
+    }
+}
+
+/// A stored index's parts as one stream: `fetch(i)` reads part `i` of `parts` when the stream
+/// reaches it. A failed fetch ends the stream with an I/O error and is kept in `error`, for the
+/// store call to return as itself.
+pub(crate) struct PartsReader<F: FnMut(usize) -> StoreResult<Vec<u8>>> {
+    parts: usize,
+    next: usize,
+    part: Vec<u8>,
+    at: usize,
+    fetch: F,
+    pub(crate) error: Option<StoreError>,
+}
+
+impl<F: FnMut(usize) -> StoreResult<Vec<u8>>> PartsReader<F> {
+    pub(crate) fn new(parts: usize, fetch: F) -> Self {
+        PartsReader { parts, next: 0, part: Vec::new(), at: 0, fetch, error: None }
+    }
+}
+
+impl<F: FnMut(usize) -> StoreResult<Vec<u8>>> std::io::Read for PartsReader<F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.part.len() {
+            if self.next == self.parts || self.error.is_some() {
+                return match &self.error {
+                    Some(e) => Err(std::io::Error::other(e.to_string())),
+                    None => Ok(0),
+                };
+            }
+            // The previous part is freed before the next is fetched.
+            self.part = Vec::new();
+            match (self.fetch)(self.next) {
+                Ok(part) => self.part = part,
+                Err(e) => self.error = Some(e),
+            }
+            self.at = 0;
+            self.next += 1;
+        }
+        let n = buf.len().min(self.part.len() - self.at);
+        buf[..n].copy_from_slice(&self.part[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

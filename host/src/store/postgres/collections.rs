@@ -394,29 +394,36 @@ impl CollectionStore for PostgresStore {
         })
     }
 
-    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+    fn read_index(
+        &self,
+        kind: Kind,
+        cid: &str,
+        trained_ms: i64,
+        read: &mut dyn FnMut(u64, &mut dyn std::io::Read) -> StoreResult<()>,
+    ) -> StoreResult<bool> {
         self.read(|tx| {
-            let parts: Vec<i32> = tx
-                .query(
-                    "SELECT part FROM trained_index WHERE kind = $1 AND cid = $2 AND trained_ms = $3 ORDER BY part",
-                    &[&kind.name(), &cid, &trained_ms],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            if parts.is_empty() {
-                return Ok(None);
+            let row = tx.query_one(
+                "SELECT COUNT(*), COALESCE(SUM(octet_length(data)), 0)::bigint FROM trained_index \
+                 WHERE kind = $1 AND cid = $2 AND trained_ms = $3",
+                &[&kind.name(), &cid, &trained_ms],
+            )?;
+            let (parts, len): (i64, i64) = (row.get(0), row.get(1));
+            if parts == 0 {
+                return Ok(false);
             }
             // One part at a time, so no result holds the whole index twice.
-            let mut out = Vec::new();
-            for part in parts {
+            let mut reader = crate::store::PartsReader::new(parts as usize, |part| {
                 let row = tx.query_one(
                     "SELECT data FROM trained_index WHERE kind = $1 AND cid = $2 AND trained_ms = $3 AND part = $4",
-                    &[&kind.name(), &cid, &trained_ms, &part],
+                    &[&kind.name(), &cid, &trained_ms, &(part as i32)],
                 )?;
-                out.extend_from_slice(row.get::<_, &[u8]>(0));
+                Ok(row.get::<_, Vec<u8>>(0))
+            });
+            let out = read(len.max(0) as u64, &mut reader);
+            if let Some(e) = reader.error.take() {
+                return Err(e);
             }
-            Ok(Some(out))
+            out.map(|()| true)
         })
     }
 

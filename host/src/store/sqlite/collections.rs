@@ -397,17 +397,34 @@ impl CollectionStore for SqliteStore {
         })
     }
 
-    fn index_bytes(&self, kind: Kind, cid: &str, trained_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+    fn read_index(
+        &self,
+        kind: Kind,
+        cid: &str,
+        trained_ms: i64,
+        read: &mut dyn FnMut(u64, &mut dyn std::io::Read) -> StoreResult<()>,
+    ) -> StoreResult<bool> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT data FROM trained_index WHERE kind = ?1 AND cid = ?2 AND trained_ms = ?3 ORDER BY part",
+            let (parts, len): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM trained_index \
+                 WHERE kind = ?1 AND cid = ?2 AND trained_ms = ?3",
+                params![kind.name(), cid, trained_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let mut rows = stmt.query(params![kind.name(), cid, trained_ms])?;
-            let mut out: Option<Vec<u8>> = None;
-            while let Some(r) = rows.next()? {
-                out.get_or_insert_with(Vec::new).extend_from_slice(r.get_ref(0)?.as_blob()?);
+            if parts == 0 {
+                return Ok(false);
             }
-            Ok(out)
+            let mut stmt = conn.prepare_cached(
+                "SELECT data FROM trained_index WHERE kind = ?1 AND cid = ?2 AND trained_ms = ?3 AND part = ?4",
+            )?;
+            let mut reader = crate::store::PartsReader::new(parts as usize, |part| {
+                Ok(stmt.query_row(params![kind.name(), cid, trained_ms, part as i64], |r| r.get::<_, Vec<u8>>(0))?)
+            });
+            let out = read(len.max(0) as u64, &mut reader);
+            if let Some(e) = reader.error.take() {
+                return Err(e);
+            }
+            out.map(|()| true)
         })
     }
 
