@@ -785,10 +785,7 @@ impl Index {
         let dim = model.dimensions();
         let need = rows.checked_mul(16 + 4 + dim).and_then(|n| n.checked_add(persons.checked_mul(20)?));
         // The lists, written from PREFILTER_ROWS rows, follow the codes; older indexes lack them.
-        if need.is_none_or(|n| n as u64 > r.left)
-            || (has_persons && persons > rows)
-            || (!has_persons && persons != 0)
-        {
+        if need.is_none_or(|n| n as u64 > r.left) || (has_persons && persons > rows) || (!has_persons && persons != 0) {
             return Err(bad("lengths"));
         }
         let u128s = |r: &mut Reader<'_>, n: usize| -> Vec<u128> {

@@ -110,26 +110,36 @@ fn compile_guest(guest: Option<String>) -> ExitCode {
     }
 }
 
-/// `face-server bulk-load DATA_DIRECTORY FILE`: loads a file of faces (format in the store's
-/// `bulk` module) into the face database in `DATA_DIRECTORY`, many faces to a transaction;
-/// `cargo xtask scale` fills its million-face collections so. Run it while no face-server uses
-/// that folder.
-fn bulk_load(dir: Option<String>, file: Option<String>) -> ExitCode {
-    let (Some(dir), Some(file)) = (dir, file) else {
-        eprintln!("usage: face-server bulk-load DATA_DIRECTORY FILE");
+/// `face-server bulk-load DATABASE FILE`: loads a file of faces (format in the store's `bulk`
+/// module) into the face database, many faces to a transaction: `DATABASE` is a SQLite data
+/// directory (run it while no face-server uses that folder) or a PostgreSQL connection string
+/// (`postgresql://...`, or libpq's key=value form), which hosts may be using meanwhile.
+/// `cargo xtask scale` fills its million-face collections so.
+fn bulk_load(database: Option<String>, file: Option<String>) -> ExitCode {
+    let (Some(database), Some(file)) = (database, file) else {
+        eprintln!("usage: face-server bulk-load DATA_DIRECTORY|POSTGRESQL_CONNECTION_STRING FILE");
         return ExitCode::from(2);
     };
     let run = || -> Result<face_host::store::Loaded, String> {
-        let store = face_host::store::SqliteStore::open_dir(std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
+        let postgres = database.starts_with("postgres://")
+            || database.starts_with("postgresql://")
+            || database.contains("host=")
+            || database.contains("dbname=");
+        let store: Box<dyn face_host::store::BulkSink> = if postgres {
+            Box::new(face_host::store::PostgresStore::connect(&database).map_err(|e| e.to_string())?)
+        } else {
+            Box::new(
+                face_host::store::SqliteStore::open_dir(std::path::Path::new(&database)).map_err(|e| e.to_string())?,
+            )
+        };
         let f = std::fs::File::open(&file).map_err(|e| format!("{file}: {e}"))?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
-        store
-            .bulk_load(&mut reader, &mut |done| {
-                if done.faces.is_multiple_of(200_000) {
-                    eprintln!("face-server bulk-load: {} faces, {} persons", done.faces, done.persons);
-                }
-            })
-            .map_err(|e| e.to_string())
+        face_host::store::bulk_load(store.as_ref(), &mut reader, &mut |done| {
+            if done.faces.is_multiple_of(200_000) {
+                eprintln!("face-server bulk-load: {} faces, {} persons", done.faces, done.persons);
+            }
+        })
+        .map_err(|e| e.to_string())
     };
     match run() {
         Ok(done) => {

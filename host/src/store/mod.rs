@@ -7,6 +7,7 @@
 //! Azure container's default). Every write is one transaction: a failure leaves nothing
 //! half-written. Embeddings are little-endian f32 blobs beside their concrete model id.
 
+mod bulk;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -14,8 +15,9 @@ pub(crate) mod suite;
 
 use serde::{Deserialize, Serialize};
 
+pub use bulk::{BulkSink, Loaded, bulk_load};
 pub use postgres::{PostgresStore, check_connection_string};
-pub use sqlite::{Loaded, SqliteStore};
+pub use sqlite::SqliteStore;
 
 /// An embedding as both stores keep it: little-endian f32s.
 fn blob(v: &[f32]) -> Vec<u8> {

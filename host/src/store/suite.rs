@@ -237,3 +237,53 @@ pub(crate) fn a_billed_write_journals_its_usage_in_its_own_transaction(store: &d
     assert!(usage.take().is_some(), "the record is still the billing layer's");
     assert_eq!(store.usage_backlog().unwrap(), 1);
 }
+
+/// A bulk file loads its persons and faces, in batches, with their embeddings exactly; one
+/// that would pass the kind's limits is refused.
+pub(crate) fn a_bulk_file_loads_persons_and_faces(store: &dyn BulkSink) {
+    let header = |kind: u8, cid: &str| {
+        let mut b = b"FACEBULK".to_vec();
+        b.push(kind);
+        for text in [cid, "recognition_04", "sface_2021dec"] {
+            b.extend((text.len() as u16).to_le_bytes());
+            b.extend(text.as_bytes());
+        }
+        b.extend(3u32.to_le_bytes());
+        b
+    };
+    let record = |b: &mut Vec<u8>, person: u128, face: u128, v: [f32; 3]| {
+        b.extend(person.to_le_bytes());
+        b.extend(face.to_le_bytes());
+        v.iter().for_each(|x| b.extend(x.to_le_bytes()));
+    };
+    // A LargePersonGroup (Kind::ALL[1]): two persons, three faces.
+    let mut file = header(1, "bulk");
+    record(&mut file, 7, 70, [1.0, 2.0, f32::MIN_POSITIVE]);
+    record(&mut file, 7, 71, [3.0, 4.0, 5.0]);
+    record(&mut file, 8, 80, [-1.0, 0.5, 0.25]);
+    let mut seen = Vec::new();
+    let done = bulk_load(store, &mut file.as_slice(), &mut |d| seen.push(d.faces)).unwrap();
+    assert_eq!((done.persons, done.faces), (2, 3));
+    assert_eq!(seen, [3]);
+    let kind = Kind::ALL[1];
+    let collection = store.collection(kind, "bulk").unwrap().expect("created");
+    assert_eq!(collection.recognition_model, "recognition_04");
+    let persons = store.list_persons(kind, "bulk", None, 10).unwrap();
+    assert_eq!(persons.len(), 2);
+    let seven = uuid::Uuid::from_u128(7).to_string();
+    let p = persons.iter().find(|p| p.person_id == seven).expect("person 7");
+    assert_eq!(p.face_ids.len(), 2);
+    let got = store.embeddings(kind, "bulk", &[uuid::Uuid::from_u128(71).to_string()]).unwrap();
+    assert_eq!(got, [Some(vec![3.0, 4.0, 5.0])]);
+    // A FaceList (at most 1,000 faces): a file of 1,001 is refused, and none is kept.
+    let list = Kind::ALL.iter().position(|k| !k.has_persons() && k.max_faces() == 1000).unwrap() as u8;
+    let mut file = header(list, "full");
+    for i in 0..1001u128 {
+        record(&mut file, 0, 1000 + i, [i as f32, 1.0, 1.0]);
+    }
+    let e = bulk_load(store, &mut file.as_slice(), &mut |_| {}).unwrap_err();
+    assert!(matches!(e, StoreError::Quota(_)), "{e:?}");
+    let kind = Kind::ALL[list as usize];
+    let faces = store.embeddings(kind, "full", &[uuid::Uuid::from_u128(1000).to_string()]).unwrap();
+    assert_eq!(faces, [None], "the refused batch wrote nothing");
+}

@@ -564,3 +564,34 @@ pub(super) fn insert_person(tx: &mut Tx<'_>, kind: Kind, cid: &str, p: &Person) 
     )?;
     Ok(())
 }
+
+impl crate::store::BulkSink for PostgresStore {
+    fn write_bulk(&self, kind: Kind, cid: &str, batch: &[(Option<String>, StoredFace)]) -> StoreResult<()> {
+        // One statement per table for the whole batch (arrays unnested), not a round trip a face.
+        let persons: Vec<String> = batch.iter().filter_map(|(p, _)| p.clone()).collect();
+        let (mut people, mut ids, mut embeddings) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, f) in batch {
+            people.push(person_key(f.person_id.as_deref()).to_owned());
+            ids.push(f.face_id.clone());
+            embeddings.push(blob(&f.embedding));
+        }
+        let model = batch.first().map(|(_, f)| f.model.clone()).unwrap_or_default();
+        crate::store::for_usage(None, || {
+            self.write(|tx| {
+                tx.execute(
+                    "INSERT INTO persons (kind, cid, person_id, name, user_data) \
+                     SELECT $1, $2, p, 'bulk', NULL FROM unnest($3::text[]) AS p",
+                    &[&kind.name(), &cid, &persons],
+                )?;
+                tx.execute(
+                    "INSERT INTO faces (kind, cid, person_id, face_id, user_data, model, embedding) \
+                     SELECT $1, $2, p, f, NULL, $3, e FROM unnest($4::text[], $5::text[], $6::bytea[]) AS t(p, f, e)",
+                    &[&kind.name(), &cid, &model, &people, &ids, &embeddings],
+                )?;
+                let persons = counted(tx, kind, cid, "persons")?;
+                let faces = counted(tx, kind, cid, "faces")?;
+                crate::store::bulk::check_limits(kind, persons, faces)
+            })
+        })
+    }
+}

@@ -172,8 +172,9 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 /// What a statement's parameters are sent as, tried in this order: each Rust value the store
 /// binds is accepted by exactly one of them (strings as text, `i64` as bigint, bytes as bytea,
-/// lists of ids as text[]), the types the schema's columns have.
-const PARAM_TYPES: [Type; 9] = [
+/// lists of ids as text[], a bulk load's embeddings as bytea[]), the types the schema's columns
+/// have.
+const PARAM_TYPES: [Type; 10] = [
     Type::INT8,
     Type::INT4,
     Type::BOOL,
@@ -183,6 +184,7 @@ const PARAM_TYPES: [Type; 9] = [
     Type::TEXT,
     Type::TEXT_ARRAY,
     Type::INT8_ARRAY,
+    Type::BYTEA_ARRAY,
 ];
 
 /// `params` with the type each is sent as. Every statement goes unnamed, parsed and run in one

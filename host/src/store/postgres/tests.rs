@@ -19,6 +19,7 @@ fn the_shared_suite() {
     suite::deleting_a_person_or_collection_takes_its_faces_and_training(&store(&cluster));
     suite::paging_is_sorted_by_id_with_an_exclusive_start(&store(&cluster));
     suite::a_billed_write_journals_its_usage_in_its_own_transaction(&store(&cluster));
+    suite::a_bulk_file_loads_persons_and_faces(&store(&cluster));
     let url = cluster.database();
     suite::a_store_keeps_everything_across_reopening_and_embeddings_exactly(&|| {
         Box::new(PostgresStore::connect(&url).unwrap())

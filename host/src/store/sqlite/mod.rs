@@ -8,14 +8,11 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-mod bulk;
 mod collections;
 mod snapshots;
 #[cfg(test)]
 mod tests;
 mod usage;
-
-pub use bulk::Loaded;
 
 use super::*;
 
@@ -217,4 +214,25 @@ pub(super) fn all_faces(conn: &Connection, kind: Kind, cid: &str) -> StoreResult
     )?;
     let faces = stmt.query_map(params![kind.name(), cid], read_face)?.collect::<Result<Vec<_>, _>>()?;
     Ok(faces)
+}
+
+impl crate::store::BulkSink for SqliteStore {
+    fn write_bulk(&self, kind: Kind, cid: &str, batch: &[(Option<String>, StoredFace)]) -> StoreResult<()> {
+        self.write(|tx| {
+            for (new_person, face) in batch {
+                if let Some(p) = new_person {
+                    let person =
+                        Person { person_id: p.clone(), name: "bulk".into(), user_data: None, face_ids: vec![] };
+                    insert_person(tx, kind, cid, &person)?;
+                }
+                insert_face(tx, kind, cid, face)?;
+            }
+            let (persons, faces): (i64, i64) = tx.query_row(
+                "SELECT persons, faces FROM counts WHERE kind = ?1 AND cid = ?2",
+                rusqlite::params![kind.name(), cid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            crate::store::bulk::check_limits(kind, persons.max(0) as u64, faces.max(0) as u64)
+        })
+    }
 }

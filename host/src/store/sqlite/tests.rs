@@ -123,3 +123,8 @@ fn reads_do_not_wait_behind_a_write() {
 fn a_billed_write_journals_its_usage_in_its_own_transaction() {
     suite::a_billed_write_journals_its_usage_in_its_own_transaction(&SqliteStore::in_memory().unwrap());
 }
+
+#[test]
+fn a_bulk_file_loads_persons_and_faces() {
+    suite::a_bulk_file_loads_persons_and_faces(&SqliteStore::in_memory().unwrap());
+}
