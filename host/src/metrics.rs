@@ -140,7 +140,11 @@ impl Default for Metrics {
             metric.register_in(&mut registry, name, help);
         }
         let index_loads = Counter::default();
-        registry.register("face_index_loads", "Trained indexes loaded (another host's training)", index_loads.clone());
+        registry.register(
+            "face_index_loads",
+            "Trained indexes loaded (at a collection's first search, or another host's training)",
+            index_loads.clone(),
+        );
         let index_load_seconds = FloatCounter::default();
         registry.register(
             "face_index_load_seconds",
@@ -234,7 +238,8 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
-    /// A trained index (another host's training) was loaded: `bytes` in memory, in `seconds`.
+    /// A trained index was loaded (at its first search, or another host's training): `bytes` in
+    /// memory, in `seconds`.
     pub fn index_loaded(&self, seconds: f64, bytes: usize) {
         self.index_loads.inc();
         self.index_load_seconds.inc_by(seconds);

@@ -167,6 +167,18 @@ impl Cluster {
         self.run("pg_ctl", &["-D", &data, "-o", &self.options, "-l", &log, "-w", "start"])
     }
 
+    /// The database's size on disk, MB (`pg_database_size`, through psql).
+    pub fn database_mb(&self) -> Result<f64> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([&self.url, "-tAc", "SELECT pg_database_size(current_database())"])
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()? / 1e6)
+    }
+
     fn command(&self, program: &str) -> Command {
         let exe = self.bin.join(program);
         if self.as_postgres {

@@ -15,7 +15,13 @@
 //!
 //! Every figure comes with its baseline measured in the same run: AddFace at N against a
 //! 1,000-face group, detect and verify during a training against idle, top-1 against an exact
-//! f32 scan of the same gallery.
+//! f32 scan of the same gallery, a restarted host's peak memory against its warm memory plus
+//! the index it loaded.
+//!
+//! With `--postgres`, the same figures are measured again on a throwaway PostgreSQL cluster
+//! (filled by the same `bulk-load`) and printed after SQLite's, with a second host on the same
+//! database: its first identify, and how long until it has loaded the first host's next training
+//! (face_index_loads_total on its /metrics), answering identify meanwhile.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -167,6 +173,7 @@ fn db_mb(dir: &Path) -> f64 {
 pub fn scale(args: &[String]) -> Result<()> {
     let (mut faces, mut clients, mut requests) = (1_000_000usize, 4usize, 200usize);
     let mut registry_photos = false;
+    let mut postgres = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num =
@@ -176,8 +183,9 @@ pub fn scale(args: &[String]) -> Result<()> {
             "--concurrency" => clients = num("--concurrency")?.max(1),
             "--requests" => requests = num("--requests")?.max(clients),
             "--registry-photos" => registry_photos = true,
+            "--postgres" => postgres = true,
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R] [--registry-photos]"
+                "unknown argument {other:?}; usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R] [--registry-photos] [--postgres]"
             ),
         }
     }
@@ -281,16 +289,7 @@ pub fn scale(args: &[String]) -> Result<()> {
     }
     drop((group, list, small));
     let persons = person;
-    eprintln!("scale: {faces} faces of {persons} persons written in {:.1} s; loading them", t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    for file in ["group.bulk", "list.bulk", "small.bulk"] {
-        let status = Command::new(&server).arg("bulk-load").arg(dir.join("data")).arg(dir.join(file)).status()?;
-        if !status.success() {
-            bail!("face-server bulk-load {file} failed");
-        }
-        std::fs::remove_file(dir.join(file))?;
-    }
-    let fill_s = t.elapsed().as_secs_f64();
+    eprintln!("scale: {faces} faces of {persons} persons written in {:.1} s", t.elapsed().as_secs_f64());
 
     // The exact answer: each probe's best person by an f32 scan of every gallery face.
     let exact_right = probes
@@ -312,7 +311,97 @@ pub fn scale(args: &[String]) -> Result<()> {
         })
         .collect();
 
-    let (_meter, meter_port) = start_meter(&server, &dir, KEY)?;
+    let gallery = Gallery {
+        server: &server,
+        guest: &guest,
+        dir: &dir,
+        faces,
+        clients,
+        requests,
+        probes: &probes,
+        exact_right,
+        exact_faces: &exact_faces,
+    };
+    let mut tables = vec![("SQLite", measure(&gallery, None)?)];
+    if postgres {
+        let cluster = crate::postgres::Cluster::start()?;
+        tables.push(("PostgreSQL", measure(&gallery, Some(&cluster))?));
+    }
+    for file in ["group.bulk", "list.bulk", "small.bulk"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    let mut failures = Vec::new();
+    for (store, figures) in &tables {
+        println!();
+        println!(
+            "| figure ({faces} faces, {persons} persons; {clients} clients; {store}) | value | baseline in the same run | ratio |"
+        );
+        println!("|---|---|---|---|");
+        for row in &figures.rows {
+            println!("| {} | {} | {} | {} |", row[0], row[1], row[2], row[3]);
+        }
+        failures.extend(figures.failures.iter().map(|f| format!("{store}: {f}")));
+    }
+    if !failures.is_empty() {
+        bail!("scale:\n- {}", failures.join("\n- "));
+    }
+    Ok(())
+}
+
+/// What every store's run shares: the programs, the bulk files in `dir`, the probes and the
+/// exact answers.
+struct Gallery<'a> {
+    server: &'a Path,
+    guest: &'a Path,
+    dir: &'a Path,
+    faces: usize,
+    clients: usize,
+    requests: usize,
+    probes: &'a [(usize, PathBuf, Vec<f32>)],
+    exact_right: usize,
+    exact_faces: &'a [String],
+}
+
+/// One store's table (figure, value, baseline, ratio) and what failed.
+struct Figures {
+    rows: Vec<[String; 4]>,
+    failures: Vec<String>,
+}
+
+/// Fills the store (SQLite in a folder of its own, or `cluster`'s database), then measures it
+/// through face-server on loopback: the same figures for both.
+fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Result<Figures> {
+    let Gallery { server, guest, faces, clients, requests, probes, exact_right, .. } = *g;
+    let dir = g.dir.join(if cluster.is_some() { "postgres" } else { "sqlite" });
+    std::fs::create_dir_all(dir.join("data"))?;
+    let dir = dir.as_path();
+    let storage: Vec<String> = match cluster {
+        Some(c) => vec!["Storage:Scenario=Postgres".into(), format!("Storage:ConnectionString={}", c.url)],
+        None => Vec::new(),
+    };
+    let settings: Vec<&str> =
+        ["Logging:Console:LogLevel=info"].into_iter().chain(storage.iter().map(String::as_str)).collect();
+    let db_size = || -> f64 {
+        match cluster {
+            Some(c) => c.database_mb().unwrap_or(f64::NAN),
+            None => db_mb(dir),
+        }
+    };
+    eprintln!("scale: loading the bulk files into {}", if cluster.is_some() { "PostgreSQL" } else { "SQLite" });
+    let t = Instant::now();
+    for file in ["group.bulk", "list.bulk", "small.bulk"] {
+        let target = match cluster {
+            Some(c) => c.url.clone(),
+            None => dir.join("data").display().to_string(),
+        };
+        let status = Command::new(server).arg("bulk-load").arg(target).arg(g.dir.join(file)).status()?;
+        if !status.success() {
+            bail!("face-server bulk-load {file} failed");
+        }
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+
+    let (_meter, meter_port) = start_meter(server, dir, KEY)?;
     let port = free_port()?;
     let http = Http {
         agent: ureq::Agent::config_builder()
@@ -322,13 +411,13 @@ pub fn scale(args: &[String]) -> Result<()> {
             .into(),
         base: format!("http://127.0.0.1:{port}"),
     };
-    let served = Served { server: &server, guest: &guest, dir: &dir, port, meter: meter_port, key: KEY };
-    let mut child = served.start(&["Logging:Console:LogLevel=info"], "server-1.log")?;
+    let served = Served { server, guest, dir, port, meter: meter_port, key: KEY };
+    let mut child = served.start(&settings, "server-1.log")?;
     wait_ready(&http.agent, &http.base, "face-server")?;
 
     // The probes' faceIds.
     let mut face_ids: Vec<(usize, String)> = Vec::new();
-    for (who, path, _) in &probes {
+    for (who, path, _) in probes {
         let (s, v, _) = http.call(
             "POST",
             "/detect?returnFaceId=true&recognitionModel=recognition_01",
@@ -339,7 +428,7 @@ pub fn scale(args: &[String]) -> Result<()> {
             _ => bail!("detect on {} answered {s}: {v}", path.display()),
         }
     }
-    let db_before = db_mb(&dir);
+    let db_before = db_size();
     // The baseline: the server warm (engine instances made by the detects), no index loaded.
     let rss_idle = memory_mb(child.0.id()).0;
     eprintln!("scale: training {GROUP} ({faces} faces)");
@@ -347,7 +436,7 @@ pub fn scale(args: &[String]) -> Result<()> {
     eprintln!("scale: training {LIST} ({faces} faces)");
     let train_list_s = http.train("largefacelists", LIST)?;
     http.train("largepersongroups", SMALL)?;
-    let db_after = db_mb(&dir);
+    let db_after = db_size();
 
     // Top-1 of the real probes, one identify per probe.
     let person_of = |who: usize| Uuid::from_u128(uuid(who as u64, 1)).to_string();
@@ -365,7 +454,7 @@ pub fn scale(args: &[String]) -> Result<()> {
     };
     let right = top1(&http, &face_ids)?;
     let mut similar_right = 0;
-    for ((_, id), exact) in face_ids.iter().zip(&exact_faces) {
+    for ((_, id), exact) in face_ids.iter().zip(g.exact_faces) {
         let v = http.ok(
             "POST",
             "/findsimilars",
@@ -445,6 +534,24 @@ pub fn scale(args: &[String]) -> Result<()> {
         }
     };
     let idle = under_load(2, 40, &detect_verify)?;
+    // With PostgreSQL, a second host on the same database: it loads the trained index at its
+    // first identify, then the first host's next training in the background, answering meanwhile.
+    let second_dir = g.dir.join("postgres-2");
+    let second_port = free_port()?;
+    let second_http = Http { agent: http.agent.clone(), base: format!("http://127.0.0.1:{second_port}") };
+    let second_host = match cluster {
+        Some(_) => {
+            std::fs::create_dir_all(second_dir.join("data"))?;
+            let served = Served { server, guest, dir: &second_dir, port: second_port, meter: meter_port, key: KEY };
+            let child = served.start(&settings, "server.log")?;
+            wait_ready(&second_http.agent, &second_http.base, "the second face-server")?;
+            let t = Instant::now();
+            second_http.ok("POST", "/identify", json!({ "faceIds": ten(0), "largePersonGroupId": GROUP }))?;
+            let first_s = t.elapsed().as_secs_f64();
+            Some((child, first_s, metric(&second_http, "face_index_load_seconds_total")))
+        }
+        None => None,
+    };
     let t = Instant::now();
     http.ok("POST", &format!("/largepersongroups/{GROUP}/train"), json!({}))?;
     let (mut during, mut identify_during, mut identify_failed) = (Vec::new(), 0usize, 0usize);
@@ -463,16 +570,40 @@ pub fn scale(args: &[String]) -> Result<()> {
     }
     let retrain_s = t.elapsed().as_secs_f64();
     during.sort_by(f64::total_cmp);
+    let second = match second_host {
+        Some((child, first_s, first_load_s)) => {
+            let succeeded = Instant::now();
+            let (mut calls, mut failed) = (0, 0);
+            while metric(&second_http, "face_index_loads_total") < 2.0 {
+                if succeeded.elapsed() > Duration::from_secs(600) {
+                    bail!("the second host did not load the new training within 10 minutes");
+                }
+                let (s, _, _) = second_http.json(
+                    "POST",
+                    "/identify",
+                    json!({ "faceIds": ten(calls), "largePersonGroupId": GROUP }),
+                );
+                calls += 1;
+                failed += usize::from(s != 200);
+            }
+            let refresh_s = succeeded.elapsed().as_secs_f64();
+            // The seconds of this load: the total less the first load's.
+            let load_s = metric(&second_http, "face_index_load_seconds_total") - first_load_s;
+            drop(child);
+            Some(SecondHost { first_s, refresh_s, load_s, calls, failed })
+        }
+        None => None,
+    };
 
     // A restart: the index is read back, not retrained, and answers as before it.
     let before = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
     let right_before = top1(&http, &face_ids)?;
     drop(child);
-    child = served.start(&["Logging:Console:LogLevel=info"], "server-2.log")?;
+    child = served.start(&settings, "server-2.log")?;
     wait_ready(&http.agent, &http.base, "face-server")?;
     // The faceIds died with the old process; detect the probes again.
     face_ids.clear();
-    for (who, path, _) in &probes {
+    for (who, path, _) in probes {
         let (_, v, _) = http.call(
             "POST",
             "/detect?returnFaceId=true&recognitionModel=recognition_01",
@@ -480,15 +611,29 @@ pub fn scale(args: &[String]) -> Result<()> {
         );
         face_ids.push((*who, v[0]["faceId"].as_str().unwrap_or_default().to_owned()));
     }
+    // The restarted host warm (its engine instances made by those detects), its peak reset, then
+    // the load: the peak it reaches is the load's.
+    let warm_restarted = memory_mb(child.0.id()).0;
+    let peak_reset = std::fs::write(format!("/proc/{}/clear_refs", child.0.id()), "5").is_ok();
     let t_load = Instant::now();
     let first = http.ok("POST", "/identify", json!({ "faceIds": [face_ids[0].1], "largePersonGroupId": GROUP }))?;
     let load_s = t_load.elapsed().as_secs_f64();
+    let peak_load = memory_mb(child.0.id()).1;
     if first[0]["candidates"].as_array().is_none_or(|c| c.is_empty()) {
         bail!("after the restart, identify found no one: {first}");
     }
     let after = http.ok("GET", &format!("/largepersongroups/{GROUP}/training"), Value::Null)?;
     let right_after = top1(&http, &face_ids)?;
     let rss_restarted = memory_mb(child.0.id()).0;
+    let restarted_index_mb = http
+        .agent
+        .get(format!("{}/status", http.base))
+        .call()
+        .ok()
+        .and_then(|mut r| serde_json::from_str::<Value>(&r.body_mut().read_to_string().ok()?).ok())
+        .and_then(|v| v["memory"]["trainedIndexBytes"].as_f64())
+        .unwrap_or(f64::NAN)
+        / 1e6;
 
     // A snapshot of the LargeFaceList, taken and applied as a new list (rows copied inside the
     // database); each waited for through what the API shows: the snapshot listed, the list there.
@@ -522,64 +667,155 @@ pub fn scale(args: &[String]) -> Result<()> {
     }
 
     let ms = |v: &[f64]| format!("{:.1} / {:.1}", crate::stats::percentile(v, 0.5), crate::stats::percentile(v, 0.99));
-    println!(
-        "| figure ({faces} faces, {persons} persons; {clients} clients) | value | baseline in the same run | ratio |"
+    let p99 = |v: &[f64]| crate::stats::percentile(v, 0.99);
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    let mut row = |figure: String, value: String, baseline: String, ratio: String| {
+        rows.push([figure, value, baseline, ratio]);
+    };
+    let none = String::new;
+    row(
+        "fill through `face-server bulk-load`, group + list + 1K group".into(),
+        format!("{fill_s:.1} s"),
+        none(),
+        none(),
     );
-    println!("|---|---|---|---|");
-    println!("| fill through `face-server bulk-load`, group + list + 1K group | {fill_s:.1} s | | |");
-    println!("| train the LargePersonGroup | {train_group_s:.1} s | | |");
-    println!("| train the LargeFaceList | {train_list_s:.1} s | | |");
-    println!("| identify, 10 query faces, p50 / p99 ms | {} | | |", ms(&identify));
-    println!("| find-similar on the LargeFaceList, p50 / p99 ms | {} | | |", ms(&similar));
-    println!(
-        "| AddFace p50 / p99 ms, at {faces} / at 1,000 faces | {} | {} | {:.2} (p99) |",
+    row("train the LargePersonGroup".into(), format!("{train_group_s:.1} s"), none(), none());
+    row("train the LargeFaceList".into(), format!("{train_list_s:.1} s"), none(), none());
+    row("identify, 10 query faces, p50 / p99 ms".into(), ms(&identify), none(), none());
+    row("find-similar on the LargeFaceList, p50 / p99 ms".into(), ms(&similar), none(), none());
+    row(
+        format!("AddFace p50 / p99 ms, at {faces} / at 1,000 faces"),
         ms(&add_large),
         ms(&add_small),
-        crate::stats::percentile(&add_large, 0.99) / crate::stats::percentile(&add_small, 0.99)
+        format!("{:.2} (p99)", p99(&add_large) / p99(&add_small)),
     );
-    println!(
-        "| detect and verify during a training, p50 / p99 ms (identify answered {} of {identify_during} calls meanwhile) | {} | {} idle | {:.2} (p99) |",
-        identify_during - identify_failed,
+    row(
+        format!(
+            "detect and verify during a training, p50 / p99 ms (identify answered {} of {identify_during} calls meanwhile)",
+            identify_during - identify_failed
+        ),
         ms(&during),
-        ms(&idle),
-        crate::stats::percentile(&during, 0.99) / crate::stats::percentile(&idle, 0.99)
+        format!("{} idle", ms(&idle)),
+        format!("{:.2} (p99)", p99(&during) / p99(&idle)),
     );
-    println!("| the second training, under that load | {retrain_s:.1} s | | |");
-    println!(
-        "| top-1 of the {} real probes, identify / exact f32 scan | {right} | {exact_right} | {} |",
-        probes.len(),
-        if right == exact_right { "equal" } else { "DIFFERENT" }
+    row("the second training, under that load".into(), format!("{retrain_s:.1} s"), none(), none());
+    if let Some(h) = &second {
+        row(
+            "a second host: first identify (loads the index) / the new training loaded after it succeeded on the first host (load's own seconds) / identify answered meanwhile".into(),
+            format!(
+                "{:.2} s / {:.1} s ({:.1} s) / {} of {}",
+                h.first_s,
+                h.refresh_s,
+                h.load_s,
+                h.calls - h.failed,
+                h.calls
+            ),
+            none(),
+            none(),
+        );
+    }
+    row(
+        format!("top-1 of the {} real probes, identify / exact f32 scan", probes.len()),
+        right.to_string(),
+        exact_right.to_string(),
+        if right == exact_right { "equal" } else { "DIFFERENT" }.into(),
     );
-    println!(
-        "| find-similar on the LargeFaceList: the probes whose most similar face is the exact f32 scan's | {similar_right} of {} | | {} |",
-        probes.len(),
-        if similar_right == probes.len() { "equal" } else { "DIFFERENT" }
+    row(
+        "find-similar on the LargeFaceList: the probes whose most similar face is the exact f32 scan's".into(),
+        format!("{similar_right} of {}", probes.len()),
+        none(),
+        if similar_right == probes.len() { "equal" } else { "DIFFERENT" }.into(),
     );
-    println!(
-        "| resident memory of face-server, MB: both indexes trained / warm, before training (the indexes' own bytes: {index_mb:.0} MB) | {rss_trained:.0} | {rss_idle:.0} | +{:.0} MB |",
-        rss_trained - rss_idle
+    row(
+        format!(
+            "resident memory of face-server, MB: both indexes trained / warm, before training (the indexes' own bytes: {index_mb:.0} MB)"
+        ),
+        format!("{rss_trained:.0}"),
+        format!("{rss_idle:.0}"),
+        format!("+{:.0} MB", rss_trained - rss_idle),
     );
-    println!(
-        "| face.db growth from the two trainings (the indexes' stored parts, with the WAL) | {:.0} MB | {db_before:.0} MB before | |",
-        db_after - db_before
+    row(
+        format!(
+            "database growth from the two trainings (the indexes' stored parts{})",
+            if cluster.is_some() { "" } else { ", with the WAL" }
+        ),
+        format!("{:.0} MB", db_after - db_before),
+        format!("{db_before:.0} MB before"),
+        none(),
     );
-    println!(
-        "| after a restart: first identify (loads the index) / top-1 / training kept | {load_s:.2} s / {right_after} / {} | top-1 {right_before} before it | |",
-        if before["lastSuccessfulTrainingDateTime"] == after["lastSuccessfulTrainingDateTime"] { "yes" } else { "NO" }
+    row(
+        "after a restart: first identify (loads the index) / top-1 / training kept".into(),
+        format!(
+            "{load_s:.2} s / {right_after} / {}",
+            if before["lastSuccessfulTrainingDateTime"] == after["lastSuccessfulTrainingDateTime"] {
+                "yes"
+            } else {
+                "NO"
+            }
+        ),
+        format!("top-1 {right_before} before it"),
+        none(),
     );
-    println!("| resident memory after the restart and one group loaded, MB | {rss_restarted:.0} | | |");
-    println!(
-        "| snapshot of the LargeFaceList: take / apply as a new list, s (resident MB after both) | {take_s:.1} / {apply_s:.1} ({rss_snapshot:.0}) | | |"
+    // Warm plus 1.2 times the index; at least the index plus 32 MB, for a short run's tiny index
+    // (the identify's own buffers).
+    let memory_bound = warm_restarted + (1.2 * restarted_index_mb).max(restarted_index_mb + 32.0);
+    row(
+        format!(
+            "a restarted host loading one group's index ({restarted_index_mb:.0} MB): resident MB after / peak during the load{} (at most {memory_bound:.0})",
+            if peak_reset { "" } else { " (its peak could not be reset: the process's whole life)" }
+        ),
+        format!("{rss_restarted:.0} / {peak_load:.0}"),
+        format!("{warm_restarted:.0} warm, before it"),
+        format!("{:.2} (peak over the bound)", peak_load / memory_bound),
     );
+    row(
+        "snapshot of the LargeFaceList: take / apply as a new list, s (resident MB after both)".into(),
+        format!("{take_s:.1} / {apply_s:.1} ({rss_snapshot:.0})"),
+        none(),
+        none(),
+    );
+    let mut failures = Vec::new();
     if right != exact_right
         || similar_right != probes.len()
         || right_after != right_before
         || before["lastSuccessfulTrainingDateTime"] != after["lastSuccessfulTrainingDateTime"]
         || identify_failed > 0
     {
-        bail!(
-            "scale: the index did not keep the exact scan's answers (identify or find-similar), the training across the restart, or identify during training"
+        failures.push(
+            "the index did not keep the exact scan's answers (identify or find-similar), the training across the restart, or identify during training"
+                .to_owned(),
         );
     }
-    Ok(())
+    if second.as_ref().is_some_and(|h| h.failed > 0) {
+        failures.push("the second host failed identify calls while it loaded the new training".into());
+    }
+    if peak_load > memory_bound {
+        failures.push(format!(
+            "the restarted host peaked at {peak_load:.0} MB loading a {restarted_index_mb:.0} MB index, above its warm \
+             {warm_restarted:.0} MB + 1.2 x the index"
+        ));
+    }
+    Ok(Figures { rows, failures })
+}
+
+/// A second host on the same PostgreSQL: its first identify (the index loaded), and, after the
+/// first host's next training, how long until it had loaded it and how its identifies fared.
+struct SecondHost {
+    first_s: f64,
+    refresh_s: f64,
+    load_s: f64,
+    calls: usize,
+    failed: usize,
+}
+
+/// A counter of a host's `/metrics` (0 when absent).
+fn metric(http: &Http, name: &str) -> f64 {
+    let text = http
+        .agent
+        .get(format!("{}/metrics", http.base))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }

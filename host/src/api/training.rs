@@ -42,6 +42,7 @@ pub async fn trained_index(
         .await
         .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
     let Some(index) = loaded else { return Ok(None) };
+    state.metrics.index_loaded(started.elapsed().as_secs_f64(), index.memory_bytes());
     tracing::info!(
         kind = kind.name(),
         id = %cid,
