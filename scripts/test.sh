@@ -30,7 +30,7 @@ cargo xtask npm-test
 echo "test: face-server through the official Python client (all 69 operations)" >&2
 cargo xtask e2e
 
-echo "test: two face-servers on one PostgreSQL through PgBouncer in transaction mode, TLS on both sides (verify-full; the Python client's run alternating hosts; one host killed under load)" >&2
+echo "test: two face-servers on one PostgreSQL through PgBouncer in transaction mode, TLS on both sides (verify-full; the Python client's run alternating hosts), then one host killed under load (directly on a cluster of its own)" >&2
 cargo xtask e2e --hosts 2 --tls --pgbouncer
 
 echo "test: bounded load on loopback (wrk: detect, identify, both; 3 s each)" >&2
@@ -42,8 +42,8 @@ cargo xtask web-test
 echo "test: soak, a short pass (1000 mixed requests at concurrency 16, kill -9 and restart halfway)" >&2
 cargo xtask soak --requests 1000
 
-echo "test: scale, a short pass (a 20,000-face LargePersonGroup and LargeFaceList: train, identify, restart)" >&2
-cargo xtask scale --faces 20000 --requests 40 --registry-photos
+echo "test: scale, a short pass (a 20,000-face LargePersonGroup and LargeFaceList: train, identify, restart; SQLite, then PostgreSQL with a second host)" >&2
+cargo xtask scale --faces 20000 --requests 40 --registry-photos --postgres
 
 echo "test: fuzzing, a short pass (decode, request parsers, guest values; 20 s each)" >&2
 cargo xtask fuzz --seconds 20

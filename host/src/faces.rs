@@ -86,11 +86,13 @@ impl FaceIds {
     }
 
     /// With a shared store (several hosts), how many faceIds every host finds now; `None` with
-    /// one host's faceIds, or when the database does not answer.
+    /// one host's faceIds, or when the database does not answer within 2 s.
     pub async fn shared_count(&self) -> Option<u64> {
         let shared = self.shared.clone()?;
-        let counted = tokio::task::spawn_blocking(move || shared.count(crate::time::now_ms())).await;
-        counted.ok()?.ok()
+        let counting = tokio::task::spawn_blocking(move || shared.count(crate::time::now_ms()));
+        // /status answers in time even when the database is slow or away.
+        let counted = tokio::time::timeout(std::time::Duration::from_secs(2), counting).await;
+        counted.ok()?.ok()?.ok()
     }
 
     /// faceIds that every host of `shared`'s database finds.

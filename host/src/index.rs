@@ -241,11 +241,12 @@ impl Index {
             };
             index.lists = index.lists_of(centres, &nearest);
             let dim = index.dim;
-            let codes =
-                index.lists.members.iter().flat_map(|&(r, _)| &index.codes[r as usize * dim..(r as usize + 1) * dim]);
-            let codes: Vec<i8> = codes.copied().collect();
-            index.scales = index.lists.members.iter().map(|&(r, _)| index.scales[r as usize]).collect();
-            index.codes = codes;
+            // The codes list by list, moved in place: a load or a training holds them once, not
+            // twice (128 MB at a million faces).
+            let from: Vec<u32> = index.lists.members.iter().map(|&(r, _)| r).collect();
+            // (`lists_of` places every row once, so both succeed.)
+            let moved = permute_rows(&mut index.codes, dim, &from) && permute_rows(&mut index.scales, 1, &from);
+            debug_assert!(moved, "the inverted lists do not hold each row once");
         }
         index
     }
@@ -809,7 +810,12 @@ impl Index {
             .collect();
         // Read in place: the bytes' buffer becomes the codes' (same size and alignment).
         let codes: Vec<i8> = r.take(rows * dim).unwrap_or_default().into_iter().map(|b| b as i8).collect();
-        if faces.len() != rows || scales.len() != rows || codes.len() != rows * dim {
+        if faces.len() != rows
+            || person_ids.len() != persons
+            || starts.len() != persons
+            || scales.len() != rows
+            || codes.len() != rows * dim
+        {
             return Err(bad("lengths"));
         }
         let ordered = |v: &[u128]| v.windows(2).all(|w| w[0] < w[1]);
@@ -853,6 +859,44 @@ impl Index {
         };
         Ok(Index::assemble(model, trained_ms, has_persons, faces, person_ids, starts, codes, scales, lists))
     }
+}
+
+/// Moves, in place, row `from[m]` of `values` (rows of `width` values) to row `m`, for every
+/// `m`: one cycle of the permutation at a time, with one row of scratch and a bit per row.
+/// `false`, with `values` untouched, when `from` does not name every row exactly once.
+fn permute_rows<T: Copy>(values: &mut [T], width: usize, from: &[u32]) -> bool {
+    let n = from.len();
+    if values.len() != n * width {
+        return false;
+    }
+    let mut seen = vec![false; n];
+    for &r in from {
+        match seen.get_mut(r as usize) {
+            Some(s) if !*s => *s = true,
+            _ => return false,
+        }
+    }
+    // `seen` now marks every row; cleared as each is put in place.
+    let mut scratch: Vec<T> = Vec::with_capacity(width);
+    for start in 0..n {
+        if !seen[start] {
+            continue;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&values[start * width..(start + 1) * width]);
+        let mut j = start;
+        loop {
+            seen[j] = false;
+            let src = from[j] as usize;
+            if src == start {
+                values[j * width..(j + 1) * width].copy_from_slice(&scratch);
+                break;
+            }
+            values.copy_within(src * width..(src + 1) * width, j * width);
+            j = src;
+        }
+    }
+    true
 }
 
 /// Cuts a stream of bytes into numbered parts.
@@ -1366,6 +1410,22 @@ mod tests {
         });
         assert!(Index::from_reader(len, &mut failing).is_err());
         assert!(failing.error.is_some(), "the store's error is kept for the caller");
+    }
+
+    #[test]
+    fn rows_are_permuted_in_place_or_not_at_all() {
+        let mut v: Vec<i8> = (0..12).collect();
+        // Rows of 3: row m takes old row from[m].
+        assert!(permute_rows(&mut v, 3, &[2, 0, 3, 1]));
+        assert_eq!(v, [6, 7, 8, 0, 1, 2, 9, 10, 11, 3, 4, 5]);
+        let mut w: Vec<f32> = vec![0.5, 1.5, 2.5];
+        assert!(permute_rows(&mut w, 1, &[0, 1, 2]), "the identity");
+        assert_eq!(w, [0.5, 1.5, 2.5]);
+        for bad in [&[0u32, 0, 1][..], &[0, 1, 3], &[0, 1]] {
+            let mut u: Vec<i8> = vec![1, 2, 3];
+            assert!(!permute_rows(&mut u, 1, bad), "{bad:?}");
+            assert_eq!(u, [1, 2, 3], "untouched");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct Gauges {
 
 type FloatCounter = Counter<f64, std::sync::atomic::AtomicU64>;
 
-/// The database pool's metrics, registered only for a store that has a pool.
+/// The database pool's metrics (PostgreSQL; they stay 0 with SQLite, which has no pool).
 #[derive(Debug, Default)]
 struct DatabaseMetrics {
     open: Gauge,

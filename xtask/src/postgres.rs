@@ -167,6 +167,20 @@ impl Cluster {
         self.run("pg_ctl", &["-D", &data, "-o", &self.options, "-l", &log, "-w", "start"])
     }
 
+    /// Brings the database to a steady state after a bulk fill, as an operator would after an
+    /// import: statistics and visibility map (`VACUUM ANALYZE`), and the fill's dirty pages
+    /// written out (`CHECKPOINT`), so that what is measured next does not wait behind them.
+    pub fn settle(&self) -> Result<()> {
+        for sql in ["VACUUM ANALYZE", "CHECKPOINT"] {
+            let out =
+                Command::new(self.bin.join("psql")).args([&self.url, "-qc", sql]).output().context("running psql")?;
+            if !out.status.success() {
+                bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        Ok(())
+    }
+
     /// The database's size on disk, MB (`pg_database_size`, through psql).
     pub fn database_mb(&self) -> Result<f64> {
         let out = Command::new(self.bin.join("psql"))
@@ -241,7 +255,7 @@ impl Cluster {
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {dir}/users.txt\n\
                  pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n\
-                 ignore_startup_parameters = extra_float_digits\n{tls}",
+                 ignore_startup_parameters = extra_float_digits\nquery_wait_timeout = 10\n{tls}",
                 cluster = self.port,
                 dir = dir.display(),
             ),

@@ -400,6 +400,16 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
         }
     }
     let fill_s = t.elapsed().as_secs_f64();
+    if let Some(c) = cluster {
+        // The fill wrote gigabytes: without this, PostgreSQL's checkpoints and autovacuum of it
+        // run under the measurements (commits then wait a second for the disk).
+        let t = Instant::now();
+        c.settle()?;
+        eprintln!(
+            "scale: PostgreSQL settled after the fill (VACUUM ANALYZE, CHECKPOINT) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
 
     let (_meter, meter_port) = start_meter(server, dir, KEY)?;
     let port = free_port()?;
@@ -437,6 +447,9 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
     let train_list_s = http.train("largefacelists", LIST)?;
     http.train("largepersongroups", SMALL)?;
     let db_after = db_size();
+    if let Some(c) = cluster {
+        c.settle()?;
+    }
 
     // Top-1 of the real probes, one identify per probe.
     let person_of = |who: usize| Uuid::from_u128(uuid(who as u64, 1)).to_string();
@@ -789,10 +802,10 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
     if second.as_ref().is_some_and(|h| h.failed > 0) {
         failures.push("the second host failed identify calls while it loaded the new training".into());
     }
-    if peak_load > memory_bound {
+    if !(peak_load <= memory_bound) {
         failures.push(format!(
             "the restarted host peaked at {peak_load:.0} MB loading a {restarted_index_mb:.0} MB index, above its warm \
-             {warm_restarted:.0} MB + 1.2 x the index"
+             {warm_restarted:.0} MB + 1.2 x the index (or a figure could not be read)"
         ));
     }
     Ok(Figures { rows, failures })

@@ -334,8 +334,9 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
             tracing::warn!(kind = kind.name(), id = %cid, "training lease lost to another host; this round's index is not used");
             return Ok(());
         }
-        let (id, created) = (cid.clone(), collection.created_ms);
-        state.db(move |s| s.save_trained(kind, &id, created, &done, scanned_ms)).await?;
+        let (id, created, fence) = (cid.clone(), collection.created_ms, hold.fence());
+        // Fenced: written only if the lease is still this host's (checked in the same transaction).
+        state.db(move |s| crate::store::fenced(fence, || s.save_trained(kind, &id, created, &done, scanned_ms))).await?;
         let faces = index.len();
         let index = state.indexes.put(kind, &cid, Arc::new(index));
         mark_deaths(&state, kind, &cid, &index).await?;
@@ -351,6 +352,11 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
     .await;
     match result {
         Ok(()) | Err(StoreError::NoCollection) => {}
+        Err(StoreError::NotHeld(why)) => {
+            // Another host's training holds (or took over) the collection's lease: its result
+            // and status stand; this round writes nothing over them.
+            tracing::warn!(kind = kind.name(), id = %cid, reason = %why, "training left to another host");
+        }
         Err(e) => {
             tracing::error!(kind = kind.name(), id = %cid, error = %e, "training failed");
             // The last success as the store has it now (another host's may be newer than this

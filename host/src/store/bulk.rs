@@ -58,6 +58,16 @@ fn text(r: &mut dyn Read) -> StoreResult<String> {
 
 /// Loads the faces of a bulk file (see the module's documentation) into `store`.
 pub fn bulk_load(store: &dyn BulkSink, r: &mut dyn Read, progress: &mut dyn FnMut(Loaded)) -> StoreResult<Loaded> {
+    bulk_load_in(store, r, BATCH, progress)
+}
+
+/// [`bulk_load`] with `batch` faces to a transaction.
+pub(crate) fn bulk_load_in(
+    store: &dyn BulkSink,
+    r: &mut dyn Read,
+    batch_size: usize,
+    progress: &mut dyn FnMut(Loaded),
+) -> StoreResult<Loaded> {
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic).map_err(|_| bad("no header"))?;
     if &magic != b"FACEBULK" {
@@ -84,8 +94,8 @@ pub fn bulk_load(store: &dyn BulkSink, r: &mut dyn Read, progress: &mut dyn FnMu
     let mut done = Loaded::default();
     let mut record = vec![0u8; 32 + 4 * dim];
     loop {
-        let mut batch: Vec<(Option<String>, StoredFace)> = Vec::with_capacity(BATCH);
-        while batch.len() < BATCH {
+        let mut batch: Vec<(Option<String>, StoredFace)> = Vec::with_capacity(batch_size);
+        while batch.len() < batch_size.max(1) {
             match r.read_exact(&mut record) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,

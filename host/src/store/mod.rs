@@ -258,6 +258,30 @@ pub fn for_usage<T>(usage: Option<std::sync::Arc<PendingUsage>>, f: impl FnOnce(
     f()
 }
 
+thread_local! {
+    static FENCE: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with the store's writes on this thread fenced by `fence` (a [`Hold::fence`]): each
+/// write checks, in its own transaction, that the lease is still this holder's and alive, and
+/// fails with [`StoreError::NotHeld`] otherwise, so a host whose lease expired cannot write over
+/// the work of the host that took it.
+pub fn fenced<T>(fence: Option<(String, String)>, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<(String, String)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FENCE.set(self.0.take());
+        }
+    }
+    let _restore = Restore(FENCE.replace(fence));
+    f()
+}
+
+/// The lease the writes on this thread must hold (see [`fenced`]).
+fn fence() -> Option<(String, String)> {
+    FENCE.with_borrow(Clone::clone)
+}
+
 /// The usage the store calls on this thread are made for (see [`for_usage`]); implementations
 /// journal it in the transaction of the first write that changes rows.
 fn pending_usage() -> Option<std::sync::Arc<PendingUsage>> {
@@ -277,9 +301,14 @@ pub enum StoreError {
     Quota(String),
     /// The database failed; the message says how.
     Internal(String),
-    /// The database cannot be reached now (refused, restarting, connection lost before the
-    /// statement ran): nothing was done, and the same call may succeed in a moment.
+    /// The database cannot be reached now (refused, restarting, the connection lost): the same
+    /// call may succeed in a moment. A write whose connection was lost at its commit may have
+    /// been done.
     Unavailable(String),
+    /// This host does not hold the lease the call needs (another host's work holds it past the
+    /// wait, or it expired and was taken over): the work is that host's, and this host writes
+    /// nothing over it.
+    NotHeld(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -291,6 +320,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Quota(m) => f.write_str(m),
             StoreError::Internal(m) => write!(f, "the face database failed: {m}"),
             StoreError::Unavailable(m) => write!(f, "the face database cannot be reached: {m}"),
+            StoreError::NotHeld(m) => f.write_str(m),
         }
     }
 }
@@ -493,22 +523,52 @@ pub struct PoolStats {
 /// SQLite, which one host owns, there is nothing to hold.
 pub struct Hold {
     inner: Option<Box<dyn Send>>,
-    lost: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    lease: Option<std::sync::Arc<LeaseState>>,
+}
+
+/// What a held lease's renewals tell its holder.
+#[derive(Debug)]
+pub(crate) struct LeaseState {
+    pub(crate) key: String,
+    pub(crate) token: String,
+    pub(crate) ttl: std::time::Duration,
+    /// Set when a renewal found the lease gone or taken.
+    pub(crate) lost: std::sync::atomic::AtomicBool,
+    /// When it was taken; `renewed_ms` counts from here.
+    pub(crate) since: std::time::Instant,
+    /// Milliseconds after `since` of the last renewal that succeeded.
+    pub(crate) renewed_ms: std::sync::atomic::AtomicU64,
+}
+
+impl LeaseState {
+    pub(crate) fn renewed(&self) {
+        self.renewed_ms.store(self.since.elapsed().as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Hold {
     pub fn none() -> Hold {
-        Hold { inner: None, lost: None }
+        Hold { inner: None, lease: None }
     }
 
-    pub(crate) fn held(inner: Box<dyn Send>, lost: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Hold {
-        Hold { inner: Some(inner), lost: Some(lost) }
+    pub(crate) fn held(inner: Box<dyn Send>, lease: std::sync::Arc<LeaseState>) -> Hold {
+        Hold { inner: Some(inner), lease: Some(lease) }
     }
 
-    /// Whether the lease was lost (it could not be renewed before it expired, and another host
-    /// took it): the work it guards must not write its result.
+    /// Whether the lease may be lost: a renewal found it taken, or none has succeeded for three
+    /// quarters of its time to live (the database or the pool did not answer), after which
+    /// another host may take it. The work it guards must not write its result.
     pub fn lost(&self) -> bool {
-        self.lost.as_ref().is_some_and(|l| l.load(std::sync::atomic::Ordering::SeqCst))
+        self.lease.as_ref().is_some_and(|l| {
+            let now = l.since.elapsed().as_millis() as u64;
+            let quiet = now.saturating_sub(l.renewed_ms.load(std::sync::atomic::Ordering::SeqCst));
+            l.lost.load(std::sync::atomic::Ordering::SeqCst) || quiet >= (l.ttl * 3 / 4).as_millis() as u64
+        })
+    }
+
+    /// The lease's key and token, for [`fenced`] writes; `None` where nothing is held.
+    pub fn fence(&self) -> Option<(String, String)> {
+        self.lease.as_ref().map(|l| (l.key.clone(), l.token.clone()))
     }
 }
 

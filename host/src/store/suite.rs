@@ -238,8 +238,8 @@ pub(crate) fn a_billed_write_journals_its_usage_in_its_own_transaction(store: &d
     assert_eq!(store.usage_backlog().unwrap(), 1);
 }
 
-/// A bulk file loads its persons and faces, in batches, with their embeddings exactly; one
-/// that would pass the kind's limits is refused.
+/// A bulk file loads its persons and faces, in batches (a person may first appear in a later
+/// one), with their embeddings exactly; one that would pass the kind's limits is refused.
 pub(crate) fn a_bulk_file_loads_persons_and_faces(store: &dyn BulkSink) {
     let header = |kind: u8, cid: &str| {
         let mut b = b"FACEBULK".to_vec();
@@ -261,10 +261,11 @@ pub(crate) fn a_bulk_file_loads_persons_and_faces(store: &dyn BulkSink) {
     record(&mut file, 7, 70, [1.0, 2.0, f32::MIN_POSITIVE]);
     record(&mut file, 7, 71, [3.0, 4.0, 5.0]);
     record(&mut file, 8, 80, [-1.0, 0.5, 0.25]);
+    // Two faces to a transaction: person 8 first appears in the second batch.
     let mut seen = Vec::new();
-    let done = bulk_load(store, &mut file.as_slice(), &mut |d| seen.push(d.faces)).unwrap();
+    let done = bulk::bulk_load_in(store, &mut file.as_slice(), 2, &mut |d| seen.push(d.faces)).unwrap();
     assert_eq!((done.persons, done.faces), (2, 3));
-    assert_eq!(seen, [3]);
+    assert_eq!(seen, [2, 3]);
     let kind = Kind::ALL[1];
     let collection = store.collection(kind, "bulk").unwrap().expect("created");
     assert_eq!(collection.recognition_model, "recognition_04");

@@ -7,6 +7,8 @@
 //! ([`PostgresStore::fail_expired`]), not before.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::store::LeaseState;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -62,9 +64,12 @@ impl PostgresStore {
             }
             let holder = self.db.lease_holder(key)?;
             let waited = started.elapsed();
-            let Some((owner, left)) = holder else { continue };
+            let Some((owner, left)) = holder else {
+                // Released between the two statements: take it at once.
+                continue;
+            };
             if waited >= times.wait {
-                return Err(StoreError::Internal(format!(
+                return Err(StoreError::NotHeld(format!(
                     "{key} is held by {owner} (its lease runs {left:.0} s more), and this host waited {} s for it; \
                      try again when that host's work ends",
                     waited.as_secs()
@@ -81,14 +86,21 @@ impl PostgresStore {
             stats.lease_waits.fetch_add(1, Ordering::Relaxed);
             stats.lease_wait_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        let lost = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(LeaseState {
+            key: key.to_owned(),
+            token,
+            ttl: times.ttl,
+            lost: AtomicBool::new(false),
+            since: Instant::now(),
+            renewed_ms: Default::default(),
+        });
         let (stop, stopped) = mpsc::channel::<()>();
-        let renewer = Renewer { db: self.db.clone(), key: key.to_owned(), token, ttl: times.ttl, lost: lost.clone() };
+        let renewer = Renewer { db: self.db.clone(), state: state.clone() };
         let thread = std::thread::Builder::new()
             .name("face-lease".into())
             .spawn(move || renewer.run(&stopped))
             .map_err(|e| StoreError::Internal(format!("cannot start the thread that renews a lease: {e}")))?;
-        Ok(Hold::held(Box::new(Lease { stop: Some(stop), thread: Some(thread) }), lost))
+        Ok(Hold::held(Box::new(Lease { stop: Some(stop), thread: Some(thread) }), state))
     }
 }
 
@@ -121,14 +133,33 @@ impl Connections {
         })
     }
 
-    /// Extends `key`'s lease by `ttl` from now if `token` still holds it; whether it does.
+    /// Extends `key`'s lease by `ttl` from now if `token` still holds it, alive; whether it
+    /// does. An expired lease is not revived, even if no one took it: a sweep may have failed
+    /// its work meanwhile.
     pub(super) fn renew_lease(&self, key: &str, token: &str, ttl: Duration) -> StoreResult<bool> {
         self.short(|tx| {
             Ok(tx.execute(
-                "UPDATE leases SET expires_at = now() + make_interval(secs => $3) WHERE key = $1 AND token = $2",
+                "UPDATE leases SET expires_at = now() + make_interval(secs => $3) \
+                 WHERE key = $1 AND token = $2 AND expires_at > now()",
                 &[&key, &token, &ttl.as_secs_f64()],
             )? == 1)
         })
+    }
+
+    /// Checks, in the write's transaction, that `token` holds `key` alive, and keeps the row
+    /// locked until the transaction ends, so no other host takes it over meanwhile.
+    pub(super) fn check_fence(tx: &mut Tx<'_>, key: &str, token: &str) -> StoreResult<()> {
+        let held = tx.query_opt(
+            "SELECT 1 FROM leases WHERE key = $1 AND token = $2 AND expires_at > now() FOR UPDATE",
+            &[&key, &token],
+        )?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotHeld(format!(
+                "{key}: this host's lease expired (the database did not answer its renewals in time); another \
+                 host's work stands, and this host's result is not written"
+            ))),
+        }
     }
 
     fn release_lease(&self, key: &str, token: &str) -> StoreResult<()> {
@@ -163,35 +194,37 @@ impl Drop for Lease {
 
 struct Renewer {
     db: Arc<Connections>,
-    key: String,
-    token: String,
-    ttl: Duration,
-    lost: Arc<AtomicBool>,
+    state: Arc<LeaseState>,
 }
 
 impl Renewer {
     /// Renews every third of the time to live until told to stop, then releases the lease. A
-    /// renewal that fails (the database is away) is tried again sooner; one that finds another
-    /// token on the key means the lease expired and was taken: the work is told ([`Hold::lost`]).
+    /// renewal that fails (the database is away) is tried again sooner; one that finds the lease
+    /// expired or taken ends the renewals and tells the work ([`Hold::lost`]).
     fn run(self, stop: &mpsc::Receiver<()>) {
-        let mut every = self.ttl / 3;
+        let s = &self.state;
+        s.renewed();
+        let mut every = s.ttl / 3;
         // Until the hold drops (the sender goes: disconnected).
         while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-            match self.db.renew_lease(&self.key, &self.token, self.ttl) {
-                Ok(true) => every = self.ttl / 3,
+            match self.db.renew_lease(&s.key, &s.token, s.ttl) {
+                Ok(true) => {
+                    s.renewed();
+                    every = s.ttl / 3;
+                }
                 Ok(false) => {
-                    tracing::error!(key = %self.key, "a lease expired and another host took it; this host's work on it stops");
-                    self.lost.store(true, Ordering::SeqCst);
+                    tracing::error!(key = %s.key, "a lease expired before it was renewed; this host's work on it stops");
+                    s.lost.store(true, Ordering::SeqCst);
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(key = %self.key, error = %e, "renewing a lease failed; trying again");
-                    every = self.ttl / 10;
+                    tracing::warn!(key = %s.key, error = %e, "renewing a lease failed; trying again");
+                    every = s.ttl / 10;
                 }
             }
         }
-        if let Err(e) = self.db.release_lease(&self.key, &self.token) {
-            tracing::warn!(key = %self.key, error = %e, "releasing a lease failed; it expires by itself");
+        if let Err(e) = self.db.release_lease(&s.key, &s.token) {
+            tracing::warn!(key = %s.key, error = %e, "releasing a lease failed; it expires by itself");
         }
     }
 }

@@ -46,7 +46,12 @@ fn connection_lost(e: &::postgres::Error) -> bool {
         return true;
     }
     if let Some(db) = e.as_db_error() {
-        return [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(db.code());
+        // The server going away (57P01-03), a connection error (class 08: PgBouncer's "server
+        // conn crashed?" or "cannot connect to server" while the database restarts), or any
+        // error that ends the session (FATAL).
+        return [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(db.code())
+            || db.code().code().starts_with("08")
+            || db.severity() == "FATAL";
     }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -81,8 +86,8 @@ const MIGRATION_LOCK: i64 = 0x6661_6365;
 const IDLE_CONNECTIONS: usize = 8;
 
 /// Connections a host opens at most for its calls; more calls wait for one (at most
-/// [`POOL_WAIT`]). A running training or snapshot operation ([`Hold`]) and the event listener
-/// have one each besides.
+/// [`POOL_WAIT`]). Lease renewals take theirs from the pool too; the event listener has one of
+/// its own besides.
 const MAX_CONNECTIONS: usize = 32;
 
 /// The longest a call waits for a connection before it fails.
@@ -494,6 +499,9 @@ impl Connections {
     pub(super) fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         self.transaction(Client::transaction, |tx| {
             let mut tx = Tx { tx, changed: 0 };
+            if let Some((key, token)) = crate::store::fence() {
+                Connections::check_fence(&mut tx, &key, &token)?;
+            }
             let out = f(&mut tx)?;
             let pending = if tx.changed > 0 { pending_usage() } else { None };
             let Some(pending) = pending else {

@@ -263,8 +263,9 @@ fn leases_outlive_cut_connections_and_end_with_their_host() {
     let url = cluster.database();
     let mut a = PostgresStore::connect(&url).unwrap();
     let mut b = PostgresStore::connect(&url).unwrap();
-    a.set_lease_times(leases::LeaseTimes { ttl: Duration::from_secs(3), wait: Duration::from_secs(60) });
-    b.set_lease_times(leases::LeaseTimes { ttl: Duration::from_secs(3), wait: Duration::from_millis(300) });
+    // 9 s to live, renewed every 3 s: a holder that renews at all keeps it, on any machine.
+    a.set_lease_times(leases::LeaseTimes { ttl: Duration::from_secs(9), wait: Duration::from_secs(60) });
+    b.set_lease_times(leases::LeaseTimes { ttl: Duration::from_secs(9), wait: Duration::from_millis(300) });
     let kind = Kind::PersonGroup;
     let key = training_key(kind, "g");
     let expiry = |key: &str| -> f64 {
@@ -296,16 +297,9 @@ fn leases_outlive_cut_connections_and_end_with_their_host() {
     let again = b.hold(&key).expect("free once released");
     drop(again);
 
-    // Taken over (its holder could not renew in time): the old holder is told.
-    let hold = a.hold(&key).unwrap();
-    cluster_admin(&url, &format!("UPDATE leases SET token = 'another', owner = 'another-host/1' WHERE key = '{key}'"));
-    until("the take-over noticed", &|| hold.lost());
-    drop(hold);
-    assert_eq!(b.lease_holder(&key).unwrap().map(|h| h.0).as_deref(), Some("another-host/1"), "not released");
-
-    // A host that died: its lease stays until it expires, then its training is failed and the
-    // lease is free to take.
-    a.create_collection(&collection(kind, "dead")).unwrap();
+    // Taken over (its holder could not renew in time): the old holder is told, and its fenced
+    // writes are refused.
+    a.create_collection(&collection(kind, "g")).unwrap();
     let running = Training {
         state: TrainingState::Running,
         created_ms: 1,
@@ -313,6 +307,19 @@ fn leases_outlive_cut_connections_and_end_with_their_host() {
         last_success_ms: None,
         message: None,
     };
+    let hold = a.hold(&key).unwrap();
+    crate::store::fenced(hold.fence(), || a.set_training(kind, "g", &running)).expect("a write fenced by a held lease");
+    cluster_admin(&url, &format!("UPDATE leases SET token = 'another', owner = 'another-host/1' WHERE key = '{key}'"));
+    let e = crate::store::fenced(hold.fence(), || a.set_training(kind, "g", &running)).unwrap_err();
+    assert!(matches!(e, StoreError::NotHeld(_)), "{e:?}");
+    until("the take-over noticed", &|| hold.lost());
+    drop(hold);
+    assert_eq!(b.lease_holder(&key).unwrap().map(|h| h.0).as_deref(), Some("another-host/1"), "not released");
+    assert!(a.delete_collection(kind, "g").unwrap());
+
+    // A host that died: its lease stays until it expires, then its training is failed and the
+    // lease is free to take.
+    a.create_collection(&collection(kind, "dead")).unwrap();
     a.set_training(kind, "dead", &running).unwrap();
     let dead = training_key(kind, "dead");
     let lease = |expires: &str| {
