@@ -789,25 +789,10 @@ impl Index {
         if need.is_none_or(|n| n as u64 > r.left) || (has_persons && persons > rows) || (!has_persons && persons != 0) {
             return Err(bad("lengths"));
         }
-        let u128s = |r: &mut Reader<'_>, n: usize| -> Vec<u128> {
-            r.take(n * 16)
-                .unwrap_or_default()
-                .chunks_exact(16)
-                .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
-                .collect()
-        };
-        let u32s = |b: Vec<u8>| -> Vec<u32> {
-            b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect()
-        };
-        let faces = u128s(&mut r, rows);
-        let person_ids = u128s(&mut r, persons);
-        let starts: Vec<u32> = u32s(r.take(persons * 4).unwrap_or_default());
-        let scales: Vec<f32> = r
-            .take(rows * 4)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
-            .collect();
+        let faces: Vec<u128> = r.take_values(rows).unwrap_or_default();
+        let person_ids: Vec<u128> = r.take_values(persons).unwrap_or_default();
+        let starts: Vec<u32> = r.take_values(persons).unwrap_or_default();
+        let scales: Vec<f32> = r.take_values(rows).unwrap_or_default();
         // Read in place: the bytes' buffer becomes the codes' (same size and alignment).
         let codes: Vec<i8> = r.take(rows * dim).unwrap_or_default().into_iter().map(|b| b as i8).collect();
         if faces.len() != rows
@@ -841,13 +826,8 @@ impl Index {
             if rows < PREFILTER_ROWS || count == 0 || count > rows || need.is_none_or(|n| n as u64 != r.left) {
                 return Err(bad("lists"));
             }
-            let centres: Vec<f32> = r
-                .take(count * dim * 4)
-                .unwrap_or_default()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
-                .collect();
-            let nearest: Vec<u32> = u32s(r.take(rows * 4).unwrap_or_default());
+            let centres: Vec<f32> = r.take_values(count * dim).unwrap_or_default();
+            let nearest: Vec<u32> = r.take_values(rows).unwrap_or_default();
             if centres.len() != count * dim
                 || nearest.len() != rows
                 || centres.iter().any(|c| !c.is_finite())
@@ -958,6 +938,43 @@ impl Reader<'_> {
 
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// The next `n` little-endian values, read straight into their vector (no second copy of a
+    /// million ids); `None` if the stream has fewer.
+    fn take_values<T: LeValue>(&mut self, n: usize) -> Option<Vec<T>> {
+        let bytes = n.checked_mul(std::mem::size_of::<T>())?;
+        if bytes as u64 > self.left {
+            return None;
+        }
+        let mut out = vec![T::zeroed(); n];
+        self.stream.read_exact(bytemuck::cast_slice_mut(&mut out)).ok()?;
+        self.left -= bytes as u64;
+        out.iter_mut().for_each(|v| *v = v.from_le());
+        Some(out)
+    }
+}
+
+/// A value stored little-endian: read as its bytes, then put in this machine's order.
+trait LeValue: bytemuck::Pod {
+    fn from_le(self) -> Self;
+}
+
+impl LeValue for u32 {
+    fn from_le(self) -> Self {
+        u32::from_le(self)
+    }
+}
+
+impl LeValue for u128 {
+    fn from_le(self) -> Self {
+        u128::from_le(self)
+    }
+}
+
+impl LeValue for f32 {
+    fn from_le(self) -> Self {
+        f32::from_bits(u32::from_le(self.to_bits()))
     }
 }
 
