@@ -7,7 +7,8 @@
 //! 2 or more), PostgreSQL is restarted halfway instead (`pg_ctl -m fast stop`, 3 s down, start):
 //! meanwhile the hosts answer 503 with Retry-After, never 500 and never a hang past the request
 //! timeout; after it every host answers a database read with 200 within 10 s of the database's
-//! return, and the checks below hold across it.
+//! return, and the checks below hold across it. With `--pgbouncer`, the hosts reach PostgreSQL
+//! through PgBouncer in transaction mode (its `query_wait_timeout` 10 s), as behind a pooler.
 //!
 //! The mix: detect (body and URL, from a loopback image server), verify, identify, AddFace to a
 //! LargePersonGroup person and to a LargeFaceList, person CRUD, training, and bad inputs (corrupt
@@ -309,7 +310,9 @@ pub fn soak(args: &[String]) -> Result<()> {
     let mut concurrency = 16usize;
     let mut hosts = 1usize;
     let mut restart_db = false;
-    const USAGE: &str = "usage: cargo xtask soak [--requests N] [--concurrency C] [--hosts H [--restart-db]]";
+    let mut pgbouncer = false;
+    const USAGE: &str =
+        "usage: cargo xtask soak [--requests N] [--concurrency C] [--hosts H [--restart-db] [--pgbouncer]]";
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -317,11 +320,12 @@ pub fn soak(args: &[String]) -> Result<()> {
             "--concurrency" => concurrency = it.next().context("--concurrency needs a number")?.parse()?,
             "--hosts" => hosts = it.next().context("--hosts needs a number")?.parse::<usize>()?.max(1),
             "--restart-db" => restart_db = true,
+            "--pgbouncer" => pgbouncer = true,
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
-    if restart_db && hosts < 2 {
-        bail!("--restart-db restarts the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
+    if (restart_db || pgbouncer) && hosts < 2 {
+        bail!("--restart-db and --pgbouncer are for the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
     }
     let (server, guest) = build_server()?;
     let dir = std::env::temp_dir().join(format!("face-soak-{}", std::process::id()));
@@ -348,9 +352,20 @@ pub fn soak(args: &[String]) -> Result<()> {
         .into();
     // Several hosts: one PostgreSQL cluster for them all, stopped when this returns.
     let cluster = if hosts > 1 { Some(crate::postgres::Cluster::start()?) } else { None };
-    let storage: Vec<String> = match &cluster {
-        Some(c) => vec!["Storage:Scenario=Postgres".into(), format!("Storage:ConnectionString={}", c.url)],
-        None => Vec::new(),
+    // With --pgbouncer the hosts reach the cluster through PgBouncer in transaction mode, their
+    // event listeners directly.
+    let pooler = match (&cluster, pgbouncer) {
+        (Some(c), true) => Some(c.pgbouncer()?),
+        _ => None,
+    };
+    let storage: Vec<String> = match (&cluster, &pooler) {
+        (Some(c), Some(p)) => vec![
+            "Storage:Scenario=Postgres".into(),
+            format!("Storage:ConnectionString={}", p.url),
+            format!("Storage:EventsConnectionString={}", c.url),
+        ],
+        (Some(c), None) => vec!["Storage:Scenario=Postgres".into(), format!("Storage:ConnectionString={}", c.url)],
+        _ => Vec::new(),
     };
     // Frequent heartbeats, so the meter sees the calls before the checks; the loopback image server.
     let mut settings = vec![
@@ -712,7 +727,7 @@ pub fn soak(args: &[String]) -> Result<()> {
     if !failures.is_empty() {
         bail!("soak failed (logs in {}):\n- {}", dir.display(), failures.join("\n- "));
     }
-    drop((child, children, cluster));
+    drop((child, children, pooler, cluster));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
