@@ -329,14 +329,17 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
             ..running.clone()
         };
         if hold.lost() {
-            // This host could not renew its lease in time and another host took it: that host's
-            // training stands, and this one writes nothing over it.
-            tracing::warn!(kind = kind.name(), id = %cid, "training lease lost to another host; this round's index is not used");
-            return Ok(());
+            // This host could not renew its lease in time (another host may have taken it): that
+            // host's training stands, and this one writes nothing over it.
+            return Err(StoreError::NotHeld(format!(
+                "the training lease of {cid} was not renewed in time; this round's index is not used"
+            )));
         }
         let (id, created, fence) = (cid.clone(), collection.created_ms, hold.fence());
         // Fenced: written only if the lease is still this host's (checked in the same transaction).
-        state.db(move |s| crate::store::fenced(fence, || s.save_trained(kind, &id, created, &done, scanned_ms))).await?;
+        state
+            .db(move |s| crate::store::fenced(fence, || s.save_trained(kind, &id, created, &done, scanned_ms)))
+            .await?;
         let faces = index.len();
         let index = state.indexes.put(kind, &cid, Arc::new(index));
         mark_deaths(&state, kind, &cid, &index).await?;
