@@ -19,15 +19,12 @@ impl CollectionStore for PostgresStore {
     }
 
     fn collection(&self, kind: Kind, id: &str) -> StoreResult<Option<Collection>> {
-        self.read(|tx| {
-            Ok(tx
-                .query_opt(
-                    "SELECT id, name, user_data, recognition_model, created_ms FROM collections \
-                     WHERE kind = $1 AND id = $2",
-                    &[&kind.name(), &id],
-                )?
-                .map(|r| read_collection(&r, kind)))
-        })
+        // On every request's path: one statement, one round trip.
+        let rows = self.read_one(
+            "SELECT id, name, user_data, recognition_model, created_ms FROM collections WHERE kind = $1 AND id = $2",
+            &[&kind.name(), &id],
+        )?;
+        Ok(rows.first().map(|r| read_collection(r, kind)))
     }
 
     fn list_collections(&self, kind: Kind, start: Option<&str>, top: usize) -> StoreResult<Vec<Collection>> {
@@ -474,15 +471,14 @@ impl CollectionStore for PostgresStore {
     }
 
     fn embeddings(&self, kind: Kind, cid: &str, face_ids: &[String]) -> StoreResult<Vec<Option<Vec<f32>>>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                "SELECT face_id, embedding FROM faces WHERE kind = $1 AND cid = $2 AND face_id = ANY($3)",
-                &[&kind.name(), &cid, &face_ids],
-            )?;
-            let mut found: std::collections::HashMap<String, Vec<f32>> =
-                rows.iter().map(|r| (r.get::<_, String>(0), floats(r.get::<_, &[u8]>(1)))).collect();
-            Ok(face_ids.iter().map(|id| found.remove(id)).collect())
-        })
+        // Identify's and find-similar's exact scores: one statement, one round trip.
+        let rows = self.read_one(
+            "SELECT face_id, embedding FROM faces WHERE kind = $1 AND cid = $2 AND face_id = ANY($3)",
+            &[&kind.name(), &cid, &face_ids],
+        )?;
+        let mut found: std::collections::HashMap<String, Vec<f32>> =
+            rows.iter().map(|r| (r.get::<_, String>(0), floats(r.get::<_, &[u8]>(1)))).collect();
+        Ok(face_ids.iter().map(|id| found.remove(id)).collect())
     }
 
     fn fail_interrupted(&self, now_ms: i64) -> StoreResult<usize> {

@@ -20,22 +20,21 @@ impl SharedFaceIds for PostgresStore {
     }
 
     fn get(&self, ids: &[String], now_ms: i64) -> StoreResult<Vec<SharedFace>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                "SELECT id, recognition, model, embedding, expires_ms FROM face_ids WHERE id = ANY($1) AND expires_ms > $2",
-                &[&ids, &now_ms],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| SharedFace {
-                    id: r.get(0),
-                    recognition: r.get(1),
-                    model: r.get(2),
-                    embedding: floats(r.get::<_, &[u8]>(3)),
-                    expires_ms: r.get(4),
-                })
-                .collect())
-        })
+        // On the path of every request with another host's faceId: one statement, one round trip.
+        let rows = self.read_one(
+            "SELECT id, recognition, model, embedding, expires_ms FROM face_ids WHERE id = ANY($1) AND expires_ms > $2",
+            &[&ids, &now_ms],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| SharedFace {
+                id: r.get(0),
+                recognition: r.get(1),
+                model: r.get(2),
+                embedding: floats(r.get::<_, &[u8]>(3)),
+                expires_ms: r.get(4),
+            })
+            .collect())
     }
 
     fn sweep(&self, now_ms: i64) -> StoreResult<u64> {

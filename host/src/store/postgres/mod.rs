@@ -528,6 +528,29 @@ impl Connections {
         })
     }
 
+    /// The rows of one read-only statement, sent on its own (no BEGIN and COMMIT around it: one
+    /// statement sees one snapshot by itself), so a lookup on a request's path costs one round
+    /// trip, not three. A read is safe to send again: a connection found broken (the database
+    /// restarted, a pooler closed it) is dropped and another tried.
+    pub(super) fn read_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        let typed = typed(params)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let rows = self.with(|client| match client.query_typed(sql, &typed) {
+                Ok(rows) => Ok(Some(rows)),
+                Err(e) if connection_lost(&e) && tries <= IDLE_CONNECTIONS => {
+                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            })?;
+            if let Some(rows) = rows {
+                return Ok(rows);
+            }
+        }
+    }
+
     /// Runs `f` in the transaction `begin` starts on a pooled connection. A connection that broke
     /// while idle (the database restarted, a pooler or a firewall closed it) fails at its BEGIN,
     /// before anything ran: it is dropped and another (idle, or new) tried, so the first call after
