@@ -255,7 +255,7 @@ impl Cluster {
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {dir}/users.txt\n\
                  pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n\
-                 ignore_startup_parameters = extra_float_digits\nquery_wait_timeout = 10\n{tls}",
+                 ignore_startup_parameters = extra_float_digits\nquery_wait_timeout = 10\nserver_login_retry = 1\n{tls}",
                 cluster = self.port,
                 dir = dir.display(),
             ),
