@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::container::{Engine, build, report};
-use crate::util::{agent, cache_dir, python, repo_root, run, testdata_dir, wait_until};
+use crate::util::{agent, cache_dir, metric, python, repo_root, run, testdata_dir, wait_until};
 
 /// How long a container may take to answer /ready (the guest comes precompiled in the image).
 const READY_S: u64 = 120;
@@ -193,12 +193,6 @@ fn detect(base: &str) -> Result<()> {
         bail!("detect answered {status}: {text}");
     }
     Ok(())
-}
-
-/// A metric's value from /metrics.
-fn metric(base: &str, name: &str) -> Option<f64> {
-    let (_, text) = get(&format!("{base}/metrics"), None)?;
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn billed(totals_url: &str) -> Result<u64> {

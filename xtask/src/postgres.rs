@@ -171,26 +171,23 @@ impl Cluster {
     /// import: statistics and visibility map (`VACUUM ANALYZE`), and the fill's dirty pages
     /// written out (`CHECKPOINT`), so that what is measured next does not wait behind them.
     pub fn settle(&self) -> Result<()> {
-        for sql in ["VACUUM ANALYZE", "CHECKPOINT"] {
-            let out =
-                Command::new(self.bin.join("psql")).args([&self.url, "-qc", sql]).output().context("running psql")?;
-            if !out.status.success() {
-                bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-            }
-        }
-        Ok(())
+        self.psql("VACUUM ANALYZE")?;
+        self.psql("CHECKPOINT").map(drop)
     }
 
-    /// The database's size on disk, MB (`pg_database_size`, through psql).
+    /// The database's size on disk, MB (`pg_database_size`).
     pub fn database_mb(&self) -> Result<f64> {
-        let out = Command::new(self.bin.join("psql"))
-            .args([&self.url, "-tAc", "SELECT pg_database_size(current_database())"])
-            .output()
-            .context("running psql")?;
+        Ok(self.psql("SELECT pg_database_size(current_database())")?.trim().parse::<f64>()? / 1e6)
+    }
+
+    /// What psql prints for `sql` on the database, unaligned and without headers.
+    fn psql(&self, sql: &str) -> Result<String> {
+        let out =
+            Command::new(self.bin.join("psql")).args([&self.url, "-qtAc", sql]).output().context("running psql")?;
         if !out.status.success() {
-            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+            bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
         }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()? / 1e6)
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn command(&self, program: &str) -> Command {
@@ -287,16 +284,12 @@ impl Cluster {
             format!("postgresql://face@127.0.0.1:{port}/face")
         };
         let pooler = Pooler { child, dir, url };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if std::time::Instant::now() > deadline {
-                bail!(
-                    "PgBouncer did not listen on 127.0.0.1:{port} within 30 s; its log: {}",
-                    std::fs::read_to_string(pooler.dir.join("log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        crate::util::wait_until(
+            &format!("PgBouncer listening on 127.0.0.1:{port}"),
+            std::time::Duration::from_secs(30),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        )
+        .with_context(|| format!("its log: {}", std::fs::read_to_string(pooler.dir.join("log")).unwrap_or_default()))?;
         eprintln!("postgres: PgBouncer in transaction mode on 127.0.0.1:{port} before the cluster");
         Ok(pooler)
     }

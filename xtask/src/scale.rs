@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::server::{Served, build_server, start_meter, wait_ready};
-use crate::util::{Rng, cache_dir, free_port, memory_mb, shared_data, testdata_dir};
+use crate::util::{Rng, cache_dir, free_port, memory_mb, metric, shared_data, testdata_dir};
 
 const KEY: &str = "scale-key";
 const GROUP: &str = "scale-group";
@@ -561,7 +561,7 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
             let t = Instant::now();
             second_http.ok("POST", "/identify", json!({ "faceIds": ten(0), "largePersonGroupId": GROUP }))?;
             let first_s = t.elapsed().as_secs_f64();
-            Some((child, first_s, metric(&second_http, "face_index_load_seconds_total")))
+            Some((child, first_s, metric(&second_http.base, "face_index_load_seconds_total").unwrap_or(0.0)))
         }
         None => None,
     };
@@ -587,7 +587,7 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
         Some((child, first_s, first_load_s)) => {
             let succeeded = Instant::now();
             let (mut calls, mut failed) = (0, 0);
-            while metric(&second_http, "face_index_loads_total") < 2.0 {
+            while metric(&second_http.base, "face_index_loads_total").unwrap_or(0.0) < 2.0 {
                 if succeeded.elapsed() > Duration::from_secs(600) {
                     bail!("the second host did not load the new training within 10 minutes");
                 }
@@ -601,7 +601,7 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
             }
             let refresh_s = succeeded.elapsed().as_secs_f64();
             // The seconds of this load: the total less the first load's.
-            let load_s = metric(&second_http, "face_index_load_seconds_total") - first_load_s;
+            let load_s = metric(&second_http.base, "face_index_load_seconds_total").unwrap_or(0.0) - first_load_s;
             drop(child);
             Some(SecondHost { first_s, refresh_s, load_s, calls, failed })
         }
@@ -819,16 +819,4 @@ struct SecondHost {
     load_s: f64,
     calls: usize,
     failed: usize,
-}
-
-/// A counter of a host's `/metrics` (0 when absent).
-fn metric(http: &Http, name: &str) -> f64 {
-    let text = http
-        .agent
-        .get(format!("{}/metrics", http.base))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }

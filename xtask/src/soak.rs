@@ -736,16 +736,12 @@ impl Soak {
     /// Seconds from `back` (the database's return) until host `host` answers a database read
     /// (the soak's group) with 200; fails past 60 s. Its calls are billable answers like the rest.
     fn first_read(&self, host: usize, back: Instant) -> Result<f64> {
-        loop {
-            let answer =
-                self.call_at(host, "read after the restart", "GET", &format!("/largepersongroups/{GROUP}"), "", vec![]);
-            if answer.status == Some(200) {
-                return Ok(back.elapsed().as_secs_f64());
-            }
-            if back.elapsed() > Duration::from_secs(60) {
-                bail!("{} did not read from the database within 60 s of its return", self.bases[host]);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let path = format!("/largepersongroups/{GROUP}");
+        crate::util::wait_until(
+            &format!("{} reading from the database after its return", self.bases[host]),
+            Duration::from_secs(60),
+            || self.call_at(host, "read after the restart", "GET", &path, "", vec![]).status == Some(200),
+        )?;
+        Ok(back.elapsed().as_secs_f64())
     }
 }

@@ -213,6 +213,12 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// A metric's value from the face-server at `base` (its `/metrics`); `None` when absent.
+pub fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = agent().get(format!("{base}/metrics")).call().ok()?.into_body().read_to_string().ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Polls `ready` until it holds; fails naming `what` after `within`.
 pub fn wait_until(what: &str, within: std::time::Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
     let deadline = std::time::Instant::now() + within;

@@ -192,39 +192,59 @@ impl Drop for Lease {
     }
 }
 
-struct Renewer {
-    db: Arc<Connections>,
-    state: Arc<LeaseState>,
+pub(super) struct Renewer {
+    pub(super) db: Arc<Connections>,
+    pub(super) state: Arc<LeaseState>,
+}
+
+/// What one renewal found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Renewal {
+    Renewed,
+    /// The lease expired or was taken: the work is told ([`Hold::lost`]).
+    Lost,
+    /// The database did not answer.
+    Failed,
 }
 
 impl Renewer {
     /// Renews every third of the time to live until told to stop, then releases the lease. A
     /// renewal that fails (the database is away) is tried again sooner; one that finds the lease
-    /// expired or taken ends the renewals and tells the work ([`Hold::lost`]).
+    /// expired or taken ends the renewals.
     fn run(self, stop: &mpsc::Receiver<()>) {
         let s = &self.state;
         s.renewed();
         let mut every = s.ttl / 3;
         // Until the hold drops (the sender goes: disconnected).
         while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-            match self.db.renew_lease(&s.key, &s.token, s.ttl) {
-                Ok(true) => {
-                    s.renewed();
-                    every = s.ttl / 3;
-                }
-                Ok(false) => {
-                    tracing::error!(key = %s.key, "a lease expired before it was renewed; this host's work on it stops");
-                    s.lost.store(true, Ordering::SeqCst);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(key = %s.key, error = %e, "renewing a lease failed; trying again");
-                    every = s.ttl / 10;
-                }
+            match self.renew_once() {
+                Renewal::Renewed => every = s.ttl / 3,
+                Renewal::Lost => return,
+                Renewal::Failed => every = s.ttl / 10,
             }
         }
         if let Err(e) = self.db.release_lease(&s.key, &s.token) {
             tracing::warn!(key = %s.key, error = %e, "releasing a lease failed; it expires by itself");
+        }
+    }
+
+    /// One renewal, its outcome recorded in the lease's state.
+    pub(super) fn renew_once(&self) -> Renewal {
+        let s = &self.state;
+        match self.db.renew_lease(&s.key, &s.token, s.ttl) {
+            Ok(true) => {
+                s.renewed();
+                Renewal::Renewed
+            }
+            Ok(false) => {
+                tracing::error!(key = %s.key, "a lease expired before it was renewed; this host's work on it stops");
+                s.lost.store(true, Ordering::SeqCst);
+                Renewal::Lost
+            }
+            Err(e) => {
+                tracing::warn!(key = %s.key, error = %e, "renewing a lease failed; trying again");
+                Renewal::Failed
+            }
         }
     }
 }

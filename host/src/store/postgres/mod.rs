@@ -534,21 +534,7 @@ impl Connections {
     /// restarted, a pooler closed it) is dropped and another tried.
     pub(super) fn read_one(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
         let typed = typed(params)?;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let rows = self.with(|client| match client.query_typed(sql, &typed) {
-                Ok(rows) => Ok(Some(rows)),
-                Err(e) if connection_lost(&e) && tries <= IDLE_CONNECTIONS => {
-                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    Ok(None)
-                }
-                Err(e) => Err(e.into()),
-            })?;
-            if let Some(rows) = rows {
-                return Ok(rows);
-            }
-        }
+        self.on_live_connection(|client| client.query_typed(sql, &typed).map(Ok))
     }
 
     /// Runs `f` in the transaction `begin` starts on a pooled connection. A connection that broke
@@ -561,14 +547,28 @@ impl Connections {
         f: impl FnOnce(Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut f = Some(f);
+        self.on_live_connection(|client| {
+            let tx = begin(client)?;
+            Ok(match f.take() {
+                Some(f) => f(tx),
+                None => Err(StoreError::Internal("a transaction's work ran twice".into())),
+            })
+        })
+    }
+
+    /// Runs `first` on a pooled connection. Its outer error is the statement that may be sent
+    /// again: when it says the connection was found broken, that connection is dropped and
+    /// `first` runs on another, at most [`IDLE_CONNECTIONS`] times (the idle ones may all be
+    /// broken after a restart); its inner result is the call's.
+    fn on_live_connection<T>(
+        &self,
+        mut first: impl FnMut(&mut Client) -> Result<StoreResult<T>, ::postgres::Error>,
+    ) -> StoreResult<T> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let done = self.with(|client| match begin(client) {
-                Ok(tx) => match f.take() {
-                    Some(f) => f(tx).map(Some),
-                    None => Err(StoreError::Internal("a transaction's work ran twice".into())),
-                },
+            let done = self.with(|client| match first(client) {
+                Ok(out) => out.map(Some),
                 Err(e) if connection_lost(&e) && tries <= IDLE_CONNECTIONS => {
                     self.stats.lost.fetch_add(1, Ordering::Relaxed);
                     Ok(None)
