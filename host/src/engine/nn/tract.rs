@@ -52,10 +52,9 @@ impl BackendExecutionContext for TractContext {
         // tract takes its input as an owned f32 buffer: the one copy after the lift out of the guest.
         let data = face_core::f32_from_bytes(&bytes).ok_or_else(|| backend_error("the input is not f32s".into()))?;
         drop(bytes);
-        let outputs = self
-            .plan
-            .run_shaped(&shape, data, &mut keep_going)
-            .map_err(|e| backend_error(format!("{}: {e}", self.info.name)))?;
+        let outputs = self.plan.run_shaped(&shape, data, &mut keep_going);
+        clear_upper_vector_state();
+        let outputs = outputs.map_err(|e| backend_error(format!("{}: {e}", self.info.name)))?;
         Ok(Some(
             outputs
                 .iter()
@@ -64,4 +63,51 @@ impl BackendExecutionContext for TractContext {
                 .collect(),
         ))
     }
+}
+
+/// Clears the upper halves of the vector registers (`vzeroupper`) after tract's kernels, before
+/// control returns to the guest.
+///
+/// tract's x86-64 kernels (AVX2/FMA and AVX-512) return with the registers' upper halves in use.
+/// The guest's code, compiled by Cranelift, is largely legacy-SSE code, and on Intel processors
+/// every SSE instruction that runs while those halves are in use pays a merge with them: measured
+/// on a Xeon with AVX-512 (`cargo xtask stages`), the guest's own steps on a 12 MP photo (decode,
+/// resize, crops: the same code as under the other backends) took over 1 s instead of 90 ms
+/// after a tract call, the "cliff" of the `tract` backend. AMD processors do not pay it, which is
+/// why it came and went with the machine. A no-op where AVX is absent.
+pub(super) fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is present (checked just above); `vzeroupper` zeroes only the upper halves
+        // of the vector registers, which no Rust value lives in across this call.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::arch::x86_64::_mm256_zeroupper()
+        }
+    }
+}
+
+/// Whether the upper halves of the first 16 vector registers, those legacy-SSE code shares, are
+/// in use now (XINUSE, read with `xgetbv(1)`: the upper 128 bits of ymm0-15 and the upper 256
+/// bits of zmm0-15; zmm16-31, which glibc's copies use, do not slow SSE code); `None` where the
+/// processor cannot tell.
+#[cfg(test)]
+pub(super) fn upper_vector_state_in_use() -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+        // Leaf 0xD sub-leaf 1 only where leaf 0 says it exists.
+        let xinuse = __cpuid(0).eax >= 0xD && __cpuid_count(0xD, 1).eax & 0b100 != 0;
+        if !xinuse || !std::arch::is_x86_feature_detected!("xsave") {
+            return None;
+        }
+        // SAFETY: XSAVE and XGETBV with ECX = 1 are present (checked above).
+        #[allow(unsafe_code)]
+        let state = unsafe { _xgetbv(1) };
+        const YMM_HI128: u64 = 1 << 2;
+        const ZMM_HI256: u64 = 1 << 6;
+        Some(state & (YMM_HI128 | ZMM_HI256) != 0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
