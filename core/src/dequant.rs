@@ -4,15 +4,15 @@
 //! `models/convert/fold_dequant.py`'s: y = (x - zero_point) * scale in f32, the scale and zero
 //! point repeated `block_size` times along `axis`. So the registry's 10.7 MB file loads into the
 //! very weights of the 38.7 MB folded one, and everything (the server, its image, the npm
-//! package) ships the small one; onnxruntime is handed the folded graph ([`fold_onnx_bytes`]).
+//! package) ships the small one; onnxruntime is handed the folded graph
+//! ([`crate::rewrite::onnxruntime_bytes`]).
 
 use std::collections::{HashMap, HashSet};
 
-use prost::Message;
 use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 
 // ONNX TensorProto.DataType values.
-const FLOAT: i32 = 1;
+pub(crate) const FLOAT: i32 = 1;
 const UINT8: i32 = 2;
 const INT8: i32 = 3;
 
@@ -79,20 +79,8 @@ pub fn fold_constant_dequantize(model: &mut ModelProto) -> usize {
     count
 }
 
-/// An ONNX file with its constant `DequantizeLinear` nodes folded, encoded again, for a runtime
-/// that is handed bytes (onnxruntime, which takes the registry's blocked form only as graph inputs
-/// it would have to be fed); `None` when the file has nothing to fold, so the caller keeps using
-/// the file itself. Parsing errors say what failed.
-pub fn fold_onnx_bytes(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut proto = ModelProto::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
-    if fold_constant_dequantize(&mut proto) == 0 {
-        return Ok(None);
-    }
-    Ok(Some(proto.encode_to_vec()))
-}
-
 /// A tensor's values as f32, from its raw bytes or its typed field.
-fn values(t: &TensorProto) -> Result<Vec<f32>, String> {
+pub(crate) fn values(t: &TensorProto) -> Result<Vec<f32>, String> {
     let raw = !t.raw_data.is_empty();
     Ok(match t.data_type {
         FLOAT if raw => t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),

@@ -44,12 +44,13 @@ mod geometry;
 mod headpose;
 mod landmarks;
 mod model;
+mod rewrite;
 mod tensor;
 
 /// Decoded pixels, as the engine takes them.
 pub use image::RgbImage;
 
-pub use crate::dequant::fold_onnx_bytes;
+pub use crate::rewrite::onnxruntime_bytes;
 pub use crate::{
     appearance::{
         Accessory, AccessoryType, Appearance, Cues, Emotion, FacialHair, Glasses, Hair, HairColor, HairColorType,

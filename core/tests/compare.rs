@@ -80,11 +80,28 @@ fn the_registry_int8_sface_loads_into_the_very_weights_of_the_folded_file() {
         let (a, b) = (a[0].embedding.as_ref().unwrap(), b[0].embedding.as_ref().unwrap());
         assert_eq!(a.vector, b.vector, "{name}");
     }
-    let reencoded = face_core::fold_onnx_bytes(&int8).unwrap().expect("SFace has int8 weights to fold");
-    let again = face_core::fold_onnx_bytes(&reencoded).unwrap();
-    assert!(again.is_none(), "a folded model has nothing left to fold");
+    let reencoded = face_core::onnxruntime_bytes(&int8).unwrap().expect("SFace has int8 weights to fold");
+    let again = face_core::onnxruntime_bytes(&reencoded).unwrap();
+    assert!(again.is_none(), "a folded, rewritten model has nothing left to change");
     assert!(reencoded.len() > int8.len() * 3, "the folded weights are f32");
     let detector = crate::common::model("face_detection_yunet_2023mar.onnx");
-    assert!(face_core::fold_onnx_bytes(&detector).unwrap().is_none(), "the detector file is used as it is");
-    assert!(face_core::fold_onnx_bytes(b"not a model").is_err());
+    assert!(face_core::onnxruntime_bytes(&detector).unwrap().is_none(), "the detector file is used as it is");
+    assert!(face_core::onnxruntime_bytes(b"not a model").is_err());
+}
+
+#[test]
+fn the_graph_onnxruntime_is_handed_computes_the_same_embeddings() {
+    // onnxruntime gets SFace with its PRelu rewritten as slope * x + (1 - slope) * Relu(x): run
+    // here by tract, it gives the embeddings of the registry's graph up to float rounding.
+    let int8_engine = engine();
+    let mut models = face_core::ModelSet::read_with(|name| Ok::<_, ()>(crate::common::model(name))).unwrap();
+    models.sface = face_core::onnxruntime_bytes(&models.sface).unwrap().expect("SFace is folded and rewritten");
+    let rewritten = face_core::Engine::new(&models.bytes()).expect("the rewritten SFace loads");
+    let options = DetectOptions { recognition: Some(RecognitionModel::SFace), ..Default::default() };
+    for name in ["obama.jpg", "biden.jpg", "obama2.jpg"] {
+        let a = rewritten.detect(&photo(name), &options).unwrap().remove(0).embedding.unwrap();
+        let b = int8_engine.detect(&photo(name), &options).unwrap().remove(0).embedding.unwrap();
+        let worst = a.vector.iter().zip(&b.vector).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{name}: the rewritten graph's embedding differs by {worst}");
+    }
 }

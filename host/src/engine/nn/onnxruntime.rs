@@ -82,7 +82,7 @@ impl OrtSessions {
             return Err(format!("{} does not exist: run `cargo xtask models`", self.path.display()));
         }
         let bytes = std::fs::read(&self.path).map_err(|e| format!("reading {}: {e}", self.path.display()))?;
-        let folded = face_core::fold_onnx_bytes(&bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let folded = face_core::onnxruntime_bytes(&bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
         drop(bytes);
         ort::session::Session::builder(&self.environment)
             .and_then(|b| Ok(b.with_intra_threads(1)?.with_inter_threads(1)?))
