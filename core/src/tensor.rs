@@ -151,13 +151,10 @@ pub(crate) fn resize_planar(
         return out;
     }
     let raw = img.as_raw();
-    let put = |out: &mut [f32], x: usize, y: usize, c: usize, v: f32| {
-        out[planes[c] * plane + y * canvas_w + x] = v;
-    };
     if (iw, ih) == (width, height) {
         for (i, p) in raw.chunks_exact(3).enumerate() {
             for c in 0..3 {
-                put(&mut out, i % iw, i / iw, c, p[c] as f32);
+                out[planes[c] * plane + (i / iw) * canvas_w + i % iw] = p[c] as f32;
             }
         }
         return out;
@@ -165,27 +162,33 @@ pub(crate) fn resize_planar(
     let rows = triangle_taps(ih, height);
     let cols = triangle_taps(iw, width);
     let mut row = vec![0.0f32; iw * 3];
+    // One output row per channel, copied into its plane whole.
+    let mut line = [vec![0.0f32; width], vec![0.0f32; width], vec![0.0f32; width]];
     for (y, taps) in rows.iter().enumerate() {
         // The vertical pass for this output row, over the full source width.
-        row.iter_mut().for_each(|v| *v = 0.0);
+        row.fill(0.0);
         for (k, &w) in taps.weights.iter().enumerate() {
             let src = &raw[(taps.first + k) * iw * 3..][..iw * 3];
             for (acc, &v) in row.iter_mut().zip(src) {
                 *acc += v as f32 * w;
             }
         }
-        // The horizontal pass, rounded to 0..255 like the u8 image `resize` returns.
+        // The horizontal pass, rounded to 0..255 like the u8 image `resize` returns; each sum
+        // adds its taps in the same order as the image crate, so the result is the same to the bit.
         for (x, taps) in cols.iter().enumerate() {
+            let src = &row[taps.first * 3..][..taps.weights.len() * 3];
             let mut t = [0.0f32; 3];
-            for (k, &w) in taps.weights.iter().enumerate() {
-                let p = &row[(taps.first + k) * 3..][..3];
-                for c in 0..3 {
-                    t[c] += p[c] * w;
-                }
+            for (p, &w) in src.chunks_exact(3).zip(&taps.weights) {
+                t[0] += p[0] * w;
+                t[1] += p[1] * w;
+                t[2] += p[2] * w;
             }
             for c in 0..3 {
-                put(&mut out, x, y, c, round_0_255(t[c]));
+                line[c][x] = round_0_255(t[c]);
             }
+        }
+        for (c, values) in line.iter().enumerate() {
+            out[planes[c] * plane + y * canvas_w..][..width].copy_from_slice(values);
         }
     }
     out
