@@ -401,19 +401,39 @@ pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyReque
         Some(_) => return Err(ApiError::bad_argument("The argument confidenceThreshold is not valid (0 to 1).")),
     };
     let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
-    let collection = collections::find(&state, kind, &cid, At::Body).await?;
-    let found = cached_all(&state, &face_ids, At::Body).await?;
+    // With the group's index in memory, the search (whose exact scores are read from the store)
+    // runs beside the read of the group's row, so a shared database costs one round trip on the
+    // answer's path instead of two. The answer and its errors are the same, in the same order:
+    // the row is checked first, and a search it rules out is dropped.
+    let early = async {
+        let found = cached_all(&state, &face_ids, At::Body).await?;
+        let queries: Vec<std::sync::Arc<[f32]>> = found.iter().map(|f| f.embedding.clone()).collect();
+        let hits = match state.indexes.get(kind, &cid) {
+            Some(index) if found.iter().all(|f| f.model == index.model) => {
+                Some(search(&state, kind, &cid, index, queries.clone(), threshold, max as usize).await)
+            }
+            _ => None,
+        };
+        Ok::<_, ApiError>((found, queries, hits))
+    };
+    let (collection, early) = tokio::join!(collections::find(&state, kind, &cid, At::Body), early);
+    let collection = collection?;
+    let (found, queries, hits) = early?;
     let faces: Vec<(String, CachedFace)> = face_ids.iter().cloned().zip(found).collect();
     if let Some((_, f)) = faces.iter().find(|(_, f)| f.recognition != collection.recognition_model) {
         return Err(incompatible(f.recognition, &collection.recognition_model));
     }
-    let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
-        kind,
-        id: cid.clone(),
-        at: At::Body,
-    })?;
-    let queries: Vec<std::sync::Arc<[f32]>> = faces.iter().map(|(_, f)| f.embedding.clone()).collect();
-    let found = search(&state, kind, &cid, index, queries, threshold, max as usize).await?;
+    let found = match hits {
+        Some(hits) => hits?,
+        None => {
+            let index = trained_index(&state, kind, &cid, &collection).await?.ok_or(ApiError::NotTrained {
+                kind,
+                id: cid.clone(),
+                at: At::Body,
+            })?;
+            search(&state, kind, &cid, index, queries, threshold, max as usize).await?
+        }
+    };
     let results = faces
         .into_iter()
         .zip(found)
