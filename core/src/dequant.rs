@@ -4,8 +4,8 @@
 //! `models/convert/fold_dequant.py`'s: y = (x - zero_point) * scale in f32, the scale and zero
 //! point repeated `block_size` times along `axis`. So the registry's 10.7 MB file loads into the
 //! very weights of the 38.7 MB folded one, and everything (the server, its image, the npm
-//! package) ships the small one; onnxruntime is handed the folded graph
-//! ([`crate::rewrite::onnxruntime_bytes`]).
+//! package) ships the small one; onnxruntime is handed the folded graph (by the `rewrite`
+//! module, which uses this one).
 
 use std::collections::{HashMap, HashSet};
 
