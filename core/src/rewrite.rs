@@ -39,15 +39,14 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
     let mut nodes = Vec::with_capacity(graph.node.len());
     let mut count = 0;
     for node in std::mem::take(&mut graph.node) {
-        let slope = match (node.op_type.as_str(), node.input.as_slice(), node.output.as_slice()) {
+        let stored = match (node.op_type.as_str(), node.input.as_slice(), node.output.as_slice()) {
             ("PRelu", [_, s], [_]) => graph.initializer.iter().find(|t| &t.name == s && t.data_type == FLOAT),
             _ => None,
         };
-        let Some(slope) = slope.and_then(|s| Some((s, values(s).ok()?))) else {
+        let Some((slope, slopes)) = stored.and_then(|s| Some((s, values(s).ok()?))) else {
             nodes.push(node);
             continue;
         };
-        let (slope, slopes) = slope;
         let complement = format!("{}__one_minus", slope.name);
         if names.insert(complement.clone()) {
             added.push(TensorProto {
@@ -59,18 +58,18 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
             });
         }
         let (x, y) = (node.input[0].clone(), node.output[0].clone());
-        let step = |op: &str, inputs: [&str; 2], output: &str| NodeProto {
+        let step = |op: &str, inputs: &[&str], output: &str| NodeProto {
             name: format!("{}__{output}", node.name),
             op_type: op.into(),
-            input: inputs.iter().filter(|i| !i.is_empty()).map(|i| i.to_string()).collect(),
+            input: inputs.iter().map(|i| i.to_string()).collect(),
             output: vec![output.into()],
             ..Default::default()
         };
         let (relu, scaled, kept) = (format!("{y}__relu"), format!("{y}__scaled"), format!("{y}__kept"));
-        nodes.push(step("Relu", [&x, ""], &relu));
-        nodes.push(step("Mul", [&x, &node.input[1]], &scaled));
-        nodes.push(step("Mul", [&relu, &complement], &kept));
-        nodes.push(step("Add", [&scaled, &kept], &y));
+        nodes.push(step("Relu", &[&x], &relu));
+        nodes.push(step("Mul", &[&x, &node.input[1]], &scaled));
+        nodes.push(step("Mul", &[&relu, &complement], &kept));
+        nodes.push(step("Add", &[&scaled, &kept], &y));
         count += 1;
     }
     graph.node = nodes;

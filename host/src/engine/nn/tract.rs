@@ -75,7 +75,7 @@ impl BackendExecutionContext for TractContext {
 /// resize, crops: the same code as under the other backends) took over 1 s instead of 90 ms
 /// after a tract call, the "cliff" of the `tract` backend. AMD processors do not pay it, which is
 /// why it came and went with the machine. A no-op where AVX is absent.
-pub(super) fn clear_upper_vector_state() {
+fn clear_upper_vector_state() {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: AVX is present (checked just above); `vzeroupper` zeroes only the upper halves
