@@ -87,6 +87,7 @@ impl OrtSessions {
         ort::session::Session::builder(&self.environment)
             .and_then(|b| Ok(b.with_intra_threads(1)?.with_inter_threads(1)?))
             .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
+            .and_then(|b| Ok(b.with_memory_pattern(false)?))
             .and_then(|b| Ok(b.with_prepacked_weights(&self.prepacked)?))
             .and_then(|mut b| match &folded {
                 Some(model) => b.commit_from_memory(model),
