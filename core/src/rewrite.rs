@@ -8,6 +8,8 @@
 //! one thread, `PRelu` and those conversions took more than half of SFace's time (21 ms of CPU
 //! per face). The rewritten form is the same function (x > 0: x; else: slope * x, up to a
 //! rounding of the last bit) in operators onnxruntime fuses and keeps blocked: SFace takes 12 ms.
+//! tract runs a `PRelu` as a pass of its own over the activation and fuses the rewritten form into
+//! the convolution before it, so `TractPlan::load` rewrites too: SFace 48 -> 34 ms natively.
 
 use std::collections::HashSet;
 
