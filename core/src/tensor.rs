@@ -126,8 +126,8 @@ fn triangle_taps(from: usize, to: usize) -> Vec<Taps> {
             let sum: f32 = weights.iter().sum();
             weights.iter_mut().for_each(|w| *w /= sum);
             // The window's end taps often weigh nothing. A sum of non-negative terms is the
-            // same to the bit without them (0 + 0 * p is 0, s + 0 * p is s), and a third of the
-            // multiplications go.
+            // same to the bit without them (0 + 0 * p is 0, s + 0 * p is s), and their
+            // multiplications go. The window always holds a tap with weight, so one stays.
             let lead = weights.iter().take_while(|&&w| w == 0.0).count().min(weights.len() - 1);
             let kept = weights.len() - weights.iter().rev().take_while(|&&w| w == 0.0).count();
             let weights = weights[lead..kept.max(lead + 1)].to_vec();
