@@ -88,7 +88,7 @@ impl OrtSessions {
             .and_then(|b| Ok(b.with_intra_threads(1)?.with_inter_threads(1)?))
             .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
             // No planned buffer kept per input shape (the detector is fed three): 570 -> 534 MB
-            // resident after `cargo xtask load`, at the same throughput.
+            // resident after one `cargo xtask load`, at the same throughput.
             .and_then(|b| Ok(b.with_memory_pattern(false)?))
             .and_then(|b| Ok(b.with_prepacked_weights(&self.prepacked)?))
             .and_then(|mut b| match &folded {
