@@ -90,13 +90,16 @@ pub fn warp_similarity(img: &RgbImage, to_crop: &Similarity, size: usize) -> Vec
     })
 }
 
-/// `v.clamp(0.0, 255.0).round()` (halves away from zero), without the `roundf` library call
-/// that `round` becomes on wasm32 and x86-64: in 0..=255 the fraction `v - trunc(v)` is exact.
+/// `v.clamp(0.0, 255.0).round()` (halves away from zero; NaN reads as 0), without the `roundf`
+/// library call that `round` becomes on wasm32 and x86-64: in 0..=255 the fraction `v - trunc(v)`
+/// is exact. Comparisons and `trunc` (one wasm instruction) rather than `clamp` and an integer
+/// round trip, which took half the detector resize's time in wasm: 1008x756 -> 640x480 went
+/// 8.0 -> 6.5 ms in V8, and the guest's `detector-input` at 12 megapixels 13.1 -> 11.6 ms.
 #[inline]
 fn round_0_255(v: f32) -> f32 {
-    let v = v.clamp(0.0, 255.0);
-    let whole = (v as u32) as f32;
-    if v - whole >= 0.5 { whole + 1.0 } else { whole }
+    let v = if v > 0.0 { if v < 255.0 { v } else { 255.0 } } else { 0.0 };
+    let whole = v.trunc();
+    whole + if v - whole >= 0.5 { 1.0 } else { 0.0 }
 }
 
 /// One output pixel's taps along an axis: the first source index and the normalised weights.
@@ -190,8 +193,12 @@ pub(crate) fn resize_planar(
                 t[2] += p[2] * w;
             }
             for c in 0..3 {
-                line[c][x] = round_0_255(t[c]);
+                line[c][x] = t[c];
             }
+        }
+        // Rounded a line at a time, so the compiler keeps the rounding in vectors.
+        for v in line.iter_mut().flatten() {
+            *v = round_0_255(*v);
         }
         for (c, values) in line.iter().enumerate() {
             out[planes[c] * plane + y * canvas_w..][..width].copy_from_slice(values);
@@ -248,6 +255,7 @@ mod tests {
         for v in [-3.0f32, -0.5, 0.0, 0.49999997, 0.5, 1.5, 2.5, 127.49999, 127.5, 254.5, 254.99998, 255.0, 300.0] {
             assert_eq!(round_0_255(v), v.clamp(0.0, 255.0).round(), "{v}");
         }
+        assert_eq!(round_0_255(f32::NAN), 0.0);
         let mut v = 0.0f32;
         while v <= 256.0 {
             assert_eq!(round_0_255(v), v.clamp(0.0, 255.0).round(), "{v}");
