@@ -102,7 +102,8 @@ fn round_0_255(v: f32) -> f32 {
     whole + if v - whole >= 0.5 { 1.0 } else { 0.0 }
 }
 
-/// One output pixel's taps along an axis: the first source index and the normalised weights.
+/// One output pixel's taps along an axis: the first source index and the normalised weights,
+/// without the taps at either end that weigh nothing.
 struct Taps {
     first: usize,
     weights: Vec<f32>,
