@@ -69,12 +69,7 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
             }
             _ => None,
         };
-        // The slope's values, when the tensor holds as many as its dimensions say (not external data).
-        let whole = |t: &TensorProto| {
-            let slopes = values(t).ok()?;
-            (slopes.len() as i64 == t.dims.iter().product::<i64>()).then_some(slopes)
-        };
-        let Some((slope, slopes)) = stored.and_then(|s| Some((s, whole(s)?))) else {
+        let Some((slope, slopes)) = stored.and_then(|s| Some((s, all_values(s)?))) else {
             nodes.push(node);
             continue;
         };
@@ -112,6 +107,12 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
     graph.node = nodes;
     graph.initializer.extend(added);
     count
+}
+
+/// A tensor's values when it holds as many as its dimensions say (not external data).
+fn all_values(t: &TensorProto) -> Option<Vec<f32>> {
+    let v = values(t).ok()?;
+    (v.len() as i64 == t.dims.iter().product::<i64>()).then_some(v)
 }
 
 #[cfg(test)]
