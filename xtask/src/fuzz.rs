@@ -10,7 +10,8 @@
 //! orientations and broken shapes; one request per kind of operation; raw guest answers); what the
 //! fuzzer learns is kept in `$FACE_CACHE/fuzz/corpus/<target>` for the next run. A finding (crash,
 //! timeout, out-of-memory) is saved under `$FACE_CACHE/fuzz/findings/<target>/` and fails the run,
-//! naming the command that replays it.
+//! printing its cause and the command that replays it. Every run replays the findings kept so far
+//! before it fuzzes: one that passes now joins the corpus; one that still fails fails the run again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,19 +74,26 @@ pub fn fuzz(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(&findings)?;
         let data = root.join(format!("data-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
+        let binary = || {
+            let mut c = Command::new(target_dir().join(format!("debug/fuzz-{target}")));
+            c.args(["-timeout=60", "-rss_limit_mb=4096"])
+                .env("FACE_FUZZ_DATA", &data)
+                .env("FACE_FUZZ_GUEST", &guest)
+                .env("FACE_FUZZ_MODELS", repo_root().join("models"));
+            c
+        };
+        let still_failing = replay(target, binary, &findings, &corpus)?;
+        let _ = std::fs::remove_dir_all(&data);
         eprintln!("fuzz: {target} for {seconds} s from {n} seeds and {} corpus inputs", count(&corpus)?);
         let log = root.join(format!("{target}-{}.log", std::process::id()));
         let started = Instant::now();
-        let status = Command::new(target_dir().join(format!("debug/fuzz-{target}")))
+        let status = binary()
             .arg(format!("-max_total_time={seconds}"))
             .arg(format!("-max_len={}", max_len(target)))
-            .args(["-timeout=60", "-rss_limit_mb=4096", "-print_final_stats=1", "-print_pcs=0"])
+            .args(["-print_final_stats=1", "-print_pcs=0"])
             .arg(format!("-artifact_prefix={}/", findings.display()))
             .arg(&corpus)
             .arg(&seeds)
-            .env("FACE_FUZZ_DATA", &data)
-            .env("FACE_FUZZ_GUEST", &guest)
-            .env("FACE_FUZZ_MODELS", repo_root().join("models"))
             .stdout(std::fs::File::create(&log)?)
             .stderr(std::fs::File::options().append(true).open(&log)?)
             .status()
@@ -106,8 +114,10 @@ pub fn fuzz(args: &[String]) -> Result<()> {
         if !status.success() && found.is_empty() {
             bail!("fuzz-{target} failed ({status}) without a finding; its output is in {}", log.display());
         }
-        if found.is_empty() {
+        if found.iter().all(|f| still_failing.contains(f)) {
             let _ = std::fs::remove_file(&log);
+        } else {
+            eprintln!("fuzz: {target} found an input that fails (the whole output: {}):\n{}", log.display(), cause(&text));
         }
         outcomes.push(Outcome {
             target,
@@ -143,12 +153,62 @@ pub fn fuzz(args: &[String]) -> Result<()> {
             );
         }
         bail!(
-            "{} fuzz finding(s); each is saved with the command that replays it above (once fixed, delete the file: \
-             findings are kept until then)",
+            "{} fuzz finding(s); each is saved with the command that replays it above (findings are kept, and \
+             replayed first by every run, until they pass: then they join the corpus)",
             found.len()
         );
     }
     Ok(())
+}
+
+/// Replays the findings earlier runs kept for `target`. One that passes now was fixed: it moves
+/// into the corpus, where every later run tries it again. One that still fails stays, and its
+/// cause is printed; the run goes on, and the finding fails it at the end. Returns those.
+fn replay(target: &str, binary: impl Fn() -> Command, findings: &Path, corpus: &Path) -> Result<Vec<PathBuf>> {
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(findings)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    kept.sort();
+    let mut failing = Vec::new();
+    for finding in kept {
+        let output = binary().arg(&finding).output().with_context(|| format!("replaying {}", finding.display()))?;
+        let name = finding.file_name().unwrap_or_default().to_string_lossy();
+        if output.status.success() {
+            std::fs::rename(&finding, corpus.join(format!("fixed-{name}")))?;
+            eprintln!("fuzz: {target} finding {name} passes now; it joins the corpus as a regression input");
+        } else {
+            let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            eprintln!("fuzz: {target} finding {name}, kept from an earlier run, still fails:\n{}", cause(&text));
+            failing.push(finding);
+        }
+    }
+    Ok(failing)
+}
+
+/// What a target's output says of a failing input: the panic and its message, or libFuzzer's
+/// verdict (timeout, out-of-memory), and the input itself where libFuzzer printed it as text.
+fn cause(output: &str) -> String {
+    let mut lines = Vec::new();
+    let mut in_panic = false;
+    for line in output.lines() {
+        if line.contains("panicked at") {
+            in_panic = true;
+        } else if line.starts_with("stack backtrace") || line.starts_with("note:") {
+            in_panic = false;
+        }
+        let verdict = line.starts_with("==") && line.contains("ERROR: libFuzzer")
+            || line.starts_with("SUMMARY:")
+            || line.contains("ALARM: working on the last Unit")
+            || line.contains("out-of-memory (");
+        if in_panic || verdict {
+            lines.push(format!("  {line}"));
+        }
+    }
+    // libFuzzer prints a short input as its bytes in hex, then as escaped text on the next line.
+    if let Some(i) = output.lines().position(|l| l.starts_with("0x") && l.ends_with(','))
+        && let Some(text) = output.lines().nth(i + 1)
+    {
+        lines.push(format!("  input: {text}"));
+    }
+    if lines.is_empty() { "  (no panic or libFuzzer verdict in the output)".to_owned() } else { lines.join("\n") }
 }
 
 fn count(dir: &Path) -> Result<usize> {

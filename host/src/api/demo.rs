@@ -5,11 +5,12 @@
 use std::path::Path as FsPath;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_http::services::ServeFile;
 
+use super::input::PathParam;
 use super::state::Shared;
 
 /// One file, streamed from disk (tower-http: ranges, conditional requests, HEAD), never read
@@ -53,7 +54,7 @@ pub async fn index(State(state): State<Shared>, request: Request) -> Response {
 
 /// GET /demo/{*path}: a file of the demo folder. Paths with `..`, absolute parts or hidden
 /// names are refused.
-pub async fn file(State(state): State<Shared>, Path(path): Path<String>, request: Request) -> Response {
+pub async fn file(State(state): State<Shared>, PathParam(path): PathParam, request: Request) -> Response {
     demo_file(&state, &path, request).await
 }
 

@@ -247,6 +247,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     }
 }
 
+/// The one parameter of a route (`{id}`, `{*path}`), percent-decoded. A parameter that does not
+/// decode to UTF-8 (`%80`) is a 400 `BadArgument`, not axum's plain-text refusal.
+#[derive(Debug)]
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<PathParam> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| PathParam(p))
+            .map_err(|e| ApiError::bad_argument(format!("The request's path is invalid: {}.", e.body_text())))
+    }
+}
+
 /// A JSON request body of type `T`, read with [`json`]'s checks.
 #[derive(Debug)]
 pub struct Json<T>(pub T);

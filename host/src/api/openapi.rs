@@ -1,12 +1,13 @@
 //! The OpenAPI (Swagger 2.0) document of this service and the `/swagger` page, both generated
 //! from the operation table ([`OPERATIONS`]) the router is built from.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::face::ATTRIBUTES;
+use super::input::PathParam;
 use super::routes::OPERATIONS;
 use super::state::Shared;
 
@@ -124,7 +125,7 @@ pub async fn swagger_ui(State(state): State<Shared>) -> Html<String> {
 }
 
 /// GET /swagger/ui/{file}: one of the Swagger UI assets.
-pub async fn swagger_asset(State(state): State<Shared>, Path(file): Path<String>, request: Request) -> Response {
+pub async fn swagger_asset(State(state): State<Shared>, PathParam(file): PathParam, request: Request) -> Response {
     let found = UI_FILES.iter().find(|(name, _)| *name == file);
     match (found, &state.swagger_ui) {
         (Some((name, mime)), Some(dir)) => {

@@ -2,7 +2,7 @@
 //! service (Azure moves them between subscriptions; here the "account" is this service's key).
 //! Take and apply run in the background and answer 202 with `Operation-Location`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::collections;
 use super::error::{ApiError, ApiResult, At};
-use super::input::{self, Json, NoBody, Query};
+use super::input::{self, Json, NoBody, PathParam, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
 use crate::store::{Hold, Kind, Operation, Snapshot, StoreError, operation_key};
@@ -192,7 +192,7 @@ fn snapshot_id(p: &str) -> ApiResult<String> {
 }
 
 /// GET /snapshots/{id}
-pub async fn get(State(state): State<Shared>, Path(sid): Path<String>) -> ApiResult<Response> {
+pub async fn get(State(state): State<Shared>, PathParam(sid): PathParam) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     let s = live_snapshot(&state, &sid).await?;
     ok_json(snapshot_json(&state, &s))
@@ -208,7 +208,7 @@ pub struct UpdateRequest {
 /// PATCH /snapshots/{id}
 pub async fn update(
     State(state): State<Shared>,
-    Path(sid): Path<String>,
+    PathParam(sid): PathParam,
     Json(req): Json<UpdateRequest>,
 ) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
@@ -221,7 +221,7 @@ pub async fn update(
 }
 
 /// DELETE /snapshots/{id}
-pub async fn delete(State(state): State<Shared>, Path(sid): Path<String>, _: NoBody) -> ApiResult<Response> {
+pub async fn delete(State(state): State<Shared>, PathParam(sid): PathParam, _: NoBody) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     let id = sid.clone();
     let found = state.db(move |s| s.delete_snapshot(&id)).await?;
@@ -238,7 +238,7 @@ pub struct ApplyRequest {
 /// POST /snapshots/{id}/apply: a new group or list `objectId` made from the snapshot.
 pub async fn apply(
     State(state): State<Shared>,
-    Path(sid): Path<String>,
+    PathParam(sid): PathParam,
     Json(req): Json<ApplyRequest>,
 ) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
@@ -277,7 +277,7 @@ pub async fn apply(
 }
 
 /// GET /operations/{id}
-pub async fn operation(State(state): State<Shared>, Path(oid): Path<String>) -> ApiResult<Response> {
+pub async fn operation(State(state): State<Shared>, PathParam(oid): PathParam) -> ApiResult<Response> {
     let oid = input::uuid(&oid, "Operation ID")?;
     let id = oid.clone();
     let op = state.db(move |s| s.operation(&id)).await?.ok_or(ApiError::OperationNotFound(oid))?;
