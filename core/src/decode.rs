@@ -134,6 +134,13 @@ pub fn decode_choosing(bytes: &[u8], limits: &DecodeLimits, choose: impl FnOnce(
 /// caller then decodes at full size, with the full decoder's errors.
 fn jpeg_scaled(bytes: &[u8], limits: &DecodeLimits, stored: (u32, u32), scale: u32) -> Option<RgbImage> {
     use jpeg_decoder::PixelFormat;
+    // The common case (baseline, greyscale or YCbCr, one scan) by the fast path: the same pixels.
+    let want = (stored.0.div_ceil(scale), stored.1.div_ceil(scale));
+    if let Some((w, h, rgb)) = crate::jpeg::decode_scaled(bytes, scale, limits.max_alloc_bytes)
+        && (w, h) == want
+    {
+        return RgbImage::from_raw(w, h, rgb);
+    }
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
     decoder.read_info().ok()?;

@@ -42,6 +42,7 @@ mod engine;
 mod error;
 mod geometry;
 mod headpose;
+mod jpeg;
 mod landmarks;
 mod model;
 mod rewrite;
