@@ -29,7 +29,7 @@ pub fn wasip1_runner(cmd: &mut Command, extra: &[&Path]) -> Result<()> {
 /// `cargo xtask wasm-test`: face-core's tests on wasm32-wasip1 in wasmtime.
 pub fn wasm_test(args: &[String]) -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["test", "--package", "face-core", "--target", "wasm32-wasip1", "--test", "tests"]).args(args);
+    cmd.args(["test", "--package", "face-core", "--target", "wasm32-wasip1", "--lib", "--test", "tests"]).args(args);
     wasip1_runner(&mut cmd, &[])?;
     if let Err(e) = run(&mut cmd) {
         bail!("face-core's tests failed on wasm32-wasip1: {e}");
