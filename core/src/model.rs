@@ -161,7 +161,7 @@ impl TractPlan {
     /// Parses ONNX `bytes` once and optimises a plan for each of `shapes` (f32, NCHW). A shape
     /// the file's fixed input dimensions do not allow fails here, naming the shape. Stored-slope
     /// `PRelu`s run in their rewritten form (`crate::rewrite`): tract computes that form faster
-    /// (SFace 48 -> 34 ms natively, one thread).
+    /// (SFace 48 -> 34 ms natively, one thread); on wasm32 so do 2x2 stride-2 `MaxPool`s.
     pub fn load(bytes: &[u8], shapes: &[[usize; 4]]) -> std::result::Result<TractPlan, String> {
         Self::load_graph(bytes, shapes, true)
     }
@@ -185,6 +185,10 @@ impl TractPlan {
         crate::dequant::fold_constant_dequantize(&mut proto);
         if rewrite {
             crate::rewrite::rewrite_prelu(&mut proto);
+            // tract's 2x2 pooling calls a library function per value on wasm32 only.
+            if cfg!(target_arch = "wasm32") {
+                crate::rewrite::rewrite_maxpool(&mut proto);
+            }
         }
         let model = onnx.model_for_proto_model(&proto).map_err(|e| format!("{e:#}"))?;
         let plans = shapes
