@@ -199,7 +199,9 @@ pub fn rewrite_maxpool(model: &mut ModelProto) -> usize {
         }
         let (top, bottom) = (fresh(format!("{y}__top")), fresh(format!("{y}__bottom")));
         let gt = [&top, &bottom, &y].map(|o| fresh(format!("{o}__gt")));
-        for (k, (a, b, out)) in [(&v[0], &v[1], &top), (&v[2], &v[3], &bottom), (&top, &bottom, &y)].into_iter().enumerate() {
+        for (k, (a, b, out)) in
+            [(&v[0], &v[1], &top), (&v[2], &v[3], &bottom), (&top, &bottom, &y)].into_iter().enumerate()
+        {
             nodes.push(step("Greater", &[a, b], &gt[k]));
             nodes.push(step("Where", &[&gt[k], a, b], out));
         }

@@ -254,8 +254,12 @@ fn every_operation_of_the_table_is_routed() {
         // A route parameter that does not percent-decode to UTF-8 is refused with the Face API's
         // 400, like any other malformed id (axum's own refusal is plain text).
         if op.route().contains('{') {
-            let bad: String =
-                op.route().split('/').map(|seg| if seg.starts_with('{') { "%80" } else { seg }).collect::<Vec<_>>().join("/");
+            let bad: String = op
+                .route()
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "%80" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
             let (status, v) = server.call(op.method, &bad, None);
             assert!(status == 400 && code(&v) == "BadArgument", "{} {} {bad}: {status} {v}", op.id, op.method);
         }

@@ -117,7 +117,11 @@ pub fn fuzz(args: &[String]) -> Result<()> {
         if found.iter().all(|f| still_failing.contains(f)) {
             let _ = std::fs::remove_file(&log);
         } else {
-            eprintln!("fuzz: {target} found an input that fails (the whole output: {}):\n{}", log.display(), cause(&text));
+            eprintln!(
+                "fuzz: {target} found an input that fails (the whole output: {}):\n{}",
+                log.display(),
+                cause(&text)
+            );
         }
         outcomes.push(Outcome {
             target,
@@ -175,7 +179,8 @@ fn replay(target: &str, binary: impl Fn() -> Command, findings: &Path, corpus: &
             std::fs::rename(&finding, corpus.join(format!("fixed-{name}")))?;
             eprintln!("fuzz: {target} finding {name} passes now; it joins the corpus as a regression input");
         } else {
-            let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
             eprintln!("fuzz: {target} finding {name}, kept from an earlier run, still fails:\n{}", cause(&text));
             failing.push(finding);
         }
