@@ -80,11 +80,11 @@ pub fn checked_id(kind: Kind, cid: &str) -> ApiResult<()> {
 pub async fn find(state: &Shared, kind: Kind, cid: &str, at: At) -> ApiResult<Collection> {
     checked_id(kind, cid)?;
     let id = cid.to_owned();
-    state.db(move |s| s.collection(kind, &id)).await?.ok_or_else(|| ApiError::CollectionNotFound {
-        kind,
-        id: cid.into(),
-        at,
-    })
+    let found = state
+        .db(move |s| s.collection(kind, &id))
+        .await
+        .map_err(|e| ApiError::from_store_at(e, kind, cid, None, at))?;
+    found.ok_or_else(|| ApiError::CollectionNotFound { kind, id: cid.into(), at })
 }
 
 /// The concrete model a collection's faces are embedded with.
@@ -160,7 +160,9 @@ pub async fn get<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, q:
     let c = find(&state, kind, &cid, At::Route).await?;
     let mut o = collection_json(&c, with_model);
     if kind == Kind::FaceList {
-        let faces = state.db(move |s| s.all_faces(kind, &cid)).await?;
+        let id = cid.clone();
+        let faces =
+            state.db(move |s| s.all_faces(kind, &id)).await.map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
         let faces: Vec<Value> =
             faces.iter().map(|f| json!({ "persistedFaceId": f.face_id, "userData": f.user_data })).collect();
         o.insert("persistedFaces".into(), Value::Array(faces));
@@ -173,7 +175,7 @@ pub async fn list<K: CollectionKind>(State(state): State<Shared>, q: Query) -> A
     let kind = K::KIND;
     let with_model = q.bool("returnRecognitionModel", false)?;
     let (start, top) = (q.start()?, q.top()?);
-    let rows = state.db(move |s| s.list_collections(kind, start.as_deref(), top)).await?;
+    let rows = state.db(move |s| s.list_collections(kind, start.as_deref(), top)).await.map_err(ApiError::store)?;
     ok_json(Value::Array(rows.iter().map(|c| Value::Object(collection_json(c, with_model))).collect()))
 }
 
@@ -187,7 +189,8 @@ pub async fn update<K: CollectionKind>(
     let (name, user_data) = req.for_update()?;
     let id = cid.clone();
     let found =
-        state.db(move |s| s.update_collection(kind, &id, name.as_deref(), user_data.as_deref().map(Some))).await?;
+        state.db(move |s| s.update_collection(kind, &id, name.as_deref(), user_data.as_deref().map(Some))).await;
+    let found = found.map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
     if found { Ok(ok_empty()) } else { Err(ApiError::CollectionNotFound { kind, id: cid, at: At::Route }) }
 }
 
@@ -195,7 +198,10 @@ pub async fn update<K: CollectionKind>(
 pub async fn delete<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, _: NoBody) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
     let id = cid.clone();
-    let found = state.db(move |s| s.delete_collection(kind, &id)).await?;
+    let found = state
+        .db(move |s| s.delete_collection(kind, &id))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
     state.indexes.forget(kind, &cid);
     if found { Ok(ok_empty()) } else { Err(ApiError::CollectionNotFound { kind, id: cid, at: At::Route }) }
 }

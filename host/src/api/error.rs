@@ -257,19 +257,27 @@ impl ApiError {
         }
     }
 
-    /// Maps a store failure about collection `id` of `kind` (and `person`, when there is one).
+    /// Maps a store failure about collection `id` of `kind` (and `person`, when there is one)
+    /// that the route names: one gone meanwhile is its 404, not a 500.
     pub fn from_store(e: StoreError, kind: Kind, id: &str, person: Option<&str>) -> ApiError {
+        ApiError::from_store_at(e, kind, id, person, At::Route)
+    }
+
+    /// [`ApiError::from_store`] for a collection named where `at` says (the body: 400).
+    pub fn from_store_at(e: StoreError, kind: Kind, id: &str, person: Option<&str>, at: At) -> ApiError {
         match e {
-            StoreError::NoCollection => ApiError::CollectionNotFound { kind, id: id.into(), at: At::Route },
-            StoreError::NoPerson => ApiError::PersonNotFound { id: person.unwrap_or("").into(), at: At::Route },
+            StoreError::NoCollection => ApiError::CollectionNotFound { kind, id: id.into(), at },
+            StoreError::NoPerson => ApiError::PersonNotFound { id: person.unwrap_or("").into(), at },
             StoreError::Exists => ApiError::Exists { kind, id: id.into() },
-            other => other.into(),
+            other => ApiError::store(other),
         }
     }
-}
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
+    /// Maps the failure of a store call that names no collection (a listing, the faceId cache, a
+    /// snapshot's or an operation's row): a quota (403), the database out of reach (503), else a
+    /// failure (500; the detail is logged, never answered). There is no `From<StoreError>`: each
+    /// call says which of the two it is, so a not-found never becomes a 500 by default.
+    pub fn store(e: StoreError) -> ApiError {
         match e {
             StoreError::Quota(m) => ApiError::QuotaExceeded(m),
             StoreError::Unavailable(m) => ApiError::DatabaseUnavailable { detail: m, retry_after: 2 },
@@ -349,7 +357,7 @@ mod tests {
     async fn an_internal_failure_sends_the_request_id_and_never_the_detail() {
         let response = REQUEST_ID
             .scope("req-1".into(), async {
-                ApiError::from(StoreError::Internal("disk I/O error at /var/lib/face/face.db".into())).into_response()
+                ApiError::store(StoreError::Internal("disk I/O error at /var/lib/face/face.db".into())).into_response()
             })
             .await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -375,8 +383,14 @@ mod tests {
                 "PersonGroupNotFound",
             ),
             (ApiError::from_store(StoreError::Exists, Kind::FaceList, "x", None), 409, "FaceListExists"),
-            (ApiError::from(StoreError::Quota("full".into())), 403, "QuotaExceeded"),
-            (ApiError::from(StoreError::Unavailable("refused".into())), 503, "ServiceUnavailable"),
+            (ApiError::store(StoreError::Quota("full".into())), 403, "QuotaExceeded"),
+            (ApiError::store(StoreError::Unavailable("refused".into())), 503, "ServiceUnavailable"),
+            (ApiError::from_store(StoreError::NoPerson, Kind::PersonGroup, "g", Some("p")), 404, "PersonNotFound"),
+            (
+                ApiError::from_store_at(StoreError::NoCollection, Kind::LargePersonGroup, "g", None, At::Body),
+                400,
+                "LargePersonGroupNotFound",
+            ),
             (ApiError::from_store(StoreError::NoCollection, Kind::PersonGroup, "g", None), 404, "PersonGroupNotFound"),
             (ApiError::UnsupportedMediaType("text/plain".into()), 415, "BadArgument"),
             (ApiError::RateLimitExceeded { waiting: 3 }, 429, "RateLimitExceeded"),

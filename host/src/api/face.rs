@@ -141,7 +141,7 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
             kept.push(CachedFace { recognition, model, embedding: e.vector.into(), expires });
         }
     }
-    let mut ids = state.face_ids.insert_all(kept).await?.into_iter();
+    let mut ids = state.face_ids.insert_all(kept).await.map_err(ApiError::store)?.into_iter();
     let face_id_time = written.elapsed();
     let json_start = Instant::now();
     let mut out = Vec::with_capacity(faces.len());
@@ -292,7 +292,7 @@ async fn cached(state: &Shared, id: &str, at: At) -> ApiResult<CachedFace> {
 /// The faces of these faceIds, in order (from memory, or from the shared database in one
 /// query); `FaceNotFound` for the first one unknown or expired.
 async fn cached_all(state: &Shared, ids: &[String], at: At) -> ApiResult<Vec<CachedFace>> {
-    let found = state.face_ids.get_all(ids).await?;
+    let found = state.face_ids.get_all(ids).await.map_err(ApiError::store)?;
     ids.iter().zip(found).map(|(id, f)| f.ok_or_else(|| ApiError::FaceNotFound { id: id.clone(), at })).collect()
 }
 
@@ -335,13 +335,14 @@ pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>)
             if collection.recognition_model != f.recognition {
                 return Err(incompatible(f.recognition, &collection.recognition_model));
             }
-            let pid = person.clone();
+            let (id, pid) = (cid.clone(), person.clone());
             let faces = state
-                .db(move |s| match s.person(kind, &cid, &pid)? {
+                .db(move |s| match s.person(kind, &id, &pid)? {
                     None => Ok(None),
-                    Some(_) => Ok(Some(s.list_faces(kind, &cid, Some(&pid), None, kind.max_faces() as usize)?)),
+                    Some(_) => Ok(Some(s.list_faces(kind, &id, Some(&pid), None, kind.max_faces() as usize)?)),
                 })
-                .await?
+                .await
+                .map_err(|e| ApiError::from_store_at(e, kind, &cid, Some(&person), At::Body))?
                 .ok_or(ApiError::PersonNotFound { id: person, at: At::Body })?;
             faces
                 .iter()
@@ -494,7 +495,8 @@ async fn search(
             let stored = s.embeddings(kind, &id, &wanted)?;
             Ok(wanted.into_iter().zip(stored).filter_map(|(id, e)| e.map(|e| (id, e))).collect())
         })
-        .await?;
+        .await
+        .map_err(|e| ApiError::from_store_at(e, kind, cid, None, At::Body))?;
     state
         .compute(move || {
             picked
@@ -589,7 +591,10 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         }
         if kind == Kind::FaceList {
             let id = cid.clone();
-            let faces = state.db(move |s| s.all_faces(kind, &id)).await?;
+            let faces = state
+                .db(move |s| s.all_faces(kind, &id))
+                .await
+                .map_err(|e| ApiError::from_store_at(e, kind, &cid, None, At::Body))?;
             if faces.is_empty() {
                 return Err(ApiError::FaceListNotReady);
             }

@@ -30,7 +30,8 @@ async fn owner<K: CollectionKind>(state: &Shared, ids: &Ids<K>) -> ApiResult<Col
             };
             Ok((c, found))
         })
-        .await?;
+        .await
+        .map_err(|e| ApiError::from_store(e, ids.kind(), &ids.cid, ids.person.as_deref()))?;
     let collection =
         collection.ok_or_else(|| ApiError::CollectionNotFound { kind, id: ids.cid.clone(), at: At::Route })?;
     if !person_found {
@@ -109,9 +110,11 @@ pub async fn get<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>) ->
     owner(&state, &ids).await?;
     let (kind, cid, person, fid) = (ids.kind(), ids.cid, ids.person, ids.face.unwrap_or_default());
     let id = fid.clone();
+    let (c, p) = (cid.clone(), person.clone());
     let face = state
-        .db(move |s| s.face(kind, &cid, person.as_deref(), &id))
-        .await?
+        .db(move |s| s.face(kind, &c, p.as_deref(), &id))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, person.as_deref()))?
         .ok_or(ApiError::PersistedFaceNotFound(fid))?;
     ok_json(face_json(&face))
 }
@@ -132,7 +135,11 @@ pub async fn update<K: CollectionKind>(
     owner(&state, &ids).await?;
     let (kind, cid, person, fid) = (ids.kind(), ids.cid, ids.person, ids.face.unwrap_or_default());
     let id = fid.clone();
-    let found = state.db(move |s| s.update_face(kind, &cid, person.as_deref(), &id, user_data.as_deref())).await?;
+    let (c, p) = (cid.clone(), person.clone());
+    let found = state
+        .db(move |s| s.update_face(kind, &c, p.as_deref(), &id, user_data.as_deref()))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, person.as_deref()))?;
     if found { Ok(ok_empty()) } else { Err(ApiError::PersistedFaceNotFound(fid)) }
 }
 
@@ -141,7 +148,10 @@ pub async fn delete<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>,
     owner(&state, &ids).await?;
     let (kind, cid, person, fid) = (ids.kind(), ids.cid, ids.person, ids.face.unwrap_or_default());
     let (id, c, p) = (fid.clone(), cid.clone(), person.clone());
-    let found = state.db(move |s| s.delete_face(kind, &c, p.as_deref(), &id)).await?;
+    let found = state
+        .db(move |s| s.delete_face(kind, &c, p.as_deref(), &id))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, person.as_deref()))?;
     state.indexes.kill_face(kind, &cid, person.as_deref(), &fid);
     if found { Ok(ok_empty()) } else { Err(ApiError::PersistedFaceNotFound(fid)) }
 }
@@ -151,6 +161,10 @@ pub async fn list<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, q
     let (kind, cid) = (ids.kind(), ids.cid);
     let (start, top) = (q.start()?, q.top()?);
     collections::find(&state, kind, &cid, At::Route).await?;
-    let faces = state.db(move |s| s.list_faces(kind, &cid, None, start.as_deref(), top)).await?;
+    let id = cid.clone();
+    let faces = state
+        .db(move |s| s.list_faces(kind, &id, None, start.as_deref(), top))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
     ok_json(Value::Array(faces.iter().map(face_json).collect()))
 }

@@ -18,8 +18,10 @@ fn person_json(p: &Person) -> Value {
 /// The person `pid` of group `cid`, or 404 `...NotFound` / `PersonNotFound`. One store call.
 async fn find(state: &Shared, kind: Kind, cid: &str, pid: &str) -> ApiResult<Person> {
     let (id, person) = (cid.to_owned(), pid.to_owned());
-    let (collection, found) =
-        state.db(move |s| Ok((s.collection(kind, &id)?.is_some(), s.person(kind, &id, &person)?))).await?;
+    let (collection, found) = state
+        .db(move |s| Ok((s.collection(kind, &id)?.is_some(), s.person(kind, &id, &person)?)))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, cid, Some(pid)))?;
     if !collection {
         return Err(ApiError::CollectionNotFound { kind, id: cid.into(), at: At::Route });
     }
@@ -48,7 +50,11 @@ pub async fn list<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, q
     let (kind, cid) = (ids.kind(), ids.cid);
     let (start, top) = (q.start()?, q.top()?);
     collections::find(&state, kind, &cid, At::Route).await?;
-    let persons = state.db(move |s| s.list_persons(kind, &cid, start.as_deref(), top)).await?;
+    let id = cid.clone();
+    let persons = state
+        .db(move |s| s.list_persons(kind, &id, start.as_deref(), top))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
     ok_json(Value::Array(persons.iter().map(person_json).collect()))
 }
 
@@ -69,7 +75,8 @@ pub async fn update<K: CollectionKind>(
     find(&state, kind, &cid, &pid).await?;
     let (id, person) = (cid.clone(), pid.clone());
     let found =
-        state.db(move |s| s.update_person(kind, &id, &person, name.as_deref(), user_data.as_deref().map(Some))).await?;
+        state.db(move |s| s.update_person(kind, &id, &person, name.as_deref(), user_data.as_deref().map(Some))).await;
+    let found = found.map_err(|e| ApiError::from_store(e, kind, &cid, Some(&pid)))?;
     if found { Ok(ok_empty()) } else { Err(ApiError::PersonNotFound { id: pid, at: At::Route }) }
 }
 
@@ -78,7 +85,10 @@ pub async fn delete<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>,
     let (kind, cid, pid) = (ids.kind(), ids.cid, ids.person.unwrap_or_default());
     find(&state, kind, &cid, &pid).await?;
     let (id, person) = (cid.clone(), pid.clone());
-    let found = state.db(move |s| s.delete_person(kind, &id, &person)).await?;
+    let found = state
+        .db(move |s| s.delete_person(kind, &id, &person))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &cid, Some(&pid)))?;
     // The trained index keeps answering, without this person (the store logged the deaths for
     // an index loaded later).
     state.indexes.kill_person(kind, &cid, &pid);

@@ -38,7 +38,8 @@ pub async fn expire(state: &Shared) {
 /// A snapshot that has not expired, or 404 `SnapshotNotFound`.
 async fn live_snapshot(state: &Shared, sid: &str) -> ApiResult<Snapshot> {
     let id = sid.to_owned();
-    state.db(move |s| s.snapshot(&id)).await?.filter(live).ok_or(ApiError::SnapshotNotFound(sid.into()))
+    let found = state.db(move |s| s.snapshot(&id)).await.map_err(ApiError::store)?;
+    found.filter(live).ok_or(ApiError::SnapshotNotFound(sid.into()))
 }
 
 /// The account snapshots belong to: a UUID derived from this service's key.
@@ -98,7 +99,8 @@ async fn new_operation(state: &Shared) -> ApiResult<(Operation, Hold)> {
             s.put_operation(&o)?;
             Ok(hold)
         })
-        .await?;
+        .await
+        .map_err(ApiError::store)?;
     Ok((op, hold))
 }
 
@@ -138,7 +140,11 @@ pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> 
     let apply_scope = scope(req.apply_scope, true)?.unwrap_or_default();
     let user_data = input::user_data(req.user_data.as_deref(), 16 * 1024)?;
     let id = object_id.clone();
-    if state.db(move |s| s.collection(kind, &id)).await?.is_none() {
+    let found = state
+        .db(move |s| s.collection(kind, &id))
+        .await
+        .map_err(|e| ApiError::from_store(e, kind, &object_id, None))?;
+    if found.is_none() {
         return Err(ApiError::CollectionNotFound { kind, id: object_id, at: At::Route });
     }
     let (op, hold) = new_operation(&state).await?;
@@ -177,7 +183,7 @@ pub async fn list(State(state): State<Shared>, q: Query) -> ApiResult<Response> 
         None => vec![],
         Some(s) => s.split(',').map(|id| input::uuid(id.trim(), "applyScope entry")).collect::<ApiResult<_>>()?,
     };
-    let all = state.db(|s| s.list_snapshots()).await?;
+    let all = state.db(|s| s.list_snapshots()).await.map_err(ApiError::store)?;
     let shown: Vec<Value> = all
         .iter()
         .filter(|s| live(s) && kind.is_none_or(|k| s.kind == k))
@@ -215,8 +221,8 @@ pub async fn update(
     let apply_scope = scope(req.apply_scope, false)?;
     let user_data = input::user_data(req.user_data.as_deref(), 16 * 1024)?;
     let id = sid.clone();
-    let found =
-        state.db(move |s| s.update_snapshot(&id, apply_scope.as_deref(), user_data.as_deref(), now_ms())).await?;
+    let found = state.db(move |s| s.update_snapshot(&id, apply_scope.as_deref(), user_data.as_deref(), now_ms())).await;
+    let found = found.map_err(ApiError::store)?;
     if found { Ok(ok_empty()) } else { Err(ApiError::SnapshotNotFound(sid)) }
 }
 
@@ -224,7 +230,7 @@ pub async fn update(
 pub async fn delete(State(state): State<Shared>, PathParam(sid): PathParam, _: NoBody) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     let id = sid.clone();
-    let found = state.db(move |s| s.delete_snapshot(&id)).await?;
+    let found = state.db(move |s| s.delete_snapshot(&id)).await.map_err(ApiError::store)?;
     if found { Ok(ok_empty()) } else { Err(ApiError::SnapshotNotFound(sid)) }
 }
 
@@ -280,7 +286,8 @@ pub async fn apply(
 pub async fn operation(State(state): State<Shared>, PathParam(oid): PathParam) -> ApiResult<Response> {
     let oid = input::uuid(&oid, "Operation ID")?;
     let id = oid.clone();
-    let op = state.db(move |s| s.operation(&id)).await?.ok_or(ApiError::OperationNotFound(oid))?;
+    let op =
+        state.db(move |s| s.operation(&id)).await.map_err(ApiError::store)?.ok_or(ApiError::OperationNotFound(oid))?;
     ok_json(json!({
         "status": op.status,
         "createdTime": iso8601(op.created_ms),

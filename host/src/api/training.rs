@@ -40,7 +40,8 @@ pub async fn trained_index(
     let (started, epoch) = (std::time::Instant::now(), state.indexes.epoch());
     let loaded = tokio::task::spawn_blocking(move || load(store.as_ref(), kind, &id, model))
         .await
-        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))?
+        .map_err(|e| ApiError::from_store(e, kind, cid, None))?;
     let Some(index) = loaded else { return Ok(None) };
     state.metrics.index_loaded(started.elapsed().as_secs_f64(), index.memory_bytes());
     tracing::info!(
@@ -51,7 +52,7 @@ pub async fn trained_index(
         "trained index loaded"
     );
     let index = state.indexes.put_since(epoch, kind, cid, Arc::new(index));
-    mark_deaths(state, kind, cid, &index).await?;
+    mark_deaths(state, kind, cid, &index).await.map_err(|e| ApiError::from_store(e, kind, cid, None))?;
     // Another host's training that ended while this load read the older one: load it too.
     if state.indexes.newer_heard(kind, cid, index.trained_ms) {
         spawn_refresh(state, kind, cid.to_owned());
@@ -112,17 +113,20 @@ async fn refresh(state: &Shared, kind: Kind, cid: &str) -> ApiResult<()> {
     }
     let epoch = state.indexes.epoch();
     let id = cid.to_owned();
-    let Some(collection) = state.db(move |s| s.collection(kind, &id)).await? else { return Ok(()) };
+    let found =
+        state.db(move |s| s.collection(kind, &id)).await.map_err(|e| ApiError::from_store(e, kind, cid, None))?;
+    let Some(collection) = found else { return Ok(()) };
     let (store, id, model) = (state.store.clone(), cid.to_owned(), model_of(&collection));
     let started = std::time::Instant::now();
     let loaded = tokio::task::spawn_blocking(move || load(store.as_ref(), kind, &id, model))
         .await
-        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))?
+        .map_err(|e| ApiError::from_store(e, kind, cid, None))?;
     let Some(index) = loaded else { return Ok(()) };
     let (faces, trained_ms) = (index.len(), index.trained_ms);
     state.metrics.index_loaded(started.elapsed().as_secs_f64(), index.memory_bytes());
     let index = state.indexes.put_since(epoch, kind, cid, Arc::new(index));
-    mark_deaths(state, kind, cid, &index).await?;
+    mark_deaths(state, kind, cid, &index).await.map_err(|e| ApiError::from_store(e, kind, cid, None))?;
     tracing::info!(
         kind = kind.name(),
         id = %cid,
@@ -386,8 +390,8 @@ pub async fn status<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>)
     let (kind, cid) = (ids.kind(), ids.cid);
     collections::find(&state, kind, &cid, At::Route).await?;
     let id = cid.clone();
-    let t =
-        state.db(move |s| s.training(kind, &id)).await?.ok_or(ApiError::NotTrained { kind, id: cid, at: At::Route })?;
+    let t = state.db(move |s| s.training(kind, &id)).await.map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
+    let t = t.ok_or(ApiError::NotTrained { kind, id: cid, at: At::Route })?;
     ok_json(json!({
         "status": t.state.name(),
         "createdDateTime": iso8601(t.created_ms),
