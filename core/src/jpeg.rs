@@ -12,9 +12,10 @@
 //! same upsampling of subsampled chroma and the same colour conversion (ported from jpeg-decoder
 //! 0.3.2, MIT/Apache-2.0), so the engine's answers do not move (`tests/decode.rs` compares the
 //! two on many photos). It takes only the common case: baseline Huffman coding, 8-bit samples,
-//! greyscale or YCbCr (component ids 1, 2, 3) in a single interleaved scan, each sampling factor
-//! 1 or 2. Anything else, and any stream it cannot read to the end, is `None`: the caller then
-//! uses jpeg-decoder, with its errors.
+//! greyscale or YCbCr in a single interleaved scan, each sampling factor 1 or 2, restart markers
+//! in their order, the scan ended by a marker and the file by EOI. Anything else is `None`, and
+//! so is any marker it does not expect: the caller then uses jpeg-decoder, with its errors. (A
+//! corrupt scan inside such a frame decodes to some image here, as it can in jpeg-decoder.)
 
 use std::num::Wrapping;
 
@@ -116,6 +117,7 @@ impl<'a> Header<'a> {
         let mut ac: [Option<Table>; 4] = Default::default();
         let mut restart_interval = 0;
         let (mut jfif, mut adobe) = (false, None);
+        let mut baseline = false;
         loop {
             // A marker, after any fill bytes.
             if *bytes.get(at)? != 0xFF {
@@ -141,6 +143,7 @@ impl<'a> Header<'a> {
                     if frame.is_some() || *seg.first()? != 8 {
                         return None;
                     }
+                    baseline = marker == 0xC0;
                     let (height, width) = (be16(seg, 1)?, be16(seg, 3)?);
                     let n = usize::from(*seg.get(5)?);
                     if height == 0 || width == 0 || !(n == 1 || n == 3) {
@@ -155,6 +158,11 @@ impl<'a> Header<'a> {
                         }
                         ids.push(c[0]);
                         components.push(Component { h, v, quant: q });
+                    }
+                    // As jpeg-decoder: distinct ids, at most 10 blocks in an MCU.
+                    let distinct = (1..ids.len()).all(|i| !ids[..i].contains(&ids[i]));
+                    if !distinct || components.iter().map(|c| c.h * c.v).sum::<usize>() > 10 {
+                        return None;
                     }
                     frame = Some(Frame { width: width as u16, height: height as u16, components });
                 }
@@ -217,6 +225,10 @@ impl<'a> Header<'a> {
                             return None;
                         }
                         let (d, a) = (usize::from(s[1] >> 4), usize::from(s[1] & 15));
+                        // A baseline frame may use tables 0 and 1 only.
+                        if baseline && (d > 1 || a > 1) {
+                            return None;
+                        }
                         tables.push((dc.get(d)?.clone()?, ac.get(a)?.clone()?));
                     }
                     if frame.components.iter().any(|c| quant[c.quant].is_none()) {
@@ -224,20 +236,29 @@ impl<'a> Header<'a> {
                     }
                     return Some(Header { frame, quant, tables, restart_interval, scan: bytes.get(at..)? });
                 }
-                _ => {}
+                // Application data and comments; any other marker (DAC, DNL, DHP, EXP, JPGn,
+                // reserved ones) is left to jpeg-decoder.
+                0xE0..=0xEF | 0xFE => {}
+                _ => return None,
             }
         }
     }
 
     /// Decodes the scan into `planes`, each block's inverse transform `dct x dct` samples.
     fn decode_scan(&self, dct: usize, (mcu_cols, mcu_rows): (usize, usize), planes: &mut [Plane]) -> Option<()> {
-        let (segments, rest) = destuff(self.scan);
-        // A baseline file has one scan: one more would overwrite this one in jpeg-decoder.
-        if later_scan(rest)? {
+        let (segments, rest) = destuff(self.scan)?;
+        // The scan ended by a marker, the file by EOI, and no second scan (one would overwrite
+        // this one in jpeg-decoder): a file cut short is left to jpeg-decoder's errors.
+        if rest.is_empty() || later_scan(rest)? {
+            return None;
+        }
+        let mcus = mcu_cols * mcu_rows;
+        // One piece per restart interval, as many as the MCUs need.
+        let intervals = if self.restart_interval > 0 { mcus.div_ceil(self.restart_interval) } else { 1 };
+        if segments.len() != intervals {
             return None;
         }
         let keep = kept_coefficients(dct);
-        let mcus = mcu_cols * mcu_rows;
         let mut segment = 0;
         let mut bits = Bits::new(segments.get(segment).map_or(&[][..], |s| &s[..]));
         let mut predictors = [Wrapping(0i16); 3];
@@ -280,32 +301,33 @@ fn ycbcr(ids: &[u8], jfif: bool, adobe: Option<u8>) -> bool {
     }
 }
 
-/// Whether the markers after a scan hold another scan before the end of the image.
+/// Whether the markers after a scan hold another scan before the end of the image; `None` when
+/// they run out before EOI or hold one jpeg-decoder would not skip there.
 fn later_scan(rest: &[u8]) -> Option<bool> {
     let mut at = 0;
     loop {
-        let Some(&b) = rest.get(at) else { return Some(false) };
-        if b != 0xFF {
-            // Not a marker where one should be: jpeg-decoder's reading of this differs.
+        if *rest.get(at)? != 0xFF {
             return None;
         }
         while rest.get(at) == Some(&0xFF) {
             at += 1;
         }
-        let Some(&marker) = rest.get(at) else { return Some(false) };
+        let marker = *rest.get(at)?;
         at += 1;
         match marker {
             0xD9 => return Some(false),
             0xDA => return Some(true),
-            0xD0..=0xD7 | 0x01 => {}
-            _ => at += be16(rest, at)?,
+            // Tables, application data and comments between scans.
+            0xC4 | 0xDB | 0xDD | 0xE0..=0xEF | 0xFE => at += be16(rest, at)?,
+            _ => return None,
         }
     }
 }
 
 /// The scan's entropy-coded data without its stuffed bytes, one piece per restart interval, and
-/// the file after it (from the marker that ends it).
-fn destuff(scan: &[u8]) -> (Vec<Vec<u8>>, &[u8]) {
+/// the file after it (from the marker that ends it, empty when none does); `None` when the
+/// restart markers are out of their order (RST0, RST1, ... RST7, RST0).
+fn destuff(scan: &[u8]) -> Option<(Vec<Vec<u8>>, &[u8])> {
     let mut segments = Vec::new();
     let mut current = Vec::with_capacity(scan.len());
     let mut at = 0;
@@ -313,7 +335,7 @@ fn destuff(scan: &[u8]) -> (Vec<Vec<u8>>, &[u8]) {
         let Some(ff) = scan[at..].iter().position(|&b| b == 0xFF) else {
             current.extend_from_slice(&scan[at..]);
             segments.push(current);
-            return (segments, &[]);
+            return Some((segments, &[]));
         };
         current.extend_from_slice(&scan[at..at + ff]);
         at += ff;
@@ -327,13 +349,16 @@ fn destuff(scan: &[u8]) -> (Vec<Vec<u8>>, &[u8]) {
                 current.push(0xFF);
                 at = next + 1;
             }
-            Some(0xD0..=0xD7) => {
+            Some(&rst @ 0xD0..=0xD7) => {
+                if usize::from(rst - 0xD0) != segments.len() % 8 {
+                    return None;
+                }
                 segments.push(std::mem::take(&mut current));
                 at = next + 1;
             }
             _ => {
                 segments.push(current);
-                return (segments, &scan[at..]);
+                return Some((segments, &scan[at..]));
             }
         }
     }
@@ -878,7 +903,8 @@ mod tests {
         // Sizes that leave partial MCUs on both axes, a chroma plane one sample wide or high at
         // 1/8, whole MCUs, and rows that are not a multiple of the vector code's 8 pixels. (A
         // photo one pixel wide is not among them: jpeg-decoder picks its scale by the longer
-        // side there, and the engine's caller then decodes in full.)
+        // side there, so it gives no reference at the scale asked; the engine refuses sides
+        // under 36 pixels anyway.)
         for (w, h) in [(97, 61), (9, 23), (40, 9), (16, 16), (333, 250)] {
             let pixels = picture(w, h);
             for restart in [0, 1, 7] {
@@ -907,6 +933,17 @@ mod tests {
         let baseline = encode(&pixels, (64, 48), false, SamplingFactor::R_4_2_0, 0);
         assert!(decode_scaled(&baseline, 2, 100).is_none(), "over the allocation limit");
         assert!(decode_scaled(&baseline, 3, LIMIT).is_none(), "scale 3");
+        // Cut short, even by its EOI alone: jpeg-decoder's error, not an image with a made-up end.
+        assert!(decode_scaled(&baseline, 2, LIMIT).is_some());
+        assert!(decode_scaled(&baseline[..baseline.len() - 2], 2, LIMIT).is_none(), "no EOI");
+        assert!(decode_scaled(&baseline[..baseline.len() / 2], 2, LIMIT).is_none(), "half the scan");
+        // Restart markers out of their order.
+        let restarts = encode(&pixels, (64, 48), false, SamplingFactor::R_4_2_0, 1);
+        assert!(decode_scaled(&restarts, 2, LIMIT).is_some());
+        let mut swapped = restarts.clone();
+        let rst0 = swapped.windows(2).position(|w| w == [0xFF, 0xD0]).expect("an RST0 marker");
+        swapped[rst0 + 1] = 0xD1;
+        assert!(decode_scaled(&swapped, 2, LIMIT).is_none(), "RST1 where RST0 belongs");
         // Cut short anywhere, or with a byte changed anywhere, it never panics.
         for cut in (0..baseline.len()).step_by(7) {
             let _ = decode_scaled(&baseline[..cut], 4, LIMIT);
