@@ -21,7 +21,8 @@ use crate::time::{iso8601, now_ms};
 
 /// The index identification and find-similar search in a LargeFaceList or a group: the last
 /// successful training's (`None` if never trained), kept in memory after the first load, which
-/// concurrent searches share.
+/// concurrent searches share. The collection is the one the request's body names: one gone
+/// meanwhile is its 400.
 pub async fn trained_index(
     state: &Shared,
     kind: Kind,
@@ -41,7 +42,7 @@ pub async fn trained_index(
     let loaded = tokio::task::spawn_blocking(move || load(store.as_ref(), kind, &id, model))
         .await
         .map_err(|e| ApiError::internal(format!("loading the trained index failed: {e}")))?
-        .map_err(|e| ApiError::from_store(e, kind, cid, None))?;
+        .map_err(|e| ApiError::from_store_at(e, kind, cid, None, At::Body))?;
     let Some(index) = loaded else { return Ok(None) };
     state.metrics.index_loaded(started.elapsed().as_secs_f64(), index.memory_bytes());
     tracing::info!(
@@ -52,7 +53,7 @@ pub async fn trained_index(
         "trained index loaded"
     );
     let index = state.indexes.put_since(epoch, kind, cid, Arc::new(index));
-    mark_deaths(state, kind, cid, &index).await.map_err(|e| ApiError::from_store(e, kind, cid, None))?;
+    mark_deaths(state, kind, cid, &index).await.map_err(|e| ApiError::from_store_at(e, kind, cid, None, At::Body))?;
     // Another host's training that ended while this load read the older one: load it too.
     if state.indexes.newer_heard(kind, cid, index.trained_ms) {
         spawn_refresh(state, kind, cid.to_owned());
