@@ -111,10 +111,11 @@ pub fn fuzz(args: &[String]) -> Result<()> {
         let mut found: Vec<PathBuf> =
             std::fs::read_dir(&findings)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
         found.sort();
-        if !status.success() && found.is_empty() {
-            bail!("fuzz-{target} failed ({status}) without a finding; its output is in {}", log.display());
+        let new_findings = found.iter().any(|f| !still_failing.contains(f));
+        if !status.success() && !new_findings {
+            bail!("fuzz-{target} failed ({status}) without a new finding; its output is in {}", log.display());
         }
-        if found.iter().all(|f| still_failing.contains(f)) {
+        if !new_findings {
             let _ = std::fs::remove_file(&log);
         } else {
             eprintln!(
@@ -165,9 +166,10 @@ pub fn fuzz(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Replays the findings earlier runs kept for `target`. One that passes now was fixed: it moves
-/// into the corpus, where every later run tries it again. One that still fails stays, and its
-/// cause is printed; the run goes on, and the finding fails it at the end. Returns those.
+/// Replays the findings earlier runs kept for `target`. One that passes now (fixed, or a crash
+/// that needed the inputs before it: `request` keeps its store across inputs) moves into the
+/// corpus, where every later run tries it again among the others. One that still fails stays, and
+/// its cause is printed; the run goes on, and the finding fails it at the end. Returns those.
 fn replay(target: &str, binary: impl Fn() -> Command, findings: &Path, corpus: &Path) -> Result<Vec<PathBuf>> {
     let mut kept: Vec<PathBuf> = std::fs::read_dir(findings)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
     kept.sort();
@@ -177,7 +179,9 @@ fn replay(target: &str, binary: impl Fn() -> Command, findings: &Path, corpus: &
         let name = finding.file_name().unwrap_or_default().to_string_lossy();
         if output.status.success() {
             std::fs::rename(&finding, corpus.join(format!("fixed-{name}")))?;
-            eprintln!("fuzz: {target} finding {name} passes now; it joins the corpus as a regression input");
+            eprintln!(
+                "fuzz: {target} finding {name} passes when replayed alone; it joins the corpus, tried by every run"
+            );
         } else {
             let text =
                 format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
