@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use prost::Message;
-use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
 
 use crate::dequant::{FLOAT, fold_constant_dequantize, values};
 
@@ -40,27 +40,10 @@ pub fn onnxruntime_bytes(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
 /// default operator set is older than 7 (before `Mul` and `Add` broadcast on their own). Every
 /// name it adds is one the graph does not use yet.
 pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
-    let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version);
-    if opset.is_none_or(|v| v < 7) {
-        return 0;
-    }
-    let Some(graph) = model.graph.as_mut() else {
+    let Some((graph, mut names)) = graph_from_opset(model, 7) else {
         return 0;
     };
-    let mut names: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
-    names.extend(graph.input.iter().chain(&graph.output).map(|v| v.name.clone()));
-    names.extend(graph.node.iter().flat_map(|n| n.output.iter().cloned()));
-    let mut fresh = |base: String| {
-        let mut name = base.clone();
-        for i in 1.. {
-            if !names.contains(&name) {
-                break;
-            }
-            name = format!("{base}_{i}");
-        }
-        names.insert(name.clone());
-        name
-    };
+    let mut fresh = |base: String| names.fresh(base);
     let mut added: Vec<TensorProto> = Vec::new();
     // The complement made for each slope, shared by the PRelus that share the slope.
     let mut complements: HashMap<String, String> = HashMap::new();
@@ -94,13 +77,7 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
             }
         };
         let (x, y) = (node.input[0].clone(), node.output[0].clone());
-        let step = |op: &str, inputs: &[&str], output: &str| NodeProto {
-            name: format!("{}__{output}", node.name),
-            op_type: op.into(),
-            input: inputs.iter().map(|i| i.to_string()).collect(),
-            output: vec![output.into()],
-            ..Default::default()
-        };
+        let step = |op: &str, inputs: &[&str], output: &str| step_of(&node, op, inputs, output);
         let (relu, scaled, kept) =
             (fresh(format!("{y}__relu")), fresh(format!("{y}__scaled")), fresh(format!("{y}__kept")));
         nodes.push(step("Relu", &[&x], &relu));
@@ -123,27 +100,10 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
 /// `detector` stage at 640x480: 67 -> 58 ms). A graph whose operator set is
 /// older than 10 (before `Slice` took steps) is left as it is.
 pub fn rewrite_maxpool(model: &mut ModelProto) -> usize {
-    let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version);
-    if opset.is_none_or(|v| v < 10) {
-        return 0;
-    }
-    let Some(graph) = model.graph.as_mut() else {
+    let Some((graph, mut names)) = graph_from_opset(model, 10) else {
         return 0;
     };
-    let mut names: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
-    names.extend(graph.input.iter().chain(&graph.output).map(|v| v.name.clone()));
-    names.extend(graph.node.iter().flat_map(|n| n.output.iter().cloned()));
-    let mut fresh = |base: String| {
-        let mut name = base.clone();
-        for i in 1.. {
-            if !names.contains(&name) {
-                break;
-            }
-            name = format!("{base}_{i}");
-        }
-        names.insert(name.clone());
-        name
-    };
+    let mut fresh = |base: String| names.fresh(base);
     // The four views (top-left, top-right, bottom-left, bottom-right of each window) as starts
     // and ends on the last two axes, step 2: a view from 0 ends one before the side, so an odd
     // side gives floor(side / 2) values like the pooling; one from 1 runs to the end.
@@ -186,13 +146,7 @@ pub fn rewrite_maxpool(model: &mut ModelProto) -> usize {
             c
         });
         let (x, y) = (node.input[0].clone(), node.output[0].clone());
-        let step = |op: &str, inputs: &[&str], output: &str| NodeProto {
-            name: format!("{}__{output}", node.name),
-            op_type: op.into(),
-            input: inputs.iter().map(|i| i.to_string()).collect(),
-            output: vec![output.into()],
-            ..Default::default()
-        };
+        let step = |op: &str, inputs: &[&str], output: &str| step_of(&node, op, inputs, output);
         let v: [String; 4] = ["tl", "tr", "bl", "br"].map(|k| fresh(format!("{y}__{k}")));
         for (k, view) in v.iter().enumerate() {
             nodes.push(step("Slice", &[&x, &c[k], &c[4 + k], &c[8], &c[9]], view));
@@ -209,6 +163,45 @@ pub fn rewrite_maxpool(model: &mut ModelProto) -> usize {
     }
     graph.node = nodes;
     count
+}
+
+/// A node of the rewrite of `node`: `op` of `inputs` into `output`, named after both.
+fn step_of(node: &NodeProto, op: &str, inputs: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        name: format!("{}__{output}", node.name),
+        op_type: op.into(),
+        input: inputs.iter().map(|i| i.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// The graph of `model` and the names it uses, when its default operator set is `min` or newer.
+fn graph_from_opset(model: &mut ModelProto, min: i64) -> Option<(&mut GraphProto, Names)> {
+    let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx")?.version;
+    let graph = model.graph.as_mut().filter(|_| opset >= min)?;
+    let mut used: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    used.extend(graph.input.iter().chain(&graph.output).map(|v| v.name.clone()));
+    used.extend(graph.node.iter().flat_map(|n| n.output.iter().cloned()));
+    Some((graph, Names(used)))
+}
+
+/// The names a graph uses, for a rewrite to add only new ones.
+struct Names(HashSet<String>);
+
+impl Names {
+    /// `base`, or `base_1`, `base_2`... : the first the graph does not use yet, now taken.
+    fn fresh(&mut self, base: String) -> String {
+        let mut name = base.clone();
+        for i in 1.. {
+            if !self.0.contains(&name) {
+                break;
+            }
+            name = format!("{base}_{i}");
+        }
+        self.0.insert(name.clone());
+        name
+    }
 }
 
 /// Whether a `MaxPool` is 2x2, stride 2, unpadded, undilated, floor-rounded and 2-D.
