@@ -10,8 +10,8 @@
 //!
 //! What comes out is jpeg-decoder's image to the byte: the same scaled inverse transforms, the
 //! same upsampling of subsampled chroma and the same colour conversion (ported from jpeg-decoder
-//! 0.3.2, MIT/Apache-2.0), so the engine's answers do not move (`tests/decode.rs` compares the
-//! two on many photos). It takes only the common case: baseline Huffman coding, 8-bit samples,
+//! 0.3.2, MIT/Apache-2.0), so the engine's answers do not move (this file's tests compare the
+//! two on the registry photos and on every sampling, odd size and restart interval). It takes only the common case: baseline Huffman coding, 8-bit samples,
 //! greyscale or YCbCr in a single interleaved scan, each sampling factor 1 or 2, restart markers
 //! in their order, the scan ended by a marker and the file by EOI. Anything else is `None`, and
 //! so is any marker it does not expect: the caller then uses jpeg-decoder, with its errors. (A
