@@ -17,6 +17,11 @@ installed=$(rustup target list --installed)
 for target in wasm32-wasip1 wasm32-wasip2 wasm32-unknown-unknown; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
+# The test command checks formatting and lints.
+components=$(rustup component list --installed)
+for component in rustfmt clippy; do
+  grep -q "^$component" <<<"$components" || rustup component add "$component"
+done
 
 # Installs Debian packages $1 (a space-separated list) as root, or stops with what to do ($2).
 apt_install() {

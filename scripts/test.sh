@@ -12,6 +12,9 @@ scripts/setup.sh --test
 echo "test: formatting (cargo fmt --check)" >&2
 cargo fmt --all --check
 
+echo "test: lints (cargo clippy, every warning refused)" >&2
+cargo clippy --workspace --all-targets -- -D warnings
+
 echo "test: no import cycle between files (cargo xtask cycles)" >&2
 cargo xtask cycles
 

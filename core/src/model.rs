@@ -125,7 +125,7 @@ pub fn f32_to_bytes(values: &[f32]) -> Vec<u8> {
 /// The f32 values of a `wasi:nn` tensor's little-endian bytes; `None` when the length is not a
 /// whole number of f32s.
 pub fn f32_from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut values = vec![0.0f32; bytes.len() / 4];

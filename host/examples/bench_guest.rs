@@ -7,6 +7,8 @@
 //!
 //!     cargo run --example bench_guest -- GUEST_WASM MODELS_DIR CACHE_DIR PHOTO RUNS [BACKEND]
 
+#![expect(clippy::print_stdout, reason = "it prints its JSON on stdout for cargo xtask")]
+
 use std::time::Instant;
 
 use face_host::engine::{BackendKind, EngineConfig, EnginePool, ModelFiles, guest, native_engine};

@@ -6,6 +6,8 @@
 //!
 //!     cargo run --example guest_vs_native -- GUEST_WASM MODELS_DIR CACHE_DIR BACKEND FILE...
 
+#![expect(clippy::print_stdout, reason = "it prints its JSON on stdout for cargo xtask")]
+
 use face_host::engine::{BackendKind, CallError, EngineConfig, EnginePool, ModelFiles, guest};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -701,7 +701,7 @@ impl Index {
 
     /// [`Index::to_bytes`]'s bytes in parts of `part_size` (the last one shorter), each handed
     /// to `f` with its number as soon as it is full, so no second copy of a large index is made.
-    pub fn write_parts<E>(&self, part_size: usize, f: &mut dyn FnMut(u32, &[u8]) -> Result<(), E>) -> Result<u32, E> {
+    pub fn write_parts<E>(&self, part_size: usize, f: &mut PartSink<'_, E>) -> Result<u32, E> {
         let mut w = Parts { buf: Vec::with_capacity(part_size.min(1 << 24)), size: part_size.max(1), next: 0, f };
         let model = self.model.id().as_bytes();
         w.put(MAGIC)?;
@@ -880,11 +880,14 @@ fn permute_rows<T: Copy>(values: &mut [T], width: usize, from: &[u32]) -> bool {
 }
 
 /// Cuts a stream of bytes into numbered parts.
+/// Where [`Index::write_parts`] hands each part: its number and bytes.
+pub type PartSink<'f, E> = dyn FnMut(u32, &[u8]) -> Result<(), E> + 'f;
+
 struct Parts<'f, E> {
     buf: Vec<u8>,
     size: usize,
     next: u32,
-    f: &'f mut dyn FnMut(u32, &[u8]) -> Result<(), E>,
+    f: &'f mut PartSink<'f, E>,
 }
 
 impl<E> Parts<'_, E> {
@@ -957,6 +960,10 @@ impl Reader<'_> {
 
 /// A value stored little-endian: read as its bytes, then put in this machine's order.
 trait LeValue: bytemuck::Pod {
+    #[expect(
+        clippy::wrong_self_convention,
+        reason = "named after the integers' own `from_le`, which also maps a value"
+    )]
     fn from_le(self) -> Self;
 }
 
@@ -1124,8 +1131,11 @@ pub struct IndexCache {
     /// The newest training another host told of, per collection, while it may not be cached.
     heard: std::sync::Mutex<std::collections::HashMap<(Kind, String), i64>>,
     /// One lock per collection being loaded, so concurrent searches share one load.
-    loading: std::sync::Mutex<std::collections::HashMap<(Kind, String), std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    loading: std::sync::Mutex<LoadLocks>,
 }
+
+/// [`IndexCache`]'s load lock of each collection.
+type LoadLocks = std::collections::HashMap<(Kind, String), std::sync::Arc<tokio::sync::Mutex<()>>>;
 
 impl IndexCache {
     fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(Kind, String), std::sync::Arc<Index>>> {
@@ -1394,7 +1404,7 @@ mod tests {
         let top = |ix: &Index| {
             ix.candidates(&[v0], 0.5, 1)[0].iter().map(|&u| ix.ids(ix.rows_of(u)[0]).0.unwrap()).collect::<Vec<_>>()
         };
-        assert_eq!(top(&index), [p0.clone()]);
+        assert_eq!(top(&index), [p0.as_str()]);
         assert!(index.kill_face(Some(p0), f0));
         assert_eq!(index.live(), 59);
         assert!(index.kill_person(p0));
@@ -1402,7 +1412,7 @@ mod tests {
         assert!(!top(&index).contains(p0), "a deleted person is not found");
         let back = Index::from_bytes(&index.to_bytes()).unwrap();
         assert_eq!((back.len(), back.trained_ms, back.live()), (60, 42, 60), "deaths are not part of the training");
-        assert_eq!(top(&back), [p0.clone()]);
+        assert_eq!(top(&back), [p0.as_str()]);
         let mut damaged = index.to_bytes();
         damaged.truncate(damaged.len() - 1);
         assert!(Index::from_bytes(&damaged).is_err());

@@ -109,7 +109,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         "onnxruntime, one thread",
     )?;
 
-    println!("\nModel calls, median ms of {runs} ({}):\n", "same input shapes as the engine feeds");
+    println!("\nModel calls, median ms of {runs} (same input shapes as the engine feeds):\n");
     println!(
         "| model | native tract | wasm32 in wasmtime | wasm / native | onnxruntime 1 thread | native / onnxruntime |"
     );

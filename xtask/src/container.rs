@@ -394,7 +394,7 @@ pub fn report(engine: &Engine, built: &Built) -> Result<()> {
     let du = engine.ok(&["run", "--rm", "--entrypoint", "du", &built.tag, "-a", "-k", "-d", "2", "/opt/face"])?;
     let mut rows: Vec<(u64, &str)> =
         du.lines().filter_map(|l| l.split_once('\t')).filter_map(|(k, p)| Some((k.parse().ok()?, p))).collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     eprintln!("image: the largest parts of /opt/face (MB):");
     for (kb, path) in rows.iter().take(12) {
         eprintln!("  {:>7.1}  {path}", *kb as f64 / 1024.0);

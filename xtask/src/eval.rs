@@ -613,7 +613,8 @@ fn attribute_rows(engine: &Engine, data: &Path, timings: &mut Timings) -> Result
     // and right in the image's frame (right_face.png turns toward the image's right, which is
     // a positive yaw in the Face API's convention; the wryneck photos tilt the top of the head
     // toward that side).
-    let expect: [(&str, fn(&face_core::HeadPose) -> f32, f32); 6] = [
+    type Angle = fn(&face_core::HeadPose) -> f32;
+    let expect: [(&str, Angle, f32); 6] = [
         ("headpose/left_face.jpeg", |p| p.yaw, -1.0),
         ("headpose/right_face.png", |p| p.yaw, 1.0),
         ("headpose/rise_face.jpeg", |p| p.pitch, -1.0),

@@ -296,26 +296,6 @@ pub fn load(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_wrk_output() {
-        let out = "Running 5s test @ http://127.0.0.1:1/face/v1.0/detect\n  1 threads and 4 connections\n\
-            \x20 Latency Distribution\n     50%  150.20ms\n     75%  160.00ms\n     90%  170.00ms\n     99%    1.20s\n\
-            \x20 120 requests in 5.01s, 100.00KB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n\
-            \x20 Non-2xx or 3xx responses: 3\nRequests/sec:     23.95\nTransfer/sec:     19.96KB\n";
-        let f = parse_wrk(out).unwrap();
-        assert_eq!((f.requests, f.non_2xx, f.socket_errors), (120, 3, 3));
-        assert!(
-            (f.p50_ms - 150.2).abs() < 1e-9
-                && (f.p99_ms - 1200.0).abs() < 1e-9
-                && (f.requests_per_s - 23.95).abs() < 1e-9
-        );
-    }
-}
-
 /// `--hosts N`: see the module's documentation.
 fn load_hosts(server: &Path, guest: &Path, seconds: u64, hosts: usize) -> Result<()> {
     let cluster = crate::postgres::Cluster::start()?;
@@ -441,4 +421,24 @@ fn load_hosts(server: &Path, guest: &Path, seconds: u64, hosts: usize) -> Result
     drop(runs);
     drop(cluster);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let out = "Running 5s test @ http://127.0.0.1:1/face/v1.0/detect\n  1 threads and 4 connections\n\
+            \x20 Latency Distribution\n     50%  150.20ms\n     75%  160.00ms\n     90%  170.00ms\n     99%    1.20s\n\
+            \x20 120 requests in 5.01s, 100.00KB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n\
+            \x20 Non-2xx or 3xx responses: 3\nRequests/sec:     23.95\nTransfer/sec:     19.96KB\n";
+        let f = parse_wrk(out).unwrap();
+        assert_eq!((f.requests, f.non_2xx, f.socket_errors), (120, 3, 3));
+        assert!(
+            (f.p50_ms - 150.2).abs() < 1e-9
+                && (f.p99_ms - 1200.0).abs() < 1e-9
+                && (f.requests_per_s - 23.95).abs() < 1e-9
+        );
+    }
 }

@@ -20,6 +20,8 @@
 //! - `image`    the container image from the Dockerfile (podman or docker), base images made offline where none can be pulled
 //! - `image-test` the image run as an operator would: start-up contract, health, uid, drain on stop, logs, onnxruntime, the Python client
 
+#![expect(clippy::print_stdout, reason = "the commands print their reports and tables on stdout")]
+
 mod appearance;
 mod bench;
 mod container;

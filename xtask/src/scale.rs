@@ -215,7 +215,8 @@ pub fn scale(args: &[String]) -> Result<()> {
     // The real faces: SFace embeddings of the gallery and probe photos.
     let engine = crate::engine::load()?;
     // Gallery: (person, embedding); probes: (person, photo, embedding).
-    let (mut gallery, mut probes): (Vec<(usize, Vec<f32>)>, Vec<(usize, PathBuf, Vec<f32>)>) = (Vec::new(), Vec::new());
+    let mut gallery: Vec<(usize, Vec<f32>)> = Vec::new();
+    let mut probes: Vec<(usize, PathBuf, Vec<f32>)> = Vec::new();
     let mut identities: Vec<String> = Vec::new();
     for (path, identity, role) in &split {
         let img = engine.decode(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
@@ -530,7 +531,7 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
     // from the previous training.
     let verify_pair = (face_ids[0].1.clone(), face_ids[1].1.clone());
     let detect_verify = |i: usize| -> Result<f64> {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let (s, v, ms) =
                 http.call("POST", "/detect?returnFaceId=false", Some(("application/octet-stream", photo.clone())));
             if s != 200 {
@@ -802,7 +803,7 @@ fn measure(g: &Gallery<'_>, cluster: Option<&crate::postgres::Cluster>) -> Resul
     if second.as_ref().is_some_and(|h| h.failed > 0) {
         failures.push("the second host failed identify calls while it loaded the new training".into());
     }
-    if !(peak_load <= memory_bound) {
+    if peak_load.is_nan() || peak_load > memory_bound {
         failures.push(format!(
             "the restarted host peaked at {peak_load:.0} MB loading a {restarted_index_mb:.0} MB index, above its warm \
              {warm_restarted:.0} MB + 1.2 x the index (or a figure could not be read)"

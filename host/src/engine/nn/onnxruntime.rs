@@ -215,10 +215,10 @@ mod watchdog {
                 if e.deadline > now {
                     return true;
                 }
-                if let Some(options) = e.options.upgrade() {
-                    if options.terminate().is_ok() {
-                        e.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
+                if let Some(options) = e.options.upgrade()
+                    && options.terminate().is_ok()
+                {
+                    e.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 false
             });

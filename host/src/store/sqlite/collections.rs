@@ -49,7 +49,7 @@ impl CollectionStore for SqliteStore {
         user_data: Option<Option<&str>>,
     ) -> StoreResult<bool> {
         self.write(|tx| {
-            if !collection_exists(&tx, kind, id)? {
+            if !collection_exists(tx, kind, id)? {
                 return Ok(false);
             }
             if let Some(name) = name {
@@ -80,17 +80,17 @@ impl CollectionStore for SqliteStore {
 
     fn create_person(&self, kind: Kind, cid: &str, person: &Person) -> StoreResult<()> {
         self.write(|tx| {
-            if !collection_exists(&tx, kind, cid)? {
+            if !collection_exists(tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
-            let count = counted(&tx, kind, cid, "persons")?;
+            let count = counted(tx, kind, cid, "persons")?;
             if count >= kind.max_persons() {
                 return Err(StoreError::Quota(format!(
                     "Person number reached person group level limit ({}).",
                     kind.max_persons()
                 )));
             }
-            insert_person(&tx, kind, cid, person)?;
+            insert_person(tx, kind, cid, person)?;
             Ok(())
         })
     }
@@ -159,7 +159,7 @@ impl CollectionStore for SqliteStore {
         user_data: Option<Option<&str>>,
     ) -> StoreResult<bool> {
         self.write(|tx| {
-            if !person_exists(&tx, kind, cid, person_id)? {
+            if !person_exists(tx, kind, cid, person_id)? {
                 return Ok(false);
             }
             if let Some(name) = name {
@@ -203,18 +203,18 @@ impl CollectionStore for SqliteStore {
 
     fn add_face(&self, kind: Kind, cid: &str, face: &StoredFace) -> StoreResult<()> {
         self.write(|tx| {
-            if !collection_exists(&tx, kind, cid)? {
+            if !collection_exists(tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
             if let Some(pid) = &face.person_id
-                && !person_exists(&tx, kind, cid, pid)?
+                && !person_exists(tx, kind, cid, pid)?
             {
                 return Err(StoreError::NoPerson);
             }
             // A list's faces are counted by the triggers of migration 003; a person's (at most 248)
             // through the index on (kind, cid, person_id).
             let count: u64 = match &face.person_id {
-                None => counted(&tx, kind, cid, "faces")?,
+                None => counted(tx, kind, cid, "faces")?,
                 Some(pid) => tx.query_row(
                     "SELECT COUNT(*) FROM faces WHERE kind = ?1 AND cid = ?2 AND person_id = ?3",
                     params![kind.name(), cid, pid],
@@ -228,7 +228,7 @@ impl CollectionStore for SqliteStore {
                     if kind.has_persons() { "person" } else { "list" }
                 )));
             }
-            insert_face(&tx, kind, cid, face)?;
+            insert_face(tx, kind, cid, face)?;
             Ok(())
         })
     }
@@ -333,10 +333,10 @@ impl CollectionStore for SqliteStore {
 
     fn set_training(&self, kind: Kind, cid: &str, t: &Training) -> StoreResult<()> {
         self.write(|tx| {
-            if !collection_exists(&tx, kind, cid)? {
+            if !collection_exists(tx, kind, cid)? {
                 return Err(StoreError::NoCollection);
             }
-            write_training(&tx, kind, cid, t)?;
+            write_training(tx, kind, cid, t)?;
             Ok(())
         })
     }
