@@ -51,15 +51,14 @@ pub(crate) fn decode_scaled(bytes: &[u8], scale: u32, max_alloc: u64) -> Option<
             pixels: Vec::new(),
         });
     }
-    let out = (w * dct).div_ceil(8) as u64 * (h * dct).div_ceil(8) as u64 * 3;
-    if total + out > max_alloc {
+    let (ow, oh) = ((w * dct).div_ceil(8), (h * dct).div_ceil(8));
+    if total + ow as u64 * oh as u64 * 3 > max_alloc {
         return None;
     }
     for (p, c) in planes.iter_mut().zip(&frame.components) {
         p.pixels = vec![0u8; p.stride * mcu_rows * c.v * dct];
     }
     header.decode_scan(dct, (mcu_cols, mcu_rows), &mut planes)?;
-    let (ow, oh) = ((w * dct).div_ceil(8), (h * dct).div_ceil(8));
     let rgb = if planes.len() == 1 { grey_to_rgb(&planes[0], ow, oh) } else { ycbcr_to_rgb(&planes, frame, ow, oh) };
     Some((u32::try_from(ow).ok()?, u32::try_from(oh).ok()?, rgb))
 }
@@ -99,6 +98,18 @@ struct Header<'a> {
     scan: &'a [u8],
 }
 
+/// The marker at `at` (after any fill bytes) and where its segment starts; `None` when no marker
+/// is there.
+fn marker_at(bytes: &[u8], mut at: usize) -> Option<(u8, usize)> {
+    if *bytes.get(at)? != 0xFF {
+        return None;
+    }
+    while *bytes.get(at)? == 0xFF {
+        at += 1;
+    }
+    Some((*bytes.get(at)?, at + 1))
+}
+
 fn be16(b: &[u8], at: usize) -> Option<usize> {
     Some(usize::from(*b.get(at)?) << 8 | usize::from(*b.get(at + 1)?))
 }
@@ -119,15 +130,8 @@ impl<'a> Header<'a> {
         let (mut jfif, mut adobe) = (false, None);
         let mut baseline = false;
         loop {
-            // A marker, after any fill bytes.
-            if *bytes.get(at)? != 0xFF {
-                return None;
-            }
-            while *bytes.get(at)? == 0xFF {
-                at += 1;
-            }
-            let marker = *bytes.get(at)?;
-            at += 1;
+            let marker;
+            (marker, at) = marker_at(bytes, at)?;
             if matches!(marker, 0xD8 | 0xD9 | 0x01 | 0xD0..=0xD7) {
                 // SOI again, EOI before a scan, TEM, RSTn: not a stream this decoder reads.
                 return None;
@@ -306,14 +310,8 @@ fn ycbcr(ids: &[u8], jfif: bool, adobe: Option<u8>) -> bool {
 fn later_scan(rest: &[u8]) -> Option<bool> {
     let mut at = 0;
     loop {
-        if *rest.get(at)? != 0xFF {
-            return None;
-        }
-        while rest.get(at) == Some(&0xFF) {
-            at += 1;
-        }
-        let marker = *rest.get(at)?;
-        at += 1;
+        let marker;
+        (marker, at) = marker_at(rest, at)?;
         match marker {
             0xD9 => return Some(false),
             0xDA => return Some(true),
