@@ -108,9 +108,7 @@ pub fn fuzz(args: &[String]) -> Result<()> {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
         };
-        let mut found: Vec<PathBuf> =
-            std::fs::read_dir(&findings)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
-        found.sort();
+        let found = files(&findings)?;
         let new_findings = found.iter().any(|f| !still_failing.contains(f));
         if !status.success() && !new_findings {
             bail!("fuzz-{target} failed ({status}) without a new finding; its output is in {}", log.display());
@@ -171,10 +169,8 @@ pub fn fuzz(args: &[String]) -> Result<()> {
 /// corpus, where every later run tries it again among the others. One that still fails stays, and
 /// its cause is printed; the run goes on, and the finding fails it at the end. Returns those.
 fn replay(target: &str, binary: impl Fn() -> Command, findings: &Path, corpus: &Path) -> Result<Vec<PathBuf>> {
-    let mut kept: Vec<PathBuf> = std::fs::read_dir(findings)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
-    kept.sort();
     let mut failing = Vec::new();
-    for finding in kept {
+    for finding in files(findings)? {
         let output = binary().arg(&finding).output().with_context(|| format!("replaying {}", finding.display()))?;
         let name = finding.file_name().unwrap_or_default().to_string_lossy();
         if output.status.success() {
@@ -218,6 +214,13 @@ fn cause(output: &str) -> String {
         lines.push(format!("  input: {text}"));
     }
     if lines.is_empty() { "  (no panic or libFuzzer verdict in the output)".to_owned() } else { lines.join("\n") }
+}
+
+/// The files of `dir`, sorted.
+fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.sort();
+    Ok(files)
 }
 
 fn count(dir: &Path) -> Result<usize> {
