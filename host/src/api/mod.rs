@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod collections;
 pub mod demo;
+pub mod detect;
 pub mod error;
 pub mod face;
 pub mod input;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::face::ATTRIBUTES;
+use super::detect::ATTRIBUTES;
 use super::input::PathParam;
 use super::routes::OPERATIONS;
 use super::state::Shared;

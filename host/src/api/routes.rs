@@ -13,7 +13,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 
 use super::Shared;
 use super::collections::{self as c, FaceLists, LargeFaceLists, LargePersonGroups, PersonGroups};
-use super::{face, persisted_faces as f, persons as p, snapshots as s, training as t};
+use super::{detect, face, persisted_faces as f, persons as p, snapshots as s, training as t};
 
 /// One operation: the spec's operationId, method, route (with `?overload=` where the spec tells
 /// two bodies apart on one route) and success status.
@@ -104,7 +104,7 @@ operations! {
     FaceList_List GET "/facelists" 200 => c::list::<FaceLists>;
     FaceList_Update PATCH "/facelists/{faceListId}" 200 => c::update::<FaceLists>;
     Face_DetectWithStream POST "/detect?overload=stream" 200;
-    Face_DetectWithUrl POST "/detect" 200 => face::detect;
+    Face_DetectWithUrl POST "/detect" 200 => detect::detect;
     Face_FindSimilar POST "/findsimilars" 200 => face::find_similar;
     Face_Group POST "/group" 200 => face::group;
     Face_Identify POST "/identify" 200 => face::identify;

@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use face_host::api::face::{ATTRIBUTES, face_json};
+use face_host::api::detect::{ATTRIBUTES, face_json};
 use face_host::engine::checked::{self, Asked};
 use face_host::engine::guest;
 use face_host::index::{Index, Row};

@@ -15,6 +15,7 @@ use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, IsolationLevel, Row, Transaction};
 
 mod collections;
+mod events;
 mod face_ids;
 mod leases;
 mod snapshots;
@@ -23,6 +24,8 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+pub use tls::check_connection_string;
+use tls::parse_connection;
 mod usage;
 
 use super::*;
@@ -312,31 +315,6 @@ impl Rx<'_> {
 /// The channel of [`Event`]s.
 const EVENTS: &str = "face_events";
 
-/// Whether `url` is a connection string a start would accept, without connecting or reading
-/// its certificate files (for `face-server check-settings` and start-up): what is wrong, if not.
-pub fn check_connection_string(url: &str) -> Result<(), String> {
-    let (rest, params) = tls::split(url)?;
-    rest.parse::<::postgres::Config>().map_err(|e| {
-        format!("not a PostgreSQL connection string ({e}); write it as postgresql://user:password@host:5432/database")
-    })?;
-    tls::effective(&params).map(|_| ())
-}
-
-/// A connection string read as a connection would: its settings and its TLS rules. `setting`
-/// names where it came from, for the error.
-fn parse_connection(url: &str, setting: &str) -> StoreResult<(::postgres::Config, tls::Tls)> {
-    let (rest, params) = tls::split(url).map_err(|e| StoreError::Internal(format!("{setting}: {e}")))?;
-    let mut config: ::postgres::Config = rest.parse().map_err(|e| {
-        StoreError::Internal(format!(
-            "{setting} is not a PostgreSQL connection string ({e}); \
-             write it as postgresql://user:password@host:5432/database"
-        ))
-    })?;
-    let tls = tls::Tls::new(&params).map_err(|e| StoreError::Internal(format!("{setting}: {e}")))?;
-    config.ssl_mode(tls.ssl_mode());
-    Ok((config, tls))
-}
-
 impl PostgresStore {
     /// Connects to the database `url` names (a libpq URL or key=value string, as
     /// `Storage:ConnectionString` gives it) and applies pending migrations.
@@ -578,58 +556,6 @@ impl Connections {
             if let Some(out) = done {
                 return Ok(out);
             }
-        }
-    }
-}
-
-impl PostgresStore {
-    /// Listens for [`Event`]s on a connection of its own (to `Storage:EventsConnectionString`
-    /// where it is set), on a thread of its own, for as long as the process runs: each event is
-    /// handed to `deliver`, and `None` before the first and after every reconnection (events may
-    /// have been missed while the connection was down).
-    pub fn listen(&self, deliver: impl Fn(Option<Event>) + Send + 'static) -> std::io::Result<()> {
-        let (config, tls) = self.events.clone();
-        std::thread::Builder::new().name("face-events".into()).spawn(move || {
-            loop {
-                match listen_once(&config, &tls, &deliver) {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(error = %e, "the database's event connection failed; reconnecting"),
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-        })?;
-        Ok(())
-    }
-}
-
-/// One connection's worth of [`PostgresStore::listen`]; returns when it fails.
-fn listen_once(
-    config: &::postgres::Config,
-    tls: &tls::Tls,
-    deliver: &impl Fn(Option<Event>),
-) -> Result<(), ::postgres::Error> {
-    let mut client = tls.connect(config)?;
-    client.batch_execute(&format!("LISTEN {EVENTS}"))?;
-    deliver(None);
-    loop {
-        let any = {
-            let mut notifications = client.notifications();
-            let mut waiting = notifications.timeout_iter(std::time::Duration::from_secs(10));
-            let mut any = false;
-            while let Some(n) = waiting.next()? {
-                any = true;
-                match serde_json::from_str::<Event>(n.payload()) {
-                    Ok(event) => deliver(Some(event)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, payload = n.payload(), "an event from the database is not understood")
-                    }
-                }
-            }
-            any
-        };
-        if !any {
-            // Quiet for a while: ask, so a dead connection is noticed.
-            client.simple_query("SELECT 1")?;
         }
     }
 }

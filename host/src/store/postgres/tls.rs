@@ -31,6 +31,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::store::{StoreError, StoreResult};
+
 /// `sslmode`, as libpq spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -468,6 +470,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
     fn channel_binding(&self) -> ChannelBinding {
         ChannelBinding::none()
     }
+}
+
+/// Whether `url` is a connection string a start would accept, without connecting or reading
+/// its certificate files (for `face-server check-settings` and start-up): what is wrong, if not.
+pub fn check_connection_string(url: &str) -> Result<(), String> {
+    let (rest, params) = split(url)?;
+    rest.parse::<::postgres::Config>().map_err(|e| {
+        format!("not a PostgreSQL connection string ({e}); write it as postgresql://user:password@host:5432/database")
+    })?;
+    effective(&params).map(|_| ())
+}
+
+/// A connection string read as a connection would: its settings and its TLS rules. `setting`
+/// names where it came from, for the error.
+pub(super) fn parse_connection(url: &str, setting: &str) -> StoreResult<(::postgres::Config, Tls)> {
+    let (rest, params) = split(url).map_err(|e| StoreError::Internal(format!("{setting}: {e}")))?;
+    let mut config: ::postgres::Config = rest.parse().map_err(|e| {
+        StoreError::Internal(format!(
+            "{setting} is not a PostgreSQL connection string ({e}); \
+             write it as postgresql://user:password@host:5432/database"
+        ))
+    })?;
+    let tls = Tls::new(&params).map_err(|e| StoreError::Internal(format!("{setting}: {e}")))?;
+    config.ssl_mode(tls.ssl_mode());
+    Ok((config, tls))
 }
 
 #[cfg(test)]

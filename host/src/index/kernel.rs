@@ -1,0 +1,92 @@
+//! The int8 dot-product kernels the scans run: a portable one and, where the CPU has it, AVX2.
+
+use super::*;
+
+/// Int8 dot products of rows with queries, as [`dots`] defines them.
+pub(super) type Kernel = dyn Fn(&[i8], &[&Query], &mut [i32]) + Sync;
+
+/// The fastest of [`dots`] and [`dots_avx2`] this CPU runs for queries of length `dim`.
+pub(super) fn kernel(dim: usize) -> &'static Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if dim.is_multiple_of(16) && dim <= 1024 && std::arch::is_x86_feature_detected!("avx2") {
+        return &|rows, qs, out| {
+            // SAFETY: the CPU has AVX2 (checked above); the callers pass queries of the index's
+            // length `dim`, a multiple of 16 of at most 1024 (checked above), whole rows of it
+            // and an `out` of rows times queries: all `dots_avx2` needs.
+            #[allow(unsafe_code)]
+            unsafe {
+                dots_avx2(rows, qs, out)
+            }
+        };
+    }
+    let _ = dim;
+    &dots
+}
+
+/// The dot products of each int8 row in `rows` (rows of the queries' length, back to back) with
+/// every query: `out[row * queries + i] = row . queries[i]`. The arithmetic wraps so that
+/// overflow checks (on in the dev profile) do not slow it; it cannot overflow, as
+/// 127 * 127 * 16384 < 2^31 for any embedding this service makes.
+pub(super) fn dots(rows: &[i8], queries: &[&Query], out: &mut [i32]) {
+    let dim = queries.first().map_or(1, |q| q.wide.len()).max(1);
+    for (row, out) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(queries.len())) {
+        for (q, o) in queries.iter().zip(out.iter_mut()) {
+            *o = row
+                .iter()
+                .zip(&q.wide)
+                .fold(0i32, |s, (&a, &b)| s.wrapping_add(i32::from(a).wrapping_mul(i32::from(b))));
+        }
+    }
+}
+
+/// [`dots`] with AVX2: each row is widened to i16 once, then each query costs one multiply-add
+/// (`vpmaddwd`, 16 products) and one add per 16 components.
+///
+/// # Safety
+/// The CPU must have AVX2; every query must have the same length, a multiple of 16 and at most
+/// 1024; `rows` must be whole rows of that length and `out` at least rows times queries long.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+pub(super) unsafe fn dots_avx2(rows: &[i8], queries: &[&Query], out: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let Some(dim) = queries.first().map(|q| q.wide.len()) else { return };
+    let blocks = (dim / 16).min(64);
+    let mut wide = [_mm256_setzero_si256(); 64];
+    for (row, out) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(queries.len())) {
+        for (b, w) in wide.iter_mut().enumerate().take(blocks) {
+            // SAFETY: block b is row[16 b..16 b + 16], inside `row`.
+            *w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().add(16 * b).cast()) });
+        }
+        // Four queries at a time: four independent sums, reduced together by three
+        // horizontal adds into the four results.
+        let mut fours = queries.chunks_exact(4);
+        let mut o4 = out.chunks_exact_mut(4);
+        for (q, o) in (&mut fours).zip(&mut o4) {
+            let mut acc = [_mm256_setzero_si256(); 4];
+            for (b, w) in wide.iter().enumerate().take(blocks) {
+                for (a, q) in acc.iter_mut().zip(q) {
+                    // SAFETY: the query is as long as the row: block b is inside it.
+                    let v = unsafe { _mm256_loadu_si256(q.wide.as_ptr().add(16 * b).cast()) };
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(*w, v));
+                }
+            }
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+            let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            // SAFETY: `o` is four i32s, the 16 bytes written.
+            unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), s) };
+        }
+        for (q, o) in fours.remainder().iter().zip(o4.into_remainder()) {
+            let mut acc = _mm256_setzero_si256();
+            for (b, w) in wide.iter().enumerate().take(blocks) {
+                // SAFETY: the query is as long as the row: block b is inside it.
+                let v = unsafe { _mm256_loadu_si256(q.wide.as_ptr().add(16 * b).cast()) };
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(*w, v));
+            }
+            let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+            *o = _mm_cvtsi128_si32(s);
+        }
+    }
+}
