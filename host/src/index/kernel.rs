@@ -10,9 +10,12 @@ pub(super) fn kernel(dim: usize) -> &'static Kernel {
     #[cfg(target_arch = "x86_64")]
     if dim.is_multiple_of(16) && dim <= 1024 && std::arch::is_x86_feature_detected!("avx2") {
         return &|rows, qs, out| {
-            // SAFETY: the CPU has AVX2 (checked above); the callers pass queries of the index's
-            // length `dim`, a multiple of 16 of at most 1024 (checked above), whole rows of it
-            // and an `out` of rows times queries: all `dots_avx2` needs.
+            if !avx2_takes(rows, qs, out) {
+                return dots(rows, qs, out);
+            }
+            // SAFETY: the CPU has AVX2 (checked above), and `avx2_takes` checked the lengths
+            // `dots_avx2` reads and writes: queries of one length, a multiple of 16 of at most
+            // 1024, whole rows of it and an `out` of rows times queries.
             #[allow(unsafe_code)]
             unsafe {
                 dots_avx2(rows, qs, out)
@@ -21,6 +24,19 @@ pub(super) fn kernel(dim: usize) -> &'static Kernel {
     }
     let _ = dim;
     &dots
+}
+
+/// Whether `rows`, `queries` and `out` have the lengths [`dots_avx2`] needs, checked before
+/// every call so that no caller's mistake becomes a read or write out of bounds (the portable
+/// kernel takes any lengths).
+pub(super) fn avx2_takes(rows: &[i8], queries: &[&Query], out: &[i32]) -> bool {
+    let Some(dim) = queries.first().map(|q| q.wide.len()) else { return false };
+    dim > 0
+        && dim.is_multiple_of(16)
+        && dim <= 1024
+        && queries.iter().all(|q| q.wide.len() == dim)
+        && rows.len().is_multiple_of(dim)
+        && out.len() >= rows.len() / dim * queries.len()
 }
 
 /// The dot products of each int8 row in `rows` (rows of the queries' length, back to back) with

@@ -223,3 +223,55 @@ fn the_threshold_becomes_a_cosine() {
     }
     assert_eq!(cosine_for(RecognitionModel::SFace, 0.0), -1.0);
 }
+
+#[test]
+fn the_avx2_kernel_computes_the_portable_kernels_products() {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for dim in [16, 128, 512] {
+        for queries in [1, 3, 4, 5, 9] {
+            // The extremes included: rows at -128 and 127, queries at -127 and 127.
+            let rows: Vec<i8> = (0..dim * 7).map(|i| if i % 11 == 0 { -128 } else { next() as i8 }).collect();
+            let qs: Vec<Query> = (0..queries)
+                .map(|_| Query {
+                    wide: (0..dim).map(|_| (next() % 255) as i16 - 127).collect(),
+                    scale: 1.0,
+                    bound: 0.0,
+                })
+                .collect();
+            let refs: Vec<&Query> = qs.iter().collect();
+            let mut portable = vec![0i32; 7 * queries];
+            kernel::dots(&rows, &refs, &mut portable);
+            let mut chosen = vec![0i32; 7 * queries];
+            kernel::kernel(dim)(&rows, &refs, &mut chosen);
+            assert_eq!(chosen, portable, "dim {dim}, {queries} queries");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                assert!(kernel::avx2_takes(&rows, &refs, &chosen));
+                let mut avx2 = vec![0i32; 7 * queries];
+                // SAFETY: the CPU has AVX2 and the lengths were checked just above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    kernel::dots_avx2(&rows, &refs, &mut avx2)
+                };
+                assert_eq!(avx2, portable, "dim {dim}, {queries} queries");
+            }
+        }
+    }
+    // Lengths the AVX2 kernel must not be handed: the chosen kernel falls back to the portable one.
+    let q = Query { wide: vec![1; 128], scale: 1.0, bound: 0.0 };
+    let short = Query { wide: vec![1; 64], scale: 1.0, bound: 0.0 };
+    let rows = vec![1i8; 128 * 2];
+    assert!(!kernel::avx2_takes(&rows, &[&q, &short], &[0; 4]), "queries of two lengths");
+    assert!(!kernel::avx2_takes(&rows[..200], &[&q], &[0; 2]), "a cut row");
+    assert!(!kernel::avx2_takes(&rows, &[&q], &[0; 1]), "an output too short");
+    assert!(!kernel::avx2_takes(&rows, &[], &[]), "no query");
+    let mut out = [0i32; 2];
+    kernel::kernel(128)(&rows[..200], &[&q], &mut out);
+    assert_eq!(out, [128, 0], "the cut row is left out, as the portable kernel does");
+}
