@@ -71,7 +71,7 @@ impl Index {
             .map(|c| {
                 let mut codes = Vec::with_capacity(dim);
                 let scale = quantise(c, &mut codes).unwrap_or(1.0);
-                Query { wide: codes.iter().map(|&c| i16::from(c)).collect(), scale, bound: 0.0 }
+                Query { codes, scale, bound: 0.0 }
             })
             .collect();
         let refs: Vec<&Query> = queries.iter().collect();
@@ -131,13 +131,9 @@ impl Index {
     pub(super) fn probe(&self, q: &Query, min_cos: f32, k: usize) -> Vec<Scored> {
         let (dim, lists) = (self.dim, &self.lists);
         let count = lists.starts.len() - 1;
-        let v: Vec<f32> = q.wide.iter().map(|&c| f32::from(c) * q.scale).collect();
-        let mut near: Vec<(f32, u32)> = lists
-            .centres
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(l, c)| (c.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>(), l as u32))
-            .collect();
+        let v: Vec<f32> = q.codes.iter().map(|&c| f32::from(c) * q.scale).collect();
+        let mut near: Vec<(f32, u32)> =
+            lists.centres.chunks_exact(dim).enumerate().map(|(l, c)| (dot8(c, &v), l as u32)).collect();
         near.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         let bar = min_cos - q.bound;
         let kernel = kernel(dim);
@@ -181,4 +177,19 @@ impl Index {
         found.dedup_by_key(|c| c.1);
         found
     }
+}
+
+/// The dot product of two f32 vectors in eight running sums (which the compiler keeps in a
+/// vector register), then added together: a one-sum loop waits on each addition in turn, which
+/// made scoring a million-face index's thousand centres a tenth of every identify.
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a8.zip(b8) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }

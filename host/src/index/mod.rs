@@ -198,8 +198,8 @@ struct Lists {
 
 /// One query face, quantised.
 struct Query {
-    /// The int8 codes widened to i16, as the kernels read them.
-    wide: Vec<i16>,
+    /// The int8 codes, in -127..=127.
+    codes: Vec<i8>,
     scale: f32,
     /// The most the int8 score can differ from the true cosine, for any row of the index.
     bound: f32,
@@ -369,7 +369,7 @@ impl Index {
         let q_l1 = codes.iter().map(|&c| (f32::from(c) * scale).abs()).sum::<f32>() + d * scale / 2.0;
         let s = self.max_scale;
         let bound = scale / 2.0 * (d.sqrt() + d * s / 2.0) + s / 2.0 * q_l1;
-        Some(Query { wide: codes.iter().map(|&c| i16::from(c)).collect(), scale, bound: bound * 1.001 + 1e-6 })
+        Some(Query { codes, scale, bound: bound * 1.001 + 1e-6 })
     }
 
     /// For each query (in order), the candidates for its best `k` units at or above the cosine

@@ -233,13 +233,13 @@ fn the_avx2_kernel_computes_the_portable_kernels_products() {
         seed ^= seed << 17;
         seed
     };
-    for dim in [16, 128, 512] {
+    for dim in [16, 32, 128, 512] {
         for queries in [1, 3, 4, 5, 9] {
             // The extremes included: rows at -128 and 127, queries at -127 and 127.
             let rows: Vec<i8> = (0..dim * 7).map(|i| if i % 11 == 0 { -128 } else { next() as i8 }).collect();
             let qs: Vec<Query> = (0..queries)
                 .map(|_| Query {
-                    wide: (0..dim).map(|_| (next() % 255) as i16 - 127).collect(),
+                    codes: (0..dim).map(|_| ((next() % 255) as i16 - 127) as i8).collect(),
                     scale: 1.0,
                     bound: 0.0,
                 })
@@ -252,7 +252,11 @@ fn the_avx2_kernel_computes_the_portable_kernels_products() {
             assert_eq!(chosen, portable, "dim {dim}, {queries} queries");
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
-                assert!(kernel::avx2_takes(&rows, &refs, &chosen));
+                // Dims that are not a multiple of 32 go to the portable kernel.
+                assert_eq!(kernel::avx2_takes(&rows, &refs, &chosen), dim % 32 == 0, "dim {dim}");
+                if dim % 32 != 0 {
+                    continue;
+                }
                 let mut avx2 = vec![0i32; 7 * queries];
                 // SAFETY: the CPU has AVX2 and the lengths were checked just above.
                 #[allow(unsafe_code)]
@@ -264,13 +268,15 @@ fn the_avx2_kernel_computes_the_portable_kernels_products() {
         }
     }
     // Lengths the AVX2 kernel must not be handed: the chosen kernel falls back to the portable one.
-    let q = Query { wide: vec![1; 128], scale: 1.0, bound: 0.0 };
-    let short = Query { wide: vec![1; 64], scale: 1.0, bound: 0.0 };
+    let q = Query { codes: vec![1; 128], scale: 1.0, bound: 0.0 };
+    let short = Query { codes: vec![1; 64], scale: 1.0, bound: 0.0 };
+    let extreme = Query { codes: vec![-128; 128], scale: 1.0, bound: 0.0 };
     let rows = vec![1i8; 128 * 2];
     assert!(!kernel::avx2_takes(&rows, &[&q, &short], &[0; 4]), "queries of two lengths");
     assert!(!kernel::avx2_takes(&rows[..200], &[&q], &[0; 2]), "a cut row");
     assert!(!kernel::avx2_takes(&rows, &[&q], &[0; 1]), "an output too short");
     assert!(!kernel::avx2_takes(&rows, &[], &[]), "no query");
+    assert!(!kernel::avx2_takes(&rows, &[&extreme], &[0; 2]), "a query code of -128");
     let mut out = [0i32; 2];
     kernel::kernel(128)(&rows[..200], &[&q], &mut out);
     assert_eq!(out, [128, 0], "the cut row is left out, as the portable kernel does");
