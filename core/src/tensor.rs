@@ -189,7 +189,13 @@ fn horizontal_taps<const N: usize>(src: &[f32], weights: &[f32; N]) -> [f32; 3] 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn horizontal_taps<const N: usize>(src: &[f32], weights: &[f32; N]) -> [f32; 3] {
-    let src = &src[..N * 3];
+    horizontal_taps_scalar(src, weights)
+}
+
+/// [`horizontal_taps`] one channel at a time, for any number of taps.
+#[inline(always)]
+fn horizontal_taps_scalar(src: &[f32], weights: &[f32]) -> [f32; 3] {
+    let src = &src[..weights.len() * 3];
     let mut t = [0.0f32; 3];
     for (p, &w) in src.chunks_exact(3).zip(weights) {
         t[0] += p[0] * w;
@@ -269,13 +275,7 @@ pub(crate) fn resize_planar(
             8 => horizontal_row::<8>(&row, &cols, &weights, &mut line),
             _ => {
                 for (x, (taps, w)) in cols.iter().zip(weights.chunks_exact(span)).enumerate() {
-                    let src = &row[taps.first * 3..][..span * 3];
-                    let mut t = [0.0f32; 3];
-                    for (p, &w) in src.chunks_exact(3).zip(w) {
-                        t[0] += p[0] * w;
-                        t[1] += p[1] * w;
-                        t[2] += p[2] * w;
-                    }
+                    let t = horizontal_taps_scalar(&row[taps.first * 3..], w);
                     for c in 0..3 {
                         line[c][x] = t[c];
                     }
