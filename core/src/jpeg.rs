@@ -453,7 +453,8 @@ struct Table {
     delta: [i32; 17],
     /// By the next `FAST_BITS` bits: `length << 8 | symbol`, 0 where the code is longer.
     fast: Box<[u16; 1 << FAST_BITS]>,
-    /// AC tables: by the next `FAST_BITS` bits, a code and its value's bits that fit together:
+    /// AC tables (all zeros in a DC table): by the next `FAST_BITS` bits, a code and its value's
+    /// bits that fit together:
     /// `value << 16 | run << 8 | bits`, 0 where they do not. An end of block (`0x00`) reads as a
     /// run of 64, past the block's end; sixteen zeros (`0xF0`) as a run of 15 and a zero.
     fast_ac: Box<[i32; 1 << FAST_BITS]>,
@@ -533,8 +534,8 @@ const UNZIGZAG: [u8; 64] = [
     47, 55, 62, 63,
 ];
 
-/// The coefficient slots the scaled inverse transforms read: natural indices up to 3 rows and
-/// 4 columns in (27) at 1/2, fewer at 1/4 and 1/8.
+/// The coefficient slots the scaled inverse transforms read: natural indices in rows and columns
+/// 0 to 3 (at most 27) at 1/2, fewer at 1/4 and 1/8.
 const COEFFICIENTS_READ: usize = 32;
 
 /// Where each zig-zag position's coefficient goes for a `dct x dct` inverse transform: its natural
