@@ -269,9 +269,11 @@ impl<'a> Header<'a> {
         let mut bits = Bits::new(segments.get(segment).map_or(&[][..], |s| &s[..]));
         let mut predictors = [Wrapping(0i16); 3];
         let mut eob_run = 0u32;
-        // Indexed by `keep`'s bytes, so no index needs a bounds check; only the first
-        // `COEFFICIENTS_READ` slots are read, and they are cleared before each block.
+        // Indexed by `keep`'s bytes, so no index needs a bounds check. The transform reads only
+        // the slots `keep` sends coefficients to below 64 (the rest land in slot 64, read by
+        // none): those up to the highest are cleared before each block.
         let mut coefficients = [0i16; 256];
+        let read = keep.iter().filter(|&&n| n < 64).max().map_or(1, |&n| usize::from(n) + 1);
         for mcu in 0..mcus {
             if self.restart_interval > 0 && mcu > 0 && mcu % self.restart_interval == 0 {
                 segment += 1;
@@ -286,7 +288,7 @@ impl<'a> Header<'a> {
                 let plane = &mut planes[ci];
                 for by in 0..c.v {
                     for bx in 0..c.h {
-                        coefficients[..COEFFICIENTS_READ].fill(0);
+                        coefficients[..read].fill(0);
                         decode_block(&mut bits, dc, ac, &keep, &mut coefficients, &mut predictors[ci], &mut eob_run)?;
                         let (x, y) = ((mx * c.h + bx) * dct, (my * c.v + by) * dct);
                         let out = plane.pixels.get_mut(y * plane.stride + x..)?;
@@ -533,10 +535,6 @@ const UNZIGZAG: [u8; 64] = [
     28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
     47, 55, 62, 63,
 ];
-
-/// The coefficient slots the scaled inverse transforms read: natural indices in rows and columns
-/// 0 to 3 (at most 27) at 1/2, fewer at 1/4 and 1/8.
-const COEFFICIENTS_READ: usize = 32;
 
 /// Where each zig-zag position's coefficient goes for a `dct x dct` inverse transform: its natural
 /// index when the transform reads it, else 64 (a slot nothing reads).

@@ -1,10 +1,11 @@
 //! The exhaustive scan: every live row of a range of units scored against every query, and
 //! the candidates kept by their int8 bounds.
 
-use super::kernel::Kernel;
 use super::*;
 
 impl Index {
+    /// Scores every live row of `units` against every query; per query keeps the units that
+    /// may be in its best `k` at or above `min_cos` (a superset, pruned as the k-th best rises).
     pub(super) fn scan(
         &self,
         queries: &[&Query],
@@ -12,19 +13,7 @@ impl Index {
         min_cos: f32,
         k: usize,
     ) -> Vec<Vec<Scored>> {
-        self.scan_with(queries, units, min_cos, k, kernel(self.dim))
-    }
-
-    /// Scores every live row of `units` against every query; per query keeps the units that
-    /// may be in its best `k` at or above `min_cos` (a superset, pruned as the k-th best rises).
-    pub(super) fn scan_with(
-        &self,
-        queries: &[&Query],
-        units: std::ops::Range<usize>,
-        min_cos: f32,
-        k: usize,
-        kernel: &Kernel,
-    ) -> Vec<Vec<Scored>> {
+        let kernel = kernel(self.dim);
         let (dim, nq) = (self.dim, queries.len());
         // The rows of whole units are scored in blocks of about BLOCK rows, one kernel call each.
         const BLOCK: usize = 512;
