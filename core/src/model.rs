@@ -160,14 +160,15 @@ impl fmt::Debug for TractPlan {
 impl TractPlan {
     /// Parses ONNX `bytes` once and optimises a plan for each of `shapes` (f32, NCHW). A shape
     /// the file's fixed input dimensions do not allow fails here, naming the shape. Stored-slope
-    /// `PRelu`s run in their rewritten form (`crate::rewrite`): tract computes that form faster
-    /// (SFace 48 -> 34 ms natively, one thread); on wasm32 so do 2x2 stride-2 `MaxPool`s.
+    /// per-channel `PRelu`s and 2x2 stride-2 `MaxPool`s run as face-core's own operators
+    /// (`crate::tract_ops`): one pass each instead of tract's general ones (natively, one
+    /// thread: SFace 31 -> 24 ms, YuNet at 640x480 about 5 ms less).
     pub fn load(bytes: &[u8], shapes: &[[usize; 4]]) -> std::result::Result<TractPlan, String> {
         Self::load_graph(bytes, shapes, true)
     }
 
     /// [`TractPlan::load`] with every operator as the file states it (constant quantized weights
-    /// still folded): the reference the `PRelu` rewrite is checked against.
+    /// still folded), run by tract's own operators: the reference face-core's are checked against.
     pub fn load_as_stored(bytes: &[u8], shapes: &[[usize; 4]]) -> std::result::Result<TractPlan, String> {
         Self::load_graph(bytes, shapes, false)
     }
@@ -179,16 +180,13 @@ impl TractPlan {
         if shapes.is_empty() {
             return Err("no input shape was given".into());
         }
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        crate::tract_ops::register(&mut onnx);
         let mut proto = onnx.proto_model_for_read(&mut Cursor::new(bytes)).map_err(|e| format!("{e:#}"))?;
         // Constant quantized weights (the registry's SFace) become the f32 weights tract takes.
         crate::dequant::fold_constant_dequantize(&mut proto);
         if rewrite {
-            crate::rewrite::rewrite_prelu(&mut proto);
-            // tract's 2x2 pooling calls a library function per value on wasm32 only.
-            if cfg!(target_arch = "wasm32") {
-                crate::rewrite::rewrite_maxpool(&mut proto);
-            }
+            crate::rewrite::use_face_core_ops(&mut proto);
         }
         let model = onnx.model_for_proto_model(&proto).map_err(|e| format!("{e:#}"))?;
         let plans = shapes

@@ -1,8 +1,8 @@
-//! `PRelu` with stored slopes rewritten as `slope * x + (1 - slope) * Relu(x)` ([`rewrite_prelu`],
-//! for tract and onnxruntime alike), 2x2 stride-2 `MaxPool`s as comparisons of strided views
-//! ([`rewrite_maxpool`], for tract on wasm32), and the graph onnxruntime is handed
-//! ([`onnxruntime_bytes`]): the registry's constant quantized weights folded (`crate::dequant`),
-//! then rewritten.
+//! Graph rewrites made on the ONNX protobuf before a runtime reads it: for onnxruntime
+//! ([`onnxruntime_bytes`]: the registry's constant quantized weights folded (`crate::dequant`),
+//! then every `PRelu` with stored slopes written as `slope * x + (1 - slope) * Relu(x)`,
+//! [`rewrite_prelu`]), and for tract ([`use_face_core_ops`]: those `PRelu`s and the 2x2 stride-2
+//! `MaxPool`s handed to face-core's own operators, `crate::tract_ops`).
 //!
 //! SFace follows each of its 27 convolutions with a per-channel `PRelu`. onnxruntime's CPU
 //! provider neither fuses `PRelu` into the convolution nor runs it in its blocked (NCHWc) layout,
@@ -10,15 +10,17 @@
 //! one thread, `PRelu` and those conversions took more than half of SFace's time (21 ms of CPU
 //! per face). The rewritten form is the same function (x > 0: x; else: slope * x, within a few
 //! units in the last place for finite x) in operators onnxruntime fuses and keeps blocked: SFace
-//! takes 12 ms. tract, too, runs the rewritten form faster (SFace 48 -> 34 ms natively, one
-//! thread), so `TractPlan::load` rewrites as well.
+//! takes 12 ms. tract ran that form faster than its own `PRelu` too (SFace 48 -> 34 ms natively,
+//! one thread), and face-core's one-pass operator faster still (31 -> 24 ms).
 
 use std::collections::{HashMap, HashSet};
 
 use prost::Message;
-use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
 
 use crate::dequant::{FLOAT, fold_constant_dequantize, values};
+use crate::tract_ops::{DEPTHWISE_3X3, DOMAIN, MAXPOOL_2X2, PRELU};
 
 /// ONNX's element type code for int64.
 const INT64: i32 = 7;
@@ -91,78 +93,236 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
     count
 }
 
-/// Rewrites every standard-domain `MaxPool` with a 2x2 window, stride 2, no padding, no dilation
-/// and one output as the larger of its four strided views: `Slice`s with step 2 compared by
-/// `Where(Greater(a, b), a, b)`, the same values (for values that are not NaN). Returns how many
-/// it rewrote. For WebAssembly only: tract's 2x2 pooling calls `fmaxf` (the library function
-/// `f32::max` becomes on wasm32) for every input value, about a sixth of YuNet's time in the
-/// server's guest, while comparisons and selections compile to plain instructions (the guest's
-/// `detector` stage at 640x480: 67 -> 58 ms). A graph whose operator set is
-/// older than 10 (before `Slice` took steps) is left as it is.
-pub fn rewrite_maxpool(model: &mut ModelProto) -> usize {
-    let Some((graph, mut names)) = graph_from_opset(model, 10) else {
+/// For tract: every standard-domain `PRelu` whose slope is stored with at most one dimension
+/// over 1 becomes `crate::tract_ops`' in-place [`PRELU`], and every plain 2x2 stride-2 `MaxPool`
+/// its one-pass [`MAXPOOL_2X2`], same inputs and outputs. Returns how many nodes it changed. A
+/// graph whose operators tract reads any other way (a computed slope, other pooling) keeps them.
+pub fn use_face_core_ops(model: &mut ModelProto) -> usize {
+    let fused = fuse_depthwise(model);
+    let Some(graph) = model.graph.as_mut() else {
         return 0;
     };
-    let mut fresh = |base: String| names.fresh(base);
-    // The four views (top-left, top-right, bottom-left, bottom-right of each window) as starts
-    // and ends on the last two axes, step 2: a view from 0 ends one before the side, so an odd
-    // side gives floor(side / 2) values like the pooling; one from 1 runs to the end.
-    let ints = |name: &str, v: &[i64]| TensorProto {
-        name: name.into(),
-        dims: vec![v.len() as i64],
-        data_type: INT64,
-        raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ..Default::default()
-    };
-    const OPEN: i64 = i64::MAX;
-    let values: [(&str, [i64; 2]); 10] = [
-        ("start_tl", [0, 0]),
-        ("start_tr", [0, 1]),
-        ("start_bl", [1, 0]),
-        ("start_br", [1, 1]),
-        ("end_tl", [-1, -1]),
-        ("end_tr", [-1, OPEN]),
-        ("end_bl", [OPEN, -1]),
-        ("end_br", [OPEN, OPEN]),
-        ("axes", [2, 3]),
-        ("steps", [2, 2]),
-    ];
-    let mut consts: Option<[String; 10]> = None;
-    let mut nodes = Vec::with_capacity(graph.node.len());
+    let per_channel: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == FLOAT && t.dims.iter().filter(|&&d| d != 1).count() <= 1)
+        .filter(|t| all_values(t).is_some())
+        .map(|t| t.name.as_str())
+        .collect();
     let mut count = 0;
-    for node in std::mem::take(&mut graph.node) {
-        if !standard_domain(&node.domain)
-            || node.op_type != "MaxPool"
-            || node.input.len() != 1
-            || node.output.len() != 1
-            || !plain_2x2_stride_2(&node)
-        {
-            nodes.push(node);
-            continue;
-        }
-        let c = consts.get_or_insert_with(|| {
-            let c = values.map(|(n, _)| fresh(format!("maxpool__{n}")));
-            graph.initializer.extend(c.iter().zip(&values).map(|(name, (_, v))| ints(name, v)));
-            c
-        });
-        let (x, y) = (node.input[0].clone(), node.output[0].clone());
-        let step = |op: &str, inputs: &[&str], output: &str| step_of(&node, op, inputs, output);
-        let v: [String; 4] = ["tl", "tr", "bl", "br"].map(|k| fresh(format!("{y}__{k}")));
-        for (k, view) in v.iter().enumerate() {
-            nodes.push(step("Slice", &[&x, &c[k], &c[4 + k], &c[8], &c[9]], view));
-        }
-        let (top, bottom) = (fresh(format!("{y}__top")), fresh(format!("{y}__bottom")));
-        let gt = [&top, &bottom, &y].map(|o| fresh(format!("{o}__gt")));
-        for (k, (a, b, out)) in
-            [(&v[0], &v[1], &top), (&v[2], &v[3], &bottom), (&top, &bottom, &y)].into_iter().enumerate()
-        {
-            nodes.push(step("Greater", &[a, b], &gt[k]));
-            nodes.push(step("Where", &[&gt[k], a, b], out));
-        }
+    for node in graph.node.iter_mut().filter(|n| standard_domain(&n.domain)) {
+        let op = match (node.op_type.as_str(), node.input.as_slice(), node.output.len()) {
+            ("PRelu", [_, s], 1) if per_channel.contains(s.as_str()) => PRELU,
+            ("MaxPool", [_], 1) if plain_2x2_stride_2(node) => MAXPOOL_2X2,
+            _ => continue,
+        };
+        node.op_type = op.into();
+        node.domain = DOMAIN.into();
+        node.attribute.clear();
         count += 1;
     }
-    graph.node = nodes;
+    if count + fused > 0 && !model.opset_import.iter().any(|o| o.domain == DOMAIN) {
+        model.opset_import.push(OperatorSetIdProto { domain: DOMAIN.into(), version: 1 });
+    }
+    count + fused
+}
+
+/// Every standard-domain 3x3 depthwise `Conv` (one group per channel, one input channel per
+/// group, padding 1, stride 1 or 2, stored weights and bias) becomes one [`DEPTHWISE_3X3`] node
+/// with what follows it folded in, where it is the only reader of the value before it and that
+/// value is no graph output: a `BatchNormalization` with stored parameters (into the weights and
+/// bias), then a `Relu` or a `PRelu` with stored per-channel slopes. Returns how many `Conv`s it
+/// replaced. Operator sets before 9 (`BatchNormalization`'s older forms) are left as they are.
+fn fuse_depthwise(model: &mut ModelProto) -> usize {
+    let Some((graph, mut names)) = graph_from_opset(model, 9) else {
+        return 0;
+    };
+    let mut stored: HashMap<String, (Vec<i64>, Vec<f32>)> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == FLOAT)
+        .filter_map(|t| Some((t.name.clone(), (t.dims.clone(), all_values(t)?))))
+        .collect();
+    // A stored tensor reshaped by a stored shape (how the registry's SFace gives each
+    // convolution its folded weights) counts as stored in its new shape.
+    let shapes: HashMap<&str, Vec<i64>> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == INT64 && t.dims.len() == 1 && t.raw_data.len() == 8 * t.dims[0] as usize)
+        .map(|t| {
+            (t.name.as_str(), t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+        })
+        .collect();
+    for node in graph.node.iter().filter(|n| standard_domain(&n.domain) && n.op_type == "Reshape") {
+        let ([data, shape], [out]) = (node.input.as_slice(), node.output.as_slice()) else { continue };
+        let (Some((_, values)), Some(dims)) = (stored.get(data), shapes.get(shape.as_str())) else { continue };
+        if dims.iter().all(|&d| d > 0) && dims.iter().product::<i64>() == values.len() as i64 {
+            stored.insert(out.clone(), (dims.clone(), values.clone()));
+        }
+    }
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for input in node.input.iter().filter(|i| !i.is_empty()) {
+            readers.entry(input.as_str()).or_default().push(i);
+        }
+    }
+    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    // The node that alone reads `value`, when `value` is no graph output.
+    let only_reader = |value: &str| match readers.get(value).map(Vec::as_slice) {
+        Some(&[i]) if !outputs.contains(value) => Some(i),
+        _ => None,
+    };
+    // (index of the Conv, the nodes folded into it, the new node, its new initializers)
+    let mut fusions: Vec<(usize, Vec<usize>, NodeProto, Vec<TensorProto>)> = Vec::new();
+    for (i, conv) in graph.node.iter().enumerate() {
+        let Some((stride, weights, mut bias)) = depthwise_conv(conv, &stored) else {
+            continue;
+        };
+        let channels = bias.len();
+        let mut weights = weights;
+        let mut folded = Vec::new();
+        let mut output = conv.output[0].clone();
+        let norm = only_reader(&output).and_then(|j| Some((j, batch_norm(&graph.node[j], channels, &stored)?)));
+        if let Some((j, [scale, shift, mean, var])) = norm {
+            let epsilon = graph.node[j].attribute.iter().find(|a| a.name == "epsilon").map_or(1e-5, |a| a.f);
+            for c in 0..channels {
+                let factor = f64::from(scale[c]) / (f64::from(var[c]) + f64::from(epsilon)).sqrt();
+                for w in &mut weights[9 * c..9 * (c + 1)] {
+                    *w = (f64::from(*w) * factor) as f32;
+                }
+                bias[c] = ((f64::from(bias[c]) - f64::from(mean[c])) * factor + f64::from(shift[c])) as f32;
+            }
+            folded.push(j);
+            output = graph.node[j].output[0].clone();
+        }
+        let (mut activation, mut slope) = ("none", None);
+        if let Some(j) = only_reader(&output) {
+            let node = &graph.node[j];
+            match (node.op_type.as_str(), node.input.as_slice(), standard_domain(&node.domain)) {
+                ("Relu", [_], true) => activation = "relu",
+                ("PRelu", [_, s], true) if stored.get(s).is_some_and(|(_, v)| v.len() == channels || v.len() == 1) => {
+                    (activation, slope) = ("prelu", Some(s.clone()));
+                }
+                _ => {}
+            }
+            if activation != "none" {
+                folded.push(j);
+                output = node.output[0].clone();
+            }
+        }
+        let (w_name, b_name) =
+            (names.fresh(format!("{}__dw_weights", conv.name)), names.fresh(format!("{}__dw_bias", conv.name)));
+        let tensor = |name: &str, dims: Vec<i64>, values: &[f32]| TensorProto {
+            name: name.into(),
+            dims,
+            data_type: FLOAT,
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        };
+        let made = vec![
+            tensor(&w_name, vec![channels as i64, 1, 3, 3], &weights),
+            tensor(&b_name, vec![channels as i64], &bias),
+        ];
+        let mut input = vec![conv.input[0].clone(), w_name, b_name];
+        input.extend(slope);
+        let attribute = vec![
+            AttributeProto {
+                name: "stride".into(),
+                r#type: AttributeType::Int as i32,
+                i: stride,
+                ..Default::default()
+            },
+            AttributeProto {
+                name: "activation".into(),
+                r#type: AttributeType::String as i32,
+                s: activation.as_bytes().to_vec(),
+                ..Default::default()
+            },
+        ];
+        let node = NodeProto {
+            name: conv.name.clone(),
+            op_type: DEPTHWISE_3X3.into(),
+            domain: DOMAIN.into(),
+            input,
+            output: vec![output],
+            attribute,
+            ..Default::default()
+        };
+        fusions.push((i, folded, node, made));
+    }
+    let count = fusions.len();
+    let folded: HashSet<usize> = fusions.iter().flat_map(|(_, f, _, _)| f.iter().copied()).collect();
+    let mut replacing: HashMap<usize, NodeProto> = HashMap::new();
+    for (i, _, node, made) in fusions {
+        graph.initializer.extend(made);
+        replacing.insert(i, node);
+    }
+    let nodes = std::mem::take(&mut graph.node);
+    graph.node = nodes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !folded.contains(i))
+        .map(|(i, node)| replacing.remove(&i).unwrap_or(node))
+        .collect();
     count
+}
+
+/// A 3x3 depthwise `Conv` that [`fuse_depthwise`] takes: its stride, weights and bias (zeros
+/// when it has none).
+fn depthwise_conv(
+    node: &NodeProto,
+    stored: &HashMap<String, (Vec<i64>, Vec<f32>)>,
+) -> Option<(i64, Vec<f32>, Vec<f32>)> {
+    if !standard_domain(&node.domain) || node.op_type != "Conv" || node.output.len() != 1 {
+        return None;
+    }
+    let (dims, weights) = stored.get(node.input.get(1)?)?;
+    let &[channels, 1, 3, 3] = dims.as_slice() else { return None };
+    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+        Some(b) => stored.get(b).filter(|(_, v)| v.len() as i64 == channels)?.1.clone(),
+        None => vec![0.0; channels as usize],
+    };
+    let mut stride = None;
+    for a in &node.attribute {
+        let fits = match a.name.as_str() {
+            "group" => a.i == channels,
+            "kernel_shape" => a.ints == [3, 3],
+            "pads" => a.ints == [1, 1, 1, 1],
+            "dilations" => a.ints.iter().all(|&d| d == 1),
+            "auto_pad" => a.s.is_empty() || a.s == b"NOTSET",
+            "strides" => match a.ints.as_slice() {
+                [1, 1] | [2, 2] => {
+                    stride = Some(a.ints[0]);
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if !fits {
+            return None;
+        }
+    }
+    let has = |name: &str| node.attribute.iter().any(|a| a.name == name);
+    (has("group") && has("pads")).then(|| (stride.unwrap_or(1), weights.clone(), bias))
+}
+
+/// A `BatchNormalization` in inference form whose four parameters are stored, `channels` each:
+/// scale, shift, mean, variance.
+fn batch_norm(
+    node: &NodeProto,
+    channels: usize,
+    stored: &HashMap<String, (Vec<i64>, Vec<f32>)>,
+) -> Option<[Vec<f32>; 4]> {
+    if !standard_domain(&node.domain) || node.op_type != "BatchNormalization" || node.output.len() != 1 {
+        return None;
+    }
+    if node.attribute.iter().any(|a| !matches!(a.name.as_str(), "epsilon" | "momentum")) {
+        return None;
+    }
+    let [_, scale, shift, mean, var] = node.input.as_slice() else { return None };
+    let get = |name: &String| stored.get(name).map(|(_, v)| v.clone()).filter(|v| v.len() == channels);
+    Some([get(scale)?, get(shift)?, get(mean)?, get(var)?])
 }
 
 /// A node of the rewrite of `node`: `op` of `inputs` into `output`, named after both.
@@ -283,33 +443,148 @@ mod tests {
         assert_eq!(rewrite_prelu(&mut ModelProto::default()), 0, "no operator set named");
     }
 
-    /// YuNet's four 2x2 poolings, rewritten, give the very values tract's pooling gives: the
-    /// detector's outputs on a photo-like input are equal to the bit.
+    /// YuNet run by face-core's operators (its four poolings, its 3x3 depthwise convolutions
+    /// with their `Relu`s) gives tract's own outputs up to float rounding: the sums are added in
+    /// another order.
     #[test]
-    fn the_rewritten_maxpool_computes_yunets_outputs_to_the_bit() {
+    fn face_cores_operators_compute_yunets_outputs() {
         use crate::model::{Runner, TractPlan};
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/face_detection_yunet_2023mar.onnx");
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `cargo xtask models`"));
         let mut rewritten = ModelProto::decode(&bytes[..]).expect("parses");
-        assert_eq!(rewrite_maxpool(&mut rewritten), 4);
-        assert!(rewritten.graph.as_ref().unwrap().node.iter().all(|n| n.op_type != "MaxPool"));
+        // 4 poolings; 20 depthwise convolutions and 6 single-channel 3x3 ones of the heads.
+        assert_eq!(use_face_core_ops(&mut rewritten), 30);
+        let ops = |op: &str| rewritten.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
+        assert_eq!((ops("MaxPool"), ops(MAXPOOL_2X2), ops(DEPTHWISE_3X3), ops("Relu")), (0, 4, 26, 1));
         // Not square, as the letterboxed inputs are not.
-        let shape = [1usize, 3, 96, 160];
-        let input: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| ((i * 7919) % 256) as f32).collect();
-        let run = |model: &[u8]| {
-            let plan = TractPlan::load_as_stored(model, &[shape]).expect("plan");
-            plan.run(&shape, input.clone()).expect("runs")
-        };
-        let (want, got) = (run(&bytes), run(&rewritten.encode_to_vec()));
-        assert_eq!(want.len(), got.len());
-        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
-            assert_eq!(w.len(), g.len(), "output {k}");
-            assert!(w.iter().zip(g).all(|(a, b)| a.to_bits() == b.to_bits()), "output {k} differs");
+        for shape in [[1usize, 3, 96, 160], [1, 3, 160, 96]] {
+            let input: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| ((i * 7919) % 256) as f32).collect();
+            let stored = TractPlan::load_as_stored(&bytes, &[shape]).expect("plan");
+            let ours = TractPlan::load(&bytes, &[shape]).expect("plan");
+            let (want, got) = (stored.run(&shape, input.clone()).unwrap(), ours.run(&shape, input).unwrap());
+            assert_eq!(want.len(), got.len());
+            for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+                assert_eq!(w.len(), g.len(), "output {k}");
+                let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let worst = w.iter().zip(g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(worst <= 1e-5 * scale, "{shape:?}: output {k} differs by {worst} (largest value {scale})");
+            }
         }
     }
 
     #[test]
-    fn only_plain_2x2_stride_2_poolings_are_rewritten() {
+    fn a_depthwise_convolution_takes_in_its_batch_norm_and_activation_where_it_alone_feeds_them() {
+        let mut m = model(17);
+        let graph = m.graph.get_or_insert_with(Default::default);
+        let mut weights = slope("w", &[1.0; 18]);
+        weights.dims = vec![2, 1, 3, 3];
+        let param = |name: &str, v: [f32; 2]| {
+            let mut t = slope(name, &v);
+            t.dims = vec![2];
+            t
+        };
+        graph.initializer = vec![
+            weights,
+            param("b", [1.0, 2.0]),
+            param("gamma", [2.0, 4.0]),
+            param("beta", [0.5, 0.0]),
+            param("mean", [1.0, 0.0]),
+            param("var", [3.0, 15.0]),
+            slope("a", &[0.25, -0.5]),
+        ];
+        let conv = |name: &str, x: &str, strides: &[i64]| NodeProto {
+            name: name.into(),
+            op_type: "Conv".into(),
+            input: vec![x.into(), "w".into(), "b".into()],
+            output: vec![format!("{name}_y")],
+            attribute: vec![
+                attr_i("group", 2),
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+                attr_ints("strides", strides),
+            ],
+            ..Default::default()
+        };
+        let step = |op: &str, inputs: &[&str], output: &str| NodeProto {
+            name: output.into(),
+            op_type: op.into(),
+            input: inputs.iter().map(|i| i.to_string()).collect(),
+            output: vec![output.into()],
+            attribute: if op == "BatchNormalization" { vec![attr_f("epsilon", 1.0)] } else { vec![] },
+            ..Default::default()
+        };
+        graph.node = vec![
+            // Conv, batch norm, PRelu: one node.
+            conv("full", "x", &[2, 2]),
+            step("BatchNormalization", &["full_y", "gamma", "beta", "mean", "var"], "full_bn"),
+            step("PRelu", &["full_bn", "a"], "full_out"),
+            // Conv, Relu: one node.
+            conv("relu", "full_out", &[1, 1]),
+            step("Relu", &["relu_y"], "relu_out"),
+            // Its output read twice: the Conv alone, its readers stay.
+            conv("shared", "relu_out", &[1, 1]),
+            step("Relu", &["shared_y"], "shared_a"),
+            step("Relu", &["shared_y"], "shared_b"),
+            // Stride 3: not taken.
+            conv("stride3", "x", &[3, 3]),
+        ];
+        assert_eq!(fuse_depthwise(&mut m), 3);
+        let graph = m.graph.as_ref().unwrap();
+        let nodes: Vec<(&str, &str, &str)> =
+            graph.node.iter().map(|n| (n.name.as_str(), n.op_type.as_str(), n.output[0].as_str())).collect();
+        assert_eq!(
+            nodes,
+            [
+                ("full", DEPTHWISE_3X3, "full_out"),
+                ("relu", DEPTHWISE_3X3, "relu_out"),
+                ("shared", DEPTHWISE_3X3, "shared_y"),
+                ("shared_a", "Relu", "shared_a"),
+                ("shared_b", "Relu", "shared_b"),
+                ("stride3", "Conv", "stride3_y")
+            ]
+        );
+        let attrs = |n: &NodeProto| {
+            let stride = n.attribute.iter().find(|a| a.name == "stride").unwrap().i;
+            let activation = n.attribute.iter().find(|a| a.name == "activation").unwrap().s.clone();
+            (stride, String::from_utf8(activation).unwrap(), n.input.len())
+        };
+        assert_eq!(attrs(&graph.node[0]), (2, "prelu".into(), 4));
+        assert_eq!(graph.node[0].input[3], "a");
+        assert_eq!(attrs(&graph.node[1]), (1, "relu".into(), 3));
+        assert_eq!(attrs(&graph.node[2]), (1, "none".into(), 3));
+        let stored = |name: &str| values(graph.initializer.iter().find(|t| t.name == name).unwrap()).unwrap();
+        // Batch norm folded: factor gamma / sqrt(var + 1) = 1 and 1; bias (b - mean) * 1 + beta.
+        assert_eq!(stored(&graph.node[0].input[1]), [1.0; 18]);
+        assert_eq!(stored(&graph.node[0].input[2]), [0.5, 2.0]);
+        assert_eq!(stored(&graph.node[1].input[2]), [1.0, 2.0], "no batch norm: the Conv's own bias");
+        assert!(m.opset_import.iter().all(|o| o.domain != DOMAIN), "fuse_depthwise alone declares nothing");
+        assert_eq!(fuse_depthwise(&mut model(8)), 0, "opset 8: not taken");
+    }
+
+    fn attr_i(name: &str, i: i64) -> tract_onnx::pb::AttributeProto {
+        tract_onnx::pb::AttributeProto { name: name.into(), i, r#type: AttributeType::Int as i32, ..Default::default() }
+    }
+
+    fn attr_f(name: &str, f: f32) -> tract_onnx::pb::AttributeProto {
+        tract_onnx::pb::AttributeProto {
+            name: name.into(),
+            f,
+            r#type: AttributeType::Float as i32,
+            ..Default::default()
+        }
+    }
+
+    fn attr_ints(name: &str, ints: &[i64]) -> tract_onnx::pb::AttributeProto {
+        tract_onnx::pb::AttributeProto {
+            name: name.into(),
+            ints: ints.to_vec(),
+            r#type: AttributeType::Ints as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_per_channel_stored_prelus_and_plain_2x2_stride_2_poolings_change() {
         let pool = |name: &str, attrs: Vec<tract_onnx::pb::AttributeProto>| NodeProto {
             name: name.into(),
             op_type: "MaxPool".into(),
@@ -318,24 +593,39 @@ mod tests {
             attribute: attrs,
             ..Default::default()
         };
-        let ints = |name: &str, v: &[i64]| tract_onnx::pb::AttributeProto {
-            name: name.into(),
-            ints: v.to_vec(),
-            ..Default::default()
-        };
+        let ints = attr_ints;
         let mut m = model(17);
         let graph = m.graph.get_or_insert_with(Default::default);
+        let mut grid = slope("grid", &[0.5; 4]);
+        grid.dims = vec![2, 2];
+        let mut external = slope("external", &[0.5, 0.5]);
+        external.raw_data.clear();
+        graph.initializer = vec![slope("a", &[0.25, -0.5, 1.5]), grid, external];
         graph.node = vec![
             pool("plain", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2]), ints("pads", &[0, 0, 0, 0])]),
             pool("three", vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2])]),
             pool("padded", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2]), ints("pads", &[0, 0, 1, 1])]),
             pool("stride1", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1])]),
+            prelu("per_channel", "a", "y"),
+            prelu("computed", "c", "z"),
+            prelu("two_axes", "grid", "w"),
+            prelu("no_values", "external", "v"),
+            NodeProto { domain: "com.example".into(), ..prelu("custom", "a", "u") },
         ];
-        assert_eq!(rewrite_maxpool(&mut m), 1);
-        let kept: Vec<&str> =
-            m.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == "MaxPool").map(|n| n.name.as_str()).collect();
-        assert_eq!(kept, ["three", "padded", "stride1"]);
-        assert_eq!(rewrite_maxpool(&mut model(9)), 0, "opset 9: Slice takes no steps");
+        assert_eq!(use_face_core_ops(&mut m), 2);
+        let graph = m.graph.as_ref().unwrap();
+        let changed: Vec<(&str, &str, &str)> = graph
+            .node
+            .iter()
+            .filter(|n| n.domain == DOMAIN)
+            .map(|n| (n.name.as_str(), n.op_type.as_str(), n.input[0].as_str()))
+            .collect();
+        assert_eq!(changed, [("plain", MAXPOOL_2X2, "x"), ("per_channel", PRELU, "x")]);
+        assert!(graph.node.iter().filter(|n| n.domain == DOMAIN).all(|n| n.attribute.is_empty()));
+        assert_eq!(graph.node.iter().filter(|n| n.op_type == "PRelu").count(), 4);
+        assert!(m.opset_import.iter().any(|o| o.domain == DOMAIN), "the domain is declared");
+        assert_eq!(use_face_core_ops(&mut m), 0, "nothing left to change");
+        assert_eq!(use_face_core_ops(&mut ModelProto::default()), 0, "no graph");
     }
 
     fn model(opset: i64) -> ModelProto {

@@ -91,9 +91,10 @@ fn the_registry_int8_sface_loads_into_the_very_weights_of_the_folded_file() {
 
 #[test]
 fn the_rewritten_prelu_computes_the_embeddings_of_the_graph_as_stored() {
-    // tract and onnxruntime run SFace with each PRelu rewritten as slope * x + (1 - slope) *
-    // Relu(x); the reference here is the registry's graph as it is stored (only its int8 weights
-    // folded), run by tract. Both rewritten forms give its embeddings up to float rounding.
+    // tract runs SFace with each PRelu as face-core's one-pass operator, onnxruntime with each
+    // rewritten as slope * x + (1 - slope) * Relu(x); the reference here is the registry's graph
+    // as it is stored (only its int8 weights folded), run by tract with its own PRelu. Both give
+    // its embeddings up to float rounding.
     let as_stored = face_core::Engine::from_runners(
         |info| {
             let plan = face_core::TractPlan::load_as_stored(&crate::common::model(info.file), info.shapes)
