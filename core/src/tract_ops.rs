@@ -1,18 +1,24 @@
-//! Two operators face-core hands tract in place of its own, for the two the models spend most
-//! of their elementwise time in: a `PRelu` whose slope is stored, one value per channel (SFace's
-//! 27), and a 2x2 stride-2 `MaxPool` (YuNet's 4). `crate::rewrite::use_face_core_ops` renames
-//! those nodes to [`PRELU`] and [`MAXPOOL_2X2`]; [`register`] teaches tract's ONNX reader to
-//! build them.
+//! Three operators face-core hands tract in place of its own, where the models spent their time
+//! on passes over memory rather than arithmetic: a `PRelu` whose slope is stored, one value per
+//! channel (SFace's 27); a 2x2 stride-2 `MaxPool` (YuNet's 4); and a 3x3 depthwise `Conv` with
+//! the `BatchNormalization` and `Relu` or `PRelu` after it folded in (SFace's 13, YuNet's 20 and
+//! its heads' 6 single-channel ones). `crate::rewrite::use_face_core_ops` rewrites those nodes
+//! to [`PRELU`], [`MAXPOOL_2X2`] and [`DEPTHWISE_3X3`]; [`register`] teaches tract's ONNX reader
+//! to build them.
 //!
 //! Why: tract runs a `PRelu` as two elementwise chains over the activation (its own form a
-//! comparison, a product and a selection), each allocating its output, and pools through a
-//! general patch scanner. Measured natively on one thread (2-core Xeon, AVX-512): SFace's 27
-//! rewritten `PRelu`s took 7.2 of its 31 ms, YuNet's four poolings 4.9 of its 28 ms at 640x480.
-//! These do each in one pass: the `PRelu` in place on the activation it is handed (tract frees
-//! an activation after its last reader, so it is the only one), the pooling reading two rows at
-//! a time. Both compare and select instead of calling `f32::max`, which is a library call on
-//! wasm32. The values are the ONNX operators' own: x > 0 ? x : slope * x, and the largest of each
-//! 2x2 window (floor-rounded sides).
+//! comparison, a product and a selection), each allocating its output; it pools through a
+//! general patch scanner; and after a depthwise convolution it makes a pass for the batch norm
+//! and one for the activation. Measured natively on one thread (2-core Xeon, AVX-512): SFace's
+//! 27 rewritten `PRelu`s took 7.2 of its 31 ms, YuNet's four poolings 4.9 of its 28 ms at
+//! 640x480, its depthwise convolutions and their `Relu`s 9 ms. These do each in one pass: the
+//! `PRelu` in place on the activation it is handed (tract frees an activation after its last
+//! reader, so it is the only one), the pooling reading two rows at a time, the convolution
+//! writing each output once with its activation applied. All compare and select instead of
+//! calling `f32::max`, which is a library call on wasm32. The values are the ONNX operators'
+//! own: x > 0 ? x : slope * x, the largest of each 2x2 window (floor-rounded sides), and the
+//! convolution's sums up to float rounding (added in another order, batch norm folded into the
+//! weights). After them SFace takes 23 ms and YuNet about 20.
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
