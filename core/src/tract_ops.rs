@@ -2,7 +2,7 @@
 //! on passes over memory rather than arithmetic: a `PRelu` whose slope is stored, one value per
 //! channel (SFace's 27); a 2x2 stride-2 `MaxPool` (YuNet's 4); and a 3x3 depthwise `Conv` with
 //! the `BatchNormalization` and `Relu` or `PRelu` after it folded in (SFace's 13, YuNet's 20 and
-//! its heads' 6 single-channel ones). `crate::rewrite::use_face_core_ops` rewrites those nodes
+//! its heads' 6 single-channel ones). `use_face_core_ops` (rewrite.rs) rewrites those nodes
 //! to [`PRELU`], [`MAXPOOL_2X2`] and [`DEPTHWISE_3X3`]; [`register`] teaches tract's ONNX reader
 //! to build them.
 //!
