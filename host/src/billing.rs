@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::settings::Secret;
 use crate::store::{PendingUsage, Store, UsageRecord};
 use crate::time::{iso8601, now_ms};
 
@@ -33,7 +34,7 @@ pub const METER: &str = "face.transactions";
 pub struct BillingConfig {
     /// The Billing setting, e.g. `http://127.0.0.1:5001/`.
     pub endpoint: String,
-    pub api_key: String,
+    pub api_key: Secret,
     /// How often usage is sent when the meter answers.
     pub interval: Duration,
     /// How often a failed send is retried.
@@ -49,7 +50,7 @@ impl BillingConfig {
         let interval = Duration::from_secs(600);
         BillingConfig {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
-            api_key: api_key.to_owned(),
+            api_key: Secret::new(api_key),
             interval,
             retry: Duration::from_secs(30),
             grace: interval * 10,
@@ -227,7 +228,7 @@ impl Billing {
         let mut builder = ureq::http::Request::builder()
             .method(method)
             .uri(&url)
-            .header("Ocp-Apim-Subscription-Key", &self.config.api_key);
+            .header("Ocp-Apim-Subscription-Key", self.config.api_key.expose());
         let bytes = match body {
             Some(b) => {
                 builder = builder.header("Content-Type", "application/json");

@@ -14,7 +14,7 @@ use crate::engine::{EngineConfig, EnginePool, ModelFiles};
 use crate::faces::FaceIds;
 use crate::fetch::{FetchConfig, Fetcher};
 use crate::listen::ConnectionLimits;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{Secret, Settings, SettingsError};
 use crate::store::{PostgresStore, SharedFaceIds, SqliteStore, Store};
 
 /// Where the face database lives. Its `Debug` form, which the logs show, hides a connection
@@ -95,7 +95,7 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     pub fetch: FetchConfig,
     /// `None` turns the subscription-key check off (`Security:RequireKey=false`).
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Most faceIds kept at once.
     pub face_id_capacity: usize,
     /// Swagger UI's files (npm swagger-ui-dist's folder).
@@ -235,7 +235,7 @@ impl ServerConfig {
             address,
             storage,
             fetch,
-            api_key: require_key.then(|| s.api_key.clone()),
+            api_key: require_key.then(|| Secret::new(s.api_key.clone())),
             face_id_capacity: parse(s, "Server:MaxFaceIds", 200_000, "a whole number")?,
             swagger_ui: setting(s, "Server:SwaggerUi").map(PathBuf::from).unwrap_or_else(default_swagger_ui),
             billing,
@@ -472,7 +472,27 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{ServerConfig, redacted};
+    use crate::settings::Settings;
+
+    #[test]
+    fn a_configurations_debug_form_shows_no_key_and_no_password() {
+        let args = [
+            "Eula=accept",
+            "Billing=http://127.0.0.1:5001/",
+            "ApiKey=k3y-never-logged",
+            "Storage:Scenario=Postgres",
+            "Storage:ConnectionString=postgresql://face:pa55-never-logged@db/face",
+        ];
+        let settings = Settings::parse(args.map(String::from), std::iter::empty::<(String, String)>()).unwrap();
+        let config = ServerConfig::from_settings(&settings).unwrap();
+        assert_eq!(config.api_key.as_ref().map(|k| k.expose()), Some("k3y-never-logged"));
+        assert_eq!(config.billing.api_key.expose(), "k3y-never-logged");
+        for shown in [format!("{config:?}"), format!("{:?}", config.billing), format!("{settings:?}")] {
+            assert!(!shown.contains("never-logged"), "{shown}");
+            assert!(shown.contains("<redacted>") || shown.contains("***"), "{shown}");
+        }
+    }
 
     #[test]
     fn connection_strings_lose_their_passwords() {

@@ -6,6 +6,28 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A key: used as it is, never written out by `Debug`, so no log line, panic or `{:?}` of a
+/// configuration shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(key: impl Into<String>) -> Secret {
+        Secret(key.into())
+    }
+
+    /// The key itself, for the one place that sends or compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The required settings, checked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Settings {

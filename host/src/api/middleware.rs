@@ -80,7 +80,7 @@ pub async fn run_to_completion(State(state): State<Shared>, request: Request, ne
 pub async fn check_key(State(state): State<Shared>, headers: HeaderMap, request: Request, next: Next) -> Response {
     if let Some(expected) = &state.api_key {
         let given = headers.get("ocp-apim-subscription-key").map(|v| v.as_bytes()).unwrap_or_default();
-        if !constant_time_eq(given, expected.as_bytes()) {
+        if !constant_time_eq(given, expected.expose().as_bytes()) {
             return super::input::refuse_before_body(request, ApiError::Unauthorized).await;
         }
     }

@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, NoBody, PathParam, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
+use crate::settings::Secret;
 use crate::store::{Hold, Kind, Operation, Snapshot, StoreError, operation_key};
 use crate::time::{iso8601, now_ms};
 
@@ -44,7 +45,7 @@ async fn live_snapshot(state: &Shared, sid: &str) -> ApiResult<Snapshot> {
 
 /// The account snapshots belong to: a UUID derived from this service's key.
 fn account(state: &Shared) -> String {
-    let digest = Sha256::digest(state.api_key.as_deref().unwrap_or("face-server").as_bytes());
+    let digest = Sha256::digest(state.api_key.as_ref().map_or("face-server", Secret::expose).as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()

@@ -14,6 +14,7 @@ use crate::faces::FaceIds;
 use crate::fetch::Fetcher;
 use crate::index::IndexCache;
 use crate::metrics::Metrics;
+use crate::settings::Secret;
 use crate::store::{Kind, Store, StoreError, for_usage};
 
 /// Everything a request may use.
@@ -28,7 +29,7 @@ pub struct AppState {
     pub indexes: IndexCache,
     pub fetcher: Fetcher,
     /// The key requests must carry in `Ocp-Apim-Subscription-Key`; `None` turns the check off.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub billing: Arc<Billing>,
     /// Whether `store` is also the usage journal (not with `Storage:Scenario=Memory`, whose
     /// journal is a file of its own), so billed writes journal their usage with their effect.
