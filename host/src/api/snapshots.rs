@@ -118,7 +118,19 @@ async fn finish(state: &Shared, mut op: Operation, result: Result<String, String
             op.message = Some(message);
         }
     }
-    let _ = state.db(move |s| s.put_operation(&op)).await;
+    // The operation's last word, which its client polls for: retried, and logged when lost (it
+    // would read "running" until the service restarts).
+    for attempt in 1..=3u64 {
+        let o = op.clone();
+        match state.db(move |s| s.put_operation(&o)).await {
+            Ok(()) => return,
+            Err(e) => tracing::error!(
+                operation = %op.id, status = %op.status, attempt, error = %e,
+                "writing a snapshot operation's final status failed"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+    }
 }
 
 #[derive(Debug, Deserialize)]

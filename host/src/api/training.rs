@@ -369,7 +369,8 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
             tracing::error!(kind = kind.name(), id = %cid, error = %e, "training failed");
             // The last success as the store has it now (another host's may be newer than this
             // round's start).
-            let _ = state
+            let id = cid.clone();
+            let written = state
                 .db(move |s| {
                     let last = s.training(kind, &cid)?.and_then(|t| t.last_success_ms).max(running.last_success_ms);
                     let failed = Training {
@@ -382,6 +383,13 @@ async fn run_training(state: Shared, kind: Kind, cid: String, collection: Collec
                     s.set_training(kind, &cid, &failed)
                 })
                 .await;
+            if let Err(e) = written {
+                // The stored status stays the one written when this round started.
+                tracing::error!(
+                    kind = kind.name(), id = %id, error = %e,
+                    "writing the failed training's status failed too; its stored status is still the one of its start"
+                );
+            }
         }
     }
 }
