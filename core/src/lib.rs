@@ -79,15 +79,3 @@ pub use crate::{
     landmarks::{FaceLandmarks, LANDMARK_CROP_SCALE},
     model::{DETECTOR_SHAPES, MODELS, Model, ModelInfo, Runner, ShapedOutput, TractPlan, f32_from_bytes, f32_to_bytes},
 };
-#[doc(hidden)]
-pub fn scratch_onnx(bytes: &[u8]) -> Vec<u8> {
-    use prost::Message;
-    let mut p = tract_onnx::pb::ModelProto::decode(bytes).unwrap();
-    dequant::fold_constant_dequantize(&mut p);
-    rewrite::use_face_core_ops(&mut p);
-    p.encode_to_vec()
-}
-#[doc(hidden)]
-pub fn scratch_register(o: &mut tract_onnx::Onnx) {
-    tract_ops::register(o)
-}

@@ -160,9 +160,10 @@ impl fmt::Debug for TractPlan {
 impl TractPlan {
     /// Parses ONNX `bytes` once and optimises a plan for each of `shapes` (f32, NCHW). A shape
     /// the file's fixed input dimensions do not allow fails here, naming the shape. Stored-slope
-    /// per-channel `PRelu`s and 2x2 stride-2 `MaxPool`s run as face-core's own operators
-    /// (`crate::tract_ops`): one pass each instead of tract's general ones (natively, one
-    /// thread: SFace 31 -> 24 ms, YuNet at 640x480 about 5 ms less).
+    /// per-channel `PRelu`s, 2x2 stride-2 `MaxPool`s and 3x3 depthwise convolutions (with their
+    /// batch norm and activation) run as face-core's own operators (`crate::tract_ops`): one
+    /// pass each instead of tract's general ones (natively, one thread: SFace 31 -> 23 ms, YuNet
+    /// at 640x480 about 28 -> 20 ms).
     pub fn load(bytes: &[u8], shapes: &[[usize; 4]]) -> std::result::Result<TractPlan, String> {
         Self::load_graph(bytes, shapes, true)
     }

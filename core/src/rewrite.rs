@@ -1,8 +1,9 @@
 //! Graph rewrites made on the ONNX protobuf before a runtime reads it: for onnxruntime
 //! ([`onnxruntime_bytes`]: the registry's constant quantized weights folded (`crate::dequant`),
 //! then every `PRelu` with stored slopes written as `slope * x + (1 - slope) * Relu(x)`,
-//! [`rewrite_prelu`]), and for tract ([`use_face_core_ops`]: those `PRelu`s and the 2x2 stride-2
-//! `MaxPool`s handed to face-core's own operators, `crate::tract_ops`).
+//! [`rewrite_prelu`]), and for tract ([`use_face_core_ops`]: those `PRelu`s, the 2x2 stride-2
+//! `MaxPool`s and the 3x3 depthwise convolutions with what follows them handed to face-core's
+//! own operators, `crate::tract_ops`).
 //!
 //! SFace follows each of its 27 convolutions with a per-channel `PRelu`. onnxruntime's CPU
 //! provider neither fuses `PRelu` into the convolution nor runs it in its blocked (NCHWc) layout,
@@ -11,7 +12,7 @@
 //! per face). The rewritten form is the same function (x > 0: x; else: slope * x, within a few
 //! units in the last place for finite x) in operators onnxruntime fuses and keeps blocked: SFace
 //! takes 12 ms. tract ran that form faster than its own `PRelu` too (SFace 48 -> 34 ms natively,
-//! one thread), and face-core's one-pass operator faster still (31 -> 24 ms).
+//! one thread), and face-core's one-pass operators faster still (31 -> 23 ms).
 
 use std::collections::{HashMap, HashSet};
 
@@ -93,10 +94,13 @@ pub fn rewrite_prelu(model: &mut ModelProto) -> usize {
     count
 }
 
-/// For tract: every standard-domain `PRelu` whose slope is stored with at most one dimension
-/// over 1 becomes `crate::tract_ops`' in-place [`PRELU`], and every plain 2x2 stride-2 `MaxPool`
-/// its one-pass [`MAXPOOL_2X2`], same inputs and outputs. Returns how many nodes it changed. A
-/// graph whose operators tract reads any other way (a computed slope, other pooling) keeps them.
+/// For tract: every 3x3 depthwise `Conv` that [`fuse_depthwise`] takes becomes one
+/// [`DEPTHWISE_3X3`] node with the batch norm and activation after it; then every other
+/// standard-domain `PRelu` whose slope is stored with at most one dimension over 1 becomes
+/// `crate::tract_ops`' in-place [`PRELU`], and every plain 2x2 stride-2 `MaxPool` its one-pass
+/// [`MAXPOOL_2X2`], with the same inputs and outputs. Returns how many nodes it replaced (a
+/// fused chain counts once). Operators tract reads any other way (a computed slope, other
+/// convolutions and pooling) stay as they are.
 pub fn use_face_core_ops(model: &mut ModelProto) -> usize {
     let fused = fuse_depthwise(model);
     let Some(graph) = model.graph.as_mut() else {
@@ -200,7 +204,7 @@ fn fuse_depthwise(model: &mut ModelProto) -> usize {
             let node = &graph.node[j];
             match (node.op_type.as_str(), node.input.as_slice(), standard_domain(&node.domain)) {
                 ("Relu", [_], true) => activation = "relu",
-                ("PRelu", [_, s], true) if stored.get(s).is_some_and(|(_, v)| v.len() == channels || v.len() == 1) => {
+                ("PRelu", [_, s], true) if stored.get(s).is_some_and(|(dims, _)| channel_slope(dims, channels)) => {
                     (activation, slope) = ("prelu", Some(s.clone()));
                 }
                 _ => {}
@@ -305,6 +309,14 @@ fn depthwise_conv(
     }
     let has = |name: &str| node.attribute.iter().any(|a| a.name == name);
     (has("group") && has("pads")).then(|| (stride.unwrap_or(1), weights.clone(), bias))
+}
+
+/// Whether a stored slope of `dims`, broadcast against NCHW as ONNX does (from the right), gives
+/// one value per channel (`[C, 1, 1]`, `[1, C, 1, 1]`) or one for all. A `[C]` slope would vary
+/// along the width instead.
+fn channel_slope(dims: &[i64], channels: usize) -> bool {
+    let values: i64 = dims.iter().product();
+    values == 1 || (values == channels as i64 && dims.len() >= 3 && dims[dims.len() - 3] == channels as i64)
 }
 
 /// A `BatchNormalization` in inference form whose four parameters are stored, `channels` each:
@@ -443,33 +455,47 @@ mod tests {
         assert_eq!(rewrite_prelu(&mut ModelProto::default()), 0, "no operator set named");
     }
 
-    /// YuNet run by face-core's operators (its four poolings, its 3x3 depthwise convolutions
-    /// with their `Relu`s) gives tract's own outputs up to float rounding: the sums are added in
-    /// another order.
+    /// Every model run by face-core's operators (YuNet's poolings and depthwise convolutions,
+    /// SFace's PRelus and depthwise convolutions, the face-api.js nets' depthwise convolutions)
+    /// gives tract's own outputs up to float rounding: the sums are added in another order and
+    /// the batch norms are folded into the weights.
     #[test]
-    fn face_cores_operators_compute_yunets_outputs() {
-        use crate::model::{Runner, TractPlan};
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/face_detection_yunet_2023mar.onnx");
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `cargo xtask models`"));
-        let mut rewritten = ModelProto::decode(&bytes[..]).expect("parses");
-        // 4 poolings; 20 depthwise convolutions and 6 single-channel 3x3 ones of the heads.
-        assert_eq!(use_face_core_ops(&mut rewritten), 30);
-        let ops = |op: &str| rewritten.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
-        assert_eq!((ops("MaxPool"), ops(MAXPOOL_2X2), ops(DEPTHWISE_3X3), ops("Relu")), (0, 4, 26, 1));
-        // Not square, as the letterboxed inputs are not.
-        for shape in [[1usize, 3, 96, 160], [1, 3, 160, 96]] {
-            let input: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| ((i * 7919) % 256) as f32).collect();
-            let stored = TractPlan::load_as_stored(&bytes, &[shape]).expect("plan");
-            let ours = TractPlan::load(&bytes, &[shape]).expect("plan");
-            let (want, got) = (stored.run(&shape, input.clone()).unwrap(), ours.run(&shape, input).unwrap());
-            assert_eq!(want.len(), got.len());
-            for (k, (w, g)) in want.iter().zip(&got).enumerate() {
-                assert_eq!(w.len(), g.len(), "output {k}");
-                let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let worst = w.iter().zip(g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(worst <= 1e-5 * scale, "{shape:?}: output {k} differs by {worst} (largest value {scale})");
+    fn face_cores_operators_compute_every_models_outputs() {
+        use crate::model::{MODELS, Runner, TractPlan};
+        let mut changed = Vec::new();
+        for info in &MODELS {
+            let path = format!("{}/../models/{}", env!("CARGO_MANIFEST_DIR"), info.file);
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}; run `cargo xtask models`"));
+            let mut rewritten = ModelProto::decode(&bytes[..]).expect("parses");
+            fold_constant_dequantize(&mut rewritten);
+            changed.push(use_face_core_ops(&mut rewritten));
+            // YuNet not square, as the letterboxed inputs are not, and small.
+            let shapes: Vec<[usize; 4]> =
+                if info.name == MODELS[0].name { vec![[1, 3, 96, 160], [1, 3, 160, 96]] } else { vec![info.shapes[0]] };
+            for shape in shapes {
+                let input: Vec<f32> =
+                    (0..shape.iter().product::<usize>()).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+                let stored = TractPlan::load_as_stored(&bytes, &[shape]).expect("plan");
+                let ours = TractPlan::load(&bytes, &[shape]).expect("plan");
+                let (want, got) = (stored.run(&shape, input.clone()).unwrap(), ours.run(&shape, input).unwrap());
+                assert_eq!(want.len(), got.len());
+                for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+                    assert_eq!(w.len(), g.len(), "{}: output {k}", info.file);
+                    let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                    let worst = w.iter().zip(g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    assert!(
+                        worst <= 1e-5 * scale,
+                        "{} {shape:?}: output {k} differs by {worst} (largest value {scale})",
+                        info.file
+                    );
+                }
             }
         }
+        // YuNet: 4 poolings, 20 depthwise convolutions and 6 single-channel 3x3 ones of its heads;
+        // the 68-point net 12 of its 15 depthwise (3 are padded on one side only); SFace 13
+        // depthwise (with their PRelus) and 14 PRelus; the face-api.js recognizer nothing; the
+        // age/gender and expression nets 13 and 12 depthwise.
+        assert_eq!(changed, [30, 12, 27, 0, 13, 12]);
     }
 
     #[test]
@@ -483,15 +509,28 @@ mod tests {
             t.dims = vec![2];
             t
         };
+        let mut flat = slope("w_flat", &[1.0; 18]);
+        flat.dims = vec![18];
+        let shape = TensorProto {
+            name: "w_shape".into(),
+            dims: vec![4],
+            data_type: INT64,
+            raw_data: [2i64, 1, 3, 3].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        };
         graph.initializer = vec![
             weights,
             param("b", [1.0, 2.0]),
-            param("gamma", [2.0, 4.0]),
+            param("gamma", [4.0, 3.0]),
             param("beta", [0.5, 0.0]),
             param("mean", [1.0, 0.0]),
-            param("var", [3.0, 15.0]),
+            param("var", [3.0, 8.0]),
             slope("a", &[0.25, -0.5]),
+            param("wide", [0.25, -0.5]),
+            flat,
+            shape,
         ];
+        graph.output = vec![tract_onnx::pb::ValueInfoProto { name: "output_y".into(), ..Default::default() }];
         let conv = |name: &str, x: &str, strides: &[i64]| NodeProto {
             name: name.into(),
             op_type: "Conv".into(),
@@ -505,6 +544,11 @@ mod tests {
             ],
             ..Default::default()
         };
+        let with = |mut node: NodeProto, attribute: tract_onnx::pb::AttributeProto| {
+            node.attribute.retain(|a| a.name != attribute.name);
+            node.attribute.push(attribute);
+            node
+        };
         let step = |op: &str, inputs: &[&str], output: &str| NodeProto {
             name: output.into(),
             op_type: op.into(),
@@ -513,6 +557,11 @@ mod tests {
             attribute: if op == "BatchNormalization" { vec![attr_f("epsilon", 1.0)] } else { vec![] },
             ..Default::default()
         };
+        let mut no_pads = conv("no_pads", "x", &[1, 1]);
+        no_pads.attribute.retain(|a| a.name != "pads");
+        let no_bias = NodeProto { input: vec!["x".into(), "w".into()], ..conv("no_bias", "x", &[1, 1]) };
+        let reshaped =
+            NodeProto { input: vec!["x".into(), "w_4d".into(), "b".into()], ..conv("reshaped", "x", &[1, 1]) };
         graph.node = vec![
             // Conv, batch norm, PRelu: one node.
             conv("full", "x", &[2, 2]),
@@ -525,10 +574,29 @@ mod tests {
             conv("shared", "relu_out", &[1, 1]),
             step("Relu", &["shared_y"], "shared_a"),
             step("Relu", &["shared_y"], "shared_b"),
-            // Stride 3: not taken.
+            // Its output a graph output: the Conv alone.
+            conv("output", "x", &[1, 1]),
+            step("BatchNormalization", &["output_y", "gamma", "beta", "mean", "var"], "output_bn"),
+            // A batch norm in training form: the Conv alone.
+            conv("training", "x", &[1, 1]),
+            with(
+                step("BatchNormalization", &["training_y", "gamma", "beta", "mean", "var"], "training_bn"),
+                attr_i("training_mode", 1),
+            ),
+            // A slope along the width, not per channel: the Conv alone.
+            conv("wide", "x", &[1, 1]),
+            step("PRelu", &["wide_y", "wide"], "wide_out"),
+            // No bias: taken, with a zero bias. Weights through a stored reshape: taken.
+            no_bias,
+            step("Reshape", &["w_flat", "w_shape"], "w_4d"),
+            reshaped,
+            // Not taken: stride 3, no padding given, dilated, one group.
             conv("stride3", "x", &[3, 3]),
+            no_pads,
+            with(conv("dilated", "x", &[1, 1]), attr_ints("dilations", &[2, 2])),
+            with(conv("one_group", "x", &[1, 1]), attr_i("group", 1)),
         ];
-        assert_eq!(fuse_depthwise(&mut m), 3);
+        assert_eq!(fuse_depthwise(&mut m), 8);
         let graph = m.graph.as_ref().unwrap();
         let nodes: Vec<(&str, &str, &str)> =
             graph.node.iter().map(|n| (n.name.as_str(), n.op_type.as_str(), n.output[0].as_str())).collect();
@@ -540,7 +608,19 @@ mod tests {
                 ("shared", DEPTHWISE_3X3, "shared_y"),
                 ("shared_a", "Relu", "shared_a"),
                 ("shared_b", "Relu", "shared_b"),
-                ("stride3", "Conv", "stride3_y")
+                ("output", DEPTHWISE_3X3, "output_y"),
+                ("output_bn", "BatchNormalization", "output_bn"),
+                ("training", DEPTHWISE_3X3, "training_y"),
+                ("training_bn", "BatchNormalization", "training_bn"),
+                ("wide", DEPTHWISE_3X3, "wide_y"),
+                ("wide_out", "PRelu", "wide_out"),
+                ("no_bias", DEPTHWISE_3X3, "no_bias_y"),
+                ("w_4d", "Reshape", "w_4d"),
+                ("reshaped", DEPTHWISE_3X3, "reshaped_y"),
+                ("stride3", "Conv", "stride3_y"),
+                ("no_pads", "Conv", "no_pads_y"),
+                ("dilated", "Conv", "dilated_y"),
+                ("one_group", "Conv", "one_group_y"),
             ]
         );
         let attrs = |n: &NodeProto| {
@@ -551,14 +631,30 @@ mod tests {
         assert_eq!(attrs(&graph.node[0]), (2, "prelu".into(), 4));
         assert_eq!(graph.node[0].input[3], "a");
         assert_eq!(attrs(&graph.node[1]), (1, "relu".into(), 3));
-        assert_eq!(attrs(&graph.node[2]), (1, "none".into(), 3));
+        for k in [2, 5, 7, 9] {
+            assert_eq!(attrs(&graph.node[k]), (1, "none".into(), 3), "{}", graph.node[k].name);
+        }
         let stored = |name: &str| values(graph.initializer.iter().find(|t| t.name == name).unwrap()).unwrap();
-        // Batch norm folded: factor gamma / sqrt(var + 1) = 1 and 1; bias (b - mean) * 1 + beta.
-        assert_eq!(stored(&graph.node[0].input[1]), [1.0; 18]);
+        // Batch norm folded: factor gamma / sqrt(var + 1) = 2 and 1; bias (b - mean) * factor + beta.
+        let folded: Vec<f32> = [[2.0; 9], [1.0; 9]].concat();
+        assert_eq!(stored(&graph.node[0].input[1]), folded);
         assert_eq!(stored(&graph.node[0].input[2]), [0.5, 2.0]);
-        assert_eq!(stored(&graph.node[1].input[2]), [1.0, 2.0], "no batch norm: the Conv's own bias");
+        assert_eq!(stored(&graph.node[1].input[1]), [1.0; 18], "no batch norm: the Conv's own weights");
+        assert_eq!(stored(&graph.node[1].input[2]), [1.0, 2.0], "and bias");
+        assert_eq!(stored(&graph.node[11].input[2]), [0.0, 0.0], "no bias: zeros");
+        assert_eq!(stored(&graph.node[13].input[1]), [1.0; 18], "the reshaped weights");
         assert!(m.opset_import.iter().all(|o| o.domain != DOMAIN), "fuse_depthwise alone declares nothing");
         assert_eq!(fuse_depthwise(&mut model(8)), 0, "opset 8: not taken");
+    }
+
+    #[test]
+    fn a_slope_is_per_channel_only_on_the_channel_axis_of_nchw() {
+        assert!(channel_slope(&[2, 1, 1], 2));
+        assert!(channel_slope(&[1, 2, 1, 1], 2));
+        assert!(channel_slope(&[1], 2) && channel_slope(&[1, 1, 1], 2), "one slope for all");
+        assert!(!channel_slope(&[2], 2), "along the width");
+        assert!(!channel_slope(&[2, 1], 2), "along the height");
+        assert!(!channel_slope(&[3, 1, 1], 2), "another count");
     }
 
     fn attr_i(name: &str, i: i64) -> tract_onnx::pb::AttributeProto {

@@ -2,9 +2,10 @@
 //! on passes over memory rather than arithmetic: a `PRelu` whose slope is stored, one value per
 //! channel (SFace's 27); a 2x2 stride-2 `MaxPool` (YuNet's 4); and a 3x3 depthwise `Conv` with
 //! the `BatchNormalization` and `Relu` or `PRelu` after it folded in (SFace's 13, YuNet's 20 and
-//! its heads' 6 single-channel ones). `use_face_core_ops` (rewrite.rs) rewrites those nodes
-//! to [`PRELU`], [`MAXPOOL_2X2`] and [`DEPTHWISE_3X3`]; [`register`] teaches tract's ONNX reader
-//! to build them.
+//! its heads' 6 single-channel ones, and those of face-api.js's landmark, expression and
+//! age/gender nets padded on every side: 12, 12 and 13). `use_face_core_ops` (rewrite.rs)
+//! rewrites those nodes to [`PRELU`], [`MAXPOOL_2X2`] and [`DEPTHWISE_3X3`]; [`register`]
+//! teaches tract's ONNX reader to build them.
 //!
 //! Why: tract runs a `PRelu` as two elementwise chains over the activation (its own form a
 //! comparison, a product and a selection), each allocating its output; it pools through a
@@ -14,11 +15,12 @@
 //! 640x480, its depthwise convolutions and their `Relu`s 9 ms. These do each in one pass: the
 //! `PRelu` in place on the activation it is handed (tract frees an activation after its last
 //! reader, so it is the only one), the pooling reading two rows at a time, the convolution
-//! writing each output once with its activation applied. All compare and select instead of
-//! calling `f32::max`, which is a library call on wasm32. The values are the ONNX operators'
-//! own: x > 0 ? x : slope * x, the largest of each 2x2 window (floor-rounded sides), and the
-//! convolution's sums up to float rounding (added in another order, batch norm folded into the
-//! weights). After them SFace takes 23 ms and YuNet about 20.
+//! applying its activation to each output row while it is still in cache. All compare and
+//! select instead of calling `f32::max`, which is a library call on wasm32. The values are the
+//! ONNX operators' own for values that are not NaN: x > 0 ? x : slope * x, the largest of each
+//! 2x2 window (floor-rounded sides), and the convolution's sums up to float rounding (added in
+//! another order, batch norm folded into the weights). After them SFace takes 23 ms and YuNet
+//! about 20.
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
@@ -34,7 +36,7 @@ pub(crate) const DEPTHWISE_3X3: &str = "FaceCoreDepthwise3x3";
 /// The operator domain of all three.
 pub(crate) const DOMAIN: &str = "face-core";
 
-/// Teaches `onnx` to read [`PRELU`] and [`MAXPOOL_2X2`] nodes.
+/// Teaches `onnx` to read [`PRELU`], [`MAXPOOL_2X2`] and [`DEPTHWISE_3X3`] nodes.
 pub(crate) fn register(onnx: &mut tract_onnx::Onnx) {
     onnx.op_register.insert(PRELU, prelu);
     onnx.op_register.insert(MAXPOOL_2X2, maxpool_2x2);
@@ -334,8 +336,15 @@ impl Expansion for DepthwiseExpansion {
         ensure!(weights.len() == 9 * channels, "{prefix}: {} weights for {channels} channels", weights.len());
         let slopes = match self.activation {
             DepthwiseActivation::PRelu => {
+                let shape =
+                    model.outlet_fact(inputs[3])?.konst.as_ref().map(|k| k.shape().to_vec()).unwrap_or_default();
                 let slopes = constant(model, inputs[3], prefix, "PRelu's slope")?;
-                ensure!(slopes.len() == channels || slopes.len() == 1, "{prefix}: {} slopes", slopes.len());
+                // One per channel of NCHW as ONNX broadcasts it (from the right), or one for all.
+                let per_channel = shape.len() >= 3 && shape[shape.len() - 3] == channels;
+                ensure!(
+                    slopes.len() == 1 || (slopes.len() == channels && per_channel),
+                    "{prefix}: a slope of shape {shape:?} is not one per channel of {channels}"
+                );
                 slopes
             }
             _ => Vec::new(),

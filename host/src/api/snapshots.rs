@@ -118,17 +118,23 @@ async fn finish(state: &Shared, mut op: Operation, result: Result<String, String
             op.message = Some(message);
         }
     }
-    // The operation's last word, which its client polls for: retried, and logged when lost (it
-    // would read "running" until the service restarts).
-    for attempt in 1..=3u64 {
+    // The operation's last word, which its client polls for: retried, and logged when lost (its
+    // stored status would still say running).
+    const ATTEMPTS: u64 = 3;
+    for attempt in 1..=ATTEMPTS {
         let o = op.clone();
-        match state.db(move |s| s.put_operation(&o)).await {
+        let error = match state.db(move |s| s.put_operation(&o)).await {
             Ok(()) => return,
-            Err(e) => tracing::error!(
-                operation = %op.id, status = %op.status, attempt, error = %e,
-                "writing a snapshot operation's final status failed"
-            ),
+            Err(e) => e,
+        };
+        if attempt == ATTEMPTS {
+            tracing::error!(
+                operation = %op.id, status = %op.status, error = %error,
+                "writing a snapshot operation's final status failed {ATTEMPTS} times: its stored status still says running"
+            );
+            return;
         }
+        tracing::warn!(operation = %op.id, attempt, error = %error, "writing a snapshot operation's final status failed; retrying");
         tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
     }
 }
