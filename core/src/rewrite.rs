@@ -21,7 +21,7 @@ use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
 
 use crate::dequant::{FLOAT, fold_constant_dequantize, values};
-use crate::tract_ops::{DEPTHWISE_3X3, DOMAIN, MAXPOOL_2X2, PRELU};
+use crate::tract_ops::{self, DEPTHWISE_3X3, DOMAIN, MAXPOOL_2X2, PRELU};
 
 /// ONNX's element type code for int64.
 const INT64: i32 = 7;
@@ -179,11 +179,10 @@ fn fuse_depthwise(model: &mut ModelProto) -> usize {
     // (index of the Conv, the nodes folded into it, the new node, its new initializers)
     let mut fusions: Vec<(usize, Vec<usize>, NodeProto, Vec<TensorProto>)> = Vec::new();
     for (i, conv) in graph.node.iter().enumerate() {
-        let Some((stride, weights, mut bias)) = depthwise_conv(conv, &stored) else {
+        let Some((stride, mut weights, mut bias)) = depthwise_conv(conv, &stored) else {
             continue;
         };
         let channels = bias.len();
-        let mut weights = weights;
         let mut folded = Vec::new();
         let mut output = conv.output[0].clone();
         let norm = only_reader(&output).and_then(|j| Some((j, batch_norm(&graph.node[j], channels, &stored)?)));
@@ -311,12 +310,10 @@ fn depthwise_conv(
     (has("group") && has("pads")).then(|| (stride.unwrap_or(1), weights.clone(), bias))
 }
 
-/// Whether a stored slope of `dims`, broadcast against NCHW as ONNX does (from the right), gives
-/// one value per channel (`[C, 1, 1]`, `[1, C, 1, 1]`) or one for all. A `[C]` slope would vary
-/// along the width instead.
+/// [`tract_ops::channel_slope`] for a stored tensor's `dims`.
 fn channel_slope(dims: &[i64], channels: usize) -> bool {
-    let values: i64 = dims.iter().product();
-    values == 1 || (values == channels as i64 && dims.len() >= 3 && dims[dims.len() - 3] == channels as i64)
+    let shape: Option<Vec<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+    shape.is_some_and(|shape| tract_ops::channel_slope(&shape, channels))
 }
 
 /// A `BatchNormalization` in inference form whose four parameters are stored, `channels` each:

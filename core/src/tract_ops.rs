@@ -72,6 +72,47 @@ enum DepthwiseActivation {
     PRelu,
 }
 
+/// What the three operators' rules share: `arity` inputs, one output, f32 in and out. (The
+/// output's rank follows from its shape, which each operator's rules give.)
+fn f32_rules<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+    arity: usize,
+) -> InferenceResult {
+    check_input_arity(inputs, arity)?;
+    check_output_arity(outputs, 1)?;
+    s.equals(&inputs[0].datum_type, f32::datum_type())?;
+    s.equals(&outputs[0].datum_type, &inputs[0].datum_type)
+}
+
+/// Whether a slope of `shape`, broadcast against NCHW as ONNX does (from the right), gives one
+/// value per channel of `channels` (`[C, 1, 1]`, `[1, C, 1, 1]`) or one for all. A `[C]` slope
+/// would vary along the width instead.
+pub(crate) fn channel_slope(shape: &[usize], channels: usize) -> bool {
+    let values: usize = shape.iter().product();
+    values == 1 || (values == channels && shape.len() >= 3 && shape[shape.len() - 3] == channels)
+}
+
+/// f32 values compared by their bits, so the operators holding them are `Eq` as tract asks.
+#[derive(Debug, Clone)]
+struct Values(Vec<f32>);
+
+impl PartialEq for Values {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.iter().map(|v| v.to_bits()).eq(other.0.iter().map(|v| v.to_bits()))
+    }
+}
+
+impl Eq for Values {}
+
+impl std::ops::Deref for Values {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
 /// The values of a constant input of a node being wired, as f32.
 fn constant(model: &TypedModel, outlet: OutletId, prefix: &str, what: &str) -> TractResult<Vec<f32>> {
     let Some(konst) = model.outlet_fact(outlet)?.konst.clone() else {
@@ -87,7 +128,7 @@ struct PReluExpansion;
 
 impl Expansion for PReluExpansion {
     fn name(&self) -> StaticName {
-        "FaceCorePRelu".into()
+        PRELU.into()
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -96,10 +137,7 @@ impl Expansion for PReluExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 2)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].datum_type, f32::datum_type())?;
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        f32_rules(s, inputs, outputs, 2)?;
         s.equals(&inputs[0].shape, &outputs[0].shape)
     }
 
@@ -115,25 +153,17 @@ impl Expansion for PReluExpansion {
             [a] if konst.rank() <= rank => Some(rank - konst.rank() + a),
             _ => bail!("{prefix}: the PRelu's slope has shape {:?}, not one value per channel", konst.shape()),
         };
-        let slopes = constant(model, inputs[1], prefix, "PRelu's slope")?;
+        let slopes = Values(constant(model, inputs[1], prefix, "PRelu's slope")?);
         model.wire_node(prefix, ChannelPRelu { axis, slopes }, &inputs[..1])
     }
 }
 
 /// x > 0 ? x : slope * x, with one slope for each index of `axis` (or one for all).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChannelPRelu {
     axis: Option<usize>,
-    slopes: Vec<f32>,
+    slopes: Values,
 }
-
-impl PartialEq for ChannelPRelu {
-    fn eq(&self, other: &Self) -> bool {
-        self.axis == other.axis && self.slopes.iter().map(|s| s.to_bits()).eq(other.slopes.iter().map(|s| s.to_bits()))
-    }
-}
-
-impl Eq for ChannelPRelu {}
 
 impl ChannelPRelu {
     /// Applies the function to `values` of `shape`, in place.
@@ -163,7 +193,7 @@ impl ChannelPRelu {
 
 impl Op for ChannelPRelu {
     fn name(&self) -> StaticName {
-        "FaceCorePRelu".into()
+        PRELU.into()
     }
 
     op_as_typed_op!();
@@ -200,7 +230,7 @@ struct MaxPoolExpansion;
 
 impl Expansion for MaxPoolExpansion {
     fn name(&self) -> StaticName {
-        "FaceCoreMaxPool2x2".into()
+        MAXPOOL_2X2.into()
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -209,12 +239,8 @@ impl Expansion for MaxPoolExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
+        f32_rules(s, inputs, outputs, 1)?;
         s.equals(&inputs[0].rank, 4)?;
-        s.equals(&outputs[0].rank, 4)?;
-        s.equals(&inputs[0].datum_type, f32::datum_type())?;
-        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
         s.given(&inputs[0].shape, move |s, shape| {
             let pooled: TVec<TDim> = pooled_shape(&shape);
             s.equals(&outputs[0].shape, ShapeFactoid::from(pooled))
@@ -261,7 +287,7 @@ impl MaxPool2x2 {
 
 impl Op for MaxPool2x2 {
     fn name(&self) -> StaticName {
-        "FaceCoreMaxPool2x2".into()
+        MAXPOOL_2X2.into()
     }
 
     op_as_typed_op!();
@@ -308,7 +334,7 @@ struct DepthwiseExpansion {
 
 impl Expansion for DepthwiseExpansion {
     fn name(&self) -> StaticName {
-        "FaceCoreDepthwise3x3".into()
+        DEPTHWISE_3X3.into()
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -317,12 +343,8 @@ impl Expansion for DepthwiseExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, if self.activation == DepthwiseActivation::PRelu { 4 } else { 3 })?;
-        check_output_arity(outputs, 1)?;
+        f32_rules(s, inputs, outputs, if self.activation == DepthwiseActivation::PRelu { 4 } else { 3 })?;
         s.equals(&inputs[0].rank, 4)?;
-        s.equals(&outputs[0].rank, 4)?;
-        s.equals(&inputs[0].datum_type, f32::datum_type())?;
-        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
         let stride = self.stride;
         s.given(&inputs[0].shape, move |s, shape| {
             s.equals(&outputs[0].shape, ShapeFactoid::from(strided_shape(&shape, stride)))
@@ -338,17 +360,15 @@ impl Expansion for DepthwiseExpansion {
             DepthwiseActivation::PRelu => {
                 let shape =
                     model.outlet_fact(inputs[3])?.konst.as_ref().map(|k| k.shape().to_vec()).unwrap_or_default();
-                let slopes = constant(model, inputs[3], prefix, "PRelu's slope")?;
-                // One per channel of NCHW as ONNX broadcasts it (from the right), or one for all.
-                let per_channel = shape.len() >= 3 && shape[shape.len() - 3] == channels;
                 ensure!(
-                    slopes.len() == 1 || (slopes.len() == channels && per_channel),
+                    channel_slope(&shape, channels),
                     "{prefix}: a slope of shape {shape:?} is not one per channel of {channels}"
                 );
-                slopes
+                constant(model, inputs[3], prefix, "PRelu's slope")?
             }
             _ => Vec::new(),
         };
+        let (weights, bias, slopes) = (Values(weights), Values(bias), Values(slopes));
         let op = Depthwise3x3 { stride: self.stride, activation: self.activation, weights, bias, slopes };
         model.wire_node(prefix, op, &inputs[..1])
     }
@@ -372,34 +392,26 @@ fn strided_shape(shape: &[TDim], stride: usize) -> TVec<TDim> {
 /// columns), so every output row is one loop over whole rows that the compiler vectorises:
 /// simd128 in wasm, AVX2 natively where the processor has it (no fused multiply-add, so every
 /// machine gets the same values).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Depthwise3x3 {
     stride: usize,
     activation: DepthwiseActivation,
     /// Channel-major, 9 per channel.
-    weights: Vec<f32>,
-    bias: Vec<f32>,
+    weights: Values,
+    bias: Values,
     /// One per channel, or one for all: for [`DepthwiseActivation::PRelu`] only.
-    slopes: Vec<f32>,
+    slopes: Values,
 }
-
-impl PartialEq for Depthwise3x3 {
-    fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-        self.stride == other.stride
-            && self.activation == other.activation
-            && bits(&self.weights) == bits(&other.weights)
-            && bits(&self.bias) == bits(&other.bias)
-            && bits(&self.slopes) == bits(&other.slopes)
-    }
-}
-
-impl Eq for Depthwise3x3 {}
 
 impl Depthwise3x3 {
+    /// An output side for an input side of `n`.
+    fn side(&self, n: usize) -> usize {
+        if self.stride == 2 { n.div_ceil(2) } else { n }
+    }
+
     /// Convolves `input`, planes of `height` x `width`, into `output`.
     fn apply(&self, input: &[f32], output: &mut [f32], height: usize, width: usize) {
-        let (oh, ow) = if self.stride == 2 { (height.div_ceil(2), width.div_ceil(2)) } else { (height, width) };
+        let (oh, ow) = (self.side(height), self.side(width));
         if oh == 0 || ow == 0 {
             return;
         }
@@ -510,7 +522,7 @@ impl Rows<'_> {
 
 impl Op for Depthwise3x3 {
     fn name(&self) -> StaticName {
-        "FaceCoreDepthwise3x3".into()
+        DEPTHWISE_3X3.into()
     }
 
     op_as_typed_op!();
@@ -525,8 +537,7 @@ impl EvalOp for Depthwise3x3 {
             bail!("FaceCoreDepthwise3x3 takes NCHW, not shape {:?}", input.shape());
         };
         ensure!(c == self.bias.len(), "FaceCoreDepthwise3x3: {c} channels, weights for {}", self.bias.len());
-        let (oh, ow) = if self.stride == 2 { (height.div_ceil(2), width.div_ceil(2)) } else { (height, width) };
-        let mut output = Tensor::zero::<f32>(&[n, c, oh, ow])?;
+        let mut output = Tensor::zero::<f32>(&[n, c, self.side(height), self.side(width)])?;
         self.apply(
             input.try_as_plain_ram()?.as_slice::<f32>()?,
             output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
@@ -556,15 +567,15 @@ mod tests {
     #[test]
     fn the_prelu_scales_only_what_is_not_positive_by_its_channels_slope() {
         // NCHW, 2 x 3 channels of 2 values; slopes below 0, between 0 and 1, and above 1.
-        let op = ChannelPRelu { axis: Some(1), slopes: vec![-0.5, 0.25, 1.5] };
+        let op = ChannelPRelu { axis: Some(1), slopes: Values(vec![-0.5, 0.25, 1.5]) };
         let mut values = vec![2.0, -2.0, 4.0, -4.0, 0.0, -1.0, -2.0, 3.0, -4.0, 1.0, -8.0, f32::INFINITY];
         op.apply(&[2, 3, 1, 2], &mut values).unwrap();
         assert_eq!(values, [2.0, 1.0, 4.0, -1.0, 0.0, -1.5, 1.0, 3.0, -1.0, 1.0, -12.0, f32::INFINITY]);
-        let one = ChannelPRelu { axis: None, slopes: vec![0.1] };
+        let one = ChannelPRelu { axis: None, slopes: Values(vec![0.1]) };
         let mut values = vec![-10.0, 10.0];
         one.apply(&[2], &mut values).unwrap();
         assert_eq!(values, [-1.0, 10.0]);
-        let wrong = ChannelPRelu { axis: Some(1), slopes: vec![0.1, 0.2] };
+        let wrong = ChannelPRelu { axis: Some(1), slopes: Values(vec![0.1, 0.2]) };
         assert!(wrong.apply(&[1, 3, 1, 1], &mut [0.0; 3]).is_err(), "2 slopes for 3 channels");
         assert!(op.apply(&[1, 3, 0, 2], &mut []).is_ok(), "no values");
     }
@@ -607,7 +618,13 @@ mod tests {
             for stride in [1, 2] {
                 for activation in [DepthwiseActivation::None, DepthwiseActivation::Relu, DepthwiseActivation::PRelu] {
                     let slopes = vec![-0.5, 0.25, 1.5];
-                    let op = Depthwise3x3 { stride, activation, weights: weights.clone(), bias: bias.clone(), slopes };
+                    let op = Depthwise3x3 {
+                        stride,
+                        activation,
+                        weights: Values(weights.clone()),
+                        bias: Values(bias.clone()),
+                        slopes: Values(slopes),
+                    };
                     let (oh, ow) = ((height - 1) / stride + 1, (width - 1) / stride + 1);
                     let mut got = vec![f32::NAN; 2 * channels * oh * ow];
                     op.apply(&input, &mut got, height, width);
