@@ -141,11 +141,13 @@ fn fuse_depthwise(model: &mut ModelProto) -> usize {
     let Some((graph, mut names)) = graph_from_opset(model, 9) else {
         return 0;
     };
-    let mut stored: HashMap<String, (Vec<i64>, Vec<f32>)> = graph
+    // By name: the f32 tensors stored, each with the dimensions it is read with. Their values
+    // are decoded only for the nodes that may be fused (a model's weights are tens of MB).
+    let mut stored: Stored = graph
         .initializer
         .iter()
         .filter(|t| t.data_type == FLOAT)
-        .filter_map(|t| Some((t.name.clone(), (t.dims.clone(), all_values(t)?))))
+        .map(|t| (t.name.as_str(), (t.dims.clone(), t)))
         .collect();
     // A stored tensor reshaped by a stored shape (how the registry's SFace gives each
     // convolution its folded weights) counts as stored in its new shape.
@@ -159,9 +161,11 @@ fn fuse_depthwise(model: &mut ModelProto) -> usize {
         .collect();
     for node in graph.node.iter().filter(|n| standard_domain(&n.domain) && n.op_type == "Reshape") {
         let ([data, shape], [out]) = (node.input.as_slice(), node.output.as_slice()) else { continue };
-        let (Some((_, values)), Some(dims)) = (stored.get(data), shapes.get(shape.as_str())) else { continue };
-        if dims.iter().all(|&d| d > 0) && dims.iter().product::<i64>() == values.len() as i64 {
-            stored.insert(out.clone(), (dims.clone(), values.clone()));
+        let (Some(&(ref from, t)), Some(dims)) = (stored.get(data.as_str()), shapes.get(shape.as_str())) else {
+            continue;
+        };
+        if dims.iter().all(|&d| d > 0) && dims.iter().product::<i64>() == from.iter().product::<i64>() {
+            stored.insert(out.as_str(), (dims.clone(), t));
         }
     }
     let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -203,7 +207,9 @@ fn fuse_depthwise(model: &mut ModelProto) -> usize {
             let node = &graph.node[j];
             match (node.op_type.as_str(), node.input.as_slice(), standard_domain(&node.domain)) {
                 ("Relu", [_], true) => activation = "relu",
-                ("PRelu", [_, s], true) if stored.get(s).is_some_and(|(dims, _)| channel_slope(dims, channels)) => {
+                ("PRelu", [_, s], true)
+                    if stored_values(&stored, s).is_some_and(|(dims, _)| channel_slope(&dims, channels)) =>
+                {
                     (activation, slope) = ("prelu", Some(s.clone()));
                 }
                 _ => {}
@@ -272,19 +278,12 @@ fn fuse_depthwise(model: &mut ModelProto) -> usize {
 
 /// A 3x3 depthwise `Conv` that [`fuse_depthwise`] takes: its stride, weights and bias (zeros
 /// when it has none).
-fn depthwise_conv(
-    node: &NodeProto,
-    stored: &HashMap<String, (Vec<i64>, Vec<f32>)>,
-) -> Option<(i64, Vec<f32>, Vec<f32>)> {
+fn depthwise_conv(node: &NodeProto, stored: &Stored) -> Option<(i64, Vec<f32>, Vec<f32>)> {
     if !standard_domain(&node.domain) || node.op_type != "Conv" || node.output.len() != 1 {
         return None;
     }
-    let (dims, weights) = stored.get(node.input.get(1)?)?;
-    let &[channels, 1, 3, 3] = dims.as_slice() else { return None };
-    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
-        Some(b) => stored.get(b).filter(|(_, v)| v.len() as i64 == channels)?.1.clone(),
-        None => vec![0.0; channels as usize],
-    };
+    let weights = node.input.get(1)?.as_str();
+    let &[channels, 1, 3, 3] = stored.get(weights)?.0.as_slice() else { return None };
     let mut stride = None;
     for a in &node.attribute {
         let fits = match a.name.as_str() {
@@ -307,7 +306,24 @@ fn depthwise_conv(
         }
     }
     let has = |name: &str| node.attribute.iter().any(|a| a.name == name);
-    (has("group") && has("pads")).then(|| (stride.unwrap_or(1), weights.clone(), bias))
+    if !(has("group") && has("pads")) {
+        return None;
+    }
+    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+        Some(b) => stored_values(stored, b).filter(|(_, v)| v.len() as i64 == channels)?.1,
+        None => vec![0.0; channels as usize],
+    };
+    Some((stride.unwrap_or(1), stored_values(stored, weights)?.1, bias))
+}
+
+/// The stored f32 tensors of a graph by name, with the dimensions each is read with (a
+/// constant `Reshape` gives its output the tensor it reshapes).
+type Stored<'a> = HashMap<&'a str, (Vec<i64>, &'a TensorProto)>;
+
+/// The dimensions and values of the stored tensor `name`, when it holds all its values.
+fn stored_values(stored: &Stored, name: &str) -> Option<(Vec<i64>, Vec<f32>)> {
+    let (dims, t) = stored.get(name)?;
+    Some((dims.clone(), all_values(t)?))
 }
 
 /// [`tract_ops::channel_slope`] for a stored tensor's `dims`.
@@ -318,11 +334,7 @@ fn channel_slope(dims: &[i64], channels: usize) -> bool {
 
 /// A `BatchNormalization` in inference form whose four parameters are stored, `channels` each:
 /// scale, shift, mean, variance.
-fn batch_norm(
-    node: &NodeProto,
-    channels: usize,
-    stored: &HashMap<String, (Vec<i64>, Vec<f32>)>,
-) -> Option<[Vec<f32>; 4]> {
+fn batch_norm(node: &NodeProto, channels: usize, stored: &Stored) -> Option<[Vec<f32>; 4]> {
     if !standard_domain(&node.domain) || node.op_type != "BatchNormalization" || node.output.len() != 1 {
         return None;
     }
@@ -330,7 +342,7 @@ fn batch_norm(
         return None;
     }
     let [_, scale, shift, mean, var] = node.input.as_slice() else { return None };
-    let get = |name: &String| stored.get(name).map(|(_, v)| v.clone()).filter(|v| v.len() == channels);
+    let get = |name: &String| stored_values(stored, name).map(|(_, v)| v).filter(|v| v.len() == channels);
     Some([get(scale)?, get(shift)?, get(mean)?, get(var)?])
 }
 
