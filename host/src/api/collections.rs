@@ -7,13 +7,12 @@ use std::marker::PhantomData;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, NoBody, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
+use super::wire::{self, CollectionQuery, ListQuery, MetaDataContract, NameAndUserDataContract};
 use crate::faces::concrete_model;
 use crate::store::{Collection, Kind};
 use crate::time::now_ms;
@@ -92,16 +91,7 @@ pub fn model_of(c: &Collection) -> face_core::RecognitionModel {
     concrete_model(&c.recognition_model).unwrap_or(face_core::RecognitionModel::SFace)
 }
 
-/// `name` and `userData` of a create or update body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NameAndUserData {
-    name: Option<String>,
-    user_data: Option<String>,
-    recognition_model: Option<String>,
-}
-
-impl NameAndUserData {
+impl NameAndUserDataContract {
     /// The name (required on create) and user data, checked.
     pub fn for_create(&self) -> ApiResult<(String, Option<String>)> {
         let name = input::name(self.name.as_deref(), true)?.unwrap_or_default();
@@ -119,25 +109,44 @@ impl NameAndUserData {
     }
 }
 
-fn collection_json(c: &Collection, with_model: bool) -> Map<String, Value> {
-    let mut o = Map::new();
-    o.insert(c.kind.id_key().into(), json!(c.id));
-    o.insert("name".into(), json!(c.name));
-    o.insert("userData".into(), json!(c.user_data));
-    if with_model {
-        o.insert("recognitionModel".into(), json!(c.recognition_model));
+/// A collection as its kind's get and list answer it.
+fn collection_reply(c: &Collection, with_model: bool) -> wire::Collection {
+    let (id, name, user_data) = (c.id.clone(), c.name.clone(), c.user_data.clone());
+    let recognition_model = with_model.then(|| c.recognition_model.clone());
+    match c.kind {
+        Kind::PersonGroup => {
+            wire::Collection::PersonGroup(wire::PersonGroup { person_group_id: id, name, user_data, recognition_model })
+        }
+        Kind::LargePersonGroup => wire::Collection::LargePersonGroup(wire::LargePersonGroup {
+            large_person_group_id: id,
+            name,
+            user_data,
+            recognition_model,
+        }),
+        Kind::FaceList => wire::Collection::FaceList(wire::FaceList {
+            face_list_id: id,
+            name,
+            user_data,
+            recognition_model,
+            persisted_faces: None,
+        }),
+        Kind::LargeFaceList => wire::Collection::LargeFaceList(wire::LargeFaceList {
+            large_face_list_id: id,
+            name,
+            user_data,
+            recognition_model,
+        }),
     }
-    o
 }
 
 /// PUT /{kinds}/{id}
 pub async fn create<K: CollectionKind>(
     State(state): State<Shared>,
     ids: Ids<K>,
-    Json(req): Json<NameAndUserData>,
+    Json(req): Json<MetaDataContract>,
 ) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
-    let (name, user_data) = req.for_create()?;
+    let (name, user_data) = req.contract.for_create()?;
     let recognition = input::recognition_model(req.recognition_model.as_deref())?;
     let c = Collection {
         kind,
@@ -156,34 +165,37 @@ pub async fn create<K: CollectionKind>(
 /// GET /{kinds}/{id}
 pub async fn get<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, q: Query) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
-    let with_model = q.bool("returnRecognitionModel", false)?;
+    let CollectionQuery { return_recognition_model } = CollectionQuery::read(&q)?;
     let c = find(&state, kind, &cid, At::Route).await?;
-    let mut o = collection_json(&c, with_model);
-    if kind == Kind::FaceList {
+    let mut reply = collection_reply(&c, return_recognition_model);
+    if let wire::Collection::FaceList(list) = &mut reply {
         let id = cid.clone();
         let faces =
             state.db(move |s| s.all_faces(kind, &id)).await.map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
-        let faces: Vec<Value> =
-            faces.iter().map(|f| json!({ "persistedFaceId": f.face_id, "userData": f.user_data })).collect();
-        o.insert("persistedFaces".into(), Value::Array(faces));
+        list.persisted_faces = Some(
+            faces
+                .into_iter()
+                .map(|f| wire::PersistedFace { persisted_face_id: f.face_id, user_data: f.user_data })
+                .collect(),
+        );
     }
-    ok_json(Value::Object(o))
+    ok_json(reply)
 }
 
 /// GET /{kinds}
 pub async fn list<K: CollectionKind>(State(state): State<Shared>, q: Query) -> ApiResult<Response> {
     let kind = K::KIND;
-    let with_model = q.bool("returnRecognitionModel", false)?;
-    let (start, top) = (q.start()?, q.top()?);
+    let CollectionQuery { return_recognition_model } = CollectionQuery::read(&q)?;
+    let ListQuery { start, top } = ListQuery::read(&q)?;
     let rows = state.db(move |s| s.list_collections(kind, start.as_deref(), top)).await.map_err(ApiError::store)?;
-    ok_json(Value::Array(rows.iter().map(|c| Value::Object(collection_json(c, with_model))).collect()))
+    ok_json(rows.iter().map(|c| collection_reply(c, return_recognition_model)).collect::<Vec<_>>())
 }
 
 /// PATCH /{kinds}/{id}
 pub async fn update<K: CollectionKind>(
     State(state): State<Shared>,
     ids: Ids<K>,
-    Json(req): Json<NameAndUserData>,
+    Json(req): Json<NameAndUserDataContract>,
 ) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
     let (name, user_data) = req.for_update()?;

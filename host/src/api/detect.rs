@@ -6,60 +6,31 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use face_core::FaceLandmarks;
-use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::input::{self, Query, detection_model, recognition_model};
+use super::input::{self, Query};
 use super::reply::ok_json;
 use super::state::Shared;
 use super::timing;
+use super::wire::{
+    Accessory, Blur, Coordinate, DetectQuery, DetectedFace, Emotion, Exposure, FaceAttributes, FaceLandmarks,
+    FaceRectangle, FacialHair, Hair, HairColor, HeadPose, Makeup, Noise, Occlusion,
+};
 use crate::engine::guest;
-use crate::faces::{CachedFace, FACE_ID_TTL, concrete_model, guest_model, ttl};
+use crate::faces::{CachedFace, concrete_model, guest_model, ttl};
 
-/// The attribute names `returnFaceAttributes` may list.
-pub const ATTRIBUTES: [&str; 14] = [
-    "age",
-    "gender",
-    "headPose",
-    "smile",
-    "facialHair",
-    "glasses",
-    "emotion",
-    "hair",
-    "makeup",
-    "occlusion",
-    "accessories",
-    "blur",
-    "exposure",
-    "noise",
-];
+pub use super::wire::ATTRIBUTES;
 
-fn parse_attributes(q: &Query) -> ApiResult<Vec<&'static str>> {
-    let Some(raw) = q.get("returnFaceAttributes").filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
-    let mut wanted = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let name = ATTRIBUTES
-            .into_iter()
-            .find(|a| a.eq_ignore_ascii_case(part))
-            .ok_or_else(|| ApiError::bad_argument(format!("Invalid argument returnFaceAttributes: {part:?}.")))?;
-        if !wanted.contains(&name) {
-            wanted.push(name);
-        }
-    }
-    Ok(wanted)
-}
-
-fn point(p: &guest::Point) -> Value {
-    json!({ "x": round1(p.x), "y": round1(p.y) })
+fn point(p: &guest::Point) -> Coordinate {
+    Coordinate { x: round1(p.x), y: round1(p.y) }
 }
 
 fn round1(v: f32) -> f64 {
     (f64::from(v) * 10.0).round() / 10.0
 }
 
-fn rectangle(r: &guest::Rectangle) -> Value {
-    json!({ "top": r.top, "left": r.left, "width": r.width, "height": r.height })
+fn rectangle(r: &guest::Rectangle) -> FaceRectangle {
+    FaceRectangle { top: r.top, left: r.left, width: r.width, height: r.height }
 }
 
 /// One face of a detect answer, as the Face API writes it.
@@ -69,39 +40,42 @@ pub fn face_json(
     recognition_model: Option<&str>,
     landmarks: bool,
     attributes: &[&str],
-) -> ApiResult<Value> {
-    let mut o = Map::new();
-    if let Some(id) = face_id {
-        o.insert("faceId".into(), json!(id.to_string()));
-    }
-    if let Some(model) = recognition_model {
-        o.insert("recognitionModel".into(), json!(model));
-    }
-    o.insert("faceRectangle".into(), rectangle(&f.rectangle));
-    if landmarks {
-        let mut lm = Map::new();
-        for (name, p) in FaceLandmarks::NAMES.iter().zip(&f.landmarks27) {
-            lm.insert((*name).into(), point(p));
-        }
-        o.insert("faceLandmarks".into(), Value::Object(lm));
-    }
-    if !attributes.is_empty() {
+) -> ApiResult<DetectedFace> {
+    let face_landmarks = if landmarks {
+        let points: Vec<Coordinate> = f.landmarks27.iter().map(point).collect();
+        let points: [Coordinate; 27] = points
+            .try_into()
+            .map_err(|_| ApiError::internal("the engine returned landmarks without their 27 points"))?;
+        Some(FaceLandmarks::from_points(points))
+    } else {
+        None
+    };
+    let face_attributes = if attributes.is_empty() {
+        None
+    } else {
         let a = f.attributes.as_ref().ok_or_else(|| ApiError::internal("the engine returned no attributes"))?;
-        o.insert("faceAttributes".into(), face_attributes(a, attributes));
-    }
-    Ok(Value::Object(o))
+        Some(face_attributes(a, attributes))
+    };
+    Ok(DetectedFace {
+        face_id: face_id.map(|id| id.to_string()),
+        recognition_model: recognition_model.map(str::to_owned),
+        face_rectangle: rectangle(&f.rectangle),
+        face_landmarks,
+        face_attributes,
+    })
 }
 
 /// POST /detect: faces, largest first, with faceIds kept for faceIdTimeToLive seconds.
 pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let return_face_id = q.bool("returnFaceId", true)?;
-    let return_landmarks = q.bool("returnFaceLandmarks", false)?;
-    let return_model = q.bool("returnRecognitionModel", false)?;
-    let attributes = parse_attributes(&q)?;
-    let recognition = recognition_model(q.get("recognitionModel"))?;
-    let detection = detection_model(&q)?;
-    let (default_ttl, min_ttl, max_ttl) = FACE_ID_TTL;
-    let ttl_seconds = q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)? as u64;
+    let DetectQuery {
+        return_face_id,
+        return_face_landmarks: return_landmarks,
+        return_face_attributes: attributes,
+        recognition_model: recognition,
+        return_recognition_model: return_model,
+        detection_model: detection,
+        face_id_time_to_live: ttl_seconds,
+    } = DetectQuery::read(&q)?;
     if detection == "detection_02" {
         if !attributes.is_empty() {
             return Err(ApiError::bad_argument("'returnFaceAttributes' is not supported by detection_02."));
@@ -144,7 +118,7 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
         let id = if return_face_id { ids.next() } else { None };
         out.push(face_json(f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }
-    let mut response = ok_json(Value::Array(out))?;
+    let mut response = ok_json(out)?;
     let guest_steps = times.steps.iter().fold(0u64, |sum, (_, us)| sum.saturating_add(*us));
     let mut entries = vec![timing::entry("image", image_time), timing::entry("queue", times.queue)];
     entries.extend(times.steps.iter().map(|(name, us)| timing::entry(name, Duration::from_micros(*us))));
@@ -177,105 +151,83 @@ fn hair_color(c: guest::HairColorType) -> &'static str {
     }
 }
 
-/// The attribute groups in the order the service writes them (whatever the order asked in).
-const SERVICE_ORDER: [&str; 14] = [
-    "smile",
-    "headPose",
-    "gender",
-    "age",
-    "facialHair",
-    "glasses",
-    "emotion",
-    "blur",
-    "exposure",
-    "noise",
-    "makeup",
-    "accessories",
-    "occlusion",
-    "hair",
-];
-
-/// The `faceAttributes` object with the attributes asked for, spelt and ordered as the service
-/// sends them (its recorded answers: `NoGlasses`, `low`, `goodExposure`; the spec's own enums
-/// differ in case, which the official clients read either way).
-fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> Value {
+/// The `faceAttributes` object with the attributes asked for.
+fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> FaceAttributes {
     let round = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
-    let mut o = Map::new();
-    for name in SERVICE_ORDER.iter().filter(|n| wanted.contains(n)) {
-        let value = match *name {
-            "age" => json!((f64::from(a.age) * 10.0).round() / 10.0),
-            "gender" => json!(if matches!(a.gender, guest::Gender::Male) { "male" } else { "female" }),
-            "smile" => json!(round(a.smile)),
-            // The spec's headPose is always an object; a degenerate landmark fit (no pose) reads
-            // as facing the camera rather than as a null the clients do not expect.
-            "headPose" => {
-                let p = a.head_pose.unwrap_or(guest::HeadPose { roll: 0.0, yaw: 0.0, pitch: 0.0 });
-                json!({ "pitch": round1(p.pitch), "roll": round1(p.roll), "yaw": round1(p.yaw) })
+    let asked = |name: &str| wanted.contains(&name);
+    FaceAttributes {
+        smile: asked("smile").then(|| round(a.smile)),
+        // The spec's headPose is always an object; a degenerate landmark fit (no pose) reads
+        // as facing the camera rather than as a null the clients do not expect.
+        head_pose: asked("headPose").then(|| {
+            let p = a.head_pose.unwrap_or(guest::HeadPose { roll: 0.0, yaw: 0.0, pitch: 0.0 });
+            HeadPose { pitch: round1(p.pitch), roll: round1(p.roll), yaw: round1(p.yaw) }
+        }),
+        gender: asked("gender").then_some(if matches!(a.gender, guest::Gender::Male) { "male" } else { "female" }),
+        age: asked("age").then(|| (f64::from(a.age) * 10.0).round() / 10.0),
+        facial_hair: asked("facialHair").then(|| FacialHair {
+            moustache: round(a.facial_hair.moustache),
+            beard: round(a.facial_hair.beard),
+            sideburns: round(a.facial_hair.sideburns),
+        }),
+        glasses: asked("glasses").then_some(match a.glasses {
+            guest::Glasses::NoGlasses => "NoGlasses",
+            guest::Glasses::ReadingGlasses => "ReadingGlasses",
+            guest::Glasses::Sunglasses => "Sunglasses",
+            guest::Glasses::SwimmingGoggles => "SwimmingGoggles",
+        }),
+        emotion: asked("emotion").then(|| {
+            let e = &a.emotion;
+            Emotion {
+                anger: round(e.anger),
+                contempt: round(e.contempt),
+                disgust: round(e.disgust),
+                fear: round(e.fear),
+                happiness: round(e.happiness),
+                neutral: round(e.neutral),
+                sadness: round(e.sadness),
+                surprise: round(e.surprise),
             }
-            "blur" => {
-                json!({ "blurLevel": level(a.blur.level, ["low", "medium", "high"]), "value": round(a.blur.value) })
-            }
-            "exposure" => json!({
-                "exposureLevel": level(a.exposure.level, ["underExposure", "goodExposure", "overExposure"]),
-                "value": round(a.exposure.value),
-            }),
-            "noise" => {
-                json!({ "noiseLevel": level(a.noise.level, ["low", "medium", "high"]), "value": round(a.noise.value) })
-            }
-            "emotion" => {
-                let e = &a.emotion;
-                json!({
-                    "anger": round(e.anger),
-                    "contempt": round(e.contempt),
-                    "disgust": round(e.disgust),
-                    "fear": round(e.fear),
-                    "happiness": round(e.happiness),
-                    "neutral": round(e.neutral),
-                    "sadness": round(e.sadness),
-                    "surprise": round(e.surprise),
+        }),
+        blur: asked("blur")
+            .then(|| Blur { blur_level: level(a.blur.level, ["low", "medium", "high"]), value: round(a.blur.value) }),
+        exposure: asked("exposure").then(|| Exposure {
+            exposure_level: level(a.exposure.level, ["underExposure", "goodExposure", "overExposure"]),
+            value: round(a.exposure.value),
+        }),
+        noise: asked("noise").then(|| Noise {
+            noise_level: level(a.noise.level, ["low", "medium", "high"]),
+            value: round(a.noise.value),
+        }),
+        makeup: asked("makeup")
+            .then(|| Makeup { eye_makeup: a.makeup.eye_makeup, lip_makeup: a.makeup.lip_makeup }),
+        accessories: asked("accessories").then(|| {
+            a.accessories
+                .iter()
+                .map(|x| Accessory {
+                    kind: match x.kind {
+                        guest::AccessoryType::Headwear => "headWear",
+                        guest::AccessoryType::Glasses => "glasses",
+                        guest::AccessoryType::Mask => "mask",
+                    },
+                    confidence: round(x.confidence),
                 })
-            }
-            "glasses" => json!(match a.glasses {
-                guest::Glasses::NoGlasses => "NoGlasses",
-                guest::Glasses::ReadingGlasses => "ReadingGlasses",
-                guest::Glasses::Sunglasses => "Sunglasses",
-                guest::Glasses::SwimmingGoggles => "SwimmingGoggles",
-            }),
-            "facialHair" => json!({
-                "moustache": round(a.facial_hair.moustache),
-                "beard": round(a.facial_hair.beard),
-                "sideburns": round(a.facial_hair.sideburns),
-            }),
-            "hair" => json!({
-                "bald": round(a.hair.bald),
-                "invisible": a.hair.invisible,
-                "hairColor": a.hair.hair_color.iter().map(|c| json!({
-                    "color": hair_color(c.color),
-                    "confidence": round(c.confidence),
-                })).collect::<Vec<_>>(),
-            }),
-            "makeup" => json!({ "eyeMakeup": a.makeup.eye_makeup, "lipMakeup": a.makeup.lip_makeup }),
-            "occlusion" => json!({
-                "foreheadOccluded": a.occlusion.forehead_occluded,
-                "eyeOccluded": a.occlusion.eye_occluded,
-                "mouthOccluded": a.occlusion.mouth_occluded,
-            }),
-            "accessories" => json!(
-                a.accessories
-                    .iter()
-                    .map(|x| json!({
-                        "type": match x.kind {
-                            guest::AccessoryType::Headwear => "headWear",
-                            guest::AccessoryType::Glasses => "glasses",
-                            guest::AccessoryType::Mask => "mask",
-                        },
-                        "confidence": round(x.confidence),
-                    }))
-                    .collect::<Vec<_>>()
-            ),
-            _ => continue,
-        };
-        o.insert((*name).into(), value);
+                .collect()
+        }),
+        occlusion: asked("occlusion").then(|| Occlusion {
+            forehead_occluded: a.occlusion.forehead_occluded,
+            eye_occluded: a.occlusion.eye_occluded,
+            mouth_occluded: a.occlusion.mouth_occluded,
+        }),
+        hair: asked("hair").then(|| Hair {
+            bald: round(a.hair.bald),
+            invisible: a.hair.invisible,
+            hair_color: a
+                .hair
+                .hair_color
+                .iter()
+                .map(|c| HairColor { color: hair_color(c.color), confidence: round(c.confidence) })
+                .collect(),
+        }),
     }
-    Value::Object(o)
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::billing::ApiStatus;
 use crate::engine::{CallError, guest};
@@ -326,6 +327,20 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct APIError {
+    pub error: ErrorDetail,
+}
+
+/// An error's code (`BadArgument`, `PersonGroupNotFound`, ...) and what went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();
@@ -338,7 +353,9 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.message(request_id.as_deref()) } });
+        let body = APIError {
+            error: ErrorDetail { code: self.code(), message: self.message(request_id.as_deref()) },
+        };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let Some(s) = self.retry_after()
             && let Ok(v) = HeaderValue::from_str(&s.to_string())

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use face_core::{Embedding, IDENTICAL_CONFIDENCE, confidence_from_cosine, cosine};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::collections;
 use super::error::{ApiError, ApiResult, At};
@@ -12,6 +10,10 @@ use super::input::{self, Json};
 use super::reply::ok_json;
 use super::state::Shared;
 use super::training::trained_index;
+use super::wire::{
+    FindSimilarRequest, GroupRequest, GroupResult, IdentifyCandidate, IdentifyRequest, IdentifyResult, SimilarFace,
+    VerifyFaceToFaceRequest, VerifyFaceToPersonRequest, VerifyRequest, VerifyResult,
+};
 use crate::faces::CachedFace;
 use crate::index::{Index, cosine_for};
 use crate::store::Kind;
@@ -33,21 +35,10 @@ fn incompatible(a: &str, b: &str) -> ApiError {
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyRequest {
-    face_id1: Option<String>,
-    face_id2: Option<String>,
-    face_id: Option<String>,
-    person_id: Option<String>,
-    person_group_id: Option<String>,
-    large_person_group_id: Option<String>,
-}
-
 /// POST /verify: face to face, or face to person.
 pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>) -> ApiResult<Response> {
-    let confidence = match (&req.face_id1, &req.face_id2, &req.face_id, &req.person_id) {
-        (Some(a), Some(b), _, _) => {
+    let confidence = match req {
+        VerifyRequest::FaceToFace(VerifyFaceToFaceRequest { face_id1: a, face_id2: b }) => {
             // Verify answers 404 for an unknown faceId, though the ids are in the body (as before).
             let mut both = cached_all(&state, &[a.clone(), b.clone()], At::Route).await?.into_iter();
             let (Some(fa), Some(fb)) = (both.next(), both.next()) else {
@@ -58,10 +49,15 @@ pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>)
             }
             confidence_from_cosine(fa.model, cosine(&fa.embedding, &fb.embedding))
         }
-        (_, _, Some(face), Some(person)) => {
-            let (kind, cid) = group_reference(req.person_group_id.as_deref(), req.large_person_group_id.as_deref())?;
-            let f = cached(&state, face, At::Route).await?;
-            let person = input::uuid(person, "Person ID")?;
+        VerifyRequest::FaceToPerson(VerifyFaceToPersonRequest {
+            face_id,
+            person_group_id,
+            large_person_group_id,
+            person_id,
+        }) => {
+            let (kind, cid) = group_reference(person_group_id.as_deref(), large_person_group_id.as_deref())?;
+            let f = cached(&state, &face_id, At::Route).await?;
+            let person = input::uuid(&person_id, "Person ID")?;
             let collection = collections::find(&state, kind, &cid, At::Body).await?;
             if collection.recognition_model != f.recognition {
                 return Err(incompatible(f.recognition, &collection.recognition_model));
@@ -81,14 +77,8 @@ pub async fn verify(State(state): State<Shared>, Json(req): Json<VerifyRequest>)
                 .map(|x| confidence_from_cosine(f.model, cosine(&f.embedding, &x.embedding)))
                 .fold(0.0f32, f32::max)
         }
-        _ => {
-            return Err(ApiError::bad_argument(
-                "Request body is invalid: give faceId1 and faceId2, or faceId, personId and personGroupId \
-                 (or largePersonGroupId).",
-            ));
-        }
     };
-    ok_json(json!({ "isIdentical": confidence >= IDENTICAL_CONFIDENCE, "confidence": round5(confidence) }))
+    ok_json(VerifyResult { is_identical: confidence >= IDENTICAL_CONFIDENCE, confidence: round5(confidence) })
 }
 
 fn round5(v: f32) -> f64 {
@@ -105,16 +95,6 @@ fn group_reference(pg: Option<&str>, lpg: Option<&str>) -> ApiResult<(Kind, Stri
             collections::checked_id(Kind::LargePersonGroup, id).map(|()| (Kind::LargePersonGroup, id.to_owned()))
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IdentifyRequest {
-    face_ids: Option<Vec<String>>,
-    person_group_id: Option<String>,
-    large_person_group_id: Option<String>,
-    max_num_of_candidates_returned: Option<i64>,
-    confidence_threshold: Option<f64>,
 }
 
 /// POST /identify: the persons of a trained group most like each face.
@@ -170,14 +150,14 @@ pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyReque
         .into_iter()
         .zip(found)
         .map(|((id, _), hits)| {
-            let candidates: Vec<Value> = hits
+            let candidates = hits
                 .into_iter()
-                .map(|h| json!({ "personId": h.person.unwrap_or_default(), "confidence": round5(h.confidence) }))
+                .map(|h| IdentifyCandidate { person_id: h.person.unwrap_or_default(), confidence: round5(h.confidence) })
                 .collect();
-            json!({ "faceId": id, "candidates": candidates })
+            IdentifyResult { face_id: id, candidates }
         })
-        .collect();
-    ok_json(Value::Array(results))
+        .collect::<Vec<_>>();
+    ok_json(results)
 }
 
 /// A row's (person, face) ids.
@@ -263,17 +243,6 @@ enum Candidates {
     Faces(Vec<(String, std::sync::Arc<[f32]>)>),
     List(Vec<crate::store::StoredFace>),
     Index(Kind, String, std::sync::Arc<Index>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FindSimilarRequest {
-    face_id: Option<String>,
-    face_list_id: Option<String>,
-    large_face_list_id: Option<String>,
-    face_ids: Option<Vec<String>>,
-    max_num_of_candidates_returned: Option<i64>,
-    mode: Option<String>,
 }
 
 /// POST /findsimilars: faces like the query face among faceIds, a FaceList or a LargeFaceList.
@@ -381,13 +350,11 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
                 .await?
         }
     };
-    ok_json(Value::Array(hits.into_iter().map(|(k, id, c)| json!({ k: id, "confidence": round5(c) })).collect()))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupRequest {
-    face_ids: Option<Vec<String>>,
+    let similar = hits.into_iter().map(|(k, id, c)| {
+        let (face_id, persisted_face_id) = if k == "faceId" { (Some(id), None) } else { (None, Some(id)) };
+        SimilarFace { face_id, persisted_face_id, confidence: round5(c) }
+    });
+    ok_json(similar.collect::<Vec<_>>())
 }
 
 /// POST /group: faces divided by identity, plus the faces like no other.
@@ -406,11 +373,9 @@ pub async fn group(State(state): State<Shared>, Json(req): Json<GroupRequest>) -
         .compute(move || face_core::group(&embeddings))
         .await?
         .map_err(|e| ApiError::bad_argument(e.to_string()))?;
-    let name = |i: &usize| json!(ids[*i]);
-    let groups: Vec<Value> = grouping.groups.iter().map(|g| Value::Array(g.iter().map(name).collect())).collect();
-    let mut out = json!({ "groups": groups });
-    if !grouping.messy_group.is_empty() {
-        out["messyGroup"] = Value::Array(grouping.messy_group.iter().map(name).collect());
-    }
-    ok_json(out)
+    let name = |i: &usize| ids[*i].clone();
+    ok_json(GroupResult {
+        groups: grouping.groups.iter().map(|g| g.iter().map(name).collect()).collect(),
+        messy_group: (!grouping.messy_group.is_empty()).then(|| grouping.messy_group.iter().map(name).collect()),
+    })
 }

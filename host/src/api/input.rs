@@ -313,9 +313,12 @@ pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> ApiRe
     serde_json::from_value(value).map_err(|e| ApiError::bad_argument(format!("Request body is invalid: {e}.")))
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct ImageUrl {
-    url: Option<String>,
+/// `{"url": ...}`: the picture an image operation fetches.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct ImageUrl {
+    /// Publicly reachable URL of an image (JPEG, PNG, GIF's first frame, BMP).
+    #[schema(required)]
+    pub url: Option<String>,
 }
 
 /// The image of an image operation: the body's bytes (`application/octet-stream`), or the

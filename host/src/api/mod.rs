@@ -20,6 +20,7 @@ pub mod snapshots;
 pub mod state;
 pub mod timing;
 pub mod training;
+pub mod wire;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};

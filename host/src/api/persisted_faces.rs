@@ -5,14 +5,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::collections::{self, CollectionKind, Ids, model_of};
 use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, NoBody, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
+use super::wire::{AddFaceQuery, ListQuery, PersistedFace, PersistedFaceAdded, UpdateFaceRequest};
 use crate::engine::guest;
 use crate::faces::guest_model;
 use crate::store::{Collection, StoredFace};
@@ -40,8 +39,8 @@ async fn owner<K: CollectionKind>(state: &Shared, ids: &Ids<K>) -> ApiResult<Col
     Ok(collection)
 }
 
-fn face_json(f: &StoredFace) -> Value {
-    json!({ "persistedFaceId": f.face_id, "userData": f.user_data })
+fn face_reply(f: StoredFace) -> PersistedFace {
+    PersistedFace { persisted_face_id: f.face_id, user_data: f.user_data }
 }
 
 /// POST /{groups}/{id}/persons/{personId}/persistedfaces and /{lists}/{id}/persistedfaces:
@@ -54,9 +53,7 @@ pub async fn add<K: CollectionKind>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let user_data = input::user_data(q.get("userData"), 1024)?;
-    let target = input::target_face(&q)?;
-    let detection = input::detection_model(&q)?;
+    let AddFaceQuery { user_data, target_face: target, detection_model: detection } = AddFaceQuery::read(&q)?;
     let collection = owner(&state, &ids).await?;
     let image = input::image(&state, &headers, body).await?;
     let model = model_of(&collection);
@@ -102,7 +99,7 @@ pub async fn add<K: CollectionKind>(
         .db(move |s| s.add_face(kind, &id, &stored))
         .await
         .map_err(|e| ApiError::from_store(e, kind, &cid, person.as_deref()))?;
-    ok_json(json!({ "persistedFaceId": face_id }))
+    ok_json(PersistedFaceAdded { persisted_face_id: face_id })
 }
 
 /// GET .../persistedfaces/{persistedFaceId}
@@ -116,20 +113,14 @@ pub async fn get<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>) ->
         .await
         .map_err(|e| ApiError::from_store(e, kind, &cid, person.as_deref()))?
         .ok_or(ApiError::PersistedFaceNotFound(fid))?;
-    ok_json(face_json(&face))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateFace {
-    user_data: Option<String>,
+    ok_json(face_reply(face))
 }
 
 /// PATCH .../persistedfaces/{persistedFaceId}
 pub async fn update<K: CollectionKind>(
     State(state): State<Shared>,
     ids: Ids<K>,
-    Json(req): Json<UpdateFace>,
+    Json(req): Json<UpdateFaceRequest>,
 ) -> ApiResult<Response> {
     let user_data = input::user_data(req.user_data.as_deref(), 1024)?;
     owner(&state, &ids).await?;
@@ -159,12 +150,12 @@ pub async fn delete<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>,
 /// GET /largefacelists/{id}/persistedfaces
 pub async fn list<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, q: Query) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
-    let (start, top) = (q.start()?, q.top()?);
+    let ListQuery { start, top } = ListQuery::read(&q)?;
     collections::find(&state, kind, &cid, At::Route).await?;
     let id = cid.clone();
     let faces = state
         .db(move |s| s.list_faces(kind, &id, None, start.as_deref(), top))
         .await
         .map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
-    ok_json(Value::Array(faces.iter().map(face_json).collect()))
+    ok_json(faces.into_iter().map(face_reply).collect::<Vec<_>>())
 }

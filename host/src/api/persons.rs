@@ -2,17 +2,17 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use serde_json::{Value, json};
 
-use super::collections::{self, CollectionKind, Ids, NameAndUserData};
+use super::collections::{self, CollectionKind, Ids};
 use super::error::{ApiError, ApiResult, At};
 use super::input::{Json, NoBody, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
+use super::wire::{self, ListQuery, NameAndUserDataContract, PersonCreated};
 use crate::store::{Kind, Person};
 
-fn person_json(p: &Person) -> Value {
-    json!({ "personId": p.person_id, "name": p.name, "userData": p.user_data, "persistedFaceIds": p.face_ids })
+fn person_reply(p: Person) -> wire::Person {
+    wire::Person { person_id: p.person_id, name: p.name, user_data: p.user_data, persisted_face_ids: p.face_ids }
 }
 
 /// The person `pid` of group `cid`, or 404 `...NotFound` / `PersonNotFound`. One store call.
@@ -32,7 +32,7 @@ async fn find(state: &Shared, kind: Kind, cid: &str, pid: &str) -> ApiResult<Per
 pub async fn create<K: CollectionKind>(
     State(state): State<Shared>,
     ids: Ids<K>,
-    Json(req): Json<NameAndUserData>,
+    Json(req): Json<NameAndUserDataContract>,
 ) -> ApiResult<Response> {
     let (name, user_data) = req.for_create()?;
     let (kind, cid) = (ids.kind(), ids.cid);
@@ -42,33 +42,33 @@ pub async fn create<K: CollectionKind>(
         .db(move |s| s.create_person(kind, &id, &person))
         .await
         .map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
-    ok_json(json!({ "personId": pid }))
+    ok_json(PersonCreated { person_id: pid })
 }
 
 /// GET /{groups}/{id}/persons
 pub async fn list<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>, q: Query) -> ApiResult<Response> {
     let (kind, cid) = (ids.kind(), ids.cid);
-    let (start, top) = (q.start()?, q.top()?);
+    let ListQuery { start, top } = ListQuery::read(&q)?;
     collections::find(&state, kind, &cid, At::Route).await?;
     let id = cid.clone();
     let persons = state
         .db(move |s| s.list_persons(kind, &id, start.as_deref(), top))
         .await
         .map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
-    ok_json(Value::Array(persons.iter().map(person_json).collect()))
+    ok_json(persons.into_iter().map(person_reply).collect::<Vec<_>>())
 }
 
 /// GET /{groups}/{id}/persons/{personId}
 pub async fn get<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>) -> ApiResult<Response> {
     let pid = ids.person.unwrap_or_default();
-    ok_json(person_json(&find(&state, K::KIND, &ids.cid, &pid).await?))
+    ok_json(person_reply(find(&state, K::KIND, &ids.cid, &pid).await?))
 }
 
 /// PATCH /{groups}/{id}/persons/{personId}
 pub async fn update<K: CollectionKind>(
     State(state): State<Shared>,
     ids: Ids<K>,
-    Json(req): Json<NameAndUserData>,
+    Json(req): Json<NameAndUserDataContract>,
 ) -> ApiResult<Response> {
     let (kind, cid, pid) = (ids.kind(), ids.cid, ids.person.unwrap_or_default());
     let (name, user_data) = req.for_update()?;

@@ -10,7 +10,7 @@ pub fn ok_empty() -> Response {
     StatusCode::OK.into_response()
 }
 
-/// A JSON 200.
-pub fn ok_json(value: serde_json::Value) -> ApiResult<Response> {
+/// A JSON 200 of one of the wire types.
+pub fn ok_json<T: serde::Serialize>(value: T) -> ApiResult<Response> {
     Ok(axum::Json(value).into_response())
 }

@@ -5,8 +5,6 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::collections;
@@ -14,6 +12,9 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json, NoBody, PathParam, Query};
 use super::reply::{ok_empty, ok_json};
 use super::state::Shared;
+use super::wire::{
+    self, ApplySnapshotRequest, OperationStatus, SnapshotListQuery, TakeSnapshotRequest, UpdateSnapshotRequest,
+};
 use crate::settings::Secret;
 use crate::store::{Hold, Kind, Operation, Snapshot, StoreError, operation_key};
 use crate::time::{iso8601, now_ms};
@@ -51,16 +52,16 @@ fn account(state: &Shared) -> String {
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
-fn snapshot_json(state: &Shared, s: &Snapshot) -> Value {
-    json!({
-        "id": s.id,
-        "account": account(state),
-        "type": s.kind.name(),
-        "applyScope": s.apply_scope,
-        "userData": s.user_data,
-        "createdTime": iso8601(s.created_ms),
-        "lastUpdateTime": iso8601(s.updated_ms),
-    })
+fn snapshot_reply(state: &Shared, s: &Snapshot) -> wire::Snapshot {
+    wire::Snapshot {
+        id: s.id.clone(),
+        account: account(state),
+        kind: s.kind.name().to_owned(),
+        apply_scope: s.apply_scope.clone(),
+        user_data: s.user_data.clone(),
+        created_time: iso8601(s.created_ms),
+        last_update_time: iso8601(s.updated_ms),
+    }
 }
 
 fn scope(raw: Option<Vec<String>>, required: bool) -> ApiResult<Option<Vec<String>>> {
@@ -139,18 +140,8 @@ async fn finish(state: &Shared, mut op: Operation, result: Result<String, String
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TakeRequest {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    object_id: Option<String>,
-    apply_scope: Option<Vec<String>>,
-    user_data: Option<String>,
-}
-
 /// POST /snapshots
-pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> ApiResult<Response> {
+pub async fn take(State(state): State<Shared>, Json(req): Json<TakeSnapshotRequest>) -> ApiResult<Response> {
     let kind = req.kind.as_deref().and_then(Kind::from_name).ok_or_else(|| {
         ApiError::bad_argument("'type' is invalid; use FaceList, LargeFaceList, LargePersonGroup or PersonGroup.")
     })?;
@@ -194,22 +185,15 @@ pub async fn take(State(state): State<Shared>, Json(req): Json<TakeRequest>) -> 
 
 /// GET /snapshots?type=&applyScope=
 pub async fn list(State(state): State<Shared>, q: Query) -> ApiResult<Response> {
-    let kind = match q.get("type").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(Kind::from_name(t).ok_or_else(|| ApiError::bad_argument("'type' is invalid."))?),
-    };
-    let wanted: Vec<String> = match q.get("applyScope").filter(|s| !s.is_empty()) {
-        None => vec![],
-        Some(s) => s.split(',').map(|id| input::uuid(id.trim(), "applyScope entry")).collect::<ApiResult<_>>()?,
-    };
+    let SnapshotListQuery { kind, apply_scope: wanted } = SnapshotListQuery::read(&q)?;
     let all = state.db(|s| s.list_snapshots()).await.map_err(ApiError::store)?;
-    let shown: Vec<Value> = all
+    let shown: Vec<wire::Snapshot> = all
         .iter()
         .filter(|s| live(s) && kind.is_none_or(|k| s.kind == k))
         .filter(|s| wanted.iter().all(|w| s.apply_scope.contains(w)))
-        .map(|s| snapshot_json(&state, s))
+        .map(|s| snapshot_reply(&state, s))
         .collect();
-    ok_json(Value::Array(shown))
+    ok_json(shown)
 }
 
 fn snapshot_id(p: &str) -> ApiResult<String> {
@@ -220,21 +204,14 @@ fn snapshot_id(p: &str) -> ApiResult<String> {
 pub async fn get(State(state): State<Shared>, PathParam(sid): PathParam) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     let s = live_snapshot(&state, &sid).await?;
-    ok_json(snapshot_json(&state, &s))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateRequest {
-    apply_scope: Option<Vec<String>>,
-    user_data: Option<String>,
+    ok_json(snapshot_reply(&state, &s))
 }
 
 /// PATCH /snapshots/{id}
 pub async fn update(
     State(state): State<Shared>,
     PathParam(sid): PathParam,
-    Json(req): Json<UpdateRequest>,
+    Json(req): Json<UpdateSnapshotRequest>,
 ) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     let apply_scope = scope(req.apply_scope, false)?;
@@ -253,18 +230,11 @@ pub async fn delete(State(state): State<Shared>, PathParam(sid): PathParam, _: N
     if found { Ok(ok_empty()) } else { Err(ApiError::SnapshotNotFound(sid)) }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplyRequest {
-    object_id: Option<String>,
-    mode: Option<String>,
-}
-
 /// POST /snapshots/{id}/apply: a new group or list `objectId` made from the snapshot.
 pub async fn apply(
     State(state): State<Shared>,
     PathParam(sid): PathParam,
-    Json(req): Json<ApplyRequest>,
+    Json(req): Json<ApplySnapshotRequest>,
 ) -> ApiResult<Response> {
     let sid = snapshot_id(&sid)?;
     if !req.mode.as_deref().is_none_or(|m| m.eq_ignore_ascii_case("CreateNew")) {
@@ -307,11 +277,11 @@ pub async fn operation(State(state): State<Shared>, PathParam(oid): PathParam) -
     let id = oid.clone();
     let op =
         state.db(move |s| s.operation(&id)).await.map_err(ApiError::store)?.ok_or(ApiError::OperationNotFound(oid))?;
-    ok_json(json!({
-        "status": op.status,
-        "createdTime": iso8601(op.created_ms),
-        "lastActionTime": iso8601(op.last_action_ms),
-        "resourceLocation": op.resource_location,
-        "message": op.message,
-    }))
+    ok_json(OperationStatus {
+        status: op.status,
+        created_time: iso8601(op.created_ms),
+        last_action_time: iso8601(op.last_action_ms),
+        resource_location: op.resource_location,
+        message: op.message,
+    })
 }

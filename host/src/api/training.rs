@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::collections::{self, CollectionKind, Ids, model_of};
 use super::error::{ApiError, ApiResult, At};
 use super::input::NoBody;
 use super::reply::ok_json;
 use super::state::Shared;
+use super::wire::TrainingStatus;
 use face_core::RecognitionModel;
 
 use crate::index::{Builder, Index, Row};
@@ -401,11 +401,11 @@ pub async fn status<K: CollectionKind>(State(state): State<Shared>, ids: Ids<K>)
     let id = cid.clone();
     let t = state.db(move |s| s.training(kind, &id)).await.map_err(|e| ApiError::from_store(e, kind, &cid, None))?;
     let t = t.ok_or(ApiError::NotTrained { kind, id: cid, at: At::Route })?;
-    ok_json(json!({
-        "status": t.state.name(),
-        "createdDateTime": iso8601(t.created_ms),
-        "lastActionDateTime": iso8601(t.last_action_ms),
-        "lastSuccessfulTrainingDateTime": t.last_success_ms.map(iso8601),
-        "message": t.message,
-    }))
+    ok_json(TrainingStatus {
+        status: t.state.name().to_owned(),
+        created_date_time: iso8601(t.created_ms),
+        last_action_date_time: iso8601(t.last_action_ms),
+        last_successful_training_date_time: t.last_success_ms.map(iso8601),
+        message: t.message,
+    })
 }

@@ -1,0 +1,172 @@
+//! The query parameters of the operations that take some, as types: each is read from the
+//! query string (names compare case-insensitively, as on Azure) with the Face API's checks and
+//! errors, and documents itself in the OpenAPI document (`IntoParams`).
+
+use utoipa::IntoParams;
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::input::{self, Query};
+use crate::faces::FACE_ID_TTL;
+
+/// The attribute names `returnFaceAttributes` may list.
+pub const ATTRIBUTES: [&str; 14] = [
+    "age",
+    "gender",
+    "headPose",
+    "smile",
+    "facialHair",
+    "glasses",
+    "emotion",
+    "hair",
+    "makeup",
+    "occlusion",
+    "accessories",
+    "blur",
+    "exposure",
+    "noise",
+];
+
+/// `POST /detect`'s parameters.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct DetectQuery {
+    /// Return faceIds of the detected faces (default true).
+    #[param(required = false, default = true)]
+    pub return_face_id: bool,
+    /// Return the 27 landmarks of each face (default false).
+    #[param(required = false, default = false)]
+    pub return_face_landmarks: bool,
+    /// Comma-separated attribute groups: age, gender, headPose, smile, facialHair, glasses,
+    /// emotion, hair, makeup, occlusion, accessories, blur, exposure, noise (detection_01 only).
+    #[param(required = false, value_type = String)]
+    pub return_face_attributes: Vec<&'static str>,
+    /// recognition_01 (default), recognition_02 or recognition_03: the model the faceIds are
+    /// embedded with.
+    #[param(required = false, value_type = String)]
+    pub recognition_model: &'static str,
+    /// Return each face's recognitionModel (default false).
+    #[param(required = false, default = false)]
+    pub return_recognition_model: bool,
+    /// detection_01 (default) or detection_02.
+    #[param(required = false, value_type = String)]
+    pub detection_model: &'static str,
+    /// Seconds the faceIds are kept: 60 to 86400, default 86400 (a parameter of later Face API
+    /// versions, taken here too).
+    #[param(required = false, minimum = 60, maximum = 86400)]
+    pub face_id_time_to_live: u64,
+}
+
+impl DetectQuery {
+    pub fn read(q: &Query) -> ApiResult<DetectQuery> {
+        let (default_ttl, min_ttl, max_ttl) = FACE_ID_TTL;
+        Ok(DetectQuery {
+            return_face_id: q.bool("returnFaceId", true)?,
+            return_face_landmarks: q.bool("returnFaceLandmarks", false)?,
+            return_face_attributes: attributes(q)?,
+            recognition_model: input::recognition_model(q.get("recognitionModel"))?,
+            return_recognition_model: q.bool("returnRecognitionModel", false)?,
+            detection_model: input::detection_model(q)?,
+            face_id_time_to_live: q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)?
+                as u64,
+        })
+    }
+}
+
+fn attributes(q: &Query) -> ApiResult<Vec<&'static str>> {
+    let Some(raw) = q.get("returnFaceAttributes").filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
+    let mut wanted = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let name = ATTRIBUTES
+            .into_iter()
+            .find(|a| a.eq_ignore_ascii_case(part))
+            .ok_or_else(|| ApiError::bad_argument(format!("Invalid argument returnFaceAttributes: {part:?}.")))?;
+        if !wanted.contains(&name) {
+            wanted.push(name);
+        }
+    }
+    Ok(wanted)
+}
+
+/// The parameters of a face's add to a person or a list.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AddFaceQuery {
+    /// At most 1 KB, kept with the face.
+    #[param(required = false)]
+    pub user_data: Option<String>,
+    /// `left,top,width,height` of the face to add, when the photo has more than one.
+    #[param(required = false, value_type = String)]
+    pub target_face: Option<[u32; 4]>,
+    /// detection_01 (default) or detection_02.
+    #[param(required = false, value_type = String)]
+    pub detection_model: &'static str,
+}
+
+impl AddFaceQuery {
+    pub fn read(q: &Query) -> ApiResult<AddFaceQuery> {
+        Ok(AddFaceQuery {
+            user_data: input::user_data(q.get("userData"), 1024)?,
+            target_face: input::target_face(q)?,
+            detection_model: input::detection_model(q)?,
+        })
+    }
+}
+
+/// A collection's get, and the lists of collections.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct CollectionQuery {
+    /// Return the collection's recognitionModel (default false).
+    #[param(required = false, default = false)]
+    pub return_recognition_model: bool,
+}
+
+impl CollectionQuery {
+    pub fn read(q: &Query) -> ApiResult<CollectionQuery> {
+        Ok(CollectionQuery { return_recognition_model: q.bool("returnRecognitionModel", false)? })
+    }
+}
+
+/// Paging: the entries after `start`, at most `top`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct ListQuery {
+    /// List the entries whose id is greater than this (at most 64 characters).
+    #[param(required = false)]
+    pub start: Option<String>,
+    /// How many entries: 1 to 1000 (default 1000).
+    #[param(required = false, minimum = 1, maximum = 1000)]
+    pub top: usize,
+}
+
+impl ListQuery {
+    pub fn read(q: &Query) -> ApiResult<ListQuery> {
+        Ok(ListQuery { start: q.start()?, top: q.top()? })
+    }
+}
+
+/// `GET /snapshots`'s filters.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct SnapshotListQuery {
+    /// FaceList, LargeFaceList, LargePersonGroup or PersonGroup.
+    #[param(rename = "type", required = false, value_type = String)]
+    pub kind: Option<crate::store::Kind>,
+    /// Comma-separated subscription ids (UUIDs): the snapshots whose applyScope has them all.
+    #[param(required = false, value_type = String)]
+    pub apply_scope: Vec<String>,
+}
+
+impl SnapshotListQuery {
+    pub fn read(q: &Query) -> ApiResult<SnapshotListQuery> {
+        let kind = match q.get("type").filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(crate::store::Kind::from_name(t).ok_or_else(|| ApiError::bad_argument("'type' is invalid."))?),
+        };
+        let apply_scope = match q.get("applyScope").filter(|s| !s.is_empty()) {
+            None => vec![],
+            Some(s) => s.split(',').map(|id| input::uuid(id.trim(), "applyScope entry")).collect::<ApiResult<_>>()?,
+        };
+        Ok(SnapshotListQuery { kind, apply_scope })
+    }
+}
