@@ -275,7 +275,10 @@ fn the_route_table_matches_face_json() {
     let text = std::fs::read_to_string(spec_dir.join("Face.json")).unwrap();
     for name in ["Face.json", "Common-Parameters.json"] {
         if let Ok(shared) = std::fs::read(repo().join("../shared/face-api").join(name)) {
-            assert!(shared == std::fs::read(spec_dir.join(name)).unwrap(), "host/tests/spec/{name} differs from ../shared");
+            assert!(
+                shared == std::fs::read(spec_dir.join(name)).unwrap(),
+                "host/tests/spec/{name} differs from ../shared"
+            );
         }
     }
     let spec: Value = serde_json::from_str(&text).unwrap();
@@ -284,7 +287,11 @@ fn the_route_table_matches_face_json() {
         for (path, ops) in spec[section].as_object().into_iter().flatten() {
             for (method, op) in ops.as_object().unwrap() {
                 let status = op["responses"].as_object().unwrap().keys().find(|k| *k != "default").unwrap().clone();
-                expected.push(format!("{} {} {path} {status}", op["operationId"].as_str().unwrap(), method.to_uppercase()));
+                expected.push(format!(
+                    "{} {} {path} {status}",
+                    op["operationId"].as_str().unwrap(),
+                    method.to_uppercase()
+                ));
             }
         }
     }

@@ -199,8 +199,7 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> FaceAttributes {
             noise_level: level(a.noise.level, ["low", "medium", "high"]),
             value: round(a.noise.value),
         }),
-        makeup: asked("makeup")
-            .then(|| Makeup { eye_makeup: a.makeup.eye_makeup, lip_makeup: a.makeup.lip_makeup }),
+        makeup: asked("makeup").then_some(Makeup { eye_makeup: a.makeup.eye_makeup, lip_makeup: a.makeup.lip_makeup }),
         accessories: asked("accessories").then(|| {
             a.accessories
                 .iter()
@@ -214,7 +213,7 @@ fn face_attributes(a: &guest::Attributes, wanted: &[&str]) -> FaceAttributes {
                 })
                 .collect()
         }),
-        occlusion: asked("occlusion").then(|| Occlusion {
+        occlusion: asked("occlusion").then_some(Occlusion {
             forehead_occluded: a.occlusion.forehead_occluded,
             eye_occluded: a.occlusion.eye_occluded,
             mouth_occluded: a.occlusion.mouth_occluded,

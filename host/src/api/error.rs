@@ -353,9 +353,7 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = APIError {
-            error: ErrorDetail { code: self.code(), message: self.message(request_id.as_deref()) },
-        };
+        let body = APIError { error: ErrorDetail { code: self.code(), message: self.message(request_id.as_deref()) } };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let Some(s) = self.retry_after()
             && let Ok(v) = HeaderValue::from_str(&s.to_string())

@@ -152,7 +152,10 @@ pub async fn identify(State(state): State<Shared>, Json(req): Json<IdentifyReque
         .map(|((id, _), hits)| {
             let candidates = hits
                 .into_iter()
-                .map(|h| IdentifyCandidate { person_id: h.person.unwrap_or_default(), confidence: round5(h.confidence) })
+                .map(|h| IdentifyCandidate {
+                    person_id: h.person.unwrap_or_default(),
+                    confidence: round5(h.confidence),
+                })
                 .collect();
             IdentifyResult { face_id: id, candidates }
         })

@@ -78,8 +78,64 @@ impl FaceLandmarks {
     /// The landmarks from their 27 points in the order of `face_core::FaceLandmarks::NAMES`
     /// (the order of this type's fields).
     pub fn from_points(p: [Coordinate; 27]) -> FaceLandmarks {
-        let [pupil_left, pupil_right, nose_tip, mouth_left, mouth_right, eyebrow_left_outer, eyebrow_left_inner, eye_left_outer, eye_left_top, eye_left_bottom, eye_left_inner, eyebrow_right_inner, eyebrow_right_outer, eye_right_inner, eye_right_top, eye_right_bottom, eye_right_outer, nose_root_left, nose_root_right, nose_left_alar_top, nose_right_alar_top, nose_left_alar_out_tip, nose_right_alar_out_tip, upper_lip_top, upper_lip_bottom, under_lip_top, under_lip_bottom] = p;
-        FaceLandmarks { pupil_left, pupil_right, nose_tip, mouth_left, mouth_right, eyebrow_left_outer, eyebrow_left_inner, eye_left_outer, eye_left_top, eye_left_bottom, eye_left_inner, eyebrow_right_inner, eyebrow_right_outer, eye_right_inner, eye_right_top, eye_right_bottom, eye_right_outer, nose_root_left, nose_root_right, nose_left_alar_top, nose_right_alar_top, nose_left_alar_out_tip, nose_right_alar_out_tip, upper_lip_top, upper_lip_bottom, under_lip_top, under_lip_bottom }
+        let [
+            pupil_left,
+            pupil_right,
+            nose_tip,
+            mouth_left,
+            mouth_right,
+            eyebrow_left_outer,
+            eyebrow_left_inner,
+            eye_left_outer,
+            eye_left_top,
+            eye_left_bottom,
+            eye_left_inner,
+            eyebrow_right_inner,
+            eyebrow_right_outer,
+            eye_right_inner,
+            eye_right_top,
+            eye_right_bottom,
+            eye_right_outer,
+            nose_root_left,
+            nose_root_right,
+            nose_left_alar_top,
+            nose_right_alar_top,
+            nose_left_alar_out_tip,
+            nose_right_alar_out_tip,
+            upper_lip_top,
+            upper_lip_bottom,
+            under_lip_top,
+            under_lip_bottom,
+        ] = p;
+        FaceLandmarks {
+            pupil_left,
+            pupil_right,
+            nose_tip,
+            mouth_left,
+            mouth_right,
+            eyebrow_left_outer,
+            eyebrow_left_inner,
+            eye_left_outer,
+            eye_left_top,
+            eye_left_bottom,
+            eye_left_inner,
+            eyebrow_right_inner,
+            eyebrow_right_outer,
+            eye_right_inner,
+            eye_right_top,
+            eye_right_bottom,
+            eye_right_outer,
+            nose_root_left,
+            nose_root_right,
+            nose_left_alar_top,
+            nose_right_alar_top,
+            nose_left_alar_out_tip,
+            nose_right_alar_out_tip,
+            upper_lip_top,
+            upper_lip_bottom,
+            under_lip_top,
+            under_lip_bottom,
+        }
     }
 }
 

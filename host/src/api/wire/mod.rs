@@ -13,12 +13,12 @@ mod query;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use super::error::{APIError, ErrorDetail};
+pub use super::input::ImageUrl;
 pub use face::{
     Accessory, Blur, Coordinate, DetectedFace, Emotion, Exposure, FaceAttributes, FaceLandmarks, FaceRectangle,
     FacialHair, Hair, HairColor, HeadPose, Makeup, Noise, Occlusion,
 };
-pub use super::error::{APIError, ErrorDetail};
-pub use super::input::ImageUrl;
 pub use query::{ATTRIBUTES, AddFaceQuery, CollectionQuery, DetectQuery, ListQuery, SnapshotListQuery};
 
 /// `name` and `userData`: the body of an update, and of a person's create.

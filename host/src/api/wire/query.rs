@@ -66,8 +66,7 @@ impl DetectQuery {
             recognition_model: input::recognition_model(q.get("recognitionModel"))?,
             return_recognition_model: q.bool("returnRecognitionModel", false)?,
             detection_model: input::detection_model(q)?,
-            face_id_time_to_live: q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)?
-                as u64,
+            face_id_time_to_live: q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)? as u64,
         })
     }
 }
@@ -161,7 +160,9 @@ impl SnapshotListQuery {
     pub fn read(q: &Query) -> ApiResult<SnapshotListQuery> {
         let kind = match q.get("type").filter(|t| !t.is_empty()) {
             None => None,
-            Some(t) => Some(crate::store::Kind::from_name(t).ok_or_else(|| ApiError::bad_argument("'type' is invalid."))?),
+            Some(t) => {
+                Some(crate::store::Kind::from_name(t).ok_or_else(|| ApiError::bad_argument("'type' is invalid."))?)
+            }
         };
         let apply_scope = match q.get("applyScope").filter(|s| !s.is_empty()) {
             None => vec![],
