@@ -473,7 +473,10 @@ mod tests {
         use crate::model::{MODELS, Runner, TractPlan};
         let mut changed = Vec::new();
         for info in &MODELS {
-            let path = format!("{}/../models/{}", env!("CARGO_MANIFEST_DIR"), info.file);
+            // The folder at run time (cargo test sets it): clones at other paths share one
+            // target folder, and a test binary built for one of them may run for another.
+            let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+            let path = format!("{crate_dir}/../models/{}", info.file);
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}; run `cargo xtask models`"));
             let mut rewritten = ModelProto::decode(&bytes[..]).expect("parses");
             fold_constant_dequantize(&mut rewritten);
