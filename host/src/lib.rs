@@ -9,8 +9,11 @@
 //! - `faces`: faceIds with their time to live, recognition model names; `index`: the trained
 //!   index identify and find-similar search (int8, exact re-ranking, persisted in parts).
 //! - `fetch`: image URLs fetched with SSRF guards.
-//! - `billing`: the usage journal and the heartbeat to the Billing endpoint; `meter`: face-meter,
-//!   the reference billing endpoint; `metrics`: the Prometheus counters of `/metrics`.
+//! - `training`: training rounds in the background, the trained index searches use, and the
+//!   changes other hosts make to it (events), beside the API's routes.
+//! - `billing`: the usage journal and the heartbeat to the Billing endpoint; `metrics`: the
+//!   Prometheus counters of `/metrics`. (face-meter, the reference billing endpoint, is a binary
+//!   of its own: `src/bin/face-meter/`.)
 //! - `server`: configuration from the settings, and the run loop with graceful shutdown;
 //!   `listen`: the connection loop (a cap on open connections, a deadline for request headers).
 
@@ -21,9 +24,9 @@ pub mod faces;
 pub mod fetch;
 pub mod index;
 pub mod listen;
-pub mod meter;
 pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod store;
 pub mod time;
+pub mod training;

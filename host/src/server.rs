@@ -375,7 +375,7 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
         tokio::spawn(async move {
             let mut connected_before = false;
             while let Some(event) = received.recv().await {
-                api::training::on_event(&listening, event, &mut connected_before).await;
+                crate::training::on_event(&listening, event, &mut connected_before).await;
             }
         });
     }

@@ -9,7 +9,6 @@ use super::error::{ApiError, ApiResult, At};
 use super::input::{self, Json};
 use super::reply::ok_json;
 use super::state::Shared;
-use super::training::trained_index;
 use super::wire::{
     FindSimilarRequest, GroupRequest, GroupResult, IdentifyCandidate, IdentifyRequest, IdentifyResult, SimilarFace,
     VerifyFaceToFaceRequest, VerifyFaceToPersonRequest, VerifyRequest, VerifyResult,
@@ -17,6 +16,7 @@ use super::wire::{
 use crate::faces::CachedFace;
 use crate::index::{Index, cosine_for};
 use crate::store::Kind;
+use crate::training::trained_index;
 
 async fn cached(state: &Shared, id: &str, at: At) -> ApiResult<CachedFace> {
     Ok(cached_all(state, std::slice::from_ref(&id.to_owned()), at).await?.remove(0))

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
-use face_host::meter::{MeterConfig, run};
+mod meter;
+
+use meter::{MeterConfig, run};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();

@@ -229,6 +229,6 @@ pub async fn run(config: MeterConfig) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "face-meter listening");
-    axum::serve(listener, app).with_graceful_shutdown(crate::server::shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(face_host::server::shutdown_signal()).await?;
     Ok(())
 }
