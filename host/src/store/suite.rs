@@ -1,6 +1,32 @@
-//! The store tests every implementation passes: each takes a new, empty store.
+//! The store tests every implementation passes: each takes a new, empty store. `run` is the one
+//! list of them, which each backend's tests call with what only it can give ([`Backend`]), so
+//! both stores always run the same tests.
 
 use super::*;
+
+/// What the suite needs of a backend.
+pub(crate) struct Backend<'a, S> {
+    /// A new store on an empty database.
+    pub new: &'a dyn Fn() -> S,
+    /// A store on one database that outlives it: each call opens that database again.
+    pub reopen: &'a dyn Fn() -> Box<dyn Store>,
+    /// The rows left in a store's snapshot tables.
+    pub snapshot_rows: &'a dyn Fn(&S) -> i64,
+}
+
+/// Every test of the suite on `backend`, in turn.
+pub(crate) fn run<S: Store + BulkSink>(backend: &Backend<S>) {
+    let new = backend.new;
+    quotas_answer_quota_exceeded_and_write_nothing(&new());
+    missing_parents_and_taken_ids_are_refused(&new());
+    deleting_a_person_or_collection_takes_its_faces_and_training(&new());
+    paging_is_sorted_by_id_with_an_exclusive_start(&new());
+    a_billed_write_journals_its_usage_in_its_own_transaction(&new());
+    a_bulk_file_loads_persons_and_faces(&new());
+    a_store_keeps_everything_across_reopening_and_embeddings_exactly(backend.reopen);
+    let store = new();
+    a_snapshot_is_its_collection_at_one_instant_and_applies_whole(&store, &|| (backend.snapshot_rows)(&store));
+}
 
 pub(crate) fn collection(kind: Kind, id: &str) -> Collection {
     Collection {

@@ -14,26 +14,19 @@ fn store(cluster: &Cluster) -> PostgresStore {
 #[test]
 fn the_shared_suite() {
     let cluster = Cluster::start();
-    suite::quotas_answer_quota_exceeded_and_write_nothing(&store(&cluster));
-    suite::missing_parents_and_taken_ids_are_refused(&store(&cluster));
-    suite::deleting_a_person_or_collection_takes_its_faces_and_training(&store(&cluster));
-    suite::paging_is_sorted_by_id_with_an_exclusive_start(&store(&cluster));
-    suite::a_billed_write_journals_its_usage_in_its_own_transaction(&store(&cluster));
-    suite::a_bulk_file_loads_persons_and_faces(&store(&cluster));
     let url = cluster.database();
-    suite::a_store_keeps_everything_across_reopening_and_embeddings_exactly(&|| {
-        Box::new(PostgresStore::connect(&url).unwrap())
+    suite::run(&suite::Backend {
+        new: &|| store(&cluster),
+        reopen: &|| Box::new(PostgresStore::connect(&url).unwrap()),
+        snapshot_rows: &|s: &PostgresStore| -> i64 {
+            s.with(|c| {
+                let sql = "SELECT (SELECT COUNT(*) FROM snapshot_faces) + (SELECT COUNT(*) FROM snapshot_persons) \
+                           + (SELECT COUNT(*) FROM snapshot_collections)";
+                Ok(c.query_one(sql, &[])?.get(0))
+            })
+            .unwrap()
+        },
     });
-    let s = store(&cluster);
-    let rows_left = || -> i64 {
-        s.with(|c| {
-            let sql = "SELECT (SELECT COUNT(*) FROM snapshot_faces) + (SELECT COUNT(*) FROM snapshot_persons) \
-                       + (SELECT COUNT(*) FROM snapshot_collections)";
-            Ok(c.query_one(sql, &[])?.get(0))
-        })
-        .unwrap()
-    };
-    suite::a_snapshot_is_its_collection_at_one_instant_and_applies_whole(&s, &rows_left);
 }
 
 /// Hosts starting together on a new database migrate it once; a database from a newer version

@@ -4,47 +4,22 @@ use super::*;
 use crate::store::suite::{self, collection, face, temp};
 
 #[test]
-fn quotas_answer_quota_exceeded_and_write_nothing() {
-    suite::quotas_answer_quota_exceeded_and_write_nothing(&SqliteStore::in_memory().unwrap());
-}
-
-#[test]
-fn missing_parents_and_taken_ids_are_refused() {
-    suite::missing_parents_and_taken_ids_are_refused(&SqliteStore::in_memory().unwrap());
-}
-
-#[test]
-fn deleting_a_person_or_collection_takes_its_faces_and_training() {
-    suite::deleting_a_person_or_collection_takes_its_faces_and_training(&SqliteStore::in_memory().unwrap());
-}
-
-#[test]
-fn paging_is_sorted_by_id_with_an_exclusive_start() {
-    suite::paging_is_sorted_by_id_with_an_exclusive_start(&SqliteStore::in_memory().unwrap());
-}
-
-#[test]
-fn a_file_store_keeps_everything_across_reopening_and_embeddings_exactly() {
+fn the_shared_suite() {
     let dir = temp("reopen");
-    suite::a_store_keeps_everything_across_reopening_and_embeddings_exactly(&|| {
-        Box::new(SqliteStore::open_dir(&dir).unwrap())
+    suite::run(&suite::Backend {
+        new: &|| SqliteStore::in_memory().unwrap(),
+        reopen: &|| Box::new(SqliteStore::open_dir(&dir).unwrap()),
+        snapshot_rows: &|store: &SqliteStore| -> i64 {
+            store
+                .with(|c| {
+                    let sql = "SELECT (SELECT COUNT(*) FROM snapshot_faces) + (SELECT COUNT(*) FROM snapshot_persons) \
+                               + (SELECT COUNT(*) FROM snapshot_collections)";
+                    Ok(c.query_row(sql, [], |r| r.get(0))?)
+                })
+                .unwrap()
+        },
     });
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn a_snapshot_is_its_collection_at_one_instant_and_applies_whole() {
-    let store = SqliteStore::in_memory().unwrap();
-    let rows_left = || -> i64 {
-        store
-            .with(|c| {
-                let sql = "SELECT (SELECT COUNT(*) FROM snapshot_faces) + (SELECT COUNT(*) FROM snapshot_persons) \
-                           + (SELECT COUNT(*) FROM snapshot_collections)";
-                Ok(c.query_row(sql, [], |r| r.get(0))?)
-            })
-            .unwrap()
-    };
-    suite::a_snapshot_is_its_collection_at_one_instant_and_applies_whole(&store, &rows_left);
 }
 
 #[test]
@@ -117,14 +92,4 @@ fn reads_do_not_wait_behind_a_write() {
     writer.join().unwrap();
     assert_eq!(store.collection(Kind::PersonGroup, "g").unwrap().unwrap().name, "renamed");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn a_billed_write_journals_its_usage_in_its_own_transaction() {
-    suite::a_billed_write_journals_its_usage_in_its_own_transaction(&SqliteStore::in_memory().unwrap());
-}
-
-#[test]
-fn a_bulk_file_loads_persons_and_faces() {
-    suite::a_bulk_file_loads_persons_and_faces(&SqliteStore::in_memory().unwrap());
 }
