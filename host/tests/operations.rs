@@ -249,6 +249,16 @@ fn detect_and_face_operations(app: &App) {
         400,
         "BadArgument",
     );
+    // Model names of later API versions are refused with the names this service has (README).
+    for (query, names) in [
+        ("detectionModel=detection_03", "detection_01 or detection_02"),
+        ("recognitionModel=recognition_04", "recognition_01, recognition_02 or recognition_03"),
+    ] {
+        let refused = app.call("Face_DetectWithStream", &format!("/detect?{query}"), In::Bytes(photo("obama.jpg")));
+        assert_eq!((refused.status, refused.json["error"]["code"].as_str()), (400, Some("BadArgument")), "{query}");
+        let message = refused.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{query}: {message}");
+    }
 
     let by_url = app.ok("Face_DetectWithUrl", "/detect?returnFaceId=false", In::Json(app.url("obama.jpg")));
     assert_eq!(by_url[0]["faceRectangle"], face["faceRectangle"], "the same photo by URL");
@@ -316,6 +326,13 @@ fn groups(app: &App, kind: &str, id_key: &str) {
         &format!("{}Exists", op("Create").split('_').next().unwrap()),
     );
     app.fails(op("Create"), &format!("/{kind}/Not-Lower"), In::Json(json!({ "name": "x" })), 400, "BadArgument");
+    app.fails(
+        op("Create"),
+        &format!("/{kind}/later"),
+        In::Json(json!({ "name": "x", "recognitionModel": "recognition_04" })),
+        400,
+        "BadArgument",
+    );
     let group = app.ok(op("Get"), &format!("{g}?returnRecognitionModel=true"), In::None);
     assert_eq!(
         group,
