@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::api::{self, AppState, Shared};
 use crate::billing::{Billing, BillingConfig};
-use crate::engine::{EngineConfig, EnginePool, ModelFiles};
+use crate::engine::{Analyser, EngineConfig, EnginePool, ModelFiles};
 use crate::faces::FaceIds;
 use crate::fetch::{FetchConfig, Fetcher};
 use crate::listen::ConnectionLimits;
@@ -293,11 +293,24 @@ fn check_files(engine: &EngineConfig) -> Result<()> {
     Ok(())
 }
 
-/// Opens the store and the usage journal, starts the engine pool and returns the state every
+/// Starts the engine pool, opens the store and the usage journal, and returns the state every
 /// request shares: what `run` serves (it adds the heartbeat, the sweeper and the listener), and
-/// what the fuzz targets drive in process.
+/// what the fuzz targets and the in-process tests drive.
 pub async fn open(config: &ServerConfig) -> Result<Shared> {
     check_files(&config.engine)?;
+    let started = Instant::now();
+    let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        pool = config.engine.pool_size,
+        backend = config.engine.backend.name(),
+        "engine ready"
+    );
+    open_with(config, Arc::new(engine)).await
+}
+
+/// [`open`] with the engine given: the store, the usage journal and the state around it.
+pub async fn open_with(config: &ServerConfig, engine: Arc<dyn Analyser>) -> Result<Shared> {
     // With PostgreSQL, faceIds live in the database too, for the other hosts.
     let mut postgres = None;
     let (store, shared_ids): (Arc<dyn Store>, Option<Arc<dyn SharedFaceIds>>) = match &config.storage {
@@ -335,13 +348,6 @@ pub async fn open(config: &ServerConfig) -> Result<Shared> {
         );
     }
     let started = Instant::now();
-    let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        pool = config.engine.pool_size,
-        backend = config.engine.backend.name(),
-        "engine ready"
-    );
     let billing = Arc::new(Billing::new(config.billing.clone(), journal));
     let state = Arc::new(AppState {
         engine,

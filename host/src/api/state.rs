@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::budget::{Held, Image, MemoryBudget, decoded_bytes};
 use super::error::{ApiError, ApiResult};
 use crate::billing::{Billing, REQUEST_USAGE};
-use crate::engine::EnginePool;
+use crate::engine::Analyser;
 use crate::faces::FaceIds;
 use crate::fetch::Fetcher;
 use crate::index::IndexCache;
@@ -20,7 +20,8 @@ use crate::store::{Kind, Store, StoreError, for_usage};
 /// Everything a request may use.
 #[derive(Debug)]
 pub struct AppState {
-    pub engine: EnginePool,
+    /// The guest pool when serving; a test engine in tests of the resources.
+    pub engine: Arc<dyn Analyser>,
     pub store: Arc<dyn Store>,
     pub face_ids: FaceIds,
     /// Collections training now; `true` when another round was asked for meanwhile.

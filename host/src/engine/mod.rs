@@ -12,6 +12,7 @@ pub mod checked;
 mod compiled;
 mod nn;
 mod pool;
+pub mod testing;
 
 pub use compiled::{Source as GuestSource, precompiled_paths};
 pub use nn::BackendKind;
@@ -25,6 +26,62 @@ wasmtime::component::bindgen!({ path: "../wasm/wit", world: "face-engine" });
 
 /// The guest's types, as the host sees them.
 pub use face::engine::types as guest;
+
+/// An engine call under way.
+pub type EngineFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CallError>> + Send + 'a>>;
+
+/// What the API asks of a face engine: the pool of guest instances ([`EnginePool`]) when it
+/// serves, a deterministic one without guest or models ([`testing::TestEngine`]) in tests of
+/// the API's resources.
+pub trait Analyser: Send + Sync + std::fmt::Debug {
+    /// Detects faces, with where the call's time went.
+    fn detect_timed(
+        &self,
+        image: Vec<u8>,
+        options: guest::DetectOptions,
+    ) -> EngineFuture<'_, (Vec<guest::Face>, CallTimes)>;
+
+    /// The face inside `target`, embedded with `model`.
+    fn embed(
+        &self,
+        image: Vec<u8>,
+        target: guest::Rect,
+        model: guest::RecognitionModel,
+    ) -> EngineFuture<'_, guest::Face>;
+
+    /// Counters for health and metrics.
+    fn stats(&self) -> PoolStats;
+}
+
+impl dyn Analyser {
+    /// Detects faces.
+    pub async fn detect(&self, image: Vec<u8>, options: guest::DetectOptions) -> Result<Vec<guest::Face>, CallError> {
+        self.detect_timed(image, options).await.map(|(faces, _)| faces)
+    }
+}
+
+impl Analyser for EnginePool {
+    fn detect_timed(
+        &self,
+        image: Vec<u8>,
+        options: guest::DetectOptions,
+    ) -> EngineFuture<'_, (Vec<guest::Face>, CallTimes)> {
+        Box::pin(EnginePool::detect_timed(self, image, options))
+    }
+
+    fn embed(
+        &self,
+        image: Vec<u8>,
+        target: guest::Rect,
+        model: guest::RecognitionModel,
+    ) -> EngineFuture<'_, guest::Face> {
+        Box::pin(EnginePool::embed(self, image, target, model))
+    }
+
+    fn stats(&self) -> PoolStats {
+        EnginePool::stats(self)
+    }
+}
 
 impl From<guest::RecognitionModel> for face_core::RecognitionModel {
     fn from(m: guest::RecognitionModel) -> face_core::RecognitionModel {
