@@ -298,19 +298,12 @@ fn check_files(engine: &EngineConfig) -> Result<()> {
 /// what the fuzz targets and the in-process tests drive.
 pub async fn open(config: &ServerConfig) -> Result<Shared> {
     check_files(&config.engine)?;
-    let started = Instant::now();
-    let engine = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        pool = config.engine.pool_size,
-        backend = config.engine.backend.name(),
-        "engine ready"
-    );
-    open_with(config, Arc::new(engine)).await
+    open_with(config, None).await
 }
 
-/// [`open`] with the engine given: the store, the usage journal and the state around it.
-pub async fn open_with(config: &ServerConfig, engine: Arc<dyn Analyser>) -> Result<Shared> {
+/// [`open`] with the engine given (`Some`: tests of the resources over the test engine), or the
+/// guest pool started once the store is open (`None`).
+pub async fn open_with(config: &ServerConfig, engine: Option<Arc<dyn Analyser>>) -> Result<Shared> {
     // With PostgreSQL, faceIds live in the database too, for the other hosts.
     let mut postgres = None;
     let (store, shared_ids): (Arc<dyn Store>, Option<Arc<dyn SharedFaceIds>>) = match &config.storage {
@@ -348,6 +341,19 @@ pub async fn open_with(config: &ServerConfig, engine: Arc<dyn Analyser>) -> Resu
         );
     }
     let started = Instant::now();
+    let engine: Arc<dyn Analyser> = match engine {
+        Some(engine) => engine,
+        None => {
+            let pool = EnginePool::new(config.engine.clone()).await.context("the face engine did not start")?;
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                pool = config.engine.pool_size,
+                backend = config.engine.backend.name(),
+                "engine ready"
+            );
+            Arc::new(pool)
+        }
+    };
     let billing = Arc::new(Billing::new(config.billing.clone(), journal));
     let state = Arc::new(AppState {
         engine,

@@ -248,6 +248,13 @@ enum Candidates {
     Index(Kind, String, std::sync::Arc<Index>),
 }
 
+/// Which id a find-similar result names: a faceId of `faceIds`, or a list's persistedFaceId.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    FaceId,
+    PersistedFaceId,
+}
+
 /// POST /findsimilars: faces like the query face among faceIds, a FaceList or a LargeFaceList.
 pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimilarRequest>) -> ApiResult<Response> {
     let face_id = req.face_id.ok_or_else(|| ApiError::bad_argument("Request body is invalid: faceId is required."))?;
@@ -312,32 +319,32 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         }
     };
     let min_confidence = if match_face { 0.0 } else { IDENTICAL_CONFIDENCE };
-    let hits: Vec<(&str, String, f32)> = match candidates {
+    let hits: Vec<(Key, String, f32)> = match candidates {
         Candidates::Index(kind, cid, index) => {
             search(&state, kind, &cid, index, vec![query.embedding.clone()], min_confidence, max as usize)
                 .await?
                 .pop()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|h| ("persistedFaceId", h.face, h.confidence))
+                .map(|h| (Key::PersistedFaceId, h.face, h.confidence))
                 .collect()
         }
         scored => {
             state
                 .compute(move || {
-                    // (result key, id, cosine) for every candidate.
-                    let scored: Vec<(&str, String, f32)> = match scored {
+                    // (which id, id, cosine) for every candidate.
+                    let scored: Vec<(Key, String, f32)> = match scored {
                         Candidates::Faces(faces) => {
-                            faces.into_iter().map(|(id, e)| ("faceId", id, cosine(&query.embedding, &e))).collect()
+                            faces.into_iter().map(|(id, e)| (Key::FaceId, id, cosine(&query.embedding, &e))).collect()
                         }
                         Candidates::List(faces) => faces
                             .into_iter()
                             .filter(|f| f.model == query.model.id())
-                            .map(|f| ("persistedFaceId", f.face_id, cosine(&query.embedding, &f.embedding)))
+                            .map(|f| (Key::PersistedFaceId, f.face_id, cosine(&query.embedding, &f.embedding)))
                             .collect(),
                         Candidates::Index(..) => Vec::new(),
                     };
-                    let mut hits: Vec<(&str, String, f32)> = scored
+                    let mut hits: Vec<(Key, String, f32)> = scored
                         .into_iter()
                         .map(|(k, id, cos)| (k, id, confidence_from_cosine(query.model, cos)))
                         .filter(|(_, _, c)| *c >= min_confidence)
@@ -354,7 +361,10 @@ pub async fn find_similar(State(state): State<Shared>, Json(req): Json<FindSimil
         }
     };
     let similar = hits.into_iter().map(|(k, id, c)| {
-        let (face_id, persisted_face_id) = if k == "faceId" { (Some(id), None) } else { (None, Some(id)) };
+        let (face_id, persisted_face_id) = match k {
+            Key::FaceId => (Some(id), None),
+            Key::PersistedFaceId => (None, Some(id)),
+        };
         SimilarFace { face_id, persisted_face_id, confidence: round5(c) }
     });
     ok_json(similar.collect::<Vec<_>>())

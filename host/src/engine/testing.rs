@@ -6,17 +6,14 @@
 //! real engine. Answers pass the same contract check as the guest's (`checked`).
 
 use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
 use super::{Analyser, CallError, CallTimes, EngineFuture, GuestSource, PoolStats, checked, guest};
 
-/// The test engine; `calls` counts the calls it answered.
+/// The test engine.
 #[derive(Debug, Default)]
-pub struct TestEngine {
-    pub calls: AtomicU64,
-}
+pub struct TestEngine;
 
 fn dimensions(image: &[u8]) -> Result<(u32, u32), CallError> {
     let reader = image::ImageReader::new(Cursor::new(image))
@@ -79,7 +76,6 @@ impl Analyser for TestEngine {
         options: guest::DetectOptions,
     ) -> EngineFuture<'_, (Vec<guest::Face>, CallTimes)> {
         Box::pin(async move {
-            self.calls.fetch_add(1, Ordering::Relaxed);
             if options.attributes {
                 return Err(CallError::Unavailable("the test engine computes no attributes".into()));
             }
@@ -103,12 +99,14 @@ impl Analyser for TestEngine {
         model: guest::RecognitionModel,
     ) -> EngineFuture<'_, guest::Face> {
         Box::pin(async move {
-            self.calls.fetch_add(1, Ordering::Relaxed);
             let (w, h) = dimensions(&image)?;
             if target.left + target.width > w as f32 || target.top + target.height > h as f32 {
                 return Err(CallError::Guest(guest::Error::NoFace("targetFace is outside the image".into())));
             }
-            Ok(face(&image, target, false, Some(model)))
+            let face = face(&image, target, false, Some(model));
+            let asked = checked::Asked { max_faces: 1, landmarks: false, recognition: Some(model), attributes: false };
+            checked::face(&face, &asked).map_err(CallError::Broken)?;
+            Ok(face)
         })
     }
 

@@ -41,107 +41,60 @@ pub struct Coordinate {
     pub y: f64,
 }
 
-/// The 27 landmarks, in the service's order.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FaceLandmarks {
-    pub pupil_left: Coordinate,
-    pub pupil_right: Coordinate,
-    pub nose_tip: Coordinate,
-    pub mouth_left: Coordinate,
-    pub mouth_right: Coordinate,
-    pub eyebrow_left_outer: Coordinate,
-    pub eyebrow_left_inner: Coordinate,
-    pub eye_left_outer: Coordinate,
-    pub eye_left_top: Coordinate,
-    pub eye_left_bottom: Coordinate,
-    pub eye_left_inner: Coordinate,
-    pub eyebrow_right_inner: Coordinate,
-    pub eyebrow_right_outer: Coordinate,
-    pub eye_right_inner: Coordinate,
-    pub eye_right_top: Coordinate,
-    pub eye_right_bottom: Coordinate,
-    pub eye_right_outer: Coordinate,
-    pub nose_root_left: Coordinate,
-    pub nose_root_right: Coordinate,
-    pub nose_left_alar_top: Coordinate,
-    pub nose_right_alar_top: Coordinate,
-    pub nose_left_alar_out_tip: Coordinate,
-    pub nose_right_alar_out_tip: Coordinate,
-    pub upper_lip_top: Coordinate,
-    pub upper_lip_bottom: Coordinate,
-    pub under_lip_top: Coordinate,
-    pub under_lip_bottom: Coordinate,
+/// `FaceLandmarks` with these fields, in this order, and its constructor from the points in
+/// that order.
+macro_rules! landmarks {
+    ($($field:ident),* $(,)?) => {
+        /// The 27 landmarks, in the service's order (face-core's `FaceLandmarks::NAMES`).
+        #[derive(Debug, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct FaceLandmarks {
+            $(pub $field: Coordinate,)*
+        }
+
+        impl FaceLandmarks {
+            /// The landmarks from their 27 points in the order of `face_core::FaceLandmarks::NAMES`.
+            pub fn from_points(points: [Coordinate; 27]) -> FaceLandmarks {
+                let [$($field),*] = points;
+                FaceLandmarks { $($field),* }
+            }
+        }
+    };
 }
 
-impl FaceLandmarks {
-    /// The landmarks from their 27 points in the order of `face_core::FaceLandmarks::NAMES`
-    /// (the order of this type's fields).
-    pub fn from_points(p: [Coordinate; 27]) -> FaceLandmarks {
-        let [
-            pupil_left,
-            pupil_right,
-            nose_tip,
-            mouth_left,
-            mouth_right,
-            eyebrow_left_outer,
-            eyebrow_left_inner,
-            eye_left_outer,
-            eye_left_top,
-            eye_left_bottom,
-            eye_left_inner,
-            eyebrow_right_inner,
-            eyebrow_right_outer,
-            eye_right_inner,
-            eye_right_top,
-            eye_right_bottom,
-            eye_right_outer,
-            nose_root_left,
-            nose_root_right,
-            nose_left_alar_top,
-            nose_right_alar_top,
-            nose_left_alar_out_tip,
-            nose_right_alar_out_tip,
-            upper_lip_top,
-            upper_lip_bottom,
-            under_lip_top,
-            under_lip_bottom,
-        ] = p;
-        FaceLandmarks {
-            pupil_left,
-            pupil_right,
-            nose_tip,
-            mouth_left,
-            mouth_right,
-            eyebrow_left_outer,
-            eyebrow_left_inner,
-            eye_left_outer,
-            eye_left_top,
-            eye_left_bottom,
-            eye_left_inner,
-            eyebrow_right_inner,
-            eyebrow_right_outer,
-            eye_right_inner,
-            eye_right_top,
-            eye_right_bottom,
-            eye_right_outer,
-            nose_root_left,
-            nose_root_right,
-            nose_left_alar_top,
-            nose_right_alar_top,
-            nose_left_alar_out_tip,
-            nose_right_alar_out_tip,
-            upper_lip_top,
-            upper_lip_bottom,
-            under_lip_top,
-            under_lip_bottom,
-        }
-    }
-}
+landmarks!(
+    pupil_left,
+    pupil_right,
+    nose_tip,
+    mouth_left,
+    mouth_right,
+    eyebrow_left_outer,
+    eyebrow_left_inner,
+    eye_left_outer,
+    eye_left_top,
+    eye_left_bottom,
+    eye_left_inner,
+    eyebrow_right_inner,
+    eyebrow_right_outer,
+    eye_right_inner,
+    eye_right_top,
+    eye_right_bottom,
+    eye_right_outer,
+    nose_root_left,
+    nose_root_right,
+    nose_left_alar_top,
+    nose_right_alar_top,
+    nose_left_alar_out_tip,
+    nose_right_alar_out_tip,
+    upper_lip_top,
+    upper_lip_bottom,
+    under_lip_top,
+    under_lip_bottom,
+);
 
 /// The attribute groups asked for, in the order the service writes them (whatever the order
 /// asked in); a group not asked for is absent.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FaceAttributes {
     #[serde(skip_serializing_if = "Option::is_none")]

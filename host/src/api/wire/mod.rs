@@ -1,11 +1,14 @@
 //! The Face API's wire format: every request body, query and answer of the 69 operations as a
-//! type, named as Face.json's definitions and with their fields in the order the service writes
-//! them. Handlers read and answer with these types, and the OpenAPI document takes its schemas
-//! from them (`utoipa`), so the two cannot drift apart.
+//! type, named as Face.json's definitions where the spec has one (the answers of a create or an
+//! add, `PersonCreated` and `PersistedFaceAdded`, are the spec's types with the id alone), with
+//! their fields in the order the service writes them. Handlers read bodies into and answer with
+//! these types, and the OpenAPI document takes its schemas from them (`utoipa`). The query types'
+//! `read` looks their parameters up by name: `query.rs` keeps each name beside its field.
 //!
-//! Request bodies keep the spec's required fields as `Option`s: a missing one is refused by the
-//! handler with the Face API's own error and message, not by serde's; the schema still marks
-//! them required (`#[schema(required)]`).
+//! Request bodies mostly keep the spec's required fields as `Option`s: a missing one is refused
+//! by the handler with the Face API's own error and message, not by serde's; the schema still
+//! marks them required (`#[schema(required)]`). The two verify bodies are told apart by which
+//! fields are present (`VerifyRequest`'s `try_from`), which refuses a body that is neither.
 
 mod face;
 mod query;
@@ -22,7 +25,7 @@ pub use face::{
 pub use query::{ATTRIBUTES, AddFaceQuery, CollectionQuery, DetectQuery, ListQuery, SnapshotListQuery};
 
 /// `name` and `userData`: the body of an update, and of a person's create.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NameAndUserDataContract {
     /// 1 to 128 characters; required on create.

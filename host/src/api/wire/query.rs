@@ -57,16 +57,26 @@ pub struct DetectQuery {
 }
 
 impl DetectQuery {
+    /// The parameters, checked in the order the service checks them (the first bad one is the
+    /// one the error names).
     pub fn read(q: &Query) -> ApiResult<DetectQuery> {
         let (default_ttl, min_ttl, max_ttl) = FACE_ID_TTL;
+        let return_face_id = q.bool("returnFaceId", true)?;
+        let return_face_landmarks = q.bool("returnFaceLandmarks", false)?;
+        let return_recognition_model = q.bool("returnRecognitionModel", false)?;
+        let return_face_attributes = attributes(q)?;
+        let recognition_model = input::recognition_model(q.get("recognitionModel"))?;
+        let detection_model = input::detection_model(q)?;
+        let face_id_time_to_live =
+            q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)? as u64;
         Ok(DetectQuery {
-            return_face_id: q.bool("returnFaceId", true)?,
-            return_face_landmarks: q.bool("returnFaceLandmarks", false)?,
-            return_face_attributes: attributes(q)?,
-            recognition_model: input::recognition_model(q.get("recognitionModel"))?,
-            return_recognition_model: q.bool("returnRecognitionModel", false)?,
-            detection_model: input::detection_model(q)?,
-            face_id_time_to_live: q.int("faceIdTimeToLive", default_ttl as i64, min_ttl as i64, max_ttl as i64)? as u64,
+            return_face_id,
+            return_face_landmarks,
+            return_face_attributes,
+            recognition_model,
+            return_recognition_model,
+            detection_model,
+            face_id_time_to_live,
         })
     }
 }
