@@ -181,3 +181,98 @@ impl SnapshotListQuery {
         Ok(SnapshotListQuery { kind, apply_scope })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each query type reads the parameters it documents: every documented name, set to a value
+    //! other than its default, comes back in the type (so a name spelt one way in `read` and
+    //! another in the document fails here), and the documented limits are the ones checked.
+
+    use serde_json::Value;
+    use utoipa::IntoParams;
+    use utoipa::openapi::path::ParameterIn;
+
+    use super::*;
+
+    /// The names `T` documents, in order.
+    fn documented<T: IntoParams>() -> Vec<(String, Value)> {
+        T::into_params(|| Some(ParameterIn::Query))
+            .into_iter()
+            .map(|p| {
+                let v = serde_json::to_value(&p).unwrap();
+                (v["name"].as_str().unwrap().to_owned(), v["schema"].clone())
+            })
+            .collect()
+    }
+
+    fn names<T: IntoParams>() -> Vec<String> {
+        documented::<T>().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> Query {
+        let raw: String = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        Query::parse(Some(&raw)).unwrap()
+    }
+
+    #[test]
+    fn each_query_type_reads_every_parameter_it_documents() {
+        let given = [
+            ("returnFaceId", "false"),
+            ("returnFaceLandmarks", "true"),
+            ("returnFaceAttributes", "age,noise"),
+            ("recognitionModel", "recognition_03"),
+            ("returnRecognitionModel", "true"),
+            ("detectionModel", "detection_02"),
+            ("faceIdTimeToLive", "60"),
+        ];
+        assert_eq!(names::<DetectQuery>(), given.map(|(n, _)| n));
+        let d = DetectQuery::read(&query(&given)).unwrap();
+        assert!(!d.return_face_id && d.return_face_landmarks && d.return_recognition_model);
+        assert_eq!(d.return_face_attributes, ["age", "noise"]);
+        assert_eq!(
+            (d.recognition_model, d.detection_model, d.face_id_time_to_live),
+            ("recognition_03", "detection_02", 60)
+        );
+
+        let given = [("userData", "u"), ("targetFace", "1,2,3,4"), ("detectionModel", "detection_02")];
+        assert_eq!(names::<AddFaceQuery>(), given.map(|(n, _)| n));
+        let a = AddFaceQuery::read(&query(&given)).unwrap();
+        assert_eq!(
+            (a.user_data.as_deref(), a.target_face, a.detection_model),
+            (Some("u"), Some([1, 2, 3, 4]), "detection_02")
+        );
+
+        let given = [("returnRecognitionModel", "true")];
+        assert_eq!(names::<CollectionQuery>(), given.map(|(n, _)| n));
+        assert!(CollectionQuery::read(&query(&given)).unwrap().return_recognition_model);
+
+        let given = [("start", "b"), ("top", "7")];
+        assert_eq!(names::<ListQuery>(), given.map(|(n, _)| n));
+        let l = ListQuery::read(&query(&given)).unwrap();
+        assert_eq!((l.start.as_deref(), l.top), (Some("b"), 7));
+
+        let scope = "00000000-0000-4000-8000-000000000001";
+        let given = [("type", "FaceList"), ("applyScope", scope)];
+        assert_eq!(names::<SnapshotListQuery>(), given.map(|(n, _)| n));
+        let s = SnapshotListQuery::read(&query(&given)).unwrap();
+        assert_eq!((s.kind, s.apply_scope), (Some(crate::store::Kind::FaceList), vec![scope.to_owned()]));
+    }
+
+    #[test]
+    fn the_documented_limits_are_the_ones_checked() {
+        let (_, min_ttl, max_ttl) = FACE_ID_TTL;
+        let docs = documented::<DetectQuery>();
+        let ttl = &docs.iter().find(|(n, _)| n == "faceIdTimeToLive").unwrap().1;
+        assert_eq!((ttl["minimum"].as_u64(), ttl["maximum"].as_u64()), (Some(min_ttl), Some(max_ttl)));
+        for (value, ok) in [(min_ttl - 1, false), (min_ttl, true), (max_ttl, true), (max_ttl + 1, false)] {
+            let read = DetectQuery::read(&query(&[("faceIdTimeToLive", &value.to_string())]));
+            assert_eq!(read.is_ok(), ok, "faceIdTimeToLive={value}");
+        }
+        let docs = documented::<ListQuery>();
+        let top = &docs.iter().find(|(n, _)| n == "top").unwrap().1;
+        assert_eq!((top["minimum"].as_u64(), top["maximum"].as_u64()), (Some(1), Some(1000)));
+        for (value, ok) in [(0, false), (1, true), (1000, true), (1001, false)] {
+            assert_eq!(ListQuery::read(&query(&[("top", &value.to_string())])).is_ok(), ok, "top={value}");
+        }
+    }
+}
