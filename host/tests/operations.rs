@@ -330,7 +330,14 @@ fn detect_and_face_operations(app: &App) {
         404,
         "FaceNotFound",
     );
-    app.fails("Face_VerifyFaceToFace", "/verify", In::Json(json!({ "faceId1": obama })), 400, "BadArgument");
+    let neither = app.call("Face_VerifyFaceToFace", "/verify", In::Json(json!({ "faceId1": obama })));
+    assert_eq!((neither.status, neither.json["error"]["code"].as_str()), (400, Some("BadArgument")));
+    assert_eq!(
+        neither.json["error"]["message"],
+        "Request body is invalid: give faceId1 and faceId2, or faceId, personId and personGroupId (or \
+         largePersonGroupId).",
+        "a body that is neither verify's says what each needs"
+    );
 
     let similar = app.ok(
         "Face_FindSimilar",
