@@ -454,11 +454,13 @@ mod tests {
         };
         let mut wrong = Vec::new();
         let mut seen = 0;
+        let mut spec_ops = std::collections::BTreeMap::new();
         for section in ["paths", "x-ms-paths"] {
             for (path, ops) in spec[section].as_object().unwrap() {
                 for (method, op) in ops.as_object().unwrap() {
                     seen += 1;
                     let id = op["operationId"].as_str().unwrap();
+                    spec_ops.insert(id.to_owned(), op.clone());
                     let route = path.split('?').next().unwrap();
                     let ours = &doc["paths"][route][method];
                     if !ours["x-operationIds"].as_array().is_some_and(|ids| ids.contains(&json!(id))) {
@@ -559,6 +561,33 @@ mod tests {
             }
         }
         assert_eq!(seen, 69);
+        // The other direction: nothing in the document that the spec lacks. Every operation
+        // serves spec operationIds only; its answer codes and media types are those ids' own.
+        for (route, methods) in doc["paths"].as_object().unwrap() {
+            for (method, ours) in methods.as_object().unwrap() {
+                let ids: Vec<&str> =
+                    ours["x-operationIds"].as_array().unwrap().iter().filter_map(|i| i.as_str()).collect();
+                let Some(theirs) = ids.iter().map(|id| spec_ops.get(*id)).collect::<Option<Vec<&Value>>>() else {
+                    wrong.push(format!("{method} {route}: {ids:?} are not all operations of the spec"));
+                    continue;
+                };
+                for status in ours["responses"].as_object().unwrap().keys() {
+                    if !theirs.iter().any(|op| op["responses"].get(status).is_some()) {
+                        wrong.push(format!("{method} {route}: a {status} answer the spec has not"));
+                    }
+                }
+                for media in ours["requestBody"]["content"].as_object().into_iter().flatten().map(|(m, _)| m) {
+                    // An operation without `consumes` takes the document's default, JSON.
+                    let consumed = |op: &&Value| match op["consumes"].as_array() {
+                        Some(c) => c.contains(&json!(media)),
+                        None => media == "application/json",
+                    };
+                    if !theirs.iter().any(consumed) {
+                        wrong.push(format!("{method} {route}: a {media} body the spec has not"));
+                    }
+                }
+            }
+        }
         assert!(wrong.is_empty(), "{} differences from Face.json:\n{}", wrong.len(), wrong.join("\n"));
     }
 }
