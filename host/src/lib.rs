@@ -9,6 +9,7 @@
 //! - `faces`: faceIds with their time to live, recognition model names; `index`: the trained
 //!   index identify and find-similar search (int8, exact re-ranking, persisted in parts).
 //! - `fetch`: image URLs fetched with SSRF guards.
+//! - `expiry`: the sweepers of faceIds, snapshots and stopped hosts' work.
 //! - `training`: training rounds in the background, the trained index searches use, and the
 //!   changes other hosts make to it (events), beside the API's routes.
 //! - `billing`: the usage journal and the heartbeat to the Billing endpoint; `metrics`: the
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod billing;
 pub mod engine;
+pub mod expiry;
 pub mod faces;
 pub mod fetch;
 pub mod index;

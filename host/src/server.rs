@@ -399,33 +399,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let state = open(&config).await?;
     let billing = state.billing.clone();
     let heartbeat = billing.spawn_heartbeat();
-    let sweeper = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            sweeper.face_ids.sweep_all().await;
-            api::snapshots::expire(&sweeper).await;
-        }
-    });
-    // With several hosts: the trainings and operations of a host that stopped, failed once their
-    // leases expire (a third of a minute after, at most).
-    let leases = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(20));
-        loop {
-            tick.tick().await;
-            let store = leases.store.clone();
-            match tokio::task::spawn_blocking(move || store.fail_expired(crate::time::now_ms())).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => {
-                    tracing::warn!(count = n, "trainings or snapshot operations of a stopped host marked failed")
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "looking for the work of stopped hosts failed"),
-                Err(e) => tracing::warn!(error = %e, "looking for the work of stopped hosts failed"),
-            }
-        }
-    });
+    crate::expiry::spawn(&state);
     let listener = tokio::net::TcpListener::bind(config.address)
         .await
         .with_context(|| format!("cannot listen on {} (Server:Address)", config.address))?;

@@ -15,27 +15,10 @@ use super::state::Shared;
 use super::wire::{
     self, ApplySnapshotRequest, OperationStatus, SnapshotListQuery, TakeSnapshotRequest, UpdateSnapshotRequest,
 };
+use crate::expiry::live;
 use crate::settings::Secret;
 use crate::store::{Hold, Kind, Operation, Snapshot, StoreError, operation_key};
 use crate::time::{iso8601, now_ms};
-
-/// Snapshots expire this long after they are taken, as on Azure.
-pub const SNAPSHOT_LIFETIME_MS: i64 = 48 * 3600 * 1000;
-
-/// Whether a snapshot is still within its lifetime (the sweeper deletes the others every minute).
-fn live(s: &Snapshot) -> bool {
-    s.created_ms >= now_ms() - SNAPSHOT_LIFETIME_MS
-}
-
-/// Deletes expired snapshots (the server's sweeper calls this).
-pub async fn expire(state: &Shared) {
-    let before = now_ms() - SNAPSHOT_LIFETIME_MS;
-    match state.db(move |s| s.delete_snapshots_before(before)).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(count = n, "expired snapshots deleted"),
-        Err(e) => tracing::warn!(error = %e, "expired snapshots could not be deleted"),
-    }
-}
 
 /// A snapshot that has not expired, or 404 `SnapshotNotFound`.
 async fn live_snapshot(state: &Shared, sid: &str) -> ApiResult<Snapshot> {
