@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::util::{cache_dir, models_dir, photo_640x480, python, repo_root, target_dir};
+use crate::util::{Flags, cache_dir, models_dir, photo_640x480, python, repo_root, target_dir};
 
 /// Runs a command and parses the last line of its standard output as JSON.
 fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
@@ -41,17 +41,12 @@ fn gzip_size(path: &Path) -> Result<u64> {
 
 pub fn bench(args: &[String]) -> Result<()> {
     let usage = "usage: cargo xtask bench [--runs N] [--load-seconds N (0: no load run)]";
-    let (mut runs, mut load_seconds) = (20usize, 8u64);
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        match (flag.as_str(), rest.next()) {
-            ("--runs", Some(n)) => {
-                runs = n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?
-            }
-            ("--load-seconds", Some(n)) => load_seconds = n.parse().context("--load-seconds takes a whole number")?,
-            _ => bail!("{usage}"),
-        }
+    let flags = Flags::parse(args, usage, &["--runs", "--load-seconds"], &[])?;
+    let runs: usize = flags.value("--runs", 20)?;
+    if runs < 1 {
+        return Err(flags.refuse("--runs takes a number of at least 1"));
     }
+    let load_seconds: u64 = flags.value("--load-seconds", 8)?;
     let photo = photo_640x480()?;
     let models = models_dir();
     let runs_s = runs.to_string();

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{cache_dir, repo_root, run};
+use crate::util::{Flags, cache_dir, repo_root, run};
 
 /// The container engine: podman (preferred), or docker where its daemon answers.
 #[derive(Debug, Clone)]
@@ -404,18 +404,10 @@ pub fn report(engine: &Engine, built: &Built) -> Result<()> {
 
 pub fn image(args: &[String]) -> Result<()> {
     const USAGE: &str = "usage: cargo xtask image [--offline-bases] [--package DIR] [--tag NAME]";
-    let mut offline = false;
-    let mut package: Option<PathBuf> = None;
-    let mut tag = "face-server:latest".to_owned();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--offline-bases" => offline = true,
-            "--package" => package = Some(PathBuf::from(it.next().context(USAGE)?)),
-            "--tag" => tag = it.next().context(USAGE)?.clone(),
-            other => bail!("unknown argument {other:?}; {USAGE}"),
-        }
-    }
+    let flags = Flags::parse(args, USAGE, &["--package", "--tag"], &["--offline-bases"])?;
+    let offline = flags.on("--offline-bases");
+    let package: Option<PathBuf> = flags.text("--package").map(PathBuf::from);
+    let tag = flags.text("--tag").unwrap_or("face-server:latest").to_owned();
     let engine = Engine::find()?;
     let built = build(&engine, package.as_deref(), &tag, offline)?;
     report(&engine, &built)

@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::server::build_server;
-use crate::util::{cache_dir, models_dir, python, repo_root, run, testdata_dir};
+use crate::util::{Flags, cache_dir, models_dir, python, repo_root, run, testdata_dir};
 
 /// `cargo xtask serve [Key=value ...]`: builds and runs face-server with this checkout's guest,
 /// models and a data directory in the cache, reporting usage to a local face-meter on port 5001
@@ -56,26 +56,16 @@ pub fn serve(args: &[String]) -> Result<()> {
 
 pub fn e2e(args: &[String]) -> Result<()> {
     const USAGE: &str = "usage: cargo xtask e2e [--data DIR] [--hosts N [--tls] [--pgbouncer]]";
+    let flags = Flags::parse(args, USAGE, &["--data", "--hosts"], &["--tls", "--pgbouncer"])?;
     let mut extra: Vec<String> = Vec::new();
-    let mut hosts = 1usize;
-    let mut tls = false;
-    let mut pgbouncer = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--data" => match it.next() {
-                Some(d) => extra.extend(["--data".to_owned(), d.clone()]),
-                None => bail!(USAGE),
-            },
-            "--hosts" => match it.next().and_then(|n| n.parse().ok()) {
-                Some(n) if n >= 1 => hosts = n,
-                _ => bail!("--hosts needs a number of hosts, 1 or more; {USAGE}"),
-            },
-            "--tls" => tls = true,
-            "--pgbouncer" => pgbouncer = true,
-            other => bail!("unknown argument {other:?}; {USAGE}"),
-        }
+    if let Some(dir) = flags.text("--data") {
+        extra.extend(["--data".to_owned(), dir.to_owned()]);
     }
+    let hosts: usize = flags.value("--hosts", 1)?;
+    if hosts < 1 {
+        return Err(flags.refuse("--hosts needs a number of hosts, 1 or more"));
+    }
+    let (tls, pgbouncer) = (flags.on("--tls"), flags.on("--pgbouncer"));
     if (tls || pgbouncer) && hosts < 2 {
         bail!("--tls and --pgbouncer are for the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
     }

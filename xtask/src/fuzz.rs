@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use image::{DynamicImage, ImageFormat, imageops};
 
-use crate::util::{cache_dir, repo_root, run, target_dir, testdata_dir};
+use crate::util::{Flags, cache_dir, repo_root, run, target_dir, testdata_dir};
 
 /// The targets, by the name `--target` takes; their binaries are `fuzz-<name>`.
 const TARGETS: [&str; 3] = ["decode", "request", "guest-values"];
@@ -40,16 +40,10 @@ struct Outcome {
 }
 
 pub fn fuzz(args: &[String]) -> Result<()> {
-    let mut seconds = 60u64;
-    let mut only: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seconds" => seconds = it.next().context("--seconds needs a number")?.parse()?,
-            "--target" => only = Some(it.next().context("--target needs a name")?.clone()),
-            other => bail!("unknown argument {other:?}; usage: cargo xtask fuzz [--seconds N] [--target {TARGETS:?}]"),
-        }
-    }
+    let usage = "usage: cargo xtask fuzz [--seconds N] [--target decode|request|guest-values]";
+    let flags = Flags::parse(args, usage, &["--seconds", "--target"], &[])?;
+    let seconds: u64 = flags.value("--seconds", 60)?;
+    let only: Option<String> = flags.text("--target").map(str::to_owned);
     if let Some(t) = &only
         && !TARGETS.contains(&t.as_str())
     {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::container::{Engine, build, report};
-use crate::util::{agent, cache_dir, metric, python, repo_root, run, testdata_dir, wait_until};
+use crate::util::{Flags, agent, cache_dir, metric, python, repo_root, run, testdata_dir, wait_until};
 
 /// How long a container may take to answer /ready (the guest comes precompiled in the image).
 const READY_S: u64 = 120;
@@ -61,14 +61,8 @@ impl Drop for Cleanup<'_> {
 
 pub fn image_test(args: &[String]) -> Result<()> {
     const USAGE: &str = "usage: cargo xtask image-test [--build] [--compose]";
-    let (mut full, mut compose) = (false, false);
-    for a in args {
-        match a.as_str() {
-            "--build" => full = true,
-            "--compose" => compose = true,
-            _ => bail!("{USAGE}"),
-        }
-    }
+    let flags = Flags::parse(args, USAGE, &[], &["--build", "--compose"])?;
+    let (full, compose) = (flags.on("--build"), flags.on("--compose"));
     let root = repo_root();
     let hadolint = python()?.with_file_name("hadolint");
     run(Command::new(&hadolint).arg("--config").arg(root.join(".hadolint.yaml")).arg(root.join("Dockerfile")))?;

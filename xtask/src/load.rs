@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::server::build_server;
-use crate::util::{Killed, agent, cache_dir, free_port, memory_mb, models_dir, repo_root, testdata_dir};
+use crate::util::{Flags, Killed, agent, cache_dir, free_port, memory_mb, models_dir, repo_root, testdata_dir};
 
 pub(crate) const KEY: &str = "load-key";
 
@@ -219,18 +219,16 @@ fn identify_phases(run: &Running, seconds: u64, failed: &mut bool) -> Result<()>
 }
 
 pub fn load(args: &[String]) -> Result<()> {
-    let mut seconds: u64 = 10;
-    let mut backends: Vec<String> = ["tract", "onnxruntime", "guest"].map(String::from).to_vec();
-    let mut hosts = 1usize;
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        match (flag.as_str(), rest.next()) {
-            ("--seconds", Some(n)) => seconds = n.parse().context("--seconds takes a whole number")?,
-            ("--backends", Some(list)) => backends = list.split(',').map(str::to_owned).collect(),
-            ("--hosts", Some(n)) => hosts = n.parse().context("--hosts takes a whole number")?,
-            _ => bail!("usage: cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest] [--hosts N]"),
-        }
-    }
+    let flags = Flags::parse(
+        args,
+        "usage: cargo xtask load [--seconds N] [--backends tract,onnxruntime,guest] [--hosts N]",
+        &["--seconds", "--backends", "--hosts"],
+        &[],
+    )?;
+    let seconds: u64 = flags.value("--seconds", 10)?;
+    let backends: Vec<String> =
+        flags.text("--backends").unwrap_or("tract,onnxruntime,guest").split(',').map(str::to_owned).collect();
+    let hosts: usize = flags.value("--hosts", 1)?;
     let (server, guest) = build_server()?;
     if hosts > 1 {
         return load_hosts(&server, &guest, seconds, hosts);

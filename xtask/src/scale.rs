@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::server::{Served, build_server, start_meter, wait_ready};
-use crate::util::{Rng, cache_dir, free_port, memory_mb, metric, shared_data, testdata_dir};
+use crate::util::{Flags, Rng, cache_dir, free_port, memory_mb, metric, shared_data, testdata_dir};
 
 const KEY: &str = "scale-key";
 const GROUP: &str = "scale-group";
@@ -173,24 +173,16 @@ fn db_mb(dir: &Path) -> f64 {
 pub fn scale(args: &[String]) -> Result<()> {
     // A thousand calls per figure: a p99 of 200 calls is their second-worst, which one stall of
     // the machine decides (one of 100 ms hit four concurrent identifies at once in a run here).
-    let (mut faces, mut clients, mut requests) = (1_000_000usize, 4usize, 1000usize);
-    let mut registry_photos = false;
-    let mut postgres = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut num =
-            |what: &str| -> Result<usize> { Ok(it.next().with_context(|| format!("{what} needs a number"))?.parse()?) };
-        match a.as_str() {
-            "--faces" => faces = num("--faces")?,
-            "--concurrency" => clients = num("--concurrency")?.max(1),
-            "--requests" => requests = num("--requests")?.max(clients),
-            "--registry-photos" => registry_photos = true,
-            "--postgres" => postgres = true,
-            other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R] [--registry-photos] [--postgres]"
-            ),
-        }
-    }
+    let flags = Flags::parse(
+        args,
+        "usage: cargo xtask scale [--faces N] [--concurrency C] [--requests R] [--registry-photos] [--postgres]",
+        &["--faces", "--concurrency", "--requests"],
+        &["--registry-photos", "--postgres"],
+    )?;
+    let faces: usize = flags.value("--faces", 1_000_000)?;
+    let clients: usize = flags.value::<usize>("--concurrency", 4)?.max(1);
+    let requests: usize = flags.value::<usize>("--requests", 1000)?.max(clients);
+    let (registry_photos, postgres) = (flags.on("--registry-photos"), flags.on("--postgres"));
     // (path, identity, role) of the real photos: shared/data's identification split, or with
     // --registry-photos the registry's test photos (`cargo xtask testdata`), which any clone has.
     let split: Vec<(PathBuf, String, String)> = if registry_photos {

@@ -38,7 +38,7 @@ use image::{ImageFormat, imageops};
 use serde_json::{Value, json};
 
 use crate::server::{Served, build_server, start_meter, wait_ready};
-use crate::util::{Rng, free_port, memory_mb, testdata_dir};
+use crate::util::{Flags, Rng, free_port, memory_mb, testdata_dir};
 
 const KEY: &str = "soak-key";
 const GROUP: &str = "soak-group";
@@ -306,24 +306,14 @@ fn rss_mb(pid: u32) -> f64 {
 }
 
 pub fn soak(args: &[String]) -> Result<()> {
-    let mut total = 10_000usize;
-    let mut concurrency = 16usize;
-    let mut hosts = 1usize;
-    let mut restart_db = false;
-    let mut pgbouncer = false;
     const USAGE: &str =
         "usage: cargo xtask soak [--requests N] [--concurrency C] [--hosts H [--restart-db] [--pgbouncer]]";
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--requests" => total = it.next().context("--requests needs a number")?.parse()?,
-            "--concurrency" => concurrency = it.next().context("--concurrency needs a number")?.parse()?,
-            "--hosts" => hosts = it.next().context("--hosts needs a number")?.parse::<usize>()?.max(1),
-            "--restart-db" => restart_db = true,
-            "--pgbouncer" => pgbouncer = true,
-            other => bail!("unknown argument {other:?}; {USAGE}"),
-        }
-    }
+    let flags =
+        Flags::parse(args, USAGE, &["--requests", "--concurrency", "--hosts"], &["--restart-db", "--pgbouncer"])?;
+    let total: usize = flags.value("--requests", 10_000)?;
+    let concurrency: usize = flags.value("--concurrency", 16)?;
+    let hosts: usize = flags.value::<usize>("--hosts", 1)?.max(1);
+    let (restart_db, pgbouncer) = (flags.on("--restart-db"), flags.on("--pgbouncer"));
     if (restart_db || pgbouncer) && hosts < 2 {
         bail!("--restart-db and --pgbouncer are for the hosts' PostgreSQL: give --hosts 2 or more; {USAGE}");
     }

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::load::{KEY, Running, start};
 use crate::server::build_server;
-use crate::util::{PHOTO_SIZES, photo_sized};
+use crate::util::{Flags, PHOTO_SIZES, photo_sized};
 
 /// The stages in the order a request meets them; `rest` is computed.
 const ORDER: [&str; 16] = [
@@ -86,18 +86,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn stages(args: &[String]) -> Result<()> {
     let usage = "usage: cargo xtask stages [--runs N] [--backends tract,onnxruntime,guest]";
-    let mut runs = 7usize;
-    let mut backends: Vec<String> = ["tract", "onnxruntime", "guest"].map(String::from).to_vec();
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        match (flag.as_str(), rest.next()) {
-            ("--runs", Some(n)) => {
-                runs = n.parse().ok().filter(|&n| n >= 1).context("--runs takes a number of at least 1")?
-            }
-            ("--backends", Some(list)) => backends = list.split(',').map(str::to_owned).collect(),
-            _ => bail!("{usage}"),
-        }
+    let flags = Flags::parse(args, usage, &["--runs", "--backends"], &[])?;
+    let runs: usize = flags.value("--runs", 7)?;
+    if runs < 1 {
+        return Err(flags.refuse("--runs takes a number of at least 1"));
     }
+    let backends: Vec<String> =
+        flags.text("--backends").unwrap_or("tract,onnxruntime,guest").split(',').map(str::to_owned).collect();
     let (server, guest) = build_server()?;
     let photos: Vec<(String, Vec<u8>)> = PHOTO_SIZES
         .iter()

@@ -230,3 +230,81 @@ pub fn wait_until(what: &str, within: std::time::Duration, mut ready: impl FnMut
     }
     Ok(())
 }
+
+/// An xtask command's flags, read one way for every command: `--name value` options and
+/// `--name` switches, each at most once where it is given; an unknown flag, or an option without
+/// its value, is refused with the command's usage.
+#[derive(Debug)]
+pub struct Flags {
+    values: std::collections::HashMap<String, String>,
+    switches: std::collections::HashSet<String>,
+    usage: &'static str,
+}
+
+impl Flags {
+    /// `options` take a value; `switches` take none.
+    pub fn parse(args: &[String], usage: &'static str, options: &[&str], switches: &[&str]) -> Result<Flags> {
+        let mut flags = Flags { values: Default::default(), switches: Default::default(), usage };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if options.contains(&a.as_str()) {
+                let value = it.next().with_context(|| format!("{a} needs a value; {usage}"))?;
+                flags.values.insert(a.clone(), value.clone());
+            } else if switches.contains(&a.as_str()) {
+                flags.switches.insert(a.clone());
+            } else {
+                bail!("unknown argument {a:?}; {usage}");
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The option's value as a `T`, or `default` when it is not given.
+    pub fn value<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.values.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{name} {v:?}: {e}; {}", self.usage)),
+        }
+    }
+
+    /// The option's value as given.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Whether the switch is given.
+    pub fn on(&self, name: &str) -> bool {
+        self.switches.contains(name)
+    }
+
+    /// An error that says what is wrong, with the usage.
+    pub fn refuse(&self, what: &str) -> anyhow::Error {
+        anyhow::anyhow!("{what}; {}", self.usage)
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::Flags;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_read_options_and_switches_and_refuse_the_rest() {
+        let f = Flags::parse(&args(&["--runs", "3", "--tls"]), "usage: x", &["--runs", "--data"], &["--tls"]).unwrap();
+        assert_eq!(f.value("--runs", 7usize).unwrap(), 3);
+        assert_eq!(f.value("--data", 9u8).unwrap(), 9);
+        assert!(f.on("--tls") && f.text("--data").is_none());
+        let unknown = Flags::parse(&args(&["--rnus", "3"]), "usage: x", &["--runs"], &[]).unwrap_err();
+        assert_eq!(unknown.to_string(), "unknown argument \"--rnus\"; usage: x");
+        let missing = Flags::parse(&args(&["--runs"]), "usage: x", &["--runs"], &[]).unwrap_err();
+        assert_eq!(missing.to_string(), "--runs needs a value; usage: x");
+        let f = Flags::parse(&args(&["--runs", "many"]), "usage: x", &["--runs"], &[]).unwrap();
+        assert!(f.value("--runs", 1usize).unwrap_err().to_string().starts_with("--runs \"many\": invalid digit"));
+    }
+}

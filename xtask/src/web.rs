@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{models_dir, repo_root, run};
+use crate::util::{Flags, models_dir, repo_root, run};
 
 /// The files of the page itself, copied from `web/`.
 const PAGE: [&str; 3] = ["index.html", "app.js", "style.css"];
@@ -56,10 +56,10 @@ pub fn web(args: &[String]) -> Result<()> {
 
 /// Builds the demo and face-server, then runs web/test with Node's test runner.
 pub fn web_test(args: &[String]) -> Result<()> {
-    let shared = match args {
-        [] => None,
-        [flag, dir] if flag == "--data" => Some(PathBuf::from(dir).canonicalize()?),
-        _ => bail!("usage: cargo xtask web-test [--data DIR]"),
+    let flags = Flags::parse(args, "usage: cargo xtask web-test [--data DIR]", &["--data"], &[])?;
+    let shared = match flags.text("--data") {
+        Some(dir) => Some(PathBuf::from(dir).canonicalize().with_context(|| format!("--data {dir}"))?),
+        None => None,
     };
     web(&[])?;
     let (server, guest) = crate::server::build_server()?;
