@@ -38,7 +38,7 @@ async fn fail_expired_leases(state: &Shared) {
 }
 
 /// Starts the sweepers: every minute, faceIds and snapshots; every 20 s, the work of stopped
-/// hosts (a third of a lease's 30 s at most after it expired).
+/// hosts (at most 20 s after their lease expired).
 pub fn spawn(state: &Shared) {
     let sweeper = state.clone();
     tokio::spawn(async move {

@@ -331,7 +331,12 @@ fn detect_and_face_operations(app: &App) {
         "FaceNotFound",
     );
     let neither = app.call("Face_VerifyFaceToFace", "/verify", In::Json(json!({ "faceId1": obama })));
-    assert_eq!((neither.status, neither.json["error"]["code"].as_str()), (400, Some("BadArgument")));
+    assert_eq!(
+        (neither.status, neither.json["error"]["code"].as_str()),
+        (400, Some("BadArgument")),
+        "{}",
+        neither.json
+    );
     assert_eq!(
         neither.json["error"]["message"],
         "Request body is invalid: give faceId1 and faceId2, or faceId, personId and personGroupId (or \

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use face_core::RgbImage;
 use face_core::{Detection, Embedding, Engine, Point, RecognitionModel, RectF, cosine, verify};
 
-use crate::util::shared_data;
+use crate::util::{Flags, shared_data};
 
 /// Everything eval computes for one photo.
 struct Analysed {
@@ -42,17 +42,13 @@ fn row(figure: &str, ours: String, reference: &str) {
 }
 
 pub fn eval(args: &[String]) -> Result<()> {
-    let mut only_attributes = false;
-    let mut print_cues = false;
-    for a in args {
-        match a.as_str() {
-            "--attributes" => only_attributes = true,
-            "--cues" => print_cues = true,
-            _ => bail!(
-                "usage: cargo xtask eval [--attributes] [--cues]\n  --attributes  only the attribute rows\n  --cues        print each photo's appearance measurements to stderr"
-            ),
-        }
-    }
+    let flags = Flags::parse(
+        args,
+        "usage: cargo xtask eval [--attributes] [--cues]\n  --attributes  only the attribute rows\n  --cues        print each photo's appearance measurements to stderr",
+        &[],
+        &["--attributes", "--cues"],
+    )?;
+    let (only_attributes, print_cues) = (flags.on("--attributes"), flags.on("--cues"));
     let data = shared_data();
     if !data.exists() {
         bail!("{} not found: eval reads the labelled photos in ../shared/data beside the repository", data.display());

@@ -24,6 +24,8 @@ use crate::util::{Flags, cache_dir, repo_root, run, target_dir, testdata_dir};
 
 /// The targets, by the name `--target` takes; their binaries are `fuzz-<name>`.
 const TARGETS: [&str; 3] = ["decode", "request", "guest-values"];
+/// The usage; a test checks that it names `TARGETS`.
+const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--target decode|request|guest-values]";
 
 /// Longest input per target: images and request bodies up to 64 KB, guest answers 4 KB.
 fn max_len(target: &str) -> usize {
@@ -40,8 +42,7 @@ struct Outcome {
 }
 
 pub fn fuzz(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask fuzz [--seconds N] [--target decode|request|guest-values]";
-    let flags = Flags::parse(args, usage, &["--seconds", "--target"], &[])?;
+    let flags = Flags::parse(args, USAGE, &["--seconds", "--target"], &[])?;
     let seconds: u64 = flags.value("--seconds", 60)?;
     let only: Option<String> = flags.text("--target").map(str::to_owned);
     if let Some(t) = &only
@@ -354,4 +355,12 @@ fn guest_seeds() -> Vec<(String, Vec<u8>)> {
     seeds.push(("mid".into(), all));
     seeds.push(("ramp".into(), (0..4000u32).map(|i| (i % 251) as u8).collect()));
     seeds
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_usage_names_every_target() {
+        assert!(super::USAGE.ends_with(&format!("[--target {}]", super::TARGETS.join("|"))));
+    }
 }

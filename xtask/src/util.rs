@@ -231,9 +231,9 @@ pub fn wait_until(what: &str, within: std::time::Duration, mut ready: impl FnMut
     Ok(())
 }
 
-/// An xtask command's flags, read one way for every command: `--name value` options and
-/// `--name` switches, each at most once where it is given; an unknown flag, or an option without
-/// its value, is refused with the command's usage.
+/// An xtask command's flags, read one way by the commands that take `--name` flags: `--name
+/// value` options and `--name` switches, each at most once; an unknown or repeated flag, or an
+/// option without its value, is refused with the command's usage.
 #[derive(Debug)]
 pub struct Flags {
     values: std::collections::HashMap<String, String>,
@@ -249,9 +249,13 @@ impl Flags {
         while let Some(a) = it.next() {
             if options.contains(&a.as_str()) {
                 let value = it.next().with_context(|| format!("{a} needs a value; {usage}"))?;
-                flags.values.insert(a.clone(), value.clone());
+                if flags.values.insert(a.clone(), value.clone()).is_some() {
+                    bail!("{a} is given twice; {usage}");
+                }
             } else if switches.contains(&a.as_str()) {
-                flags.switches.insert(a.clone());
+                if !flags.switches.insert(a.clone()) {
+                    bail!("{a} is given twice; {usage}");
+                }
             } else {
                 bail!("unknown argument {a:?}; {usage}");
             }
@@ -306,5 +310,10 @@ mod flag_tests {
         assert_eq!(missing.to_string(), "--runs needs a value; usage: x");
         let f = Flags::parse(&args(&["--runs", "many"]), "usage: x", &["--runs"], &[]).unwrap();
         assert!(f.value("--runs", 1usize).unwrap_err().to_string().starts_with("--runs \"many\": invalid digit"));
+        assert_eq!(f.refuse("--runs takes 1 or more").to_string(), "--runs takes 1 or more; usage: x");
+        for twice in [&["--runs", "1", "--runs", "2"][..], &["--tls", "--tls"]] {
+            let err = Flags::parse(&args(twice), "usage: x", &["--runs"], &["--tls"]).unwrap_err();
+            assert_eq!(err.to_string(), format!("{} is given twice; usage: x", twice[0]));
+        }
     }
 }

@@ -259,6 +259,24 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_defaults_are_the_ones_read() {
+        let default_of =
+            |docs: &[(String, Value)], name: &str| docs.iter().find(|(n, _)| n == name).unwrap().1["default"].clone();
+        let docs = documented::<DetectQuery>();
+        let d = DetectQuery::read(&query(&[])).unwrap();
+        assert_eq!(default_of(&docs, "returnFaceId"), Value::Bool(d.return_face_id));
+        assert_eq!(default_of(&docs, "returnFaceLandmarks"), Value::Bool(d.return_face_landmarks));
+        assert_eq!(default_of(&docs, "returnRecognitionModel"), Value::Bool(d.return_recognition_model));
+        assert_eq!(d.face_id_time_to_live, FACE_ID_TTL.0, "faceIdTimeToLive's documented default");
+        let c = CollectionQuery::read(&query(&[])).unwrap();
+        assert_eq!(
+            default_of(&documented::<CollectionQuery>(), "returnRecognitionModel"),
+            Value::Bool(c.return_recognition_model)
+        );
+        assert_eq!(ListQuery::read(&query(&[])).unwrap().top, 1000, "top's documented default");
+    }
+
+    #[test]
     fn the_documented_limits_are_the_ones_checked() {
         let (_, min_ttl, max_ttl) = FACE_ID_TTL;
         let docs = documented::<DetectQuery>();
