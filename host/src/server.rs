@@ -293,7 +293,7 @@ fn check_files(engine: &EngineConfig) -> Result<()> {
     Ok(())
 }
 
-/// Starts the engine pool, opens the store and the usage journal, and returns the state every
+/// Opens the store and the usage journal, starts the engine pool, and returns the state every
 /// request shares: what `run` serves (it adds the heartbeat, the sweeper and the listener), and
 /// what the fuzz targets and the in-process tests drive.
 pub async fn open(config: &ServerConfig) -> Result<Shared> {

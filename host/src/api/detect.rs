@@ -19,8 +19,6 @@ use super::wire::{
 use crate::engine::guest;
 use crate::faces::{CachedFace, concrete_model, guest_model, ttl};
 
-pub use super::wire::ATTRIBUTES;
-
 fn point(p: &guest::Point) -> Coordinate {
     Coordinate { x: round1(p.x), y: round1(p.y) }
 }
@@ -34,7 +32,7 @@ fn rectangle(r: &guest::Rectangle) -> FaceRectangle {
 }
 
 /// One face of a detect answer, as the Face API writes it.
-pub fn face_json(
+pub fn detected_face(
     f: &guest::Face,
     face_id: Option<uuid::Uuid>,
     recognition_model: Option<&str>,
@@ -116,7 +114,7 @@ pub async fn detect(State(state): State<Shared>, q: Query, headers: HeaderMap, b
     let mut out = Vec::with_capacity(faces.len());
     for f in &faces {
         let id = if return_face_id { ids.next() } else { None };
-        out.push(face_json(f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
+        out.push(detected_face(f, id, return_model.then_some(recognition), return_landmarks, &attributes)?);
     }
     let mut response = ok_json(out)?;
     let guest_steps = times.steps.iter().fold(0u64, |sum, (_, us)| sum.saturating_add(*us));

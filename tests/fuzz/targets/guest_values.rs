@@ -5,7 +5,8 @@
 
 #![no_main]
 
-use face_host::api::detect::{ATTRIBUTES, face_json};
+use face_host::api::detect::detected_face;
+use face_host::api::wire::ATTRIBUTES;
 use face_host::engine::checked::{self, Asked};
 use face_host::engine::guest;
 use face_host::index::{Index, Row};
@@ -174,7 +175,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for f in &faces {
         let r = &f.rectangle;
         assert!(r.left.checked_add(r.width).is_some() && r.top.checked_add(r.height).is_some());
-        let json = face_json(f, Some(uuid::Uuid::nil()), Some("recognition_04"), asked.landmarks, wanted)
+        let json = detected_face(f, Some(uuid::Uuid::nil()), Some("recognition_04"), asked.landmarks, wanted)
             .expect("a checked face writes");
         let text = serde_json::to_string(&json).expect("JSON writes");
         assert!(!text.contains("null"), "a checked face wrote a null (a NaN or infinity): {text}");

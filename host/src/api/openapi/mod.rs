@@ -243,9 +243,11 @@ pub fn openapi() -> Value {
     })
 }
 
-/// GET /swagger/v1/swagger.json
+/// GET /swagger/v1/swagger.json: the document, generated on the first request (it depends only
+/// on the table and the types).
 pub async fn document(State(_): State<Shared>) -> Response {
-    axum::Json(openapi()).into_response()
+    static DOCUMENT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(openapi);
+    axum::Json(&*DOCUMENT).into_response()
 }
 
 /// The Swagger UI files `/swagger` serves (from npm `swagger-ui-dist`), with their types.
